@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Prepare this machine for the demo and the tests, from nothing:
+#   - Debian packages the lab and the modules need (only those missing);
+#   - .venv with the pinned development dependencies (Debian 12's python3);
+#   - the collection installed where Ansible finds it (~/.ansible/collections).
+# Safe to run again: each step is skipped when already done.
+# Source it (". scripts/setup.sh") to get .venv/bin on PATH.
+set -euo pipefail
+
+KVMB_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export KVMB_ROOT
+KVMB_VENV="${KVMB_VENV:-$KVMB_ROOT/.venv}"
+KVMB_PYTHON="${KVMB_PYTHON:-/usr/bin/python3}"
+KVMB_COLLECTIONS="${KVMB_COLLECTIONS:-$HOME/.ansible/collections}"
+
+_say() { printf '== %s\n' "$*" >&2; }
+
+kvmb_apt() {
+    local need=() pkg
+    local wanted=(iproute2 iptables openssh-server openssh-client dnsmasq-base udhcpc
+                  python3 python3-venv python3-dev gcc git rsync kmod procps)
+    for pkg in "${wanted[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
+    done
+    if [ "${#need[@]}" -gt 0 ]; then
+        _say "installing Debian packages: ${need[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        # policy-rc.d stops Debian's maintainer scripts from starting the
+        # machine's own sshd: the lab starts its own, one per namespace host.
+        local prc=/usr/sbin/policy-rc.d created=0
+        if [ ! -e "$prc" ]; then printf '#!/bin/sh\nexit 101\n' > "$prc"; chmod 755 "$prc"; created=1; fi
+        apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+        [ "$created" = 1 ] && rm -f "$prc"
+    fi
+}
+
+kvmb_venv() {
+    local stamp="$KVMB_VENV/.requirements.sha256" want
+    want="$(cat "$KVMB_ROOT/requirements-dev.txt" | sha256sum | cut -d' ' -f1)"
+    if [ -x "$KVMB_VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+        return 0
+    fi
+    _say "creating $KVMB_VENV with $KVMB_PYTHON"
+    rm -rf "$KVMB_VENV"
+    "$KVMB_PYTHON" -m venv "$KVMB_VENV"
+    "$KVMB_VENV/bin/pip" install -q --upgrade pip >/dev/null
+    "$KVMB_VENV/bin/pip" install -q -r "$KVMB_ROOT/requirements-dev.txt"
+    echo "$want" > "$stamp"
+}
+
+# Install the working tree as the collection: a plain copy of the tracked and
+# untracked-but-not-ignored files, so Ansible, ansible-test and Molecule all see
+# exactly what is in the tree.
+kvmb_install_collection() {
+    local dest="$KVMB_COLLECTIONS/ansible_collections/kvmhost/bridging"
+    mkdir -p "$dest"
+    (cd "$KVMB_ROOT" && git ls-files -co --exclude-standard -z 2>/dev/null || find . -type f -print0) |
+        (cd "$KVMB_ROOT" && rsync -a --delete --from0 --files-from=- ./ "$dest/")
+    # rsync --delete only works on the listed files' dirs; remove stale ones.
+    (cd "$dest" && find . -type f -print0) | while IFS= read -r -d '' f; do
+        [ -e "$KVMB_ROOT/$f" ] || rm -f "$dest/$f"
+    done
+}
+
+kvmb_setup() {
+    kvmb_apt
+    kvmb_venv
+    export PATH="$KVMB_VENV/bin:$PATH"
+    export ANSIBLE_COLLECTIONS_PATH="$KVMB_COLLECTIONS"
+    kvmb_install_collection
+}
+
+kvmb_setup
