@@ -18,7 +18,7 @@ _say() { printf '== %s\n' "$*" >&2; }
 kvmb_apt() {
     local need=() pkg
     local wanted=(iproute2 iptables openssh-server openssh-client dnsmasq-base udhcpc
-                  python3 python3-venv python3-dev gcc git rsync kmod procps)
+                  python3 python3-venv python3-dev gcc git rsync kmod procps shellcheck)
     for pkg in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
     done
@@ -63,9 +63,27 @@ kvmb_install_collection() {
     done
 }
 
+# ansible-test's sanity venvs bootstrap pip from a script on a host this
+# network cannot reach: provide that script, and the pip wheel it installs.
+kvmb_ansible_test_bootstrap() {
+    local version cache="$HOME/.ansible/test/cache"
+    version="$("$KVMB_VENV/bin/python" - <<'PY'
+import re, ansible_test, os
+src = open(os.path.join(os.path.dirname(ansible_test.__file__), "_internal", "python_requirements.py")).read()
+print(re.search(r"default_packages = dict\(\s*pip='([0-9.]+)'", src).group(1))
+PY
+)"
+    mkdir -p "$cache/kvmb-wheels"
+    if ! ls "$cache/kvmb-wheels/pip-$version-"*.whl >/dev/null 2>&1; then
+        "$KVMB_VENV/bin/pip" download -q --no-deps -d "$cache/kvmb-wheels" "pip==$version"
+    fi
+    cp "$KVMB_ROOT/scripts/get_pip_offline.py" "$cache/get_pip_${version//./_}.py"
+}
+
 kvmb_setup() {
     kvmb_apt
     kvmb_venv
+    kvmb_ansible_test_bootstrap
     export PATH="$KVMB_VENV/bin:$PATH"
     export ANSIBLE_COLLECTIONS_PATH="$KVMB_COLLECTIONS"
     kvmb_install_collection
