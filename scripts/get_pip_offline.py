@@ -21,7 +21,7 @@ def main():
     if not found:
         sys.exit("no pip wheel in %s; run scripts/setup.sh" % WHEELS)
     sys.path.insert(0, found[-1])
-    from pip._internal.cli.main import main as pip_main  # noqa: PLC0415
+    from pip._internal.cli.main import main as pip_main
 
     args = [a for a in sys.argv[1:] if a not in ("--no-setuptools", "--no-wheel")]
     if "--no-setuptools" not in sys.argv[1:] and not any(a.startswith("setuptools") for a in args):
