@@ -18,7 +18,7 @@ _say() { printf '== %s\n' "$*" >&2; }
 kvmb_apt() {
     local need=() pkg
     local wanted=(iproute2 iptables openssh-server openssh-client dnsmasq-base udhcpc
-                  python3 python3-venv python3-dev gcc git rsync kmod procps shellcheck)
+                  python3 python3-venv python3-dev gcc git rsync kmod procps shellcheck iputils-ping)
     for pkg in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
     done
