@@ -19,6 +19,7 @@ kvmb_apt() {
     local need=() pkg
     local wanted=(iproute2 iptables openssh-server openssh-client dnsmasq-base udhcpc
                   python3 python3-venv python3-dev gcc git rsync kmod procps shellcheck iputils-ping)
+    wanted+=(libvirt0 libvirt-dev pkg-config libvirt-clients libxml2-utils)  # vm_interface: libvirt-python builds against libvirt-dev; virt-xml-validate
     for pkg in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
     done
@@ -41,9 +42,11 @@ kvmb_venv() {
     if [ -x "$KVMB_VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
         return 0
     fi
-    _say "creating $KVMB_VENV with $KVMB_PYTHON"
-    rm -rf "$KVMB_VENV"
-    "$KVMB_PYTHON" -m venv "$KVMB_VENV"
+    if [ ! -x "$KVMB_VENV/bin/python" ]; then
+        _say "creating $KVMB_VENV with $KVMB_PYTHON"
+        "$KVMB_PYTHON" -m venv "$KVMB_VENV"
+    fi
+    _say "installing requirements-dev.txt into $KVMB_VENV"
     "$KVMB_VENV/bin/pip" install -q --upgrade pip >/dev/null
     "$KVMB_VENV/bin/pip" install -q -r "$KVMB_ROOT/requirements-dev.txt"
     echo "$want" > "$stamp"
