@@ -32,13 +32,13 @@ kvmb_apt() {
         local prc=/usr/sbin/policy-rc.d created=0
         if [ ! -e "$prc" ]; then printf '#!/bin/sh\nexit 101\n' > "$prc"; chmod 755 "$prc"; created=1; fi
         apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-        [ "$created" = 1 ] && rm -f "$prc"
+        if [ "$created" = 1 ]; then rm -f "$prc"; fi
     fi
 }
 
 kvmb_venv() {
     local stamp="$KVMB_VENV/.requirements.sha256" want
-    want="$(cat "$KVMB_ROOT/requirements-dev.txt" | sha256sum | cut -d' ' -f1)"
+    want="$(sha256sum < "$KVMB_ROOT/requirements-dev.txt" | cut -d' ' -f1)"
     if [ -x "$KVMB_VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
         return 0
     fi
@@ -52,18 +52,13 @@ kvmb_venv() {
     echo "$want" > "$stamp"
 }
 
-# Install the working tree as the collection: a plain copy of the tracked and
-# untracked-but-not-ignored files, so Ansible, ansible-test and Molecule all see
-# exactly what is in the tree.
+# Install the working tree as the collection: a copy of everything git does not
+# ignore (tracked files and new ones), so Ansible, ansible-test and Molecule all
+# see exactly what is in the tree. rsync reads the .gitignore files itself.
 kvmb_install_collection() {
     local dest="$KVMB_COLLECTIONS/ansible_collections/kvmhost/bridging"
     mkdir -p "$dest"
-    (cd "$KVMB_ROOT" && git ls-files -co --exclude-standard -z 2>/dev/null || find . -type f -print0) |
-        (cd "$KVMB_ROOT" && rsync -a --delete --from0 --files-from=- ./ "$dest/")
-    # rsync --delete only works on the listed files' dirs; remove stale ones.
-    (cd "$dest" && find . -type f -print0) | while IFS= read -r -d '' f; do
-        [ -e "$KVMB_ROOT/$f" ] || rm -f "$dest/$f"
-    done
+    rsync -a --delete --exclude=/.git --filter=':- .gitignore' "$KVMB_ROOT/" "$dest/"
 }
 
 # ansible-test's sanity venvs bootstrap pip from a script on a host this

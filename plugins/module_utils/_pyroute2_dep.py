@@ -12,13 +12,16 @@ import traceback
 
 from ansible.module_utils.basic import missing_required_lib
 
+__all__ = ["HAS_PYROUTE2", "PYROUTE2_IMPORT_ERROR", "PYROUTE2_VERSION", "IPRoute", "NetlinkError", "assert_pyroute2"]
+
 try:
-    import pyroute2  # noqa: F401
+    import pyroute2
     from pyroute2 import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError
 except ImportError:
     HAS_PYROUTE2 = False
     PYROUTE2_IMPORT_ERROR = traceback.format_exc()
+    PYROUTE2_VERSION = None
     IPRoute = None
 
     class NetlinkError(Exception):
@@ -29,6 +32,7 @@ except ImportError:
 else:
     HAS_PYROUTE2 = True
     PYROUTE2_IMPORT_ERROR = None
+    PYROUTE2_VERSION = getattr(pyroute2, "__version__", "unknown")
 
 
 def assert_pyroute2(module):
