@@ -1,0 +1,219 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, kvmhost.bridging contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: bridge_info
+short_description: What the bridges, taps and guests of a KVM host are
+version_added: 0.1.0
+description:
+  - Answers what C(virbr0), C(breth0) and C(vnet0) are on a KVM or libvirt host. Read-only.
+  - For every Linux bridge returns its MAC, MTU, state, STP settings, addresses and ports; for every port its kind,
+    STP state, carrier and MAC; for a tap, the process that holds it and the guest name from QEMU's C(-name).
+  - Also returns the taps on no bridge, the forwarding sysctls, and a report text like C(brctl show) for people.
+  - Reads one link dump and one address dump over netlink and scans C(/proc) once for the processes that hold taps;
+    the cost grows linearly with the number of ports.
+author:
+  - kvmhost.bridging contributors (@kvmhost)
+extends_documentation_fragment:
+  - kvmhost.bridging.attributes
+  - kvmhost.bridging.attributes.PYROUTE2
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+  platform:
+    platforms: posix
+options: {}
+notes:
+  - Run it with O(ignore:become=true) to see the processes of other users that hold taps.
+  - Works in the network namespace the module runs in; a tap counts as held by a process when the tap is in this
+    namespace, wherever the process runs.
+seealso:
+  - module: kvmhost.bridging.tap
+"""
+
+EXAMPLES = r"""
+- name: What are virbr0 and vnet0?
+  kvmhost.bridging.bridge_info:
+  register: bridges
+
+- name: Show it like brctl show
+  ansible.builtin.debug:
+    msg: "{{ bridges.report.splitlines() }}"
+
+- name: Guests on breth0
+  ansible.builtin.debug:
+    msg: "{{ (bridges.bridges | selectattr('name', 'eq', 'breth0') | first).ports | selectattr('guest') | map(attribute='guest') | list }}"
+"""
+
+RETURN = r"""
+bridges:
+  description: Every Linux bridge, sorted by name.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Name of the bridge.
+      type: str
+      sample: breth0
+    ifindex:
+      description: Interface index.
+      type: int
+    mac:
+      description: MAC address of the bridge.
+      type: str
+      sample: "52:54:00:12:34:56"
+    mtu:
+      description: MTU of the bridge.
+      type: int
+      sample: 1500
+    operstate:
+      description: Operational state, in lower case (V(up), V(down), V(unknown), ...).
+      type: str
+    bridge_id:
+      description: Bridge id as C(brctl show) prints it, priority and address.
+      type: str
+      sample: 8000.525400123456
+    stp:
+      description: Whether STP is on.
+      type: bool
+    stp_mode:
+      description: V(off), V(kernel) or V(user) (an STP daemon).
+      type: str
+    forward_delay:
+      description: Forward delay in seconds.
+      type: float
+      sample: 15.0
+    addresses:
+      description: Addresses on the bridge, each with C(family) (V(ipv4) or V(ipv6)), C(address), C(prefixlen) and C(cidr).
+      type: list
+      elements: dict
+    uplinks:
+      description: Ports that lead outside the host (physical NICs, bonds, VLANs); empty for an isolated or NAT network.
+      type: list
+      elements: str
+    ports:
+      description: Ports of the bridge, in natural order (vnet2 before vnet10).
+      type: list
+      elements: dict
+      contains:
+        name:
+          description: Name of the port.
+          type: str
+        ifindex:
+          description: Interface index.
+          type: int
+        kind:
+          description: V(physical), V(tap), V(veth), V(vlan), V(bond), V(bridge), or another kernel link kind.
+          type: str
+        stp_state:
+          description: V(disabled), V(listening), V(learning), V(forwarding) or V(blocking).
+          type: str
+        carrier:
+          description: Whether the port has carrier (a tap has it while a process holds it).
+          type: bool
+        operstate:
+          description: Operational state, in lower case.
+          type: str
+        mac:
+          description: MAC address.
+          type: str
+        mtu:
+          description: MTU.
+          type: int
+        process:
+          description:
+            - Taps only. The process holding the tap (the lowest pid), with C(pid), C(cmdline) and C(guest), or null.
+            - C(guest) is the name from QEMU's C(-name guest=NAME) or C(-name NAME), or null.
+          type: dict
+        processes:
+          description: Taps only. Every process holding the tap.
+          type: list
+          elements: dict
+        guest:
+          description: Taps only. The guest name, or null.
+          type: str
+        owner:
+          description: Taps only. Owner uid, or null.
+          type: int
+        group:
+          description: Taps only. Group gid, or null.
+          type: int
+        persistent:
+          description: Taps only. Whether the tap stays when no process holds it.
+          type: bool
+        multi_queue:
+          description: Taps only. Whether the tap is multi-queue.
+          type: bool
+        vnet_hdr:
+          description: Taps only. Whether frames carry a virtio-net header.
+          type: bool
+unbridged_taps:
+  description:
+    - Taps that are on no bridge, with the same fields as a tap port (without C(stp_state)).
+    - C(master) names a master that is not a Linux bridge (an Open vSwitch, a bond), or is null.
+  returned: always
+  type: list
+  elements: dict
+forwarding:
+  description:
+    - The forwarding sysctls of the namespace, as integers.
+    - C(bridge_nf_call_*) are null when the br_netfilter module is not loaded; C(ipv6_forwarding) is null without IPv6.
+  returned: always
+  type: dict
+  contains:
+    ip_forward:
+      description: net.ipv4.ip_forward
+      type: int
+    ipv6_forwarding:
+      description: net.ipv6.conf.all.forwarding
+      type: int
+    bridge_nf_call_iptables:
+      description: net.bridge.bridge-nf-call-iptables
+      type: int
+    bridge_nf_call_ip6tables:
+      description: net.bridge.bridge-nf-call-ip6tables
+      type: int
+    bridge_nf_call_arptables:
+      description: net.bridge.bridge-nf-call-arptables
+      type: int
+  sample:
+    ip_forward: 1
+    ipv6_forwarding: 0
+    bridge_nf_call_iptables: null
+    bridge_nf_call_ip6tables: null
+    bridge_nf_call_arptables: null
+report:
+  description: A text like C(brctl show), then one line per bridge and per port saying what it is.
+  returned: always
+  type: str
+  sample: |
+    bridge name  bridge id          STP enabled  interfaces
+    breth0       8000.525400123456  no           eth0
+                                                 vnet0
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.kvmhost.bridging.plugins.module_utils._bridge_info import gather
+from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import fail_on_error
+from ansible_collections.kvmhost.bridging.plugins.module_utils._pyroute2_dep import IPRoute, assert_pyroute2
+
+
+def main():
+    module = AnsibleModule(argument_spec={}, supports_check_mode=True)
+    assert_pyroute2(module)
+    info = fail_on_error(module, gather, IPRoute)
+    module.exit_json(changed=False, **info)
+
+
+if __name__ == "__main__":
+    main()
