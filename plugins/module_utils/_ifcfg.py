@@ -96,7 +96,7 @@ def _utf8_of_codepoint(code):
             length, first = size, lead
             break
     tail = []
-    for _ in range(length - 1):
+    while len(tail) < length - 1:
         tail.append(0x80 | (code & 0x3F))
         code >>= 6
     return bytes([(first | code) & 0xFF, *reversed(tail)])
@@ -638,6 +638,10 @@ def validate_mac(mac, option):
 
 def validate_address(text):
     """An IPv4 host address with prefix length, like 198.18.5.10/24."""
+    if isinstance(text, str) and ":" in text:
+        raise ModuleError(
+            "addresses: %r is an IPv6 address; addresses takes IPv4 only. Set IPv6 with settings (IPV6INIT: true, IPV6ADDR: ...)." % (text,)
+        )
     match = re.fullmatch(r"([0-9.]+)/([0-9]{1,2})", text.strip()) if isinstance(text, str) else None
     if not match:
         raise ModuleError("addresses: %r is not an IPv4 address with a prefix length, like 198.18.5.10/24." % (text,))

@@ -20,7 +20,7 @@ description:
     NetworkManager does; their presence alone makes the module rewrite the file.
   - Does not bring interfaces up or down; it only writes the file.
 author:
-  - kvmhost.bridging contributors
+  - kvmhost.bridging contributors (@kvmhost)
 extends_documentation_fragment:
   - kvmhost.bridging.attributes
 attributes:
@@ -31,6 +31,8 @@ attributes:
     details: Shows the file before and after, and lists the changed keys in RV(changes).
   idempotent:
     support: full
+  platform:
+    platforms: posix
 options:
   device:
     description:
