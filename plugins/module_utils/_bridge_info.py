@@ -169,6 +169,7 @@ def describe(links, addresses, holders, sysctls):
         tap = {
             "name": rec["name"],
             "ifindex": rec["index"],
+            "kind": "tap",
             "master": master["name"] if master else None,
             "carrier": rec["carrier"],
             "operstate": rec["operstate"],

@@ -604,20 +604,25 @@ def _read_argv(pid, proc):
     return [part.decode("utf-8", "replace") for part in raw.split(b"\0") if part]
 
 
-def find_tap_holders(names=None, proc="/proc"):
+def find_tap_holders(names=None, proc="/proc", netns_of=None, own_netns=None):
     """Map tap name -> holders, for taps of this network namespace.
 
     A holder is ``{pid, cmdline, guest}``; each process is listed once per
     tap, lowest pid first. The scan reads /proc/<pid>/fd (links to
-    /dev/net/tun) and fdinfo (``iff: vnet0``); a holder counts when its tap
-    is in this network namespace (asked through pidfd_getfd and
-    TUNGETDEVNETNS, or, where the kernel cannot tell, when the process runs
-    in this namespace).
+    /dev/net/tun) and fdinfo (``iff: vnet0``). /proc shows the processes of
+    every network namespace, and a tap name is only unique within one, so a
+    holder counts only when its tap is in this namespace: asked through
+    pidfd_getfd and TUNGETDEVNETNS, or, where the kernel cannot tell, when the
+    process runs in this namespace. ``netns_of(pid, fd)`` and ``own_netns``
+    replace those look-ups in tests.
     """
-    try:
-        own_ns = _netns_key("/proc/self/ns/net")
-    except OSError:
-        own_ns = None
+    if own_netns is None:
+        try:
+            own_netns = _netns_key("/proc/self/ns/net")
+        except OSError:
+            own_netns = None
+    if netns_of is None:
+        netns_of = _NetnsOf(proc)
     wanted = set(names) if names is not None else None
     candidates = []
     try:
@@ -642,24 +647,35 @@ def find_tap_holders(names=None, proc="/proc"):
             iff = _read_iff(os.path.join(proc, entry, "fdinfo", fd))
             if iff and (wanted is None or iff in wanted):
                 candidates.append((int(entry), int(fd), iff))
-    pidfd = _PidFd()
     found = {}
     seen = set()
     for pid, fd, iff in sorted(candidates):
         if (pid, iff) in seen:
             continue
-        tap_ns = pidfd.tap_netns(pid, fd)
-        if tap_ns is None:
-            try:
-                tap_ns = _netns_key(os.path.join(proc, str(pid), "ns", "net"))
-            except OSError:
-                continue
-        if own_ns is not None and tap_ns != own_ns:
+        tap_ns = netns_of(pid, fd)
+        if tap_ns is None or (own_netns is not None and tap_ns != own_netns):
             continue
         seen.add((pid, iff))
         argv = _read_argv(pid, proc)
         found.setdefault(iff, []).append({"pid": pid, "cmdline": " ".join(argv), "guest": guest_name(argv)})
     return found
+
+
+class _NetnsOf:
+    """The netns of the tap behind a process's fd: exact through pidfd_getfd, else the process's own netns."""
+
+    def __init__(self, proc):
+        self.proc = proc
+        self.pidfd = _PidFd()
+
+    def __call__(self, pid, fd):
+        key = self.pidfd.tap_netns(pid, fd)
+        if key is not None:
+            return key
+        try:
+            return _netns_key(os.path.join(self.proc, str(pid), "ns", "net"))
+        except OSError:
+            return None
 
 
 # --------------------------------------------------------------------- apply
