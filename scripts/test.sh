@@ -57,11 +57,25 @@ run_integration() {
     python -m pytest -q -p no:cacheprovider -o testpaths=tests/integration tests/integration
 }
 
+# Molecule runs from the collection root: only there does it take the scenarios
+# from extensions/molecule and the shared extensions/molecule/config.yml. The
+# scenarios run on lab 20 (made and removed by the default scenario); a fresh
+# ephemeral directory per run keeps a stale "created" state from skipping create.
 run_molecule() {
     if ! ls extensions/molecule/*/molecule.yml >/dev/null 2>&1; then
         echo "no Molecule scenarios yet"; return 0
     fi
-    (cd extensions && molecule test --all)
+    local eph rc=0
+    eph="$(mktemp -d)"
+    # Also when this script is interrupted mid-run, lab 20 goes down.
+    trap 'python "$ROOT/tests/lab" down --id 20 >/dev/null 2>&1 || true; teardown' EXIT
+    MOLECULE_EPHEMERAL_DIRECTORY="$eph" molecule test --all || rc=$?
+    # The default scenario's destroy has run, also after a failed scenario; this
+    # covers a Molecule that crashed or was killed, and fails on any leftover.
+    python "$ROOT/tests/lab" down --id 20 || rc=1
+    trap teardown EXIT
+    rm -rf "$eph"
+    return $rc
 }
 
 # The newest ansible-core needs Python >= 3.12 on the controller.
