@@ -67,6 +67,6 @@ def assert_libvirt(module):
                 reason="to manage libvirt domains",
                 url="https://pypi.org/project/libvirt-python/",
             )
-            + " On RHEL-family hosts install python3-libvirt; on Debian, python3-libvirt.",
+            + ". On RHEL-family hosts and on Debian, install python3-libvirt (or libvirt-python with pip).",
             exception=LIBVIRT_IMPORT_ERROR,
         )

@@ -417,9 +417,9 @@ def open_connection(uri):
     silence_libvirt_stderr()
     try:
         conn = libvirt.open(uri)
+        error = "no connection"
     except LibvirtError as exc:
-        conn = None
-        error = exc
+        conn, error = None, exc
     if conn is None:
         raise ModuleError(
             "libvirt is not reachable at %s: %s. Check that the libvirt daemon runs on the hypervisor "

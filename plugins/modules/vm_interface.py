@@ -19,7 +19,7 @@ description:
     the derived MAC.
   - Other parts of an existing interface (PCI address, target, driver, bandwidth, ...) are kept.
 author:
-  - kvmhost.bridging contributors
+  - kvmhost.bridging contributors (@kvmhost)
 extends_documentation_fragment:
   - kvmhost.bridging.attributes
 attributes:
@@ -52,7 +52,8 @@ options:
     description:
       - MAC address of the guest's network card, for example V(52:54:00:12:34:56).
       - When not set, an existing interface keeps its MAC, and a new interface gets V(52:54:00) followed by the
-        first three bytes of SHA-256 of C(<domain name>\\n<bridge>), so that every run picks the same address.
+        first three bytes of the SHA-256 of the domain's name, a newline and O(bridge) (UTF-8), so that every run picks
+        the same address.
       - Multicast addresses (lowest bit of the first octet set) and V(00:00:00:00:00:00) are refused, as the kernel
         refuses them ("cannot assign requested address").
       - A MAC that another domain or a port of the bridge already uses on O(bridge) is refused.
