@@ -5,6 +5,7 @@
 #   - the collection installed where Ansible finds it (~/.ansible/collections).
 # Safe to run again: each step is skipped when already done.
 # Source it (". scripts/setup.sh") to get .venv/bin on PATH.
+_kvmb_saved_opts="$(set +o)"
 set -euo pipefail
 
 KVMB_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -88,3 +89,6 @@ kvmb_setup() {
 }
 
 kvmb_setup
+# When sourced, give the caller its shell options back.
+eval "$_kvmb_saved_opts"
+unset _kvmb_saved_opts

@@ -88,16 +88,21 @@ class LabError(RuntimeError):
     """Something in the lab could not be set up or found."""
 
 
+def _decode(data):
+    return None if data is None else data.decode("utf-8", "surrogateescape")
+
+
 def _run(argv, check=True, capture=True, input=None, timeout=60):
+    """Run ``argv``; text in and out, decoded exactly (no newline translation)."""
     proc = subprocess.run(
         argv,
         check=False,
-        text=True,
-        input=input,
+        input=None if input is None else input.encode("utf-8", "surrogateescape"),
         stdout=subprocess.PIPE if capture else None,
         stderr=subprocess.PIPE if capture else None,
         timeout=timeout,
     )
+    proc.stdout, proc.stderr = _decode(proc.stdout), _decode(proc.stderr)
     if check and proc.returncode != 0:
         raise LabError("command failed (%s): %s\n%s%s" % (proc.returncode, " ".join(argv), proc.stdout or "", proc.stderr or ""))
     return proc

@@ -41,6 +41,10 @@ class CallbackModule(CallbackBase):
 
     def _result(self, result, status):
         data = dict(result._result)
+        if status == "failed":
+            data["failed"] = True
+        elif status == "unreachable":
+            data["unreachable"] = True
         self._write({"type": "result", "status": status, "host": result._host.get_name(),
                      "task": result._task.get_name(), "result": data})
 
