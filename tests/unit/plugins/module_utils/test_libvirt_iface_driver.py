@@ -360,3 +360,38 @@ def test_check_mode_touches_neither_view(sysfs):
     result, _w = li.ensure_interface(conn, "qemu:///system", li.Desired("web01", "breth0"), check_mode=True, sysfs=sysfs)
     assert result["changed"] is True and len(result["diff"]) == 2
     assert dom.calls == [] and conn.defined == []
+
+
+# --- remote URIs: the bridge check asks libvirt's interface API ----------------------
+
+
+def test_remote_bridge_check_uses_the_interface_api():
+    # The test driver's interface API (it knows eth1, an ethernet interface) stands in for a remote host's.
+    conn = li.open_connection("test:///default")
+    try:
+        remote = "qemu+ssh://root@kvm1/system"
+        with pytest.raises(ModuleError, match=re.escape("eth1 on the hypervisor host of qemu+ssh://root@kvm1/system is not a bridge")):
+            li.check_bridge(conn, remote, "eth1")
+        with pytest.raises(ModuleError, match="there is no bridge breth0 on the hypervisor host"):
+            li.check_bridge(conn, remote, "breth0")
+        conn.interfaceDefineXML("<interface type='bridge' name='breth0'><start mode='onboot'/>"
+                                "<bridge stp='off'><interface type='ethernet' name='eth9'/></bridge></interface>")
+        assert li.check_bridge(conn, remote, "breth0") is None
+    finally:
+        conn.close()
+
+
+def test_remote_bridge_check_warns_when_the_driver_cannot_tell():
+    class NoInterfaceApi:
+        def interfaceLookupByName(self, name):
+            raise NoSupport()
+
+    class NoSupport(libvirt.libvirtError):
+        def __init__(self):
+            Exception.__init__(self, "this function is not supported by the connection driver: virInterfaceLookupByName")
+
+        def get_error_code(self):
+            return libvirt.VIR_ERR_NO_SUPPORT
+
+    warning = li.check_bridge(NoInterfaceApi(), "qemu+ssh://kvm1/system", "breth0")
+    assert warning.startswith("could not check that bridge breth0 exists on the hypervisor host of qemu+ssh://kvm1/system")
