@@ -622,6 +622,48 @@ def _current_interface(views_after, mac):
     return None
 
 
+def _refuse_mac_conflicts(conn, uri, dom, desired, mac, live_text, sysfs):
+    """ModuleError when another domain, or a port of the bridge on this host, has ``mac`` on the bridge."""
+    own_ports = {info["target"] for info in interfaces_of(live_text) if info["target"]} if live_text else set()
+    users = mac_users(conn, skip_uuid=dom.UUIDString(), uri=uri, bridge=desired.bridge, sysfs=sysfs, skip_ports=own_ports)
+    conflicts = find_mac_conflicts(mac, desired.bridge, users)
+    if conflicts:
+        raise ModuleError(
+            "mac %s is already used on bridge %s by %s; two network cards with one MAC on one bridge break "
+            "each other's traffic. Give this interface another mac (or leave mac out to derive one)."
+            % (mac, desired.bridge, ", ".join(conflicts)),
+            mac=mac, conflicts=conflicts)
+
+
+def _apply(conn, dom, uri, views, changes):
+    """Live changes first (the ones a hypervisor may refuse), then one defineXML of the edited persistent XML."""
+    done = []
+    try:
+        for change in changes:
+            if change.view == "live":
+                _apply_live(dom, uri, change)
+                done.append(change.describe())
+        if "config" in {change.view for change in changes}:
+            try:
+                conn.defineXML(views["config"].to_string())
+            except LibvirtError as exc:
+                raise ModuleError("libvirt refused the new persistent definition of %s: %s" % (dom.name(), exc)) from None
+            done.extend(change.describe() for change in changes if change.view == "config")
+    except ModuleError as exc:
+        raise ModuleError(exc.msg, changed=bool(done), done=done, **exc.result) from None
+
+
+def _pending_unplugs(live_text, changes):
+    """Warnings for live removals that the guest has not acknowledged yet."""
+    left = {info["mac"] for info in interfaces_of(live_text)}
+    return [
+        "the guest has not released interface %s yet; libvirt removes it from the running domain when the guest "
+        "acknowledges the unplug" % change.mac
+        for change in changes
+        if change.view == "live" and change.action == "remove" and change.mac in left
+    ]
+
+
 def ensure_interface(conn, uri, desired, live=True, config=True, check_mode=False, sysfs=SYSFS_NET):
     """Read the domain once, plan, apply unless check mode, read back. Returns (result, warnings)."""
     if not live and not config:
@@ -635,7 +677,7 @@ def ensure_interface(conn, uri, desired, live=True, config=True, check_mode=Fals
         raise ModuleError(
             "domain %s is transient: it has no persistent definition to change; set config: false to change "
             "only the running domain (the change is lost when it stops), or define the domain first." % name)
-    live = live and active
+    live = live and active  # a domain that is not running has no live side to change
     if desired.state == "present":
         warning = check_bridge(conn, uri, desired.bridge, sysfs)
         if warning:
@@ -645,47 +687,16 @@ def ensure_interface(conn, uri, desired, live=True, config=True, check_mode=Fals
     before_text = {view: shown for view, (shown, _edit) in raw.items()}
     views = {view: DomainXML(edit) for view, (_shown, edit) in raw.items()}
     mac, changes = plan_interface(desired, views)
-
     if any(change.brings_mac_to(desired.bridge) for change in changes):
-        own_ports = set()
-        if live:
-            own_ports = {info["target"] for info in interfaces_of(before_text["live"]) if info["target"]}
-        conflicts = find_mac_conflicts(mac, desired.bridge, mac_users(
-            conn, skip_uuid=dom.UUIDString(), uri=uri, bridge=desired.bridge, sysfs=sysfs, skip_ports=own_ports))
-        if conflicts:
-            raise ModuleError(
-                "mac %s is already used on bridge %s by %s; two network cards with one MAC on one bridge break "
-                "each other's traffic. Give this interface another mac (or leave mac out to derive one)."
-                % (mac, desired.bridge, ", ".join(conflicts)),
-                mac=mac, conflicts=conflicts)
+        _refuse_mac_conflicts(conn, uri, dom, desired, mac, before_text.get("live"), sysfs)
 
-    changed = bool(changes)
     after_text = {view: views[view].to_string() for view in views}
-    if changed and not check_mode:
-        done = []
-        try:
-            for change in changes:
-                if change.view == "live":
-                    _apply_live(dom, uri, change)
-                    done.append(change.describe())
-            if any(change.view == "config" for change in changes):
-                try:
-                    conn.defineXML(views["config"].to_string())
-                except LibvirtError as exc:
-                    raise ModuleError("libvirt refused the new persistent definition of %s: %s" % (name, exc)) from None
-                done.extend(change.describe() for change in changes if change.view == "config")
-        except ModuleError as exc:
-            raise ModuleError(exc.msg, changed=bool(done), done=done, **exc.result) from None
+    if changes and not check_mode:
+        _apply(conn, dom, uri, views, changes)
         dom = lookup_domain(conn, name, uri)
-        after_raw = _read_views(dom, live and bool(dom.isActive()), config)
-        after_text = {view: shown for view, (shown, _edit) in after_raw.items()}
-        if "live" in after_text and desired.state == "absent":
-            left = {info["mac"] for info in interfaces_of(after_text["live"])}
-            for change in changes:
-                if change.view == "live" and change.mac in left:
-                    warnings.append(
-                        "the guest has not released interface %s yet; libvirt removes it from the running "
-                        "domain when the guest acknowledges the unplug" % change.mac)
+        after_text = {view: shown for view, (shown, _edit) in _read_views(dom, live and bool(dom.isActive()), config).items()}
+        if "live" in after_text:
+            warnings.extend(_pending_unplugs(after_text["live"], changes))
 
     views_after = {view: DomainXML(text) for view, text in after_text.items()}
     interface = _current_interface(views_after, mac) if desired.state == "present" else None
@@ -693,6 +704,7 @@ def ensure_interface(conn, uri, desired, live=True, config=True, check_mode=Fals
         live_elem = views_after["live"].by_mac(mac) if "live" in views_after else None
         interface["tap"] = interface_info(live_elem)["target"] if live_elem is not None else None
 
+    changed_views = {change.view for change in changes}
     diff = [
         {
             "before_header": "%s (%s)" % (name, view),
@@ -701,10 +713,10 @@ def ensure_interface(conn, uri, desired, live=True, config=True, check_mode=Fals
             "after": redact(after_text[view]),
         }
         for view in before_text
-        if any(change.view == view for change in changes)
+        if view in changed_views
     ]
     result = {
-        "changed": changed,
+        "changed": bool(changes),
         "domain": {"name": name, "uuid": dom.UUIDString(), "active": active, "persistent": persistent},
         "interface": interface,
         "changes": [change.as_dict() for change in changes],

@@ -393,3 +393,32 @@ def test_planned_definitions_validate_against_libvirts_schema(tmp_path):
         path.write_text(vs["config"].to_string())
         proc = subprocess.run(["virt-xml-validate", str(path), "domain"], capture_output=True, text=True, check=False)
         assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+desired_strategy = st.builds(
+    li.Desired,
+    domain=st.just("web01"),
+    bridge=st.sampled_from(["breth0", "brold", "br1"]),
+    state=st.sampled_from(["present", "absent"]),
+    mac=st.one_of(st.none(), st.sampled_from(["52:54:00:aa:00:01", "52:54:00:aa:00:02", "52:54:00:12:34:56"])),
+    model=st.one_of(st.none(), st.sampled_from(["virtio", "e1000", "rtl8139"])),
+)
+
+
+@given(st.lists(desired_strategy, min_size=1, max_size=6))
+def test_any_sequence_of_tasks_leaves_each_one_a_fixed_point(tasks):
+    text = WEB01
+    for desired in tasks:
+        vs = views(text, names=("config",))
+        mac, _changes = li.plan_interface(desired, vs)
+        text = vs["config"].to_string()
+        again = views(text, names=("config",))
+        assert li.plan_interface(desired, again)[1] == []
+        ifaces = li.interfaces_of(text)
+        if desired.state == "present":
+            (match,) = [i for i in ifaces if i["mac"] == mac]
+            assert (match["type"], match["bridge"]) == ("bridge", desired.bridge)
+            assert match["model"] == (desired.model or match["model"])
+        elif desired.mac is None:
+            assert not [i for i in ifaces if i["type"] == "bridge" and i["bridge"] == desired.bridge
+                        and desired.model in (None, i["model"])]
