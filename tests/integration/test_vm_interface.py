@@ -167,7 +167,7 @@ def test_without_mac_the_mac_is_derived_and_a_model_change_updates_it(host, ansi
     assert_valid(config_after(changed))
 
 
-def test_moves_an_interface_keeping_its_pci_address_and_removes_by_model(host, ansible):
+def test_moves_a_network_interface_to_the_bridge_and_removes_by_model(host, ansible):
     add_bridge(host, "breth0")
     add_bridge(host, "brold")
     nics = (bridge_iface("52:54:00:aa:00:01", "brold", "virtio") + bridge_iface("52:54:00:aa:00:02", "brold", "e1000")
