@@ -29,7 +29,7 @@ description:
     uses, and to make the NIC carrying that address a port without moving the address. The address comes from
     C(SSH_CONNECTION) on the managed host (also from the login shell's environment when become drops it).
 author:
-  - kvmhost.bridging contributors
+  - kvmhost.bridging contributors (@kvmhost)
 extends_documentation_fragment:
   - kvmhost.bridging.attributes
   - kvmhost.bridging.attributes.PYROUTE2
