@@ -218,7 +218,7 @@ def render_report(info):
         rows.extend(("", "", "", name) for name in names[1:])
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(3)]
     for row in [header, *rows]:
-        lines.append("  ".join(str(row[i]).ljust(widths[i]) for i in range(3)) + "  " + row[3])
+        lines.append(("  ".join(str(row[i]).ljust(widths[i]) for i in range(3)) + "  " + row[3]).rstrip())
     lines.append("")
     for br in info["bridges"]:
         addrs = ", ".join(a["cidr"] for a in br["addresses"]) or "no address"
@@ -247,6 +247,8 @@ def render_report(info):
         "bridge netfilter: bridge-nf-call-iptables=%s bridge-nf-call-ip6tables=%s bridge-nf-call-arptables=%s"
         % tuple(_sysctl_text(fwd.get(k), nf) for k in ("bridge_nf_call_iptables", "bridge_nf_call_ip6tables", "bridge_nf_call_arptables"))
     )
+    if fwd.get("bridge_nf_call_iptables"):
+        lines.append("  bridged frames pass the iptables FORWARD chain: a REJECT there also blocks the guests' DHCP")
     return "\n".join(lines) + "\n"
 
 

@@ -151,6 +151,14 @@ def test_report_reads_like_brctl_show_and_explains():
     assert "vnet8 (port of ovs-system): tap, no process holds it" in report
     assert "net.ipv4.ip_forward=1" in report
     assert "bridge-nf-call-iptables=n/a (br_netfilter not loaded)" in report
+    assert "FORWARD chain" not in report
+    assert all(line == line.rstrip() for line in lines)
+
+
+def test_report_warns_when_bridged_frames_meet_iptables():
+    info = _bridge_info.describe([bridge(3, "br0")], [], {}, dict(NO_NF, bridge_nf_call_iptables=1))
+    assert "bridge-nf-call-iptables=1" in info["report"]
+    assert "a REJECT there also blocks the guests' DHCP" in info["report"]
 
 
 def test_empty_host():
