@@ -1303,7 +1303,9 @@ class KernelApplier:
         if address.valid is not None or address.preferred is not None:
             valid = INFINITY_LIFETIME if address.valid is None else address.valid
             preferred = INFINITY_LIFETIME if address.preferred is None else min(address.preferred, valid)
-            request["IFA_CACHEINFO"] = {"ifa_valid": valid, "ifa_preferred": preferred, "cstamp": 0, "tstamp": 0}
+            # ifa_* for pyroute2 >= 0.8, valid/preferred for 0.7's request filter: both read their own keys.
+            request["IFA_CACHEINFO"] = {"ifa_valid": valid, "ifa_preferred": preferred, "valid": valid, "preferred": preferred,
+                                        "cstamp": 0, "tstamp": 0}
         if address.proto is not None:
             request["IFA_PROTO"] = address.proto
         self.ipr.addr("add", **request)
