@@ -51,7 +51,7 @@ def host_snapshot(extra_links=(), extra_addresses=(), extra_routes=()):
 def spec(**params):
     base = {"name": "breth0", "state": "present", "ports": ["eth0"], "ports_exclusive": False, "mac": "inherit",
             "migrate_addresses": True, "up": True, "force": False, "mtu": None}
-    base.update({name: None for name in nl.BRIDGE_OPTION_NAMES})
+    base.update(dict.fromkeys(nl.BRIDGE_OPTION_NAMES))
     base.update(params)
     return nl.BridgeSpec.from_params(base)
 
@@ -499,7 +499,7 @@ class FakeIPR:
 
 
 def test_kernel_requests_of_a_migration():
-    snap, plan = _plan()
+    _snap, plan = _plan()
     ipr = FakeIPR({"lo": 1, "eth0": 2, "eth1": 3})
     assert nl.apply_plan(nl.KernelApplier(ipr), plan) == plan.actions
     calls = ipr.calls
@@ -578,7 +578,7 @@ def fake_kernel(monkeypatch):
 def params(**overrides):
     base = {"name": "breth0", "state": "present", "ports": ["eth0"], "ports_exclusive": False, "mac": "inherit", "migrate_addresses": True,
             "up": True, "force": False, "mtu": None}
-    base.update({name: None for name in nl.BRIDGE_OPTION_NAMES})
+    base.update(dict.fromkeys(nl.BRIDGE_OPTION_NAMES))
     base.update(overrides)
     return base
 
