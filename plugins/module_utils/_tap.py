@@ -41,6 +41,7 @@ import socket
 import struct
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
+from ansible_collections.kvmhost.bridging.plugins.module_utils._netlink import validate_ifname
 from ansible_collections.kvmhost.bridging.plugins.module_utils._pyroute2_dep import NetlinkError
 
 # Properties a user can declare, in the order they are shown.
@@ -91,28 +92,25 @@ TUN_DEVICE = "/dev/net/tun"
 SYS_PIDFD_GETFD = 438
 _NO_UNIFIED_SYSCALLS = ("mips", "alpha", "ia64")
 
-_IFNAME_FORBIDDEN = frozenset("/:%")
 _MAC_RE = re.compile(r"^[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}$")
 
 
 # ---------------------------------------------------------------- validation
 
 
-def ifname_problem(name):
-    """Why ``name`` cannot be a Linux interface name, or None when it can."""
-    if not isinstance(name, str) or not name:
-        return "an interface name must not be empty"
+def ifname_problem(name, what="interface name"):
+    """Why ``name`` cannot be a Linux interface name, or None when it can.
+
+    The kernel's rules come from the shared validate_ifname(); taps are also
+    limited to ASCII, because the tun ioctls carry the name as bytes that
+    tools print as ASCII.
+    """
     try:
-        raw = name.encode("ascii")
-    except UnicodeEncodeError:
-        return "interface name %r has non-ASCII characters; use letters, digits, '-', '_' and '.'" % name
-    if len(raw) >= IFNAMSIZ:
-        return "interface name %r is %d characters long; Linux allows at most %d" % (name, len(raw), IFNAMSIZ - 1)
-    if name in (".", ".."):
-        return "%r cannot be an interface name" % name
-    bad = sorted({c for c in name if c in _IFNAME_FORBIDDEN or not c.isprintable() or c.isspace()})
-    if bad:
-        return "interface name %r contains %s; use letters, digits, '-', '_' and '.'" % (name, ", ".join(repr(c) for c in bad))
+        validate_ifname(name, what)
+    except ModuleError as exc:
+        return exc.msg
+    if not name.isascii():
+        return "Invalid %s %r: it has non-ASCII characters. Use at most 15 letters, digits, '-', '_' or '.'." % (what, name)
     return None
 
 
@@ -187,7 +185,7 @@ def build_desired(params):
             merged[key] = params.get(key) if value is None and key != "name" else value
         name = merged["name"]
         where = label + ("%s: " % name if isinstance(name, str) and name else "")
-        problem = ifname_problem(name)
+        problem = ifname_problem(name, "tap name")
         if problem:
             problems.append(where + problem)
             continue
@@ -212,9 +210,9 @@ def _desired_props(merged, where, problems, macs):
     out = {}
     bridge = merged["bridge"]
     if bridge not in (None, ""):
-        problem = ifname_problem(bridge)
+        problem = ifname_problem(bridge, "bridge name")
         if problem:
-            problems.append(where + "bridge: " + problem)
+            problems.append(where + problem)
     if bridge == merged["name"]:
         problems.append(where + "a tap cannot be its own bridge")
     out["bridge"] = bridge

@@ -304,9 +304,10 @@ def test_bulk_mixes_states_and_per_tap_settings(host, ansible):
 BAD_INPUTS = [
     ({"name": "vnet0", "bridge": "br9"}, "bridge br9 does not exist"),
     ({"name": "vnet0", "bridge": "eth1"}, "eth1 is a veth device, not a bridge"),
-    ({"name": "a-very-long-tap-name"}, "Linux allows at most 15"),
-    ({"name": "vnet/0"}, "contains '/'"),
-    ({"name": "vnet%d"}, "contains '%'"),
+    ({"name": "a-very-long-tap-name"}, "Invalid tap name 'a-very-long-tap-name': it is longer than 15 bytes"),
+    ({"name": "vnet/0"}, "Invalid tap name 'vnet/0': it contains '/'"),
+    ({"name": "vnet%d"}, "Invalid tap name 'vnet%d': it contains '/', ':', '%'"),
+    ({"name": "vnet0", "bridge": "br 0"}, "Invalid bridge name 'br 0'"),
     ({"name": "vnet0", "mac": "11:22:33:44:55:66"}, "cannot assign requested address"),
     ({"name": "vnet0", "mac": "52:54:00:zz:00:01"}, "is not a MAC address"),
     ({"name": "vnet0", "owner": "no-such-user-kvmb"}, "no such user"),

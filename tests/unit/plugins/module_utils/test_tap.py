@@ -90,17 +90,18 @@ def test_good_names(name):
 @pytest.mark.parametrize(
     ("name", "why"),
     [
-        ("", "empty"),
-        ("x" * 16, "at most 15"),
-        ("vnet/0", "'/'"),
-        ("vnet:0", "':'"),
-        ("vnet%d", "'%'"),
-        ("vnet 0", "' '"),
-        ("vnet\t0", "'\\t'"),
-        (".", "cannot be an interface name"),
-        ("..", "cannot be an interface name"),
+        ("", "must be a non-empty string"),
+        ("x" * 16, "it is longer than 15 bytes"),
+        ("vnet/0", "it contains '/', ':', '%' or white space"),
+        ("vnet:0", "it contains '/', ':', '%' or white space"),
+        ("vnet%d", "it contains '/', ':', '%' or white space"),
+        ("vnet 0", "it contains '/', ':', '%' or white space"),
+        ("vnet\t0", "it contains '/', ':', '%' or white space"),
+        (".", "it is a reserved name"),
+        ("..", "it is a reserved name"),
+        ("all", "it is a reserved name"),
         ("vnét0", "non-ASCII"),
-        (None, "empty"),
+        (None, "must be a non-empty string"),
     ],
 )
 def test_bad_names(name, why):
@@ -190,7 +191,7 @@ def test_every_problem_is_reported_at_once():
     problems = info.value.result["problems"]
     assert len(problems) == 5
     assert problems[0].startswith("taps[0]: vnet0: mac 11:22:33:44:55:66 is a multicast address")
-    assert problems[1].startswith("taps[1]: way-too-long-name0: ")
+    assert problems[1].startswith("taps[1]: way-too-long-name0: Invalid tap name 'way-too-long-name0': it is longer than 15 bytes")
     assert "no such user" in problems[2]
     assert "mtu 20 is out of range" in problems[3]
     assert "listed twice" in problems[4]
@@ -208,7 +209,7 @@ def test_same_mac_twice_is_refused():
 
 
 def test_bad_bridge_name_and_own_bridge():
-    with pytest.raises(ModuleError, match="bridge: interface name 'br/0'"):
+    with pytest.raises(ModuleError, match="Invalid bridge name 'br/0'"):
         _tap.build_desired(params(name="vnet0", bridge="br/0"))
     with pytest.raises(ModuleError, match="cannot be its own bridge"):
         _tap.build_desired(params(name="vnet0", bridge="vnet0"))
