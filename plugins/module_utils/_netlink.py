@@ -937,6 +937,15 @@ def _plan_present(snapshot, spec, bridge, connection):
                     " to the bridge (migrate_addresses: false, or a link-local address), so the connection would be cut."
                     " Set migrate_addresses: true, or force: true." % (link.name, name, ", ".join(cut))
                 )
+        if spec.ports_exclusive and bridge is not None:
+            carried = _connection_on(snapshot, name, connection)
+            uplinks = [p for p in current_ports if p not in spec.ports and not is_guest_port(snapshot.link(p))]
+            if carried and uplinks:
+                raise ModuleError(
+                    "Refusing to detach %s from %s: %s carries %s, the address this Ansible connection uses, and the connection may"
+                    " run through %s. List %s in ports, or set force: true."
+                    % (", ".join(uplinks), name, name, ", ".join(carried), " or ".join(uplinks), " and ".join(uplinks))
+                )
         if not spec.up:
             carried = _connection_on(snapshot, name, connection) if bridge is not None else []
             carried += [new.ip for _old, new in moves_addr if new is not None and normalize_ip(new.ip) in connection]

@@ -15,8 +15,8 @@ description:
   - Reads links, addresses and routes with one dump, plans the difference and applies only that. The planned steps are
     returned as RV(actions) and, in diff mode, as a before/after view of the bridge.
   - With O(migrate_addresses), the IPv4/IPv6 addresses and routes (default route too) of the ports move to the bridge in
-    an order that keeps an SSH session over the NIC alive. The bridge is created down with the NIC's MAC, set up,
-    brought up; the addresses are added to the bridge with the same prefix; the NIC becomes a port; each route
+    an order that keeps an SSH session over the NIC alive. The bridge is created down, with the NIC's MAC and the
+    requested options, and brought up; the addresses are added to the bridge with the same prefix; the NIC becomes a port; each route
     is moved to the bridge with one atomic replace keeping its gateway, metric, scope, protocol and table; only then
     are the addresses removed from the NIC. Peers' ARP entries stay valid because the MAC does not change.
   - If a step fails, the steps already applied are undone in reverse order (ports released, addresses, routes and
@@ -26,7 +26,8 @@ description:
     another bridge or bond, the bridge as its own port, a bridge or a device stacked on the bridge as a port, both
     ends of one veth pair, V(lo), an invalid name.
   - Refuses, unless O(force=true), to remove or bring down the bridge that carries the address the Ansible connection
-    uses, and to make the NIC carrying that address a port without moving the address. The address comes from
+    uses, to detach (O(ports_exclusive)) a port of that bridge that is not a guest's tap, and to make the NIC carrying
+    that address a port without moving the address. The address comes from
     C(SSH_CONNECTION) on the managed host (also from the login shell's environment when become drops it).
 author:
   - kvmhost.bridging contributors (@kvmhost)
@@ -131,8 +132,9 @@ options:
     default: true
   force:
     description:
-      - Allow removing or bringing down the bridge that carries the address of the Ansible connection, and making the
-        NIC that carries it a port without moving the address. The connection is then cut.
+      - Allow removing or bringing down the bridge that carries the address of the Ansible connection, detaching its
+        ports that are not guests' taps, and making the NIC that carries that address a port without moving the
+        address. The connection is then likely cut.
     type: bool
     default: false
 notes:

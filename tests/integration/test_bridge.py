@@ -344,13 +344,19 @@ BAD_INPUTS = {
     "connection NIC without migration": (
         None, {"name": "breth0", "ports": ["eth0"], "migrate_addresses": False}, "Refusing to make eth0 a port of breth0"),
     "absent while carrying the connection": ("migrated", {"name": "breth0", "state": "absent"}, "Refusing to remove bridge breth0"),
+    "detaching the uplink of the connection": (
+        "migrated+guest", {"name": "breth0", "ports": ["vnet0"], "ports_exclusive": True}, "Refusing to detach eth0 from breth0"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
 def test_bad_input_fails_with_nothing_changed(host, ansible, case):
     setup, args, message = BAD_INPUTS[case]
-    if setup == "migrated":
+    if setup == "migrated+guest":
+        _migrated(ansible)(host)
+        host.add_guest(bridge="breth0")
+        setup = None
+    elif setup == "migrated":
         setup = _migrated(ansible)
     if setup:
         setup(host)

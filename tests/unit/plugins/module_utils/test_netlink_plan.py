@@ -364,6 +364,17 @@ def test_a_link_local_connection_does_not_move_so_it_is_refused():
     assert "Refusing to make eth0 a port" in exc.value.msg
 
 
+def test_detaching_the_uplink_of_the_connection_bridge_is_refused():
+    snap = migrated()
+    snap.links["vnet0"].master = "breth0"
+    with pytest.raises(ModuleError) as exc:
+        nl.plan_bridge(snap, spec(ports=["vnet0"], ports_exclusive=True), ["198.18.0.2"])
+    assert "Refusing to detach eth0 from breth0" in exc.value.msg
+    assert nl.plan_bridge(snap, spec(ports=["eth0"], ports_exclusive=True), ["198.18.0.2"]).actions == ["detach vnet0 from breth0"]
+    forced = nl.plan_bridge(snap, spec(ports=["vnet0"], ports_exclusive=True, force=True), ["198.18.0.2"])
+    assert forced.actions == ["detach eth0 from breth0"]
+
+
 def test_bringing_the_connection_bridge_down_is_refused():
     with pytest.raises(ModuleError) as exc:
         nl.plan_bridge(migrated(), spec(up=False), ["198.18.0.2"])
