@@ -1,0 +1,115 @@
+"""Read floors of the link dump that tap and bridge_info start with, measured in one process.
+
+Runs inside a lab host (``nsenter``) with the Python of the managed hosts and
+the installed collection on PYTHONPATH:
+
+    python link_dump.py --reps 5
+
+and prints, as JSON, the median seconds of
+- ``pyroute2_dump``: IPRoute.get_links() (receive and parse the messages);
+- ``pyroute2_records``: the same plus the collection's own link_record() for
+  every message (what the modules do: pyroute2 decodes the attributes lazily);
+- ``raw_dump``: a minimal RTM_GETLINK dump over a plain AF_NETLINK socket,
+  parsed with struct for the same fields (name, index, flags, master, kind and
+  the kind's data): what a read path without pyroute2 costs;
+- ``import_pyroute2``: the import, for scale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import statistics
+import struct
+import time
+
+RTM_GETLINK, NLM_F_REQUEST, NLM_F_DUMP, NLMSG_DONE, NLMSG_ERROR = 18, 0x1, 0x300, 3, 2
+IFLA_IFNAME, IFLA_MASTER, IFLA_LINKINFO, IFLA_EXT_MASK = 3, 10, 18, 29
+IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
+RTEXT_FILTER_SKIP_STATS = 8
+
+
+def _attrs(buf, off, end):
+    out = {}
+    while off + 4 <= end:
+        length, kind = struct.unpack_from("HH", buf, off)
+        if length < 4:
+            break
+        out[kind & 0x3FFF] = (off + 4, off + length)
+        off += (length + 3) & ~3
+    return out
+
+
+def _cstr(buf, span):
+    return buf[span[0]:span[1]].split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def raw_dump():
+    """Every link as a dict, from one RTM_GETLINK dump, without pyroute2."""
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        sock.bind((0, 0))
+        body = struct.pack("BxHiII", socket.AF_UNSPEC, 0, 0, 0, 0) + struct.pack("HHI", 8, IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)
+        sock.send(struct.pack("IHHII", 16 + len(body), RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + body)
+        links = []
+        while True:
+            data = sock.recv(1 << 20)
+            off = 0
+            while off < len(data):
+                length, kind = struct.unpack_from("IH", data, off)
+                if kind == NLMSG_DONE:
+                    return links
+                if kind == NLMSG_ERROR:
+                    raise OSError("netlink error %d" % struct.unpack_from("i", data, off + 16)[0])
+                _family, _type, index, flags, _change = struct.unpack_from("BxHiII", data, off + 16)
+                attrs = _attrs(data, off + 32, off + length)
+                rec = {"index": index, "flags": flags, "name": None, "master": None, "kind": None, "data": None}
+                if IFLA_IFNAME in attrs:
+                    rec["name"] = _cstr(data, attrs[IFLA_IFNAME])
+                if IFLA_MASTER in attrs:
+                    rec["master"] = struct.unpack_from("I", data, attrs[IFLA_MASTER][0])[0]
+                if IFLA_LINKINFO in attrs:
+                    info = _attrs(data, *attrs[IFLA_LINKINFO])
+                    if IFLA_INFO_KIND in info:
+                        rec["kind"] = _cstr(data, info[IFLA_INFO_KIND])
+                    if IFLA_INFO_DATA in info:
+                        rec["data"] = {k: data[s:e] for k, (s, e) in _attrs(data, *info[IFLA_INFO_DATA]).items()}
+                links.append(rec)
+                off += (length + 3) & ~3
+    finally:
+        sock.close()
+
+
+def _median_time(fn, reps):
+    times, result = [], None
+    for _ in range(reps):
+        start = time.monotonic()
+        result = fn()
+        times.append(time.monotonic() - start)
+    return statistics.median(times), result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--reps", type=int, default=5)
+    args = parser.parse_args(argv)
+    out = {}
+    start = time.monotonic()
+    from pyroute2 import IPRoute
+
+    out["import_pyroute2"] = time.monotonic() - start
+    from ansible_collections.kvmhost.bridging.plugins.module_utils._tap import link_record
+
+    with IPRoute() as ip:
+        out["pyroute2_dump"], msgs = _median_time(ip.get_links, args.reps)
+        out["pyroute2_records"], _ = _median_time(lambda: [link_record(m) for m in ip.get_links()], args.reps)
+    out["raw_dump"], links = _median_time(raw_dump, args.reps)
+    out["links"] = len(links)
+    assert len(links) == len(msgs)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,480 @@
+"""Benchmarks of kvmhost.bridging: medians, min/max and the issue's ratios, side by side in one run.
+
+    .venv/bin/python bench/run.py [--quick] [--only floor,bulk,inventory,fleet] [--configs pipelining,mitogen]
+
+Sections (each on its own namespace lab, torn down at its end, also on failure):
+
+floor      each module's no-op task against ansible.builtin.ping, in the same
+           playbook, with pipelining on and off and with Mitogen; the same
+           modules run directly on the host (no Ansible) to split the cost.
+bulk       1000 taps on one bridge: the tap module in one task, against raw
+           pyroute2 in one process (the floor), ``ip -batch``, and a loop of
+           ``ansible.builtin.command: ip tuntap add`` tasks; the idempotent re-run.
+inventory  bridge_info with 10 to 1000 ports; a line fitted through the medians.
+fleet      playbooks/site.yml (host_bridge and forwarding) on 20 and 50 hosts
+           against bench/classic/classic.yml (the classic guide, step by step),
+           first run and idempotent re-run; the physical floor per host.
+
+Nothing here fails on a time: a missed target is reported, not raised. The
+exit status is non-zero only when the benchmark itself could not run (a task
+failed, a lab did not come up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import kvmbench
+from kvmbench import HERE, PYTHON, ROOT, fmt_s, fmt_x, ratio, summary
+
+SECTIONS = ["floor", "bulk", "inventory", "fleet"]
+CONFIGS = ["pipelining", "no-pipelining", "mitogen"]
+LAB_IDS = {"floor": 30, "bulk": 31, "inventory": 32, "fleet": 33, "physical": 34}
+MODULES_DIR = os.path.join(ROOT, "plugins", "modules")
+MODULE_PATH = os.path.join(kvmbench.COLLECTIONS, "ansible_collections", "kvmhost", "bridging", "plugins", "modules")
+CLASSIC = os.path.join(HERE, "classic", "classic.yml")
+SITE = os.path.join(ROOT, "playbooks", "site.yml")
+NIC, BRIDGE = "eth1", "breth1"
+SITE_VARS = {"host_bridge_nic": NIC, "host_bridge_name": BRIDGE}
+CLASSIC_VARS = {"classic_nic": NIC, "classic_bridge": BRIDGE}
+
+# A no-op task per module: the warm-up round brings the host to the state the
+# args describe, so every timed run finds nothing to do (checked: changed=false).
+NOOP = {
+    "ifcfg": {"device": "brbench", "type": "bridge", "bootproto": "none", "onboot": True},
+    "tap": {"name": "vnetb0"},
+    "bridge_info": {},
+    "bridge": {"name": "brbench"},
+    "ip_forward": {"ipv4": True},
+    "reject_rule": {},
+    "guard": {"action": "status", "id": "bench", "state_dir": "/etc/kvmb-bench-guard"},
+    "vm_interface": {"domain": "test", "bridge": "brbench", "state": "absent", "uri": "test:///default", "live": False},
+}
+
+
+def log(msg=""):
+    print(msg, flush=True)
+
+
+class Bench:
+    def __init__(self, args, workdir):
+        self.args = args
+        self.quick = args.quick
+        self.workdir = workdir
+        self.ansible = kvmbench.Ansible(workdir)
+        self.results = {"machine": kvmbench.machine(), "quick": args.quick, "sections": {}, "targets": [], "notes": []}
+        self.configs = [c for c in args.configs.split(",") if c]
+        if "mitogen" in self.configs:
+            path, why = kvmbench.ensure_mitogen(log)
+            if path is None:
+                self.configs.remove("mitogen")
+                self.note("Mitogen not measured: %s" % why)
+
+    # -- reporting -----------------------------------------------------------
+    def note(self, text):
+        log("  note: " + text)
+        self.results["notes"].append(text)
+
+    def target(self, section, what, measured, limit, met, detail):
+        entry = {"section": section, "target": what, "measured": measured, "limit": limit, "met": met, "detail": detail}
+        self.results["targets"].append(entry)
+        log("  TARGET %-58s %s  (%s)" % (what, "met" if met else ("MISSED" if met is False else "n/a"), detail))
+
+    @staticmethod
+    def table(title, header, rows):
+        widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+        log("\n  " + title)
+        log("  " + "  ".join(str(h).ljust(w) for h, w in zip(header, widths)))
+        for row in rows:
+            log("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
+
+    @staticmethod
+    def srow(label, stats, *extra):
+        if stats is None:
+            return [label, "-", "-", "-", "0", *extra]
+        return [label, fmt_s(stats["median"]), fmt_s(stats["min"]), fmt_s(stats["max"]), str(stats["n"]), *extra]
+
+    def check_run(self, run, what):
+        if run.rc != 0 or run.failures():
+            raise RuntimeError("%s failed (rc %s): %s\n%s" % (what, run.rc, run.failures()[:5], run.output[-4000:]))
+
+    # -- helpers ---------------------------------------------------------------
+    def modules(self):
+        present = sorted(f[:-3] for f in os.listdir(MODULES_DIR) if f.endswith(".py") and not f.startswith("_"))
+        missing = [m for m in present if m not in NOOP]
+        if missing:
+            self.note("no no-op args known for %s: not in the floor" % ", ".join(missing))
+        return [m for m in present if m in NOOP]
+
+    def direct_module(self, host, module, args, reps):
+        """Run a module file directly on the host (no Ansible, no AnsiballZ): the module's own cost."""
+        path = os.path.join(self.workdir, "args-%s.json" % module)
+        with open(path, "w") as handle:
+            json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
+        argv = ["env", "PYTHONPATH=" + kvmbench.COLLECTIONS, PYTHON, os.path.join(MODULE_PATH, module + ".py"), path]
+        times = []
+        for _ in range(reps):
+            start = time.monotonic()
+            proc = host.run(argv, check=False, timeout=300)
+            times.append(time.monotonic() - start)
+            if proc.returncode != 0 or '"failed": true' in proc.stdout:
+                raise RuntimeError("direct run of %s failed: %s%s" % (module, proc.stdout[-2000:], proc.stderr[-2000:]))
+        return times
+
+    def direct_python(self, host, code, reps):
+        times = []
+        for _ in range(reps):
+            start = time.monotonic()
+            host.run([PYTHON, "-c", code])
+            times.append(time.monotonic() - start)
+        return times
+
+    # == floor ==================================================================
+    def floor(self):
+        reps = 3 if self.quick else 9
+        modules = self.modules()
+        out = {"reps": reps, "configs": {}, "direct": {}}
+        with kvmbench.lab_up(LAB_IDS["floor"], 1, stock_firewall=True, log=log) as lab:
+            host = lab.hosts()[0]
+            inventory = lab.inventory_path
+            labels = ["ping", *modules]
+            tasks = [{"name": "warmup ping", "ansible.builtin.ping": {}}]
+            tasks += [{"name": "warmup %s" % m, "kvmhost.bridging.%s" % m: NOOP[m]} for m in modules]
+            for r in range(reps):
+                order = labels[r % len(labels):] + labels[:r % len(labels)]  # rotate: no module always runs first
+                for label in order:
+                    module = "ansible.builtin.ping" if label == "ping" else "kvmhost.bridging." + label
+                    tasks.append({"name": "%s #%d" % (label, r), module: {} if label == "ping" else NOOP[label]})
+            play = json.dumps([{"name": "floor", "hosts": host.name, "gather_facts": False, "tasks": tasks}], indent=1)
+            for config in self.configs:
+                log("  floor: %d rounds of %d tasks, %s" % (reps, len(labels), config))
+                run = self.ansible.playbook(play, inventory, config=config)
+                self.check_run(run, "floor playbook (%s)" % config)
+                changed = [t.name for t in run.tasks if not t.name.startswith("warmup") and t.changed()]
+                if changed:
+                    self.note("floor (%s): a no-op run reported changed: %s" % (config, ", ".join(changed[:10])))
+                per = {label: summary(run.spans(label)) for label in labels}
+                out["configs"][config] = {"spans": per, "wall": run.wall, "changed_in_noop": changed}
+                ping = per["ping"]["median"]
+                rows = [self.srow(label, per[label], fmt_x(ratio(per[label]["median"], ping))) for label in labels]
+                self.table("floor, %s: seconds per task (start to next start), ratio of medians to ping" % config,
+                           ["task", "median", "min", "max", "n", "x ping"], rows)
+            # The same work without Ansible: interpreter, imports, module, on the host.
+            log("  floor: direct runs on the host (no Ansible)")
+            direct = {
+                "python -c pass": self.direct_python(host, "pass", reps),
+                "import ansible basic": self.direct_python(host, "import ansible.module_utils.basic", reps),
+                "import basic + pyroute2": self.direct_python(host, "import ansible.module_utils.basic, pyroute2", reps),
+            }
+            for m in modules:
+                direct["module " + m] = self.direct_module(host, m, NOOP[m], reps)
+            out["direct"] = {k: summary(v) for k, v in direct.items()}
+            self.table("floor: the same no-ops run directly on the host (process wall, no Ansible, no AnsiballZ)",
+                       ["what", "median", "min", "max", "n"], [self.srow(k, v) for k, v in out["direct"].items()])
+        for config, data in out["configs"].items():
+            ping = data["spans"]["ping"]["median"]
+            for m in modules:
+                x = ratio(data["spans"][m]["median"], ping)
+                self.target("floor", "%s no-op <= 1.3x ping (%s)" % (m, config), x, 1.3, x <= 1.3,
+                            "%s vs ping %s: %s" % (fmt_s(data["spans"][m]["median"]), fmt_s(ping), fmt_x(x)))
+        self.results["sections"]["floor"] = out
+
+    # == bulk ===================================================================
+    def bulk(self):
+        count = 100 if self.quick else 1000
+        reps = 2 if self.quick else 5
+        loop_items = {"pipelining": 10, "no-pipelining": 10, "mitogen": 10} if self.quick else \
+            {"pipelining": 100, "no-pipelining": 50, "mitogen": 100}
+        names = ["vnet%d" % i for i in range(count)]
+        raw = os.path.join(HERE, "raw", "taps_pyroute2.py")
+        out = {"count": count, "reps": reps, "configs": {}, "loop": {}}
+        with kvmbench.lab_up(LAB_IDS["bulk"], 1, stock_firewall=False, log=log) as lab:
+            host = lab.hosts()[0]
+            host.run(["ip", "link", "add", "brbulk", "type", "bridge"])
+            host.run(["ip", "link", "set", "brbulk", "up"])
+
+            def clean():
+                kvmbench.host_python_run(host, [raw, "delete", "--count", str(count)])
+
+            # The floor: raw pyroute2 in one process, and ip -batch for reference.
+            log("  bulk: raw pyroute2, %d taps, %d times" % (count, reps))
+            raw_walls, raw_inproc, raw_ops = [], [], []
+            for _ in range(reps):
+                wall, res = kvmbench.host_python_run(host, [raw, "create", "--count", str(count), "--bridge", "brbulk"])
+                raw_walls.append(wall)
+                raw_inproc.append(res["total_in_process_s"])
+                raw_ops.append(res["ops_s"])
+                clean()
+            batch = "".join("tuntap add dev %s mode tap\nlink set %s master brbulk up\n" % (n, n) for n in names)
+            batch_walls = []
+            for _ in range(reps):
+                batch_walls.append(kvmbench.timed_host_run(host, ["ip", "-batch", "-"], input=batch))
+                clean()
+            out["raw_pyroute2_wall"] = summary(raw_walls)
+            out["raw_pyroute2_in_process"] = summary(raw_inproc)
+            out["raw_pyroute2_ops"] = summary(raw_ops)
+            out["ip_batch"] = summary(batch_walls)
+
+            # The module: create, idempotent re-run, delete; ping in the same playbook.
+            taps = [{"name": n} for n in names]
+            tasks = [{"name": "warmup ping", "ansible.builtin.ping": {}}]
+            for r in range(reps):
+                tasks += [
+                    {"name": "ping #%d" % r, "ansible.builtin.ping": {}},
+                    {"name": "create #%d" % r, "kvmhost.bridging.tap": {"taps": "{{ bulk_taps }}", "bridge": "brbulk"}},
+                    {"name": "rerun #%d" % r, "kvmhost.bridging.tap": {"taps": "{{ bulk_taps }}", "bridge": "brbulk"}},
+                    {"name": "ping #%d.2" % r, "ansible.builtin.ping": {}},
+                    {"name": "delete #%d" % r, "kvmhost.bridging.tap": {"taps": "{{ bulk_taps }}", "state": "absent"}},
+                ]
+            play = json.dumps([{"name": "bulk", "hosts": host.name, "gather_facts": False, "tasks": tasks}], indent=1)
+            for config in self.configs:
+                log("  bulk: tap module, %d taps, %d rounds, %s" % (count, reps, config))
+                run = self.ansible.playbook(play, lab.inventory_path, config=config, extra_vars={"bulk_taps": taps})
+                self.check_run(run, "bulk playbook (%s)" % config)
+                wrong = [t.name for t in run.by_label("create") + run.by_label("delete") if not t.changed()]
+                wrong += [t.name for t in run.by_label("rerun") if t.changed()]
+                if wrong:
+                    self.note("bulk (%s): unexpected changed flags: %s" % (config, ", ".join(wrong)))
+                pings = run.spans("ping") + [t.span for t in run.tasks if t.name.startswith("ping #") and t.name.endswith(".2")]
+                out["configs"][config] = {
+                    "ping": summary(pings),
+                    "create": summary(run.spans("create")),
+                    "rerun": summary(run.spans("rerun")),
+                    "delete": summary(run.spans("delete")),
+                    "wrong_changed": wrong,
+                }
+
+            # What users write today: loops of ansible.builtin.command.
+            for config in self.configs:
+                k = loop_items[config]
+                items = names[:k]
+                tasks = [
+                    {"name": "warmup ping", "ansible.builtin.ping": {}},
+                    {"name": "tuntap add", "ansible.builtin.command": "ip tuntap add dev {{ item }} mode tap", "loop": items},
+                    {"name": "link set master", "ansible.builtin.command": "ip link set {{ item }} master brbulk up", "loop": items},
+                ]
+                play = json.dumps([{"name": "loop", "hosts": host.name, "gather_facts": False, "tasks": tasks}], indent=1)
+                log("  bulk: loop of command tasks, %d items x 2, %s" % (k, config))
+                run = self.ansible.playbook(play, lab.inventory_path, config=config)
+                self.check_run(run, "loop playbook (%s)" % config)
+                clean()
+                add, setm = run.by_label("tuntap add")[0], run.by_label("link set master")[0]
+                per_tap = [a + b for a, b in zip(add.item_durations(), setm.item_durations())]
+                span = add.span + setm.span
+                out["loop"][config] = {"items": k, "span": span, "per_tap": summary(per_tap),
+                                       "extrapolated": span * count / k}
+
+        ping_floor = {c: out["configs"][c]["ping"]["median"] for c in out["configs"]}
+        floor = out["raw_pyroute2_wall"]["median"]
+        rows = [self.srow("raw pyroute2, process wall", out["raw_pyroute2_wall"]),
+                self.srow("raw pyroute2, in process (import+ops)", out["raw_pyroute2_in_process"]),
+                self.srow("raw pyroute2, netlink+ioctl only", out["raw_pyroute2_ops"]),
+                self.srow("ip -batch", out["ip_batch"])]
+        for c, d in out["configs"].items():
+            rows += [self.srow("%s: ping" % c, d["ping"]), self.srow("%s: tap create" % c, d["create"]),
+                     self.srow("%s: tap re-run" % c, d["rerun"]), self.srow("%s: tap delete" % c, d["delete"])]
+        for c, d in out["loop"].items():
+            rows.append(self.srow("%s: loop, per tap (2 tasks' items)" % c, d["per_tap"]))
+            rows.append(["%s: loop, %d taps extrapolated from %d" % (c, count, d["items"]), fmt_s(d["extrapolated"]), "", "", "1"])
+        self.table("bulk: %d taps on one bridge" % count, ["what", "median", "min", "max", "n"], rows)
+        for c, d in out["configs"].items():
+            create, rerun, ping = d["create"]["median"], d["rerun"]["median"], ping_floor[c]
+            over = (create - floor) / ping
+            self.target("bulk", "create <= floor + 1.5x ping (%s)" % c, over, 1.5, over <= 1.5,
+                        "create %s, floor %s, ping %s: floor + %.2fx ping" % (fmt_s(create), fmt_s(floor), fmt_s(ping), over))
+            x = ratio(rerun, ping)
+            self.target("bulk", "re-run <= 1.5x ping (%s)" % c, x, 1.5, x <= 1.5,
+                        "re-run %s, ping %s: %s" % (fmt_s(rerun), fmt_s(ping), fmt_x(x)))
+            if c in out["loop"]:
+                speedup = ratio(out["loop"][c]["extrapolated"], create)
+                self.target("bulk", "module >= 50x faster than the command loop (%s)" % c, speedup, 50, speedup >= 50,
+                            "loop %s (extrapolated) / create %s = %.0fx" % (fmt_s(out["loop"][c]["extrapolated"]), fmt_s(create), speedup))
+        self.results["sections"]["bulk"] = out
+
+    # == inventory ==============================================================
+    def inventory(self):
+        sizes = [10, 100] if self.quick else [10, 100, 300, 1000]
+        reps = 3 if self.quick else 7
+        out = {"sizes": sizes, "reps": reps, "configs": {}, "direct": {}, "ip_json": {}, "reads": {}}
+        configs = [c for c in self.configs if c != "no-pipelining"]
+        with kvmbench.lab_up(LAB_IDS["inventory"], 1, stock_firewall=False, log=log) as lab:
+            host = lab.hosts()[0]
+            host.run(["ip", "link", "add", "brinv", "type", "bridge"])
+            host.run(["ip", "link", "set", "brinv", "up"])
+            have = 0
+            tasks = [{"name": "warmup ping", "ansible.builtin.ping": {}}, {"name": "warmup info", "kvmhost.bridging.bridge_info": {}}]
+            for r in range(reps):
+                tasks += [{"name": "ping #%d" % r, "ansible.builtin.ping": {}},
+                          {"name": "info #%d" % r, "kvmhost.bridging.bridge_info": {}}]
+            play = json.dumps([{"name": "inventory", "hosts": host.name, "gather_facts": False, "tasks": tasks}], indent=1)
+            for size in sizes:
+                batch = "".join("tuntap add dev vnet%d mode tap\nlink set vnet%d master brinv up\n" % (i, i) for i in range(have, size))
+                host.run(["ip", "-batch", "-"], input=batch)
+                have = size
+                for config in configs:
+                    log("  inventory: bridge_info, %d ports, %s" % (size, config))
+                    run = self.ansible.playbook(play, lab.inventory_path, config=config)
+                    self.check_run(run, "inventory playbook (%s)" % config)
+                    out["configs"].setdefault(config, {})[size] = {"info": summary(run.spans("info")), "ping": summary(run.spans("ping"))}
+                out["direct"][size] = summary(self.direct_module(host, "bridge_info", {}, reps))
+                ip_times = [kvmbench.timed_host_run(host, ["ip", "-j", "-d", "link", "show"]) for _ in range(reps)]
+                out["ip_json"][size] = summary(ip_times)
+                _wall, out["reads"][size] = kvmbench.host_python_run(
+                    host, ["env", "PYTHONPATH=" + kvmbench.COLLECTIONS, PYTHON, os.path.join(HERE, "raw", "link_dump.py"), "--reps", str(reps)],
+                    python=False)
+        rows = []
+        for size in sizes:
+            row = ["%d ports" % size]
+            for c in configs:
+                d = out["configs"][c][size]
+                row += [fmt_s(d["info"]["median"]), "%s-%s" % (fmt_s(d["info"]["min"]), fmt_s(d["info"]["max"])), fmt_s(d["ping"]["median"])]
+            row += [fmt_s(out["direct"][size]["median"]), fmt_s(out["ip_json"][size]["median"])]
+            rows.append(row)
+        header = ["size"]
+        for c in configs:
+            header += ["%s info" % c, "min-max", "ping"]
+        header += ["direct (no Ansible)", "ip -j -d link"]
+        self.table("inventory: bridge_info by bridge size (medians)", header, rows)
+        self.table("inventory: reading the links in one process (medians)",
+                   ["size", "pyroute2 get_links", "+ link_record", "raw AF_NETLINK + struct", "import pyroute2"],
+                   [["%d ports" % s, fmt_s(out["reads"][s]["pyroute2_dump"]), fmt_s(out["reads"][s]["pyroute2_records"]),
+                     fmt_s(out["reads"][s]["raw_dump"]), fmt_s(out["reads"][s]["import_pyroute2"])] for s in sizes])
+        fits = {}
+        for name, series in [(c + " task", {s: out["configs"][c][s]["info"]["median"] for s in sizes}) for c in configs] + \
+                [("direct", {s: out["direct"][s]["median"] for s in sizes})]:
+            fit = kvmbench.linear_fit(sizes, [series[s] for s in sizes])
+            slopes = [(series[b] - series[a]) / (b - a) for a, b in zip(sizes, sizes[1:])]
+            fit["segment_slopes_ms_per_port"] = [s * 1000 for s in slopes]
+            fits[name] = fit
+            log("  fit %-18s t = %s + %.3f ms/port, R^2 = %.4f; segment slopes (ms/port): %s"
+                % (name, fmt_s(fit["intercept"]), fit["slope"] * 1000, fit["r2"], ", ".join("%.3f" % s for s in fit["segment_slopes_ms_per_port"])))
+        out["fits"] = fits
+        direct = fits["direct"]
+        pos = [s for s in direct["segment_slopes_ms_per_port"] if s > 0]
+        steady = len(pos) == len(direct["segment_slopes_ms_per_port"]) and (max(pos) / min(pos) if len(pos) > 1 else 1.0)
+        linear = direct["r2"] >= 0.98 and (len(sizes) < 3 or (steady and steady <= 2.5))
+        self.target("inventory", "bridge_info cost linear in ports", direct["r2"], 0.98, linear,
+                    "direct: %.3f ms/port, R^2 %.4f, segment slopes %s ms/port"
+                    % (direct["slope"] * 1000, direct["r2"], ", ".join("%.3f" % s for s in direct["segment_slopes_ms_per_port"])))
+        self.results["sections"]["inventory"] = out
+
+    # == fleet ==================================================================
+    def fleet(self):
+        sizes = [3] if self.quick else [20, 50]
+        out = {"sizes": sizes, "runs": [], "physical": None}
+        variants = [("classic", CLASSIC, CLASSIC_VARS)]
+        if os.path.exists(SITE):
+            variants.insert(0, ("site", SITE, SITE_VARS))
+        else:
+            self.note("playbooks/site.yml has not landed: the fleet section measures only the classic playbook")
+        configs = [c for c in self.configs if c != "no-pipelining" or self.args.fleet_no_pipelining]
+        for size in sizes:
+            for config in configs:
+                for variant, playbook, extra in variants:
+                    with kvmbench.lab_up(LAB_IDS["fleet"], size, stock_firewall=True, log=log) as lab:
+                        entry = {"size": size, "config": config, "variant": variant}
+                        if variant == variants[0][0]:
+                            ping = self.ansible.playbook(json.dumps([{"hosts": "all", "gather_facts": False, "tasks": [
+                                {"name": "ping", "ansible.builtin.ping": {}}]}]), lab.inventory_path, config=config)
+                            self.check_run(ping, "fleet ping")
+                            entry["ping_wall"] = ping.wall
+                        for phase in ("first", "rerun"):
+                            log("  fleet: %s on %d hosts, %s, %s run" % (variant, size, config, phase))
+                            run = self.ansible.playbook(playbook, lab.inventory_path, config=config, extra_vars=extra)
+                            self.check_run(run, "%s %s run (%s, %d hosts)" % (variant, phase, config, size))
+                            entry[phase] = {"wall": run.wall, "changed": run.changed_total(), "tasks": len(run.tasks),
+                                            "ansible_internal": (run.last_event or 0) - (run.first_event or 0)}
+                        out["runs"].append(entry)
+        # The physical floor: the same end state by netlink and file writes, per host.
+        hosts = 1 if self.quick else 3
+        with kvmbench.lab_up(LAB_IDS["physical"], hosts, stock_firewall=True, log=log) as lab:
+            per = []
+            for host in lab.hosts():
+                wall, res = kvmbench.host_python_run(host, [os.path.join(HERE, "raw", "fleet_floor.py"), "--nic", NIC, "--bridge", BRIDGE])
+                res["process_wall_s"] = wall
+                per.append(res)
+            keys = ["netlink_s", "file_s", "sysctl_s", "netlink_and_file_s", "iptables_s", "all_work_s", "import_s", "process_wall_s"]
+            out["physical"] = {k: summary([p[k] for p in per]) for k in keys}
+        self.table("fleet: physical floor per host (no Ansible)", ["what", "median", "min", "max", "n"],
+                   [self.srow(k, v) for k, v in out["physical"].items()])
+        rows = []
+        phys = out["physical"]["netlink_and_file_s"]["median"]
+        for e in out["runs"]:
+            rows.append([e["size"], e["config"], e["variant"], fmt_s(e["first"]["wall"]), fmt_s(e["rerun"]["wall"]),
+                         fmt_x(ratio(e["rerun"]["wall"], e["first"]["wall"])), e["first"]["changed"], e["rerun"]["changed"],
+                         fmt_s(e.get("ping_wall")), fmt_s(phys * e["size"])])
+        self.table("fleet: wall time of ansible-playbook (one run each)",
+                   ["hosts", "config", "playbook", "first", "re-run", "re-run/first", "changed 1st", "changed 2nd", "ping play", "netlink+file x hosts"], rows)
+        for size in sizes:
+            for config in configs:
+                runs = {e["variant"]: e for e in out["runs"] if e["size"] == size and e["config"] == config}
+                if "site" in runs and "classic" in runs:
+                    x = ratio(runs["site"]["first"]["wall"], runs["classic"]["first"]["wall"])
+                    self.target("fleet", "site.yml <= 0.5x classic, %d hosts (%s)" % (size, config), x, 0.5, x <= 0.5,
+                                "site %s, classic %s: %s" % (fmt_s(runs["site"]["first"]["wall"]), fmt_s(runs["classic"]["first"]["wall"]), fmt_x(x)))
+                if "site" in runs:
+                    x = ratio(runs["site"]["rerun"]["wall"], runs["site"]["first"]["wall"])
+                    self.target("fleet", "site.yml re-run <= 0.5x first, %d hosts (%s)" % (size, config), x, 0.5, x <= 0.5,
+                                "re-run %s, first %s: %s" % (fmt_s(runs["site"]["rerun"]["wall"]), fmt_s(runs["site"]["first"]["wall"]), fmt_x(x)))
+        self.results["sections"]["fleet"] = out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions and smaller sizes (a smoke run, a few minutes)")
+    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections: %s" % ",".join(SECTIONS))
+    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated Ansible configurations: %s" % ",".join(CONFIGS))
+    parser.add_argument("--fleet-no-pipelining", action="store_true", help="also run the fleet without pipelining (slow)")
+    parser.add_argument("--json", default="/tmp/kvmb-bench-results.json", help="where to write the raw results")
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        parser.error("the namespace lab needs root")
+    only = [s for s in args.only.split(",") if s]
+    unknown = [s for s in only if s not in SECTIONS]
+    if unknown:
+        parser.error("unknown sections: %s" % ", ".join(unknown))
+    start = time.monotonic()
+    failed = []
+    with tempfile.TemporaryDirectory(prefix="kvmb-bench-") as workdir:
+        bench = Bench(args, workdir)
+        m = bench.results["machine"]
+        log("kvmhost.bridging benchmarks%s: %s CPUs (%s), %s MiB, kernel %s, Python %s, ansible-core %s, pyroute2 %s; load %s"
+            % (" (quick)" if args.quick else "", m["nproc"], m["cpu"], m["memory_mib"], m["kernel"], m["python"],
+               m["ansible_core"], m["pyroute2"], m["loadavg_at_start"]))
+        log("configurations: %s" % ", ".join(bench.configs))
+        for section in SECTIONS:
+            if section not in only:
+                continue
+            log("\n== %s ==" % section)
+            t0 = time.monotonic()
+            try:
+                getattr(bench, section)()
+            except Exception as exc:  # report and go on with the next section; the lab is down already
+                failed.append(section)
+                bench.results["sections"][section] = {"error": str(exc)}
+                log("  %s FAILED: %s" % (section, exc))
+                traceback.print_exc()
+            log("  (%s took %.0f s, load %s)" % (section, time.monotonic() - t0, kvmbench.loadavg()))
+    bench.results["wall_s"] = time.monotonic() - start
+    bench.results["machine"]["loadavg_at_end"] = kvmbench.loadavg()
+    log("\n== targets ==")
+    for t in bench.results["targets"]:
+        log("  %-7s %-62s %s" % ({True: "met", False: "MISSED", None: "n/a"}[t["met"]], t["target"], t["detail"]))
+    for n in bench.results["notes"]:
+        log("  note: %s" % n)
+    with open(args.json, "w") as handle:
+        json.dump(bench.results, handle, indent=1, default=str)
+    log("\nraw results: %s; total %.0f s" % (args.json, bench.results["wall_s"]))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
