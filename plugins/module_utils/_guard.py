@@ -423,8 +423,13 @@ class Guard:
         return self._roll_back(state, decision)
 
     # status -----------------------------------------------------------------
-    def status(self):
+    def status(self, wait=0):
+        """What the guard knows; while it is armed and its watcher has not started yet, wait up to ``wait`` seconds for it."""
         state = read_json(self.paths.state)
+        end = self.clock() + wait
+        while state is not None and not (state.get("watcher") and watcher_alive(state)) and self.clock() < end:
+            self.sleep(self.poll)
+            state = read_json(self.paths.state)
         result = read_json(self.paths.result)
         out = {"changed": False, "id": self.paths.id, "armed": state is not None, "watching": False, "last": result}
         if state is not None:

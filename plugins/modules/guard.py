@@ -92,6 +92,8 @@ options:
   wait:
     description:
       - With V(confirm), how many seconds to wait for the watcher to finish after the confirmation.
+      - With V(status), how many seconds to wait for the watcher of an armed guard to start, so that a play can check
+        that the watcher runs before it makes the change. A guard that is not armed is reported at once.
     type: int
     default: 10
   state_dir:
@@ -268,7 +270,7 @@ def run(module):
         return guard.rollback(params["reason"], module.check_mode)
     if action == "confirm":
         return guard.confirm(params["wait"], module.check_mode)
-    return guard.status()
+    return guard.status(params["wait"])
 
 
 def main():

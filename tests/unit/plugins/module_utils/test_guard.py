@@ -430,3 +430,25 @@ def test_snapshot_survives_json():
     assert back.links == snap.links
     assert back.addresses == snap.addresses
     assert back.routes == snap.routes
+
+
+def test_status_waits_for_a_starting_watcher(env):
+    guard, clock, _runtime, _etc = env
+    guard.arm(60, [], "x", False)
+
+    def watcher_starts_at_two_seconds(clk):
+        if clk.now >= 1002.0:
+            state = _guard.read_json(guard.paths.state)
+            if not state.get("watcher"):
+                state["watcher"] = {"pid": os.getpid(), "start": _guard.process_start(os.getpid())}
+                _guard.write_json(guard.paths.state, state)
+
+    clock.on_sleep = watcher_starts_at_two_seconds
+    assert guard.status(wait=10)["watching"] is True
+    assert 1002.0 <= clock.now < 1003.0
+
+
+def test_status_does_not_wait_when_not_armed(env):
+    guard, clock, _runtime, _etc = env
+    assert guard.status(wait=10)["armed"] is False
+    assert clock.now == 1000.0
