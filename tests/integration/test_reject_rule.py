@@ -89,7 +89,7 @@ def test_accept_bridged_lets_the_bridged_guest_get_a_lease(stock_host, ansible):
 
 
 def test_both_backends_and_duplicates(host, ansible):
-    for _ in range(2):
+    for _unused in range(2):
         host.run(["iptables-legacy", "-A", "FORWARD", "-j", "REJECT", "--reject-with", "icmp-host-prohibited"])
     host.run(["iptables-legacy", "-A", "FORWARD", "-o", "virbr0", "-j", "REJECT", "--reject-with", "icmp-host-prohibited"])
     host.run(["iptables-legacy", "-A", "FORWARD", "-j", "REJECT", "--reject-with", "icmp-host-prohibited"])

@@ -276,7 +276,7 @@ def test_plan_both_backends_hold_rules():
     nft = live(table_text("-A FORWARD -j REJECT --reject-with icmp-host-prohibited"))
     legacy = live(table_text("-A FORWARD -j REJECT --reject-with icmp-host-prohibited"))
     planned = fw.plan_live(request, "ipv4", [("nft", nft), ("legacy", legacy)])
-    assert [change.backend for change, _ in planned] == ["nft", "legacy"]
+    assert [change.backend for change, _unused in planned] == ["nft", "legacy"]
 
 
 def test_plan_nothing_to_do_is_empty():
@@ -300,9 +300,9 @@ def test_plan_accept_bridged_goes_where_the_reject_is():
 def test_plan_accept_bridged_falls_back_to_rules_then_default():
     request = fw.build_request(params(accept_bridged=True))
     with_rules = fw.plan_live(request, "ipv4", [("nft", live("")), ("legacy", live(table_text("-A FORWARD -j DROP")))], default="nft")
-    assert [c.backend for c, _ in with_rules] == ["legacy"]
+    assert [c.backend for c, _unused in with_rules] == ["legacy"]
     empty = fw.plan_live(request, "ipv4", [("nft", live("")), ("legacy", live(""))], default="nft")
-    assert [c.backend for c, _ in empty] == ["nft"]
+    assert [c.backend for c, _unused in empty] == ["nft"]
 
 
 def test_plan_accept_bridged_idempotent_and_moved():
@@ -310,7 +310,7 @@ def test_plan_accept_bridged_idempotent_and_moved():
     first = table_text("-A FORWARD -m physdev --physdev-is-bridged -j ACCEPT", "-A FORWARD -j REJECT --reject-with icmp-host-prohibited")
     assert fw.plan_live(request, "ipv4", [("nft", live(first))], default="nft") == []
     later = table_text("-A FORWARD -j REJECT --reject-with icmp-host-prohibited", "-A FORWARD -m physdev --physdev-is-bridged -j ACCEPT")
-    change, _ = fw.plan_live(request, "ipv4", [("nft", live(later))], default="nft")[0]
+    change, _unused = fw.plan_live(request, "ipv4", [("nft", live(later))], default="nft")[0]
     # Delete before insert: -D takes the first match, which must be the old copy.
     assert fw.restore_input(change) == (
         "*filter\n-D FORWARD -m physdev --physdev-is-bridged -j ACCEPT\n-I FORWARD 1 -m physdev --physdev-is-bridged -j ACCEPT\nCOMMIT\n"
@@ -319,12 +319,12 @@ def test_plan_accept_bridged_idempotent_and_moved():
 
 def test_plan_state_present_adds_once_and_removes_accept():
     request = fw.build_request(params(state="present"))
-    change, _ = fw.plan_live(request, "ipv4", [("nft", live(table_text()))], default="nft")[0]
+    change, _unused = fw.plan_live(request, "ipv4", [("nft", live(table_text()))], default="nft")[0]
     assert fw.restore_input(change) == "*filter\n-A FORWARD -j REJECT --reject-with icmp-host-prohibited\nCOMMIT\n"
     assert fw.plan_live(request, "ipv4", [("nft", live("")), ("legacy", live(DUPLICATES))], default="nft") == []
     undo = fw.build_request(params(state="present", accept_bridged=True))
     text = table_text("-A FORWARD -m physdev --physdev-is-bridged -j ACCEPT", "-A FORWARD -j DROP")
-    change, _ = fw.plan_live(undo, "ipv4", [("nft", live(text))])[0]
+    change, _unused = fw.plan_live(undo, "ipv4", [("nft", live(text))])[0]
     assert [line.spec for line in change.removed] == ["-m physdev --physdev-is-bridged -j ACCEPT"]
 
 
@@ -474,7 +474,7 @@ def test_run_check_mode_changes_nothing(tmp_path):
     module = FakeModule(params(rules_file=str(rules_file)), BINS, outputs, check_mode=True)
     result = fw.run(module)
     assert result["changed"] is True
-    assert not [args for args, _ in module.calls if "restore" in args[0]]
+    assert not [args for args, _unused in module.calls if "restore" in args[0]]
     assert rules_file.read_text() == STOCK
 
 
@@ -491,7 +491,7 @@ def test_run_errors_change_nothing(tmp_path, overrides, bins, message):
     module = FakeModule(params(rules_file=str(rules_file), **overrides), bins, {"iptables-nft-save": (0, STOCK, "")})
     with pytest.raises(ModuleError, match=message):
         fw.run(module)
-    assert not [args for args, _ in module.calls if "restore" in args[0]]
+    assert not [args for args, _unused in module.calls if "restore" in args[0]]
     assert rules_file.read_text() == STOCK
 
 
@@ -506,7 +506,7 @@ def test_run_unreadable_or_broken_rules_file_changes_nothing(tmp_path):
     module = FakeModule(params(rules_file=str(broken)), BINS, outputs)
     with pytest.raises(ModuleError, match="line 1"):
         fw.run(module)
-    assert not [args for args, _ in module.calls if "restore" in args[0]]
+    assert not [args for args, _unused in module.calls if "restore" in args[0]]
 
 
 def test_run_restore_failure_is_reported(tmp_path):
@@ -525,7 +525,7 @@ def test_run_firewalld_running_fails_before_anything():
     module = FakeModule(params(), BINS | {"firewall-cmd"}, {"firewall-cmd": (0, "running\n", "")})
     with pytest.raises(ModuleError, match="firewalld is running"):
         fw.run(module)
-    assert [args[0] for args, _ in module.calls] == ["/usr/sbin/firewall-cmd"]
+    assert [args[0] for args, _unused in module.calls] == ["/usr/sbin/firewall-cmd"]
 
 
 def test_run_firewalld_installed_but_stopped_is_fine():
@@ -541,7 +541,7 @@ def test_run_old_iptables_single_backend():
     )
     result = fw.run(module)
     assert result["backends"] == {"ipv4": ["legacy"]}
-    restore = [args for args, _ in module.calls if args[0].endswith("iptables-restore")]
+    restore = [args for args, _unused in module.calls if args[0].endswith("iptables-restore")]
     assert restore == [["/usr/sbin/iptables-restore", "--noflush"]]
 
 

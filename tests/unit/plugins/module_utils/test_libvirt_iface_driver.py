@@ -116,8 +116,10 @@ def test_add_defines_the_interface_and_the_second_run_changes_nothing(conn, uri,
     assert result["changed"] is True
     assert result["domain"] == {"name": "web01", "uuid": "3deda32b-04b6-47d0-b36a-b09037689f42", "active": False, "persistent": True}
     ifaces = li.interfaces_of(config_xml(conn, "web01"))
-    assert [(i["mac"], i["bridge"], i["model"]) for i in ifaces] == [("52:54:00:aa:00:02", "brold", "e1000"),
-                                                                      ("52:54:00:12:34:56", "breth0", "virtio")]
+    assert [(i["mac"], i["bridge"], i["model"]) for i in ifaces] == [
+        ("52:54:00:aa:00:02", "brold", "e1000"),
+        ("52:54:00:12:34:56", "breth0", "virtio"),
+    ]
     assert result["interface"]["mac"] == "52:54:00:12:34:56" and result["interface"]["bridge"] == "breth0"
     assert_valid(tmp_path, config_xml(conn, "web01"))
     (diff,) = result["diff"]
@@ -387,8 +389,10 @@ def test_remote_bridge_check_warns_when_the_driver_cannot_tell():
             raise NoSupport()
 
     class NoSupport(libvirt.libvirtError):
+        """A driver error as libvirt raises it, without libvirt's last-error lookup."""
+
         def __init__(self):
-            Exception.__init__(self, "this function is not supported by the connection driver: virInterfaceLookupByName")
+            super().__init__("this function is not supported by the connection driver: virInterfaceLookupByName")
 
         def get_error_code(self):
             return libvirt.VIR_ERR_NO_SUPPORT

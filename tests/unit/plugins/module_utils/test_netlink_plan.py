@@ -125,7 +125,7 @@ def test_kernel_routes_and_link_local_addresses_stay():
 def test_migration_off_only_attaches():
     snap = host_snapshot()
     plan = nl.plan_bridge(snap, spec(ports=["eth1"], migrate_addresses=False), ["198.18.0.2"])
-    assert [op for op, _ in ops(plan)] == ["create_bridge", "set_link", "set_link", "set_link"]
+    assert [op for op, _unused in ops(plan)] == ["create_bridge", "set_link", "set_link", "set_link"]
     assert plan.actions[2:] == ["attach eth1 to breth0", "bring port eth1 up"]
 
 
