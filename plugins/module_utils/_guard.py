@@ -76,14 +76,27 @@ def check_id(guard_id):
     return guard_id
 
 
-class Paths:
-    """The files of one guard id in the state directory."""
+def netns_scope():
+    """The network namespace this process runs in, as ``net<inode>``, or None where /proc cannot say.
 
-    def __init__(self, state_dir, guard_id):
+    The runtime state a guard protects belongs to a network namespace, while
+    /run may be shared between namespaces (containers, ``ip netns exec``); the
+    scope keeps their guards apart.
+    """
+    try:
+        return "net%d" % os.stat("/proc/self/ns/net").st_ino
+    except OSError:
+        return None
+
+
+class Paths:
+    """The files of one guard id (in one network namespace) in the state directory."""
+
+    def __init__(self, state_dir, guard_id, scope=None):
         check_id(guard_id)
         self.dir = state_dir
         self.id = guard_id
-        base = os.path.join(state_dir, "guard-%s" % guard_id)
+        base = os.path.join(state_dir, "guard-%s%s" % (guard_id, "." + scope if scope else ""))
         self.state = base + ".json"
         self.decision = base + ".decision"
         self.result = base + ".result.json"

@@ -14,7 +14,8 @@ description:
     within O(timeout) seconds.
   - V(arm) saves the content of O(files) (or that they do not exist) and a snapshot of the runtime network state
     (links, bridge membership, link states, MACs, MTUs, bridge options, addresses and routes) in
-    C(<state_dir>/guard-<id>.json).
+    C(<state_dir>/guard-<id>.net<inode>.json); the inode names the network namespace, so that namespaces that
+    share C(/run) keep their guards apart.
   - "V(watch) waits for the decision. Run it detached with C(async) and C(poll: 0). If nothing confirms within
     O(timeout) seconds of its start, it restores the runtime state and the files (atomically) and returns
     RV(rolled_back=true)."
@@ -163,7 +164,7 @@ state_file:
   description: Where the armed state is kept.
   returned: with O(action=arm)
   type: str
-  sample: /run/kvmhost-bridging/guard-host-bridge.json
+  sample: /run/kvmhost-bridging/guard-host-bridge.net4026531840.json
 files:
   description: The files saved, and whether each existed.
   returned: with O(action=arm)
@@ -256,7 +257,7 @@ ARGUMENT_SPEC = {
 def run(module):
     params = module.params
     action = params["action"]
-    paths = _guard.Paths(params["state_dir"], params["id"])
+    paths = _guard.Paths(params["state_dir"], params["id"], _guard.netns_scope())
     runtime = _guard.NetlinkRuntime(params["interfaces"])
     guard = _guard.Guard(module, paths, runtime)
     if action == "arm":

@@ -452,3 +452,11 @@ def test_status_does_not_wait_when_not_armed(env):
     guard, clock, _runtime, _etc = env
     assert guard.status(wait=10)["armed"] is False
     assert clock.now == 1000.0
+
+
+def test_guards_of_two_network_namespaces_do_not_meet(tmp_path):
+    one = _guard.Paths(str(tmp_path), "host_bridge-h1", "net4026531840")
+    other = _guard.Paths(str(tmp_path), "host_bridge-h1", "net4026532001")
+    assert one.state != other.state and one.decision != other.decision and one.result != other.result
+    assert one.state.endswith("guard-host_bridge-h1.net4026531840.json")
+    assert _guard.netns_scope().startswith("net")
