@@ -24,6 +24,17 @@ STP_STATES = {0: "disabled", 1: "listening", 2: "learning", 3: "forwarding", 4: 
 STP_MODES = {0: "off", 1: "kernel", 2: "user"}
 # Ports that connect a bridge to the world outside the host.
 UPLINK_KINDS = ("physical", "bond", "vlan", "team")
+# When the host itself is a container or a network namespace, its NICs are
+# veths named like NICs (eth0, ens3, ...): those lead out of the host. Veths
+# named otherwise (vethXXXX, vnetN) are ports of containers or guests.
+NIC_LIKE_NAME = re.compile(r"^(eth|en|em)[0-9a-z]*$")
+
+
+def is_uplink(port):
+    """Whether a bridge port leads out of the host (or out of its namespace)."""
+    if port["kind"] in UPLINK_KINDS:
+        return True
+    return port["kind"] == "veth" and bool(NIC_LIKE_NAME.match(port["name"]))
 
 SYSCTLS = (
     ("ip_forward", "net/ipv4/ip_forward"),
@@ -155,7 +166,7 @@ def describe(links, addresses, holders, sysctls):
                     for a in addrs_of.get(rec["index"], [])
                 ],
                 "ports": ports,
-                "uplinks": [p["name"] for p in ports if p["kind"] in UPLINK_KINDS],
+                "uplinks": [p["name"] for p in ports if is_uplink(p)],
             }
         )
 
@@ -202,6 +213,8 @@ def _port_note(port):
         return "tap of %spid %d (%s)" % (who, proc["pid"], prog)
     if port["kind"] in UPLINK_KINDS:
         return "uplink to the network outside the host"
+    if port["kind"] == "veth" and is_uplink(port):
+        return "uplink: a NIC that is one end of a veth pair (this host is a container or namespace)"
     if port["kind"] == "veth":
         return "one end of a veth pair (a container or namespace)"
     return port["kind"]

@@ -230,3 +230,12 @@ def test_thousand_ports():
     assert len(info["bridges"][0]["ports"]) == 1000
     assert info["bridges"][0]["ports"][-1]["name"] == "vnet999"
     assert len(info["report"].splitlines()) > 2000
+
+
+def test_nic_that_is_a_veth_is_an_uplink():
+    """A host that is itself a namespace or container has veth NICs: eth1 leads out, vethXXXX does not."""
+    links = [bridge(3, "breth1"), port_of(link(4, "eth1", kind="veth", carrier=True), 3), port_of(link(5, "veth9f2c", kind="veth"), 3)]
+    info = _bridge_info.describe(links, [], {}, NO_NF)
+    assert info["bridges"][0]["uplinks"] == ["eth1"]
+    assert "bridged to the network outside the host through eth1" in info["report"]
+    assert "no uplink" not in info["report"]
