@@ -131,7 +131,7 @@ def test_ee_context_installs_the_collection(ee_context):
             dirnames[:] = [d for d in dirnames if d != "__pycache__"]
             want |= {os.path.relpath(os.path.join(dirpath, f), ROOT) for f in filenames if not f.endswith(".pyc")}
         have = {str(p.relative_to(collection)) for p in (collection / part).rglob("*") if p.is_file()}
-        assert want <= have, "missing from the EE: %s" % sorted(want - have)
+        assert want == have, "missing from the EE: %s; not in the tree: %s" % (sorted(want - have), sorted(have - want))
     assert (collection / "meta" / "runtime.yml").is_file()
 
 
