@@ -444,6 +444,10 @@ class Lab:
             ),
             os.path.join(scripts, "ifcfg-eth1"): "DEVICE=eth1\nTYPE=Ethernet\nHWADDR=%s\nBOOTPROTO=none\nONBOOT=yes\n" % mac1,
             os.path.join(upper, "hostname"): name + "\n",
+            # As on a real host, the host's own name resolves: otherwise every
+            # fact gathering (socket.getfqdn) waits for a DNS server the lab
+            # cannot reach.
+            os.path.join(upper, "hosts"): "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n%s %s\n" % (addr, name),
         }
         if stock_firewall:
             files[os.path.join(upper, "sysconfig", "iptables")] = STOCK_IPTABLES
