@@ -8,7 +8,10 @@ The guard protects one change, named by an id:
   and a snapshot of the runtime network state in ``<state_dir>/guard-<id>.json``.
 - ``watch`` (run detached, by Ansible's async wrapper) waits until the
   deadline for a decision. Without one it claims the decision ``rollback`` and
-  restores the runtime state and the files.
+  restores the runtime state and the files. The countdown begins when the
+  watcher starts or, when the guard was armed with ``start_within``, at the
+  ``start`` signal, so that only the risky part of a change runs against it.
+- ``start`` checks that the watcher runs and gives that signal.
 - ``confirm`` (run over a fresh connection, which proves that the host is
   still reachable) claims the decision ``confirmed``.
 - ``rollback`` claims ``rollback`` at once and restores in its own process.
@@ -99,6 +102,7 @@ class Paths:
         base = os.path.join(state_dir, "guard-%s%s" % (guard_id, "." + scope if scope else ""))
         self.state = base + ".json"
         self.decision = base + ".decision"
+        self.go = base + ".go"
         self.result = base + ".result.json"
 
 
@@ -277,9 +281,11 @@ class Guard:
         self.poll = poll
 
     # arm --------------------------------------------------------------------
-    def arm(self, timeout, files, description, with_runtime, check_mode=False):
+    def arm(self, timeout, files, description, with_runtime, check_mode=False, start_within=0):
         if timeout < 1:
             raise ModuleError("timeout must be at least 1 second; got %s." % timeout)
+        if start_within < 0:
+            raise ModuleError("start_within must be 0 (count from the watcher's start) or more seconds; got %s." % start_within)
         state = read_json(self.paths.state)
         if state is not None and watcher_alive(state):
             raise ModuleError(
@@ -299,6 +305,7 @@ class Guard:
             "id": self.paths.id,
             "description": description,
             "timeout": timeout,
+            "start_within": start_within,
             "armed_at": wall_clock(),
             "armed_boottime": self.clock(),
             "arming": binascii.hexlify(os.urandom(8)).decode("ascii"),
@@ -310,6 +317,7 @@ class Guard:
             ensure_dir(self.paths.dir)
             unlink(self.paths.decision)
             unlink(self.paths.result)
+            unlink(self.paths.go)
             write_json(self.paths.state, state)
         return {
             "changed": False,
@@ -341,6 +349,12 @@ class Guard:
 
     # watch ------------------------------------------------------------------
     def watch(self, pid=None, check_mode=False):
+        """Wait for the decision; without one by the deadline, claim ``rollback`` and restore.
+
+        With ``start_within`` (set at arm), the countdown of ``timeout`` begins at the
+        ``start`` signal, which must come within ``start_within`` seconds; otherwise it
+        begins when the watcher starts.
+        """
         state = self._load("watch")
         if watcher_alive(state):
             raise ModuleError("Guard %s already has a watcher (PID %s)." % (self.paths.id, state["watcher"]["pid"]), id=self.paths.id)
@@ -348,7 +362,8 @@ class Guard:
             return {"changed": False, "confirmed": False, "rolled_back": False, "msg": "Check mode: not watching."}
         pid = pid or os.getpid()
         started = self.clock()
-        deadline = started + state["timeout"]
+        start_within = state.get("start_within") or 0
+        deadline = None if start_within else started + state["timeout"]
         state["watcher"] = {"pid": pid, "start": process_start(pid), "started_boottime": started, "deadline_boottime": deadline}
         write_json(self.paths.state, state)
         decision = None
@@ -356,9 +371,20 @@ class Guard:
             decision = read_json(self.paths.decision)
             if decision is not None:
                 break
-            if self.clock() >= deadline:
-                won, decision = claim(self.paths, ROLLBACK, "watcher",
-                                      "no confirmation within %ss" % state["timeout"])
+            now = self.clock()
+            reason = None
+            if deadline is None:
+                go = read_json(self.paths.go)
+                if go is not None:
+                    deadline = go["at_boottime"] + state["timeout"]
+                    state["watcher"]["deadline_boottime"] = deadline
+                    write_json(self.paths.state, state)
+                elif now >= started + start_within:
+                    reason = "the change did not start within %ss" % start_within
+            elif now >= deadline:
+                reason = "no confirmation within %ss" % state["timeout"]
+            if reason is not None:
+                won, decision = claim(self.paths, ROLLBACK, "watcher", reason)
                 if won:
                     return self._roll_back(state, decision)
                 break
@@ -373,6 +399,29 @@ class Guard:
             return self._finish(state, decision, confirmed=True, waited=decision.get("at_boottime", self.clock()) - started)
         # Someone else (the rollback action) restores; wait for its outcome.
         return self._await_result(state, decision)
+
+    # start ------------------------------------------------------------------
+    def start(self, wait, check_mode=False):
+        """Wait (up to ``wait`` seconds) until the watcher runs, then start its countdown."""
+        state = self.status(wait)
+        if check_mode:
+            return dict(state, msg="Check mode: not starting the countdown.")
+        if not state["armed"]:
+            raise ModuleError("Guard %s is not armed; arm it and start its watcher before the change." % self.paths.id, id=self.paths.id,
+                              last=state.get("last"))
+        if not state["watching"]:
+            raise ModuleError(
+                "The watcher of guard %s does not run (waited %ss); nothing must change without it. Roll back what was done"
+                " with action=rollback." % (self.paths.id, wait), id=self.paths.id)
+        if state.get("decision"):
+            raise ModuleError("Guard %s has already decided: %s." % (self.paths.id, state["decision"].get("decision")), id=self.paths.id)
+        go = read_json(self.paths.go)
+        if go is None:
+            go = {"at": wall_clock(), "at_boottime": self.clock()}
+            write_json(self.paths.go, go)
+        armed = read_json(self.paths.state) or {}
+        return {"changed": False, "id": self.paths.id, "watching": True, "started_at": go["at"],
+                "remaining": round(go["at_boottime"] + armed.get("timeout", 0) - self.clock(), 3)}
 
     def _await_result(self, state, decision, limit=120.0):
         end = self.clock() + limit
@@ -391,9 +440,8 @@ class Guard:
             if last is not None and last.get("confirmed"):
                 return {"changed": False, "confirmed": True, "id": self.paths.id, "already": True, "last": last}
         state = self._load("confirm")
-        watcher = state.get("watcher") or {}
         now = self.clock()
-        deadline = watcher.get("deadline_boottime")
+        deadline = self._deadline(state)
         if check_mode:
             return {"changed": False, "confirmed": False, "msg": "Check mode: not confirming."}
         won, decision = claim(self.paths, CONFIRMED, "confirm")
@@ -435,6 +483,14 @@ class Guard:
             return self._await_result(state, decision)
         return self._roll_back(state, decision)
 
+    def _deadline(self, state):
+        """When the watcher rolls back: recorded by it, or known from the start signal; None before the countdown."""
+        watcher = state.get("watcher") or {}
+        if watcher.get("deadline_boottime"):
+            return watcher["deadline_boottime"]
+        go = read_json(self.paths.go)
+        return go["at_boottime"] + state["timeout"] if go else None
+
     # status -----------------------------------------------------------------
     def status(self, wait=0):
         """What the guard knows; while it is armed and its watcher has not started yet, wait up to ``wait`` seconds for it."""
@@ -446,12 +502,12 @@ class Guard:
         result = read_json(self.paths.result)
         out = {"changed": False, "id": self.paths.id, "armed": state is not None, "watching": False, "last": result}
         if state is not None:
-            watcher = state.get("watcher") or {}
             out["watching"] = watcher_alive(state)
             out["description"] = state.get("description")
             out["armed_at"] = state.get("armed_at")
-            if watcher.get("deadline_boottime"):
-                out["remaining"] = round(watcher["deadline_boottime"] - self.clock(), 3)
+            deadline = self._deadline(state)
+            if deadline:
+                out["remaining"] = round(deadline - self.clock(), 3)
             out["decision"] = read_json(self.paths.decision)
         return out
 
@@ -502,6 +558,7 @@ class Guard:
         write_json(self.paths.result, result)
         unlink(self.paths.state)
         unlink(self.paths.decision)
+        unlink(self.paths.go)
         return dict(result, changed=rolled_back)
 
 

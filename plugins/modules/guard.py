@@ -19,6 +19,9 @@ description:
   - "V(watch) waits for the decision. Run it detached with C(async) and C(poll: 0). If nothing confirms within
     O(timeout) seconds of its start, it restores the runtime state and the files (atomically) and returns
     RV(rolled_back=true)."
+  - V(start) waits until the watcher runs and starts its countdown, for a guard armed with O(start_within). Changes
+    made between V(watch) and V(start), such as writing files, are restored by a rollback too, but do not count
+    against O(timeout).
   - "V(confirm) confirms the change. Run it after C(meta: reset_connection), so that it comes over a fresh
     connection, which proves the host is still reachable. It waits for the watcher to finish, so that
     C(async_status) gets the watcher's result at once."
@@ -48,7 +51,7 @@ options:
       - What to do, see the description.
     type: str
     required: true
-    choices: [arm, watch, confirm, rollback, status]
+    choices: [arm, watch, start, confirm, rollback, status]
   id:
     description:
       - Names the guarded change, so that guards of different changes do not meet.
@@ -57,10 +60,19 @@ options:
     required: true
   timeout:
     description:
-      - With V(arm), the seconds the watcher waits for a confirmation, counted from the start of V(watch).
+      - With V(arm), the seconds the watcher waits for a confirmation, counted from the start of V(watch), or from
+        V(start) with O(start_within).
       - Run V(watch) with an C(async) of at least this plus the time a restore takes (30 seconds are plenty).
     type: int
     default: 60
+  start_within:
+    description:
+      - With V(arm), V(0) makes the watcher count O(timeout) from its own start.
+      - A positive value makes it count from the V(start) action instead, which must come within this many seconds
+        of the watcher's start; if it does not, the watcher rolls back what was done so far and ends.
+      - Run V(watch) with an C(async) of at least O(start_within) plus O(timeout) plus the time a restore takes.
+    type: int
+    default: 0
   files:
     description:
       - With V(arm), the absolute paths of the files that the change may write, create or remove.
@@ -93,6 +105,7 @@ options:
   wait:
     description:
       - With V(confirm), how many seconds to wait for the watcher to finish after the confirmation.
+      - With V(start), how many seconds to wait for the watcher to run before the action fails.
       - With V(status), how many seconds to wait for the watcher of an armed guard to start, so that a play can check
         that the watcher runs before it makes the change. A guard that is not armed is reported at once.
     type: int
@@ -131,6 +144,14 @@ EXAMPLES = r"""
   async: 90
   poll: 0
   register: guard_watch
+
+- name: Check that the watcher runs
+  kvmhost.bridging.guard:
+    action: status
+    id: host-bridge
+    wait: 30
+  register: guard_status
+  failed_when: not guard_status.watching
 
 - name: Bridge eth0
   kvmhost.bridging.bridge:
@@ -216,8 +237,8 @@ since_arm:
   type: float
   sample: 3.2
 remaining:
-  description: Seconds that were left before the watcher's deadline.
-  returned: with O(action=confirm) and O(action=status) while watched
+  description: Seconds left before the watcher's deadline.
+  returned: with O(action=start), O(action=confirm), and O(action=status) once the countdown runs
   type: float
   sample: 56.8
 armed:
@@ -226,7 +247,7 @@ armed:
   type: bool
 watching:
   description: Whether a watcher runs for the guard.
-  returned: with O(action=status)
+  returned: with O(action=status) and O(action=start)
   type: bool
 last:
   description: The outcome of the guard's last change, as RV(confirmed), RV(rolled_back), RV(reason) and so on.
@@ -241,9 +262,10 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import fa
 from ansible_collections.kvmhost.bridging.plugins.module_utils._pyroute2_dep import assert_pyroute2
 
 ARGUMENT_SPEC = {
-    "action": {"type": "str", "required": True, "choices": ["arm", "watch", "confirm", "rollback", "status"]},
+    "action": {"type": "str", "required": True, "choices": ["arm", "watch", "start", "confirm", "rollback", "status"]},
     "id": {"type": "str", "required": True},
     "timeout": {"type": "int", "default": 60},
+    "start_within": {"type": "int", "default": 0},
     "files": {"type": "list", "elements": "path", "default": []},
     "runtime": {"type": "bool", "default": True},
     "interfaces": {"type": "list", "elements": "str", "default": []},
@@ -263,12 +285,15 @@ def run(module):
     if action == "arm":
         if params["runtime"]:
             assert_pyroute2(module)
-        return guard.arm(params["timeout"], params["files"], params["description"], params["runtime"], module.check_mode)
+        return guard.arm(params["timeout"], params["files"], params["description"], params["runtime"], module.check_mode,
+                         params["start_within"])
     if action in ("watch", "rollback"):
         assert_pyroute2(module)
         if action == "watch":
             return guard.watch(check_mode=module.check_mode)
         return guard.rollback(params["reason"], module.check_mode)
+    if action == "start":
+        return guard.start(params["wait"], module.check_mode)
     if action == "confirm":
         return guard.confirm(params["wait"], module.check_mode)
     return guard.status(params["wait"])

@@ -460,3 +460,65 @@ def test_guards_of_two_network_namespaces_do_not_meet(tmp_path):
     assert one.state != other.state and one.decision != other.decision and one.result != other.result
     assert one.state.endswith("guard-host_bridge-h1.net4026531840.json")
     assert _guard.netns_scope().startswith("net")
+
+
+# -- the countdown from the start signal -------------------------------------------
+
+
+def test_countdown_runs_from_the_start_signal(env):
+    guard, clock, runtime, etc = env
+    existing, new = _files(etc)
+    guard.arm(20, [str(existing), str(new)], "bridging eth0 into breth0", True, start_within=300)
+    starter = _guard.Guard(FakeModule(), guard.paths, runtime, clock=clock, sleep=clock.sleep)
+
+    def files_then_start_at_100s(clk):
+        if clk.now >= 1050.0 and not new.exists():
+            _change(existing, new)  # written before the start: restored too, but not counted
+        if clk.now >= 1100.0 and not os.path.exists(guard.paths.go):
+            assert starter.start(wait=0)["remaining"] == 20
+
+    clock.on_sleep = files_then_start_at_100s
+    result = guard.watch(pid=os.getpid())
+    assert result["rolled_back"] is True and result["reason"] == "no confirmation within 20s"
+    assert 1120.0 <= clock.now < 1121.0  # 100 s before the start did not count
+    assert not new.exists() and existing.read_text() == "DEVICE=eth0\nIPADDR=198.18.0.2\n"
+    assert not os.path.exists(guard.paths.go)
+
+
+def test_no_start_signal_rolls_back_what_was_done(env):
+    guard, clock, _runtime, etc = env
+    existing, new = _files(etc)
+    guard.arm(20, [str(existing), str(new)], "x", True, start_within=300)
+
+    def files_only(clk):
+        if not new.exists():
+            _change(existing, new)
+
+    clock.on_sleep = files_only
+    result = guard.watch(pid=os.getpid())
+    assert result["rolled_back"] is True and result["reason"] == "the change did not start within 300s"
+    assert 1300.0 <= clock.now < 1301.0
+    assert not new.exists()
+
+
+def test_start_needs_a_running_watcher(env):
+    guard = env[0]
+    with pytest.raises(ModuleError, match="is not armed"):
+        guard.start(wait=0)
+    guard.arm(20, [], "x", False, start_within=300)
+    with pytest.raises(ModuleError, match="does not run"):
+        guard.start(wait=1)
+    assert not os.path.exists(guard.paths.go)
+    state = _guard.read_json(guard.paths.state)
+    state["watcher"] = {"pid": os.getpid(), "start": _guard.process_start(os.getpid())}
+    _guard.write_json(guard.paths.state, state)
+    started = guard.start(wait=1)
+    assert started["watching"] is True and started["remaining"] == 20
+    assert guard.status()["remaining"] == 20
+    # A second start keeps the first signal.
+    assert guard.start(wait=1)["started_at"] == started["started_at"]
+
+
+def test_arm_refuses_a_negative_start_within(env):
+    with pytest.raises(ModuleError, match="start_within"):
+        env[0].arm(20, [], "x", False, start_within=-1)
