@@ -21,7 +21,7 @@ import yaml
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 BIN = os.path.dirname(sys.executable)
-EE_FILE = os.path.join(ROOT, "meta", "execution-environment.yml")
+EE_FILE = os.path.join(ROOT, "execution-environment.yml")
 COLLECTIONS = os.environ.get("ANSIBLE_COLLECTIONS_PATH", os.path.expanduser("~/.ansible/collections")).split(os.pathsep)[0]
 COLLECTION_DEST = "/usr/share/ansible/collections/ansible_collections/kvmhost/bridging"
 
@@ -46,7 +46,7 @@ def _env():
 
 @pytest.fixture(scope="module")
 def ee_context(tmp_path_factory):
-    """``ansible-builder create`` of meta/execution-environment.yml into a temp dir."""
+    """``ansible-builder create`` of execution-environment.yml into a temp dir."""
     context = tmp_path_factory.mktemp("ee") / "context"
     proc = subprocess.run(
         [_tool("ansible-builder"), "create", "-f", EE_FILE, "-c", str(context), "--output-filename", "Containerfile"],
@@ -199,6 +199,22 @@ def _link(host, name):
 
 def _task_results(job, host):
     return [e for e in job["events"] if e["event"].startswith("runner_on_") and e["event_data"].get("host") == host.name]
+
+
+def test_collection_declares_its_requirements_to_other_ees(tmp_path):
+    """An EE that installs this collection learns its requirements from meta/execution-environment.yml."""
+    tree = tmp_path / "ansible_collections" / "kvmhost" / "bridging"
+    shutil.copytree(os.path.join(ROOT, "meta"), tree / "meta")
+    for name in ("galaxy.yml", "requirements.txt", "bindep.txt"):
+        shutil.copy(os.path.join(ROOT, name), tree / name)
+    proc = subprocess.run([_tool("ansible-builder"), "introspect", "--sanitize", str(tmp_path)], env=_env(),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stdout
+    data = yaml.safe_load(proc.stdout.split("\n", 1)[1])
+    python = [line.split("#")[0].strip() for line in data["python"]]
+    system = [line.split("#")[0].strip() for line in data["system"]]
+    assert "pyroute2>=0.7.3" in python
+    assert "iproute [platform:rpm]" in system and "iptables-nft [platform:rpm]" in system
 
 
 def test_ansible_runner_runs_host_bridge_against_a_lab_host(lab, host, tmp_path):
