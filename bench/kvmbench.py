@@ -10,6 +10,7 @@ import glob
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -280,6 +281,7 @@ class PlayRun:
     output: str
     first_event: float | None = None
     last_event: float | None = None
+    controller_cpu: float | None = None  # user+sys seconds of ansible-playbook and its children (workers, ssh)
 
     def by_label(self, label):
         return [t for t in self.tasks if t.label == label]
@@ -353,10 +355,13 @@ class Ansible:
             if limit:
                 argv += ["--limit", limit]
             try:
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 start = time.monotonic()
                 proc = subprocess.run(argv, env=self.env(config, record, cp_dir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                       text=True, timeout=timeout, check=False, cwd=tmp)
                 wall = time.monotonic() - start
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
             finally:
                 _stop_control_masters(cp_dir)
                 shutil.rmtree(cp_dir, ignore_errors=True)
@@ -364,7 +369,9 @@ class Ansible:
             if os.path.exists(record):
                 with open(record) as handle:
                     events = [json.loads(line) for line in handle]
-        return self._parse(proc.returncode, wall, events, proc.stdout)
+        run = self._parse(proc.returncode, wall, events, proc.stdout)
+        run.controller_cpu = cpu
+        return run
 
     @staticmethod
     def _parse(rc, wall, events, output):

@@ -392,26 +392,36 @@ class Bench:
                 if os.path.exists(SITE) and size == sizes[0] and config == configs[0]:
                     plan.append((size, config, "site.yml", SITE, SITE_VARS, True))  # the whole site.yml once, for scale
         pinged = set()
+        reps = self.args.fleet_reps
         for size, config, variant, playbook, extra, rerun in plan:
-            entry = {"size": size, "config": config, "variant": variant}
+            entry = {"size": size, "config": config, "variant": variant, "first_walls": [], "rerun_walls": [], "runs": []}
             try:
-                with kvmbench.lab_up(LAB_IDS["fleet"], size, stock_firewall=True, log=log) as lab:
-                    if (size, config) not in pinged:
-                        pinged.add((size, config))
-                        ping = self.ansible.playbook(json.dumps([{"name": "ping", "hosts": "all", "gather_facts": False, "tasks": [
-                            {"name": "ping", "ansible.builtin.ping": {}}]}]), lab.inventory_path, config=config)
-                        self.check_run(ping, "fleet ping")
-                        entry["ping_wall"] = ping.wall
-                    for phase in ("first", "rerun") if rerun else ("first",):
-                        log("  fleet: %s on %d hosts, %s, %s run" % (variant, size, config, phase))
-                        run = self.ansible.playbook(playbook, lab.inventory_path, config=config, extra_vars=extra)
-                        entry[phase] = {"wall": run.wall, "changed": run.changed_total(), "tasks": len(run.tasks),
-                                        "slowest_tasks": sorted(((round(t.span, 3), t.name) for t in run.tasks), reverse=True)[:8]}
-                        self.check_run(run, "%s %s run (%s, %d hosts)" % (variant, phase, config, size))
+                for _rep in range(reps):
+                    with kvmbench.lab_up(LAB_IDS["fleet"], size, stock_firewall=True, log=log) as lab:
+                        if (size, config) not in pinged:
+                            pinged.add((size, config))
+                            ping = self.ansible.playbook(json.dumps([{"name": "ping", "hosts": "all", "gather_facts": False, "tasks": [
+                                {"name": "ping", "ansible.builtin.ping": {}}]}]), lab.inventory_path, config=config)
+                            self.check_run(ping, "fleet ping")
+                            entry["ping_wall"] = ping.wall
+                        for phase in ("first", "rerun") if rerun else ("first",):
+                            log("  fleet: %s on %d hosts, %s, %s run" % (variant, size, config, phase))
+                            run = self.ansible.playbook(playbook, lab.inventory_path, config=config, extra_vars=extra)
+                            entry["runs"].append({"phase": phase, "wall": run.wall, "cpu": run.controller_cpu,
+                                                  "changed": run.changed_total(), "tasks": len(run.tasks),
+                                                  "slowest_tasks": sorted(((round(t.span, 3), t.name) for t in run.tasks), reverse=True)[:8]})
+                            self.check_run(run, "%s %s run (%s, %d hosts)" % (variant, phase, config, size))
+                            entry[phase + "_walls"].append(run.wall)
+                            entry.setdefault(phase + "_cpu", []).append(run.controller_cpu)
+                            entry.setdefault(phase + "_changed", []).append(run.changed_total())
             except Exception as exc:  # one failed variant does not end the section
                 entry["error"] = str(exc)[:3000]
                 out["failed"].append("%s, %d hosts, %s: %s" % (variant, size, config, str(exc)[:300]))
                 self.note("fleet: %s on %d hosts (%s) failed: %s" % (variant, size, config, str(exc)[:300]))
+            entry["first"] = summary(entry["first_walls"])
+            entry["rerun"] = summary(entry["rerun_walls"])
+            entry["first_cpu_median"] = (summary(entry.get("first_cpu", [])) or {}).get("median")
+            entry["rerun_cpu_median"] = (summary(entry.get("rerun_cpu", [])) or {}).get("median")
             out["runs"].append(entry)
         # The physical floor: the same end state by netlink and file writes, per host.
         hosts = 1 if self.quick else 3
@@ -429,24 +439,30 @@ class Bench:
         phys = out["physical"]["netlink_and_file_s"]["median"]
         for e in out["runs"]:
             first, rerun = e.get("first") or {}, e.get("rerun") or {}
-            rows.append([e["size"], e["config"], e["variant"] + (" (FAILED)" if e.get("error") else ""), fmt_s(first.get("wall")),
-                         fmt_s(rerun.get("wall")), fmt_x(ratio(rerun.get("wall"), first.get("wall"))), first.get("changed", "-"),
-                         rerun.get("changed", "-"), fmt_s(e.get("ping_wall")), fmt_s(phys * e["size"])])
-        self.table("fleet: wall time of ansible-playbook (one run each)",
-                   ["hosts", "config", "playbook", "first", "re-run", "re-run/first", "changed 1st", "changed 2nd", "ping play", "netlink+file x hosts"], rows)
+
+            def span(st):
+                return "-" if not st or st["n"] < 2 else "%s-%s" % (fmt_s(st["min"]), fmt_s(st["max"]))
+            rows.append([e["size"], e["config"], e["variant"] + (" (FAILED)" if e.get("error") else ""), fmt_s(first.get("median")), span(first),
+                         fmt_s(rerun.get("median")), span(rerun), fmt_x(ratio(rerun.get("median"), first.get("median"))),
+                         fmt_s(e.get("first_cpu_median")), fmt_s(e.get("rerun_cpu_median")),
+                         max(e.get("first_changed") or ["-"]), max(e.get("rerun_changed") or ["-"]), fmt_s(e.get("ping_wall")),
+                         fmt_s(phys * e["size"])])
+        self.table("fleet: wall time of ansible-playbook, median of %d run(s) each" % self.args.fleet_reps,
+                   ["hosts", "config", "playbook", "first", "min-max", "re-run", "min-max", "re-run/first", "ctl CPU 1st", "ctl CPU 2nd",
+                    "changed 1st", "changed 2nd", "ping play", "netlink+file x hosts"], rows)
         for size in sizes:
             for config in configs:
                 runs = {e["variant"].split(",")[0]: e for e in out["runs"]
                         if e["size"] == size and e["config"] == config and not e.get("error")}
                 site = runs.get("bridge+forwarding")
                 if site and "classic" in runs:
-                    x = ratio(site["first"]["wall"], runs["classic"]["first"]["wall"])
+                    x = ratio(site["first"]["median"], runs["classic"]["first"]["median"])
                     self.target("fleet", "%s <= 0.5x classic, %d hosts (%s)" % (site["variant"], size, config), x, 0.5, x <= 0.5,
-                                "%s vs classic %s: %s" % (fmt_s(site["first"]["wall"]), fmt_s(runs["classic"]["first"]["wall"]), fmt_x(x)))
-                if site:
-                    x = ratio(site["rerun"]["wall"], site["first"]["wall"])
+                                "%s vs classic %s: %s" % (fmt_s(site["first"]["median"]), fmt_s(runs["classic"]["first"]["median"]), fmt_x(x)))
+                if site and site["rerun"]:
+                    x = ratio(site["rerun"]["median"], site["first"]["median"])
                     self.target("fleet", "%s re-run <= 0.5x first, %d hosts (%s)" % (site["variant"], size, config), x, 0.5, x <= 0.5,
-                                "re-run %s, first %s: %s" % (fmt_s(site["rerun"]["wall"]), fmt_s(site["first"]["wall"]), fmt_x(x)))
+                                "re-run %s, first %s: %s" % (fmt_s(site["rerun"]["median"]), fmt_s(site["first"]["median"]), fmt_x(x)))
         self.results["sections"]["fleet"] = out
         if out["failed"]:
             raise RuntimeError("fleet runs failed: %s" % "; ".join(out["failed"]))
@@ -459,6 +475,7 @@ def main(argv=None):
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated Ansible configurations: %s" % ",".join(CONFIGS))
     parser.add_argument("--fleet-no-pipelining", action="store_true", help="also run the fleet without pipelining (slow)")
     parser.add_argument("--fleet-sizes", help="comma-separated host counts of the fleet section (default 20,50; 3 with --quick)")
+    parser.add_argument("--fleet-reps", type=int, default=1, help="runs of each fleet playbook, each on a fresh lab (default 1)")
     parser.add_argument("--fleet-all-reruns", action="store_true", help="also re-run the classic playbook on the larger fleets")
     parser.add_argument("--unresolvable-hostnames", action="store_true",
                         help="leave the lab hosts' names unresolvable, as the lab makes them (fact gathering then waits 10 s for DNS)")
