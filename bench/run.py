@@ -122,7 +122,7 @@ class Bench:
             json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
         argv = ["env", "PYTHONPATH=" + kvmbench.COLLECTIONS, PYTHON, os.path.join(MODULE_PATH, module + ".py"), path]
         times = []
-        for _ in range(reps):
+        for _rep in range(reps):
             start = time.monotonic()
             proc = host.run(argv, check=False, timeout=300)
             times.append(time.monotonic() - start)
@@ -132,7 +132,7 @@ class Bench:
 
     def direct_python(self, host, code, reps):
         times = []
-        for _ in range(reps):
+        for _rep in range(reps):
             start = time.monotonic()
             host.run([PYTHON, "-c", code])
             times.append(time.monotonic() - start)
@@ -208,7 +208,7 @@ class Bench:
             # The floor: raw pyroute2 in one process, and ip -batch for reference.
             log("  bulk: raw pyroute2, %d taps, %d times" % (count, reps))
             raw_walls, raw_inproc, raw_ops = [], [], []
-            for _ in range(reps):
+            for _rep in range(reps):
                 wall, res = kvmbench.host_python_run(host, [raw, "create", "--count", str(count), "--bridge", "brbulk"])
                 raw_walls.append(wall)
                 raw_inproc.append(res["total_in_process_s"])
@@ -216,7 +216,7 @@ class Bench:
                 clean()
             batch = "".join("tuntap add dev %s mode tap\nlink set %s master brbulk up\n" % (n, n) for n in names)
             batch_walls = []
-            for _ in range(reps):
+            for _rep in range(reps):
                 batch_walls.append(kvmbench.timed_host_run(host, ["ip", "-batch", "-"], input=batch))
                 clean()
             out["raw_pyroute2_wall"] = summary(raw_walls)
@@ -326,7 +326,7 @@ class Bench:
                     self.check_run(run, "inventory playbook (%s)" % config)
                     out["configs"].setdefault(config, {})[size] = {"info": summary(run.spans("info")), "ping": summary(run.spans("ping"))}
                 out["direct"][size] = summary(self.direct_module(host, "bridge_info", {}, reps))
-                ip_times = [kvmbench.timed_host_run(host, ["ip", "-j", "-d", "link", "show"]) for _ in range(reps)]
+                ip_times = [kvmbench.timed_host_run(host, ["ip", "-j", "-d", "link", "show"]) for _rep in range(reps)]
                 out["ip_json"][size] = summary(ip_times)
                 _wall, out["reads"][size] = kvmbench.host_python_run(
                     host, ["env", "PYTHONPATH=" + kvmbench.COLLECTIONS, PYTHON, os.path.join(HERE, "raw", "link_dump.py"), "--reps", str(reps)],

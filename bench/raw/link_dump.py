@@ -84,7 +84,7 @@ def raw_dump():
 
 def _median_time(fn, reps):
     times, result = [], None
-    for _ in range(reps):
+    for _rep in range(reps):
         start = time.monotonic()
         result = fn()
         times.append(time.monotonic() - start)
@@ -104,7 +104,7 @@ def main(argv=None):
 
     with IPRoute() as ip:
         out["pyroute2_dump"], msgs = _median_time(ip.get_links, args.reps)
-        out["pyroute2_records"], _ = _median_time(lambda: [link_record(m) for m in ip.get_links()], args.reps)
+        out["pyroute2_records"], _records = _median_time(lambda: [link_record(m) for m in ip.get_links()], args.reps)
     out["raw_dump"], links = _median_time(raw_dump, args.reps)
     out["links"] = len(links)
     assert len(links) == len(msgs)
