@@ -116,6 +116,10 @@ def test_bridging_the_nic_that_carries_the_connection(host, ansible):
     assert (bridge["IPADDR"], bridge["PREFIX"], bridge["GATEWAY"]) == (host.address, "30", peer)
     assert (bridge["STP"], bridge["DELAY"]) == ("no", "0")
 
+    # The host's Python has pyroute2: no package manager, no repository.
+    install = task_results(result, host, "Install python3-pyroute2")
+    assert install and all(r.get("skipped") for r in install)
+
     # The guard was armed, watched and confirmed over a fresh connection, not rolled back.
     outcome = guard_outcome(host)
     assert outcome["confirmed"] is True and outcome["rolled_back"] is False and outcome["decided_by"] == "confirm"
@@ -244,3 +248,14 @@ def test_bad_input_fails_before_anything_changes(host, ansible, extra, expected)
     assert expected in failure_message(result, host)
     assert runtime_state(host) == before
     assert guard_outcome(host) is None
+
+
+def test_without_pyroute2_and_no_install_it_fails_clearly(host, ansible):
+    """This machine's /usr/bin/python3 has no pyroute2; with the install turned off the role says what to do."""
+    before = runtime_state(host)
+    result = ansible.playbook(PLAYBOOK, hosts=[host], extra_vars={"ansible_python_interpreter": "/usr/bin/python3",
+                                                                  "host_bridge_install_pyroute2": False})
+    assert result.rc != 0
+    assert ("The host's Python (/usr/bin/python3) cannot import pyroute2 and host_bridge_install_pyroute2 is false."
+            in failure_message(result, host))
+    assert runtime_state(host) == before
