@@ -36,6 +36,7 @@ def is_uplink(port):
         return True
     return port["kind"] == "veth" and bool(NIC_LIKE_NAME.match(port["name"]))
 
+
 SYSCTLS = (
     ("ip_forward", "net/ipv4/ip_forward"),
     ("ipv6_forwarding", "net/ipv6/conf/all/forwarding"),

@@ -84,8 +84,8 @@ def test_a_healthy_host_has_no_problem(host, ansible):
 def test_every_common_failure_is_named_with_its_fix(stock_host, ansible):
     host = stock_host
     # forwarding: a private network with a host address, and forwarding off.
-    assert ansible.playbook(ISOLATED, hosts=[host], extra_vars={"isolated_bridge_name": "isol1",
-                                                                 "isolated_bridge_address": "198.19.40.1/24"}).rc == 0
+    isolated = {"isolated_bridge_name": "isol1", "isolated_bridge_address": "198.19.40.1/24"}
+    assert ansible.playbook(ISOLATED, hosts=[host], extra_vars=isolated).rc == 0
     # reject_rule, nic_address, bridge_mac, nm_controlled: eth1 bridged by hand, keeping its address, the bridge with
     # another MAC, its file NM_CONTROLLED=no while NetworkManager runs, the stock REJECT rule and bridge-nf-call-iptables=1.
     batch = ["link add brbad address 02:00:00:00:00:99 type bridge stp_state 0 forward_delay 0", "link set brbad up",
