@@ -27,14 +27,19 @@ FAKE_QEMU = textwrap.dedent("""\
 """)
 
 
+def clear_guard(host):
+    host.run(["sh", "-c", 'rm -f /run/kvmhost-bridging/guard-host_bridge-"$1".net"$(stat -L -c %i /proc/self/ns/net)".*', "sh", host.name])
+
+
 @pytest.fixture(autouse=True)
 def no_stale_guard(request):
-    """The lab's /run is the machine's: remove what an earlier host of the same name and namespace inode left there."""
-    for name in ("host", "stock_host"):
-        if name in request.fixturenames:
-            the_host = request.getfixturevalue(name)
-            the_host.run(["sh", "-c", 'rm -f /run/kvmhost-bridging/guard-host_bridge-"$1".net"$(stat -L -c %i /proc/self/ns/net)".*',
-                          "sh", the_host.name])
+    """The lab's /run is the machine's: the guard's files of a host go with the host (the kernel reuses namespace inodes)."""
+    hosts = [request.getfixturevalue(name) for name in ("host", "stock_host") if name in request.fixturenames]
+    for host in hosts:
+        clear_guard(host)
+    yield
+    for host in hosts:
+        clear_guard(host)
 
 
 def doctor(ansible, host, **extra):

@@ -32,6 +32,8 @@ def fleet(lab):
         yield hosts
     finally:
         for host in hosts:
+            host.run(["sh", "-c", 'rm -f /run/kvmhost-bridging/guard-host_bridge-"$1".net"$(stat -L -c %i /proc/self/ns/net)".*',
+                      "sh", host.name], check=False)
             lab.remove_host(host)
 
 

@@ -53,11 +53,13 @@ def guard_files(host):
 
 @pytest.fixture(autouse=True)
 def no_stale_guard(request):
-    """Remove what an earlier lab host of the same name and namespace inode left in the machine's /run."""
-    for name in ("host", "stock_host"):
-        if name in request.fixturenames:
-            the_host = request.getfixturevalue(name)
-            the_host.run(["sh", "-c", 'rm -f "$1".*', "sh", guard_files(the_host)])
+    """The lab's /run is the machine's: the guard's files of a host go with the host (the kernel reuses namespace inodes)."""
+    hosts = [request.getfixturevalue(name) for name in ("host", "stock_host") if name in request.fixturenames]
+    for host in hosts:
+        host.run(["sh", "-c", 'rm -f "$1".*', "sh", guard_files(host)])
+    yield
+    for host in hosts:
+        host.run(["sh", "-c", 'rm -f "$1".*', "sh", guard_files(host)])
 
 
 def guard_outcome(host):
