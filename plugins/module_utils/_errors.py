@@ -29,3 +29,17 @@ def fail_on_error(module, func, *args, **kwargs):
     except ModuleError as exc:
         module.fail_json(msg=exc.msg, **exc.result)
     return None  # not reached: fail_json exits
+
+
+def run_and_exit(module, func, *args, **kwargs):
+    """Run a module's work and exit with its result.
+
+    A ModuleError becomes one fail_json; the result's ``warnings`` become
+    Ansible warnings; the ``diff`` is returned only in diff mode.
+    """
+    result = fail_on_error(module, func, *args, **kwargs)
+    for warning in result.pop("warnings", None) or []:
+        module.warn(warning)
+    if not module._diff:
+        result.pop("diff", None)
+    module.exit_json(**result)

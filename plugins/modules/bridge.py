@@ -279,7 +279,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import fail_on_error
+from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import run_and_exit
 from ansible_collections.kvmhost.bridging.plugins.module_utils._netlink import (
     connection_addresses,
     fail_after_step_from_env,
@@ -316,12 +316,7 @@ def main():
         supports_check_mode=True,
     )
     assert_pyroute2(module)
-    result = fail_on_error(module, run, module)
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    if not module._diff:
-        result.pop("diff", None)
-    module.exit_json(**result)
+    run_and_exit(module, run, module)
 
 
 if __name__ == "__main__":

@@ -256,7 +256,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils import _ifcfg
-from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError, fail_on_error
+from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError, run_and_exit
 from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import (
     atomic_write,
     directory_lock,
@@ -321,9 +321,8 @@ def run(module):
                 else:
                     backup_file = atomic_write(module, request.path, plan.after.encode("utf-8", "surrogateescape"), 0o644, params["backup"])
 
-    for warning in warnings:
-        module.warn(warning)
     result = {
+        "warnings": warnings,
         "changed": plan.changed,
         "path": request.path,
         "changed_keys": plan.changed_keys,
@@ -333,15 +332,13 @@ def run(module):
     }
     if backup_file:
         result["backup_file"] = backup_file
-    if module._diff:
-        result["diff"] = text_diff(request.path, _display(plan.before), _display(plan.after))
+    result["diff"] = text_diff(request.path, _display(plan.before), _display(plan.after))
     return result
 
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    result = fail_on_error(module, run, module)
-    module.exit_json(**result)
+    run_and_exit(module, run, module)
 
 
 if __name__ == "__main__":

@@ -147,7 +147,7 @@ sysctl_file:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import fail_on_error
+from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import run_and_exit
 from ansible_collections.kvmhost.bridging.plugins.module_utils._sysctl import run
 
 
@@ -163,10 +163,7 @@ def main():
         },
         supports_check_mode=True,
     )
-    result = fail_on_error(module, run, module)
-    for warning in result.pop("warnings"):
-        module.warn(warning)
-    module.exit_json(**result)
+    run_and_exit(module, run, module)
 
 
 if __name__ == "__main__":

@@ -188,7 +188,7 @@ backends:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import fail_on_error
+from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import run_and_exit
 from ansible_collections.kvmhost.bridging.plugins.module_utils._firewall import run
 
 
@@ -207,10 +207,7 @@ def main():
         },
         supports_check_mode=True,
     )
-    result = fail_on_error(module, run, module)
-    for warning in result.pop("warnings"):
-        module.warn(warning)
-    module.exit_json(**result)
+    run_and_exit(module, run, module)
 
 
 if __name__ == "__main__":

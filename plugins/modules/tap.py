@@ -235,7 +235,7 @@ taps:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import fail_on_error
+from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import run_and_exit
 from ansible_collections.kvmhost.bridging.plugins.module_utils._pyroute2_dep import IPRoute, assert_pyroute2
 from ansible_collections.kvmhost.bridging.plugins.module_utils._tap import run
 
@@ -266,10 +266,7 @@ def main():
         supports_check_mode=True,
     )
     assert_pyroute2(module)
-    result = fail_on_error(module, run, module.params, module.check_mode, IPRoute)
-    if not module._diff:
-        result.pop("diff")
-    module.exit_json(**result)
+    run_and_exit(module, run, module.params, module.check_mode, IPRoute)
 
 
 if __name__ == "__main__":

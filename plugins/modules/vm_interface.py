@@ -198,7 +198,7 @@ domain:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import fail_on_error
+from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import run_and_exit
 from ansible_collections.kvmhost.bridging.plugins.module_utils._libvirt_dep import assert_libvirt
 from ansible_collections.kvmhost.bridging.plugins.module_utils._libvirt_iface import Desired, ensure_interface, open_connection
 
@@ -212,10 +212,7 @@ def run(module):
                                             check_mode=module.check_mode)
     finally:
         conn.close()
-    for warning in warnings:
-        module.warn(warning)
-    if not module._diff:
-        result.pop("diff")
+    result["warnings"] = warnings
     return result
 
 
@@ -234,8 +231,7 @@ def main():
         supports_check_mode=True,
     )
     assert_libvirt(module)
-    result = fail_on_error(module, run, module)
-    module.exit_json(**result)
+    run_and_exit(module, run, module)
 
 
 if __name__ == "__main__":

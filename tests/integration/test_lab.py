@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import kvmblab
 
 
@@ -41,3 +43,10 @@ def test_removed_host_leaves_nothing(lab):
     assert extra.netns + "-g0" not in status["namespaces"]
     assert extra.netns not in status["root_links"]
     assert not kvmblab._pid_alive(extra.pid)
+
+
+def test_host_has_its_own_run(host):
+    """State a module keeps in /run (the guard's) stays inside the host."""
+    host.run(["sh", "-c", "mkdir -p /run/kvmb-probe && echo %s > /run/kvmb-probe/owner" % host.name])
+    assert host.read_file("/run/kvmb-probe/owner") == host.name + "\n"
+    assert not os.path.exists("/run/kvmb-probe")

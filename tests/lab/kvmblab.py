@@ -13,8 +13,8 @@ labs on the same machine:
     bridge);
   - an sshd on its eth0 address, started inside a private mount namespace where
     /etc is an overlay over the machine's /etc, so /etc/sysconfig,
-    /etc/sysctl.d and the rest are the host's own, and a private UTS namespace
-    with the host's own hostname;
+    /etc/sysctl.d and the rest are the host's own, /run is the host's own
+    tmpfs, and a private UTS namespace with the host's own hostname;
 - guests ``kvmb-<id>-h<n>-g<k>``: namespaces plugged into a host through a veth
   whose host end is named ``vnet<k>``, with a DHCP client on demand.
 
@@ -419,6 +419,7 @@ class Lab:
         setup = (
             'mount --make-rprivate / && '
             'mount -t overlay kvmb-etc -o "lowerdir=/etc,upperdir=$1/upper,workdir=$1/work" /etc && '
+            'mount -t tmpfs -o mode=0755,size=64m kvmb-run /run && mkdir -p /run/sshd && '
             'hostname "$2" && exec /usr/sbin/sshd -D -f "$3" -E "$1/sshd.log"'
         )
         argv = ["ip", "netns", "exec", ns, "unshare", "--mount", "--uts", "--propagation", "private",
