@@ -88,7 +88,7 @@ def test_isolated_bridge_defaults_and_address_change(host, ansible):
         result = ansible.playbook(ISOLATED, hosts=[host], extra_vars={"isolated_bridge_address": address})
         assert result.rc == 0, result.output
         assert ipv4(host, "isolbr0") == [address]
-        assert "IPADDR=%s" % address.split("/")[0] in host.read_file("%s/ifcfg-isolbr0" % SCRIPTS).splitlines()
+        assert "IPADDR=%s" % address.split("/", maxsplit=1)[0] in host.read_file("%s/ifcfg-isolbr0" % SCRIPTS).splitlines()
     again = ansible.playbook(ISOLATED, hosts=[host], extra_vars={"isolated_bridge_address": "198.19.31.1/24"})
     assert again.rc == 0 and again.stats[host.name]["changed"] == 0, again.output
 
