@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import json
+import math
 import os
 import platform
 import resource
@@ -60,6 +61,20 @@ def linear_fit(xs, ys):
     ss_tot = sum((y - my) ** 2 for y in ys)
     ss_res = sum((y - (intercept + slope * x)) ** 2 for x, y in zip(xs, ys))
     return {"intercept": intercept, "slope": slope, "r2": 1 - ss_res / ss_tot if ss_tot else 1.0}
+
+
+def growth_exponent(xs, ys):
+    """How the cost above the smallest size grows: the slope of log(y - y0) against log(x - x0).
+
+    1 is linear, 2 quadratic. None with fewer than three sizes or when a cost
+    is not above the smallest size's (noise at small sizes).
+    """
+    if len(xs) < 3:
+        return None
+    pts = [(math.log(x - xs[0]), math.log(y - ys[0])) for x, y in zip(xs[1:], ys[1:]) if y > ys[0]]
+    if len(pts) < 2:
+        return None
+    return linear_fit([p[0] for p in pts], [p[1] for p in pts])["slope"]
 
 
 def fmt_s(value):
