@@ -65,8 +65,8 @@ kvmb_install_collection() {
 # ansible-test's sanity venvs bootstrap pip from a script on a host this
 # network cannot reach: provide that script, and the pip wheel it installs.
 kvmb_ansible_test_bootstrap() {
-    local version cache="$HOME/.ansible/test/cache"
-    version="$("$KVMB_VENV/bin/python" - <<'PY'
+    local venv="${1:-$KVMB_VENV}" version cache="$HOME/.ansible/test/cache"
+    version="$("$venv/bin/python" - <<'PY'
 import re, ansible_test, os
 src = open(os.path.join(os.path.dirname(ansible_test.__file__), "_internal", "python_requirements.py")).read()
 print(re.search(r"default_packages = dict\(\s*pip='([0-9.]+)'", src).group(1))
@@ -74,7 +74,7 @@ PY
 )"
     mkdir -p "$cache/kvmb-wheels"
     if ! ls "$cache/kvmb-wheels/pip-$version-"*.whl >/dev/null 2>&1; then
-        "$KVMB_VENV/bin/pip" download -q --no-deps -d "$cache/kvmb-wheels" "pip==$version"
+        "$venv/bin/pip" download -q --no-deps -d "$cache/kvmb-wheels" "pip==$version"
     fi
     cp "$KVMB_ROOT/scripts/get_pip_offline.py" "$cache/get_pip_${version//./_}.py"
 }
@@ -82,7 +82,7 @@ PY
 kvmb_setup() {
     kvmb_apt
     kvmb_venv
-    kvmb_ansible_test_bootstrap
+    kvmb_ansible_test_bootstrap "$KVMB_VENV"
     export PATH="$KVMB_VENV/bin:$PATH"
     export ANSIBLE_COLLECTIONS_PATH="$KVMB_COLLECTIONS"
     kvmb_install_collection

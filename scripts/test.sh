@@ -10,7 +10,7 @@
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-cd "$ROOT"
+cd "$ROOT" || exit 1
 . scripts/setup.sh || { echo "setup failed"; exit 1; }
 export KVMB_LAB_ID="${KVMB_LAB_ID:-0}"
 STAGES="${KVMB_STAGES:-ruff lint sanity unit build integration molecule latest}"
@@ -80,8 +80,15 @@ run_molecule() {
 
 # The newest ansible-core needs Python >= 3.12 on the controller.
 run_latest() {
-    local py
-    py="$(command -v python3.13 || command -v python3.12 || true)"
+    local py="" candidate
+    # A name on PATH may be a pyenv shim for a version that is not active:
+    # take the first one that really runs.
+    for candidate in python3.12 python3.13 python3.14 /usr/local/bin/python3.1[2-9] \
+                     "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.1[2-9]*/bin/python3; do
+        if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
+            py="$(command -v "$candidate")"; break
+        fi
+    done
     if [ -z "$py" ]; then echo "no Python >= 3.12 here: skipped"; return 0; fi
     local venv="$ROOT/.venv-latest"
     local want; want="$(sha256sum < requirements-dev.txt | cut -d' ' -f1)"
@@ -91,6 +98,7 @@ run_latest() {
         "$venv/bin/pip" install -q -r requirements-dev.txt || return 1
         echo "$want" > "$venv/.requirements.sha256"
     fi
+    kvmb_ansible_test_bootstrap "$venv" || return 1
     "$venv/bin/ansible" --version | head -1
     ( cd "$KVMB_COLLECTIONS/ansible_collections/kvmhost/bridging" &&
       PATH="$venv/bin:$PATH" ansible-test sanity --local --python "$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" --requirements --color no ) || return 1

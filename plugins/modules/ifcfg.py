@@ -239,7 +239,7 @@ commented_lines:
   type: list
   elements: str
   sample: ["wrong line"]
-values:
+variables:
   description: The keys and values in the file afterwards, as NetworkManager reads them; null for a badly quoted value.
   returned: always
   type: dict
@@ -328,7 +328,7 @@ def run(module):
         "changed_keys": plan.changed_keys,
         "changes": [dict(change.as_dict(), before=_display(change.before), after=_display(change.after)) for change in plan.changes],
         "commented_lines": [_display(line) for line in plan.commented],
-        "values": {key: _display(value) for key, value in plan.values.items()},
+        "variables": {key: _display(value) for key, value in plan.values.items()},
     }
     if backup_file:
         result["backup_file"] = backup_file

@@ -125,7 +125,7 @@ def test_hostile_values_over_ssh(host, ansible):
     path = SCRIPTS + "/ifcfg-vnet7"
     assert sourced(host, path, *settings) == list(settings.values())
     assert host.run(["test", "-e", marker], check=False).returncode == 1  # nothing was executed
-    assert result["values"] == dict({"DEVICE": "vnet7", "TYPE": "Tap"}, **settings)
+    assert result["variables"] == dict({"DEVICE": "vnet7", "TYPE": "Tap"}, **settings)
     assert ansible.module(host, MODULE, args)["changed"] is False
 
 
