@@ -196,6 +196,26 @@ def remove_guard_files(lab):
                 os.unlink(path)
 
 
+class ChildClock:
+    """Wall time and the CPU time (user + sys) of the child processes waited for inside the block.
+
+    The CPU time of a process is far less disturbed by other load on the
+    machine than its wall time.
+    """
+
+    def __enter__(self):
+        self._wall = time.monotonic()
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self._cpu = usage.ru_utime + usage.ru_stime
+        return self
+
+    def __exit__(self, *exc):
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.wall = time.monotonic() - self._wall
+        self.cpu = usage.ru_utime + usage.ru_stime - self._cpu
+        return False
+
+
 def host_python_run(host, argv, timeout=600, python=True):
     """Run the managed hosts' Python with ``argv`` (or ``argv`` itself) inside ``host``.
 

@@ -5,7 +5,8 @@ the installed collection on PYTHONPATH:
 
     python link_dump.py --reps 5
 
-and prints, as JSON, the median seconds of
+and prints, as JSON, the median wall seconds (and, as ``<name>_cpu``, the
+median CPU seconds) of
 - ``pyroute2_dump``: IPRoute.get_links() (receive and parse the messages);
 - ``pyroute2_records``: the same plus the collection's own link_record() for
   every message (what the modules do: pyroute2 decodes the attributes lazily);
@@ -82,12 +83,18 @@ def raw_dump():
         sock.close()
 
 
-def _median_time(fn, reps):
-    times, result = [], None
+CPU = {}
+
+
+def _median_time(fn, reps, name):
+    """Median wall seconds of ``fn()`` over ``reps`` calls (the median CPU seconds go to CPU[name])."""
+    times, cpus, result = [], [], None
     for _rep in range(reps):
-        start = time.monotonic()
+        start, start_cpu = time.monotonic(), time.process_time()
         result = fn()
         times.append(time.monotonic() - start)
+        cpus.append(time.process_time() - start_cpu)
+    CPU[name + "_cpu"] = statistics.median(cpus)
     return statistics.median(times), result
 
 
@@ -103,9 +110,10 @@ def main(argv=None):
     from ansible_collections.kvmhost.bridging.plugins.module_utils._tap import link_record
 
     with IPRoute() as ip:
-        out["pyroute2_dump"], msgs = _median_time(ip.get_links, args.reps)
-        out["pyroute2_records"], _records = _median_time(lambda: [link_record(m) for m in ip.get_links()], args.reps)
-    out["raw_dump"], links = _median_time(raw_dump, args.reps)
+        out["pyroute2_dump"], msgs = _median_time(ip.get_links, args.reps, "pyroute2_dump")
+        out["pyroute2_records"], _records = _median_time(lambda: [link_record(m) for m in ip.get_links()], args.reps, "pyroute2_records")
+    out["raw_dump"], links = _median_time(raw_dump, args.reps, "raw_dump")
+    out.update(CPU)
     out["links"] = len(links)
     assert len(links) == len(msgs)
     print(json.dumps(out))
