@@ -27,21 +27,6 @@ FAKE_QEMU = textwrap.dedent("""\
 """)
 
 
-def clear_guard(host):
-    host.run(["sh", "-c", 'rm -f /run/kvmhost-bridging/guard-host_bridge-"$1".net"$(stat -L -c %i /proc/self/ns/net)".*', "sh", host.name])
-
-
-@pytest.fixture(autouse=True)
-def no_stale_guard(request):
-    """The lab's /run is the machine's: the guard's files of a host go with the host (the kernel reuses namespace inodes)."""
-    hosts = [request.getfixturevalue(name) for name in ("host", "stock_host") if name in request.fixturenames]
-    for host in hosts:
-        clear_guard(host)
-    yield
-    for host in hosts:
-        clear_guard(host)
-
-
 def doctor(ansible, host, **extra):
     result = ansible.playbook(DOCTOR, hosts=[host], extra_vars=extra or None)
     found = [r["result"] for r in result.results if r["host"] == host.name and r["task"].endswith("Check for the common failures")]

@@ -28,21 +28,6 @@ def sysctl(host, key):
     return host.run(["sysctl", "-n", key]).stdout.strip()
 
 
-def clear_guard(host):
-    host.run(["sh", "-c", 'rm -f /run/kvmhost-bridging/guard-host_bridge-"$1".net"$(stat -L -c %i /proc/self/ns/net)".*', "sh", host.name])
-
-
-@pytest.fixture(autouse=True)
-def no_stale_guard(request):
-    """The lab's /run is the machine's: the guard's files of a host go with the host (the kernel reuses namespace inodes)."""
-    hosts = [request.getfixturevalue(name) for name in ("host", "stock_host") if name in request.fixturenames]
-    for host in hosts:
-        clear_guard(host)
-    yield
-    for host in hosts:
-        clear_guard(host)
-
-
 def test_bridged_guest_gets_a_lease_after_forwarding(stock_host, ansible):
     host = stock_host
     host.run(["sysctl", "-w", "net.bridge.bridge-nf-call-iptables=1"])

@@ -46,20 +46,9 @@ def runtime_state(host):
 
 
 def guard_files(host):
-    """The guard's files of the role on this host: /run is the machine's, and the kernel reuses namespace inodes."""
+    """The guard's files of the role on this host (in the host's own /run)."""
     netns = host.run(["stat", "-L", "-c", "%i", "/proc/self/ns/net"]).stdout.strip()
     return "/run/kvmhost-bridging/guard-host_bridge-%s.net%s" % (host.name, netns)
-
-
-@pytest.fixture(autouse=True)
-def no_stale_guard(request):
-    """The lab's /run is the machine's: the guard's files of a host go with the host (the kernel reuses namespace inodes)."""
-    hosts = [request.getfixturevalue(name) for name in ("host", "stock_host") if name in request.fixturenames]
-    for host in hosts:
-        host.run(["sh", "-c", 'rm -f "$1".*', "sh", guard_files(host)])
-    yield
-    for host in hosts:
-        host.run(["sh", "-c", 'rm -f "$1".*', "sh", guard_files(host)])
 
 
 def guard_outcome(host):
