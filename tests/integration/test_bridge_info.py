@@ -19,6 +19,24 @@ def info(ansible, host, check=False):
     return records[-1]["result"]
 
 
+def settled_ports(host, bridge, timeout=10.0):
+    """Wait for the kernel's linkwatch to apply carrier changes: the ports' states read equal twice, 0.5 s apart.
+
+    A tap that a process just opened gets its carrier, and its port leaves
+    "disabled", asynchronously; on a loaded machine that can take a second.
+    """
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        out = json.loads(host.run(["ip", "-j", "-d", "link", "show", "master", bridge]).stdout)
+        now = {rec["ifname"]: (rec["linkinfo"]["info_slave_data"]["state"], "NO-CARRIER" in rec["flags"]) for rec in out}
+        if now == last:
+            return now
+        last = now
+        time.sleep(0.5)
+    return last
+
+
 def sysctl(host, path):
     text = host.read_file("/proc/sys/" + path)
     return None if text is None else int(text)
@@ -43,7 +61,7 @@ def test_what_bridges_ports_and_taps_are(lab, host, ansible):
         holders.append(Holder(host, "vnet3", guest="legacy"))
         ok(module(ansible, other, {"name": "vnet5"}))
         holders.append(Holder(other, "vnet5", guest="stranger"))
-        time.sleep(0.2)
+        settled_ports(host, "br0")
 
         result = info(ansible, host)
         assert result["changed"] is False
