@@ -15,7 +15,7 @@ from kvmbench import fmt_s, fmt_x, ratio
 
 
 def table(header, rows):
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _column in header) + "|"]
     out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(out) + "\n"
 
