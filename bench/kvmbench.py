@@ -142,21 +142,6 @@ def machine():
 # ------------------------------------------------------------------ labs
 
 
-# Set by run.py --unresolvable-hostnames: leave the lab hosts' names unresolvable.
-RESOLVABLE_HOSTNAMES = True
-
-
-def make_hostname_resolvable(host):
-    """Put the host's own name into its own /etc/hosts (the lab's per-host overlay).
-
-    A lab host's name is in no DNS and the namespace reaches no resolver, so
-    socket.getfqdn(), which the setup module's platform facts call (the
-    "network" subset pulls them in), waits 10 s for a DNS timeout on every fact
-    gathering. A real host resolves its own name; so does a lab host after this.
-    """
-    host.run(["sh", "-c", 'printf "%s %s\\n" "$1" "$2" >> /etc/hosts', "sh", host.address, host.name])
-
-
 @contextlib.contextmanager
 def lab_up(lab_id, hosts, stock_firewall=True, log=print):
     """A fresh lab with ``hosts`` hosts, torn down afterwards whatever happens."""
@@ -165,35 +150,10 @@ def lab_up(lab_id, hosts, stock_firewall=True, log=print):
     try:
         start = time.monotonic()
         lab.up(hosts=hosts, stock_firewall=stock_firewall)
-        if RESOLVABLE_HOSTNAMES:
-            for host in lab.hosts():
-                make_hostname_resolvable(host)
         log("  lab %d: %d hosts up in %.1f s" % (lab_id, hosts, time.monotonic() - start))
         yield lab
     finally:
-        try:
-            remove_guard_files(lab)
-        finally:
-            lab.down()
-
-
-GUARD_STATE_DIR = "/run/kvmhost-bridging"
-
-
-def remove_guard_files(lab):
-    """Remove the guard state files that runs on ``lab`` left in /run/kvmhost-bridging.
-
-    The lab's hosts share this machine's /run; the guard names its files by the
-    inode of the host's network namespace, so only this lab's files match.
-    """
-    for host in lab.hosts():
-        try:
-            inode = os.stat("/proc/%d/ns/net" % host.pid).st_ino
-        except OSError:
-            continue
-        for path in glob.glob(os.path.join(GUARD_STATE_DIR, "guard-*.net%d.*" % inode)):
-            with contextlib.suppress(OSError):
-                os.unlink(path)
+        lab.down()
 
 
 class ChildClock:

@@ -499,8 +499,6 @@ def main(argv=None):
     parser.add_argument("--fleet-site", action="store_true", help="also run the whole playbooks/site.yml (every role) on the smallest fleet")
     parser.add_argument("--fleet-reps", type=int, default=1, help="runs of each fleet playbook, each on a fresh lab (default 1)")
     parser.add_argument("--fleet-all-reruns", action="store_true", help="also re-run the classic playbook on the larger fleets")
-    parser.add_argument("--unresolvable-hostnames", action="store_true",
-                        help="leave the lab hosts' names unresolvable, as the lab makes them (fact gathering then waits 10 s for DNS)")
     parser.add_argument("--json", default="/tmp/kvmb-bench-results.json", help="where to write the raw results")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
@@ -509,7 +507,6 @@ def main(argv=None):
     unknown = [s for s in only if s not in SECTIONS]
     if unknown:
         parser.error("unknown sections: %s" % ", ".join(unknown))
-    kvmbench.RESOLVABLE_HOSTNAMES = not args.unresolvable_hostnames
     start = time.monotonic()
     failed = []
     with tempfile.TemporaryDirectory(prefix="kvmb-bench-") as workdir:
