@@ -77,7 +77,7 @@ def test_create_check_diff_idempotent(cfg):
     assert not result["changed"]
     assert result["changed_keys"] == []
     assert result["diff"]["before"] == result["diff"]["after"] == expected
-    assert result["values"]["TYPE"] == "Bridge"
+    assert result["variables"]["TYPE"] == "Bridge"
 
 
 def test_update_keeps_mode_comments_and_lists_changes(cfg):
@@ -116,7 +116,7 @@ def test_hostile_settings_source_safely(cfg):
     path = cfg / "ifcfg-eth9"
     assert bash_source(path, *hostile) == list(hostile.values())
     assert not marker.exists()
-    assert result["values"] == dict({"DEVICE": "eth9"}, **hostile)
+    assert result["variables"] == dict({"DEVICE": "eth9"}, **hostile)
     assert not run_module({"device": "eth9", "settings": hostile, "config_dir": str(cfg)})["changed"]
 
 
