@@ -196,6 +196,31 @@ def describe(links, addresses, holders, sysctls):
     return info
 
 
+def _all_taps(info):
+    for bridge in info["bridges"]:
+        yield from (port for port in bridge["ports"] if port["kind"] == "tap")
+    yield from info["unbridged_taps"]
+
+
+def add_domains(info, libvirt_info):
+    """Name the libvirt domain behind each tap, add ``libvirt`` to the result and render the report again.
+
+    ``libvirt_info`` is what ``_libvirt_iface.read_domains`` returns; a tap gets ``domain`` (the running domain
+    whose interface has the tap as its target), ``domain_mac`` (the guest's MAC) and ``domain_model``, each
+    null when libvirt knows no such tap or was not reachable.
+    """
+    owners = {}
+    for item in libvirt_info["domains"]:
+        for iface in item["interfaces"]:
+            if iface["view"] == "live" and iface["target"]:
+                owners[iface["target"]] = (item["domain"], iface["mac"], iface["model"])
+    for tap in _all_taps(info):
+        tap["domain"], tap["domain_mac"], tap["domain_model"] = owners.get(tap["name"], (None, None, None))
+    info["libvirt"] = libvirt_info
+    info["report"] = render_report(info)
+    return info
+
+
 def _yes(value):
     return "yes" if value else "no"
 
@@ -204,14 +229,23 @@ def _sysctl_text(value, missing):
     return missing if value is None else str(value)
 
 
-def _port_note(port):
-    if port["kind"] == "tap":
-        proc = port.get("process")
-        if proc is None:
-            return "tap, no process holds it"
+def _tap_note(port):
+    proc = port.get("process")
+    if proc is None:
+        note = "tap, no process holds it"
+    else:
         prog = os.path.basename(proc["cmdline"].split(" ", 1)[0]) if proc["cmdline"] else "?"
         who = "guest %s, " % port["guest"] if port.get("guest") else ""
-        return "tap of %spid %d (%s)" % (who, proc["pid"], prog)
+        note = "tap of %spid %d (%s)" % (who, proc["pid"], prog)
+    if port.get("domain"):
+        details = ", ".join(x for x in (port.get("domain_mac"), port.get("domain_model")) if x)
+        note += ", libvirt domain %s%s" % (port["domain"], " (%s)" % details if details else "")
+    return note
+
+
+def _port_note(port):
+    if port["kind"] == "tap":
+        return _tap_note(port)
     if port["kind"] in UPLINK_KINDS:
         return "uplink to the network outside the host"
     if port["kind"] == "veth" and is_uplink(port):
@@ -263,7 +297,17 @@ def render_report(info):
     )
     if fwd.get("bridge_nf_call_iptables"):
         lines.append("  bridged frames pass the iptables FORWARD chain: a REJECT there also blocks the guests' DHCP")
+    if "libvirt" in info:
+        lines.append(_libvirt_line(info["libvirt"]))
     return "\n".join(lines) + "\n"
+
+
+def _libvirt_line(libvirt_info):
+    if libvirt_info["status"] == "ok":
+        return "libvirt %s: %s" % (libvirt_info["uri"], libvirt_info["msg"])
+    if libvirt_info["status"] == "off":
+        return "libvirt: %s" % libvirt_info["msg"]
+    return "libvirt %s: %s; taps are not matched to domains" % (libvirt_info["uri"] or "", libvirt_info["msg"])
 
 
 def gather(ip_factory, proc="/proc", sysctl_root="/proc/sys"):

@@ -9,12 +9,13 @@ Two layers:
   (``interfaces_of``) and the plan (``plan_interface``), which edits copies of
   the domain XML and returns the list of changes. Unit-tested without libvirt.
 - Thin libvirt adapter: ``open_connection``, ``lookup_domain``, ``bridge_state``,
-  ``mac_users``, ``tap_owners`` and ``ensure_interface`` (read once, plan, apply
+  ``mac_users``, ``domains_of``, ``tap_owners`` and ``ensure_interface`` (read once, plan, apply
   unless check mode, read back). Config changes are made with defineXML of the
   edited persistent XML; live changes with attach/update/detachDeviceFlags.
 
 Other modules and roles can reuse ``open_connection``, ``interfaces_of``,
-``tap_owners`` (which domain is behind each vnetN tap) and ``bridge_state``.
+``domains_of`` (every domain's interfaces), ``tap_owners`` (which domain is
+behind each vnetN tap) and ``bridge_state``.
 
 PRIVATE: this module is internal to kvmhost.bridging; it is not part of the
 public API and may change without notice.
@@ -32,6 +33,7 @@ from urllib.parse import urlsplit
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._libvirt_dep import (
+    HAS_LIBVIRT,
     VIR_DOMAIN_AFFECT_LIVE,
     VIR_DOMAIN_XML_INACTIVE,
     VIR_DOMAIN_XML_SECURE,
@@ -566,25 +568,80 @@ def mac_users(conn, skip_uuid=None, uri=None, bridge=None, sysfs=SYSFS_NET, skip
     return users
 
 
-def tap_owners(conn):
-    """{tap name: {domain, mac, bridge, model}} for every interface of every running domain."""
-    owners = {}
+def domains_of(conn):
+    """Every domain with the interfaces of its running domain (view ``live``) and persistent definition (``config``).
+
+    A list, sorted by name, of {domain, uuid, active, persistent, interfaces}; each interface is an
+    ``interface_info`` dict with ``view`` added. A domain that goes away while it is read is left out.
+    """
+    domains = []
     for dom in conn.listAllDomains(0):
         try:
-            if not dom.isActive():
-                continue
-            xml_text = dom.XMLDesc(0)
+            name, uuid = dom.name(), dom.UUIDString()
+            active, persistent = bool(dom.isActive()), bool(dom.isPersistent())
+            views = [("live", dom.XMLDesc(0))] if active else []
+            if persistent:
+                views.append(("config", dom.XMLDesc(VIR_DOMAIN_XML_INACTIVE)))
         except LibvirtError:
             continue
-        for info in interfaces_of(xml_text):
-            if info["target"]:
-                owners[info["target"]] = {
-                    "domain": dom.name(),
-                    "mac": info["mac"],
-                    "bridge": info["bridge"],
-                    "model": info["model"],
-                }
+        interfaces = [dict(info, view=view) for view, xml_text in views for info in interfaces_of(xml_text)]
+        domains.append({"domain": name, "uuid": uuid, "active": active, "persistent": persistent, "interfaces": interfaces})
+    return sorted(domains, key=lambda item: item["domain"])
+
+
+def taps_of(domains):
+    """{tap name: {domain, mac, bridge, model}} from the running domains' interfaces in ``domains_of``'s list."""
+    owners = {}
+    for item in domains:
+        for info in item["interfaces"]:
+            if info["view"] == "live" and info["target"]:
+                owners[info["target"]] = {"domain": item["domain"], "mac": info["mac"], "bridge": info["bridge"], "model": info["model"]}
     return owners
+
+
+def tap_owners(conn):
+    """{tap name: {domain, mac, bridge, model}} for every interface of every running domain."""
+    return taps_of(domains_of(conn))
+
+
+BRIDGE_STATES = {"bridge": "bridge", "other": "not_a_bridge", None: "missing"}
+
+
+def read_domains(uri, sysfs=SYSFS_NET):
+    """What libvirt at ``uri`` says about its domains, or why it cannot say. Never raises, never fails a task.
+
+    {uri, status, msg, domains}: ``status`` is ``ok``, ``off`` (``uri`` is None: not looked up), ``missing``
+    (no libvirt-python), ``unreachable`` (no connection) or ``error`` (reading the domains failed); ``msg`` says
+    why, or how many domains there are, in a few words. ``domains`` is ``domains_of``'s list; for a local URI each interface of type bridge
+    also gets ``bridge_state`` (``bridge``, ``not_a_bridge`` or ``missing`` on this host), else null.
+    """
+    result = {"uri": uri, "status": "ok", "msg": None, "domains": []}
+    if uri is None:
+        return dict(result, status="off", msg="not looked up (libvirt: never)")
+    if not HAS_LIBVIRT:
+        return dict(result, status="missing", msg="libvirt-python is not installed for this Python (python3-libvirt)")
+    silence_libvirt_stderr()
+    try:
+        conn = libvirt.openReadOnly(uri)
+    except LibvirtError as exc:
+        return dict(result, status="unreachable", msg="not reachable: %s" % exc)
+    if conn is None:
+        return dict(result, status="unreachable", msg="not reachable: no connection")
+    try:
+        domains = domains_of(conn)
+    except (LibvirtError, ModuleError) as exc:
+        return dict(result, status="error", msg="reading the domains failed: %s" % exc)
+    finally:
+        conn.close()
+    running = sum(1 for item in domains if item["active"])
+    result["msg"] = "%d domain%s, %d running" % (len(domains), "" if len(domains) == 1 else "s", running)
+    local = uri_is_local(uri)
+    for item in domains:
+        for info in item["interfaces"]:
+            known = local and info["type"] == "bridge" and info["bridge"]
+            info["bridge_state"] = BRIDGE_STATES[bridge_state(info["bridge"], sysfs)] if known else None
+    result["domains"] = domains
+    return result
 
 
 def _read_views(dom, live, config):

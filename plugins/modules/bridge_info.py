@@ -13,6 +13,9 @@ description:
   - For every Linux bridge returns its MAC, MTU, state, STP settings, addresses and ports; for every port its kind,
     STP state, carrier and MAC; for a tap, the process that holds it and the guest name from QEMU's C(-name).
   - Also returns the taps on no bridge, the forwarding sysctls, and a report text like C(brctl show) for people.
+  - Where libvirt is reachable (O(libvirt_uri)), names the libvirt domain behind each tap (C(vnet0) is web01's NIC) and
+    returns every domain's interfaces with whether their bridges exist. Where it is not (no libvirt-python, no
+    daemon), the module still succeeds: the domain fields are null and RV(libvirt) says why.
   - Reads one link dump and one address dump over netlink and scans C(/proc) once for the processes that hold taps;
     the cost grows linearly with the number of ports.
 author:
@@ -30,9 +33,23 @@ attributes:
     support: full
   platform:
     platforms: posix
-options: {}
+options:
+  libvirt:
+    description:
+      - V(auto) asks libvirt at O(libvirt_uri) which domain is behind each tap, where libvirt is reachable.
+      - V(never) does not ask; the domain fields are null and RV(libvirt.status) is V(off).
+    type: str
+    choices: [auto, never]
+    default: auto
+  libvirt_uri:
+    description:
+      - The libvirt connection URI, for example V(qemu:///system), or V(test:///default) for tests. The connection is
+        read-only.
+    type: str
+    default: qemu:///system
 notes:
   - Run it with O(ignore:become=true) to see the processes of other users that hold taps.
+  - The libvirt lookup uses libvirt-python (python3-libvirt) when the host's Python has it; it is optional.
   - Works in the network namespace the module runs in; a tap counts as held by a process when the tap is in this
     namespace, wherever the process runs.
 seealso:
@@ -47,6 +64,14 @@ EXAMPLES = r"""
 - name: Show it like brctl show
   ansible.builtin.debug:
     msg: "{{ bridges.report.splitlines() }}"
+
+- name: Which domain is behind vnet0?
+  ansible.builtin.debug:
+    msg: "{{ bridges.bridges | map(attribute='ports') | flatten | selectattr('name', 'eq', 'vnet0') | map(attribute='domain') | first }}"
+
+- name: Only the links, without asking libvirt
+  kvmhost.bridging.bridge_info:
+    libvirt: never
 
 - name: Guests on breth0
   ansible.builtin.debug:
@@ -156,6 +181,20 @@ bridges:
         vnet_hdr:
           description: Taps only. Whether frames carry a virtio-net header.
           type: bool
+        domain:
+          description:
+            - Taps only. The running libvirt domain whose interface has this tap as its target, or null (libvirt not
+              reachable, or no domain has it).
+          type: str
+          sample: web01
+        domain_mac:
+          description: Taps only. The MAC address of the domain's interface (what the guest sees), or null.
+          type: str
+          sample: "52:54:00:12:34:56"
+        domain_model:
+          description: Taps only. The NIC model of the domain's interface, or null.
+          type: str
+          sample: virtio
 unbridged_taps:
   description:
     - Taps that are on no bridge, with the same fields as a tap port (without C(stp_state)).
@@ -191,6 +230,42 @@ forwarding:
     bridge_nf_call_iptables: null
     bridge_nf_call_ip6tables: null
     bridge_nf_call_arptables: null
+libvirt:
+  description:
+    - What libvirt said, or why it said nothing. The module does not fail when libvirt is not reachable.
+  returned: always
+  type: dict
+  contains:
+    uri:
+      description: The URI asked, or null with O(libvirt=never).
+      type: str
+      sample: qemu:///system
+    status:
+      description:
+        - V(ok); V(off) with O(libvirt=never); V(missing) when the host's Python has no libvirt-python; V(unreachable)
+          when the connection failed (no daemon, no permission); V(error) when reading the domains failed.
+      type: str
+      sample: ok
+    msg:
+      description: Why, in a few words, or with V(ok) how many domains there are.
+      type: str
+      sample: 3 domains, 2 running
+    domains:
+      description:
+        - Every domain, sorted by name, with C(domain) (name), C(uuid), C(active), C(persistent) and C(interfaces).
+        - Each interface has C(view) (V(live) for the running domain, V(config) for the persistent definition), C(type),
+          C(mac), C(bridge), C(network), C(model), C(target) (the tap) and C(bridge_state), which is V(bridge),
+          V(not_a_bridge) or V(missing) on this host for an interface of type bridge with a local URI, else null.
+      type: list
+      elements: dict
+      sample:
+        - domain: web01
+          uuid: 3deda32b-04b6-47d0-b36a-b09037689f42
+          active: true
+          persistent: true
+          interfaces:
+            - {view: live, type: bridge, mac: "52:54:00:12:34:56", bridge: breth0, network: null, model: virtio,
+               target: vnet0, bridge_state: bridge}
 report:
   description: A text like C(brctl show), then one line per bridge and per port saying what it is.
   returned: always
@@ -199,20 +274,33 @@ report:
     bridge name  bridge id          STP enabled  interfaces
     breth0       8000.525400123456  no           eth0
                                                  vnet0
+    ...
+      vnet0: tap of guest web01, pid 4242 (qemu-kvm), libvirt domain web01 (52:54:00:12:34:56, virtio), forwarding, ...
+    ...
+    libvirt qemu:///system: 3 domains, 2 running
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kvmhost.bridging.plugins.module_utils._bridge_info import gather
+from ansible_collections.kvmhost.bridging.plugins.module_utils._bridge_info import add_domains, gather
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import fail_on_error
+from ansible_collections.kvmhost.bridging.plugins.module_utils._libvirt_iface import read_domains
 from ansible_collections.kvmhost.bridging.plugins.module_utils._pyroute2_dep import IPRoute, assert_pyroute2
 
 
 def main():
-    module = AnsibleModule(argument_spec={}, supports_check_mode=True)
+    module = AnsibleModule(
+        argument_spec={
+            "libvirt": {"type": "str", "choices": ["auto", "never"], "default": "auto"},
+            "libvirt_uri": {"type": "str", "default": "qemu:///system"},
+        },
+        supports_check_mode=True,
+    )
     assert_pyroute2(module)
     info = fail_on_error(module, gather, IPRoute)
-    module.exit_json(changed=False, **info)
+    uri = module.params["libvirt_uri"] if module.params["libvirt"] == "auto" else None
+    module.exit_json(changed=False, **add_domains(info, read_domains(uri)))
+
 
 
 if __name__ == "__main__":
