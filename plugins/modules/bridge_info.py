@@ -302,6 +302,5 @@ def main():
     module.exit_json(changed=False, **add_domains(info, read_domains(uri)))
 
 
-
 if __name__ == "__main__":
     main()
