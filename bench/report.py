@@ -88,7 +88,7 @@ def inventory(sec):
     header = ["ports"]
     for c in configs:
         header += ["%s task" % c, "ping"]
-    header += ["direct (no Ansible)", "its CPU", "links read in process (pyroute2)", "raw netlink read", "ip -j -d link show"]
+    header += ["direct (no Ansible)", "its CPU", "pyroute2 read", "_rtnl read (used)", "ip -j -d link show"]
     rows = []
     for s in map(str, sizes):
         row = [s]
@@ -97,7 +97,8 @@ def inventory(sec):
             row += [fmt_s(d["info"]["median"]), fmt_s(d["ping"]["median"])]
         reads = sec["reads"][s]
         cpu = (sec.get("direct_cpu", {}).get(s) or {}).get("median")
-        row += [fmt_s(sec["direct"][s]["median"]), fmt_s(cpu), fmt_s(reads["pyroute2_records"]), fmt_s(reads["raw_dump"]), fmt_s(sec["ip_json"][s]["median"])]
+        used = reads.get("collection_dump", reads["raw_dump"])
+        row += [fmt_s(sec["direct"][s]["median"]), fmt_s(cpu), fmt_s(reads["pyroute2_records"]), fmt_s(used), fmt_s(sec["ip_json"][s]["median"])]
         rows.append(row)
     fits = table(["series", "intercept", "per port", "R^2", "growth exponent"],
                  [[name, fmt_s(f["intercept"]), "%.3f ms" % (f["slope"] * 1000), "%.4f" % f["r2"],

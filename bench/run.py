@@ -362,14 +362,15 @@ class Bench:
         header += ["direct (no Ansible)", "its CPU", "ip -j -d link"]
         self.table("inventory: bridge_info by bridge size (medians)", header, rows)
         self.table("inventory: reading the links in one process (medians)",
-                   ["size", "pyroute2 get_links", "+ link_record", "raw AF_NETLINK + struct", "import pyroute2"],
+                   ["size", "pyroute2 get_links", "+ decoding the fields", "raw AF_NETLINK + struct", "_rtnl.dump_links (used)", "import pyroute2"],
                    [["%d ports" % s, fmt_s(out["reads"][s]["pyroute2_dump"]), fmt_s(out["reads"][s]["pyroute2_records"]),
-                     fmt_s(out["reads"][s]["raw_dump"]), fmt_s(out["reads"][s]["import_pyroute2"])] for s in sizes])
+                     fmt_s(out["reads"][s]["raw_dump"]), fmt_s(out["reads"][s].get("collection_dump")),
+                     fmt_s(out["reads"][s]["import_pyroute2"])] for s in sizes])
         fits = {}
         series_list = [(c + " task", {s: out["configs"][c][s]["info"]["median"] for s in sizes}) for c in configs]
         series_list.append(("direct", {s: out["direct"][s]["median"] for s in sizes}))
         series_list.append(("direct CPU", {s: out["direct_cpu"][s]["median"] for s in sizes}))
-        series_list.append(("links read in process", {s: out["reads"][s]["pyroute2_records"] for s in sizes}))
+        series_list.append(("links read in process", {s: out["reads"][s]["collection_dump"] for s in sizes}))
         for name, series in series_list:
             fit = kvmbench.linear_fit(sizes, [series[s] for s in sizes])
             fit["segment_slopes_ms_per_port"] = [(series[b] - series[a]) / (b - a) * 1000 for a, b in zip(sizes, sizes[1:])]

@@ -8,8 +8,10 @@ the installed collection on PYTHONPATH:
 and prints, as JSON, the median wall seconds (and, as ``<name>_cpu``, the
 median CPU seconds) of
 - ``pyroute2_dump``: IPRoute.get_links() (receive and parse the messages);
-- ``pyroute2_records``: the same plus the collection's own link_record() for
-  every message (what the modules do: pyroute2 decodes the attributes lazily);
+- ``pyroute2_records``: the same plus decoding the fields the modules use
+  (how tap and bridge_info read before _rtnl: pyroute2 decodes lazily);
+- ``collection_dump``: _rtnl.dump_links(), the collection's standard-library
+  reader that tap and bridge_info use now (the same fields as full records);
 - ``raw_dump``: a minimal RTM_GETLINK dump over a plain AF_NETLINK socket,
   parsed with struct for the same fields (name, index, flags, master, kind and
   the kind's data): what a read path without pyroute2 costs;
@@ -98,6 +100,25 @@ def _median_time(fn, reps, name):
     return statistics.median(times), result
 
 
+def _pyroute2_record(msg):
+    """The fields the modules read, decoded by pyroute2 (how tap and bridge_info read before _rtnl)."""
+    info = msg.get_attr("IFLA_LINKINFO")
+    kind = info.get_attr("IFLA_INFO_KIND") if info is not None else None
+    data = info.get_attr("IFLA_INFO_DATA") if info is not None else None
+    slave = info.get_attr("IFLA_INFO_SLAVE_DATA") if info is not None else None
+    return {
+        "index": msg["index"],
+        "name": msg.get_attr("IFLA_IFNAME"),
+        "master": msg.get_attr("IFLA_MASTER"),
+        "mac": msg.get_attr("IFLA_ADDRESS"),
+        "mtu": msg.get_attr("IFLA_MTU"),
+        "operstate": msg.get_attr("IFLA_OPERSTATE"),
+        "kind": kind,
+        "data": dict(data["attrs"]) if hasattr(data, "get_attr") else None,
+        "brport": slave.get_attr("IFLA_BRPORT_STATE") if hasattr(slave, "get_attr") else None,
+    }
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=5)
@@ -107,12 +128,14 @@ def main(argv=None):
     from pyroute2 import IPRoute
 
     out["import_pyroute2"] = time.monotonic() - start
-    from ansible_collections.kvmhost.bridging.plugins.module_utils._tap import link_record
+    from ansible_collections.kvmhost.bridging.plugins.module_utils._rtnl import dump_links
 
     with IPRoute() as ip:
         out["pyroute2_dump"], msgs = _median_time(ip.get_links, args.reps, "pyroute2_dump")
-        out["pyroute2_records"], _records = _median_time(lambda: [link_record(m) for m in ip.get_links()], args.reps, "pyroute2_records")
+        out["pyroute2_records"], _records = _median_time(lambda: [_pyroute2_record(m) for m in ip.get_links()], args.reps, "pyroute2_records")
     out["raw_dump"], links = _median_time(raw_dump, args.reps, "raw_dump")
+    out["collection_dump"], records = _median_time(dump_links, args.reps, "collection_dump")
+    assert len(records) == len(links)
     out.update(CPU)
     out["links"] = len(links)
     assert len(links) == len(msgs)

@@ -2,9 +2,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """What the bridges of a KVM host are made of: bridges, ports, taps and guests.
 
-One link dump, one address dump, one scan of /proc for the processes that
-hold taps and a few sysctl reads; everything else is pure and linear in the
-number of links (``describe``, ``render_report``).
+One link dump and one address dump (over _rtnl, without pyroute2), one scan
+of /proc for the processes that hold taps and a few sysctl reads; everything
+else is pure and linear in the number of links (``describe``, ``render_report``).
 
 PRIVATE: this module is internal to kvmhost.bridging; it is not part of the
 public API and may change without notice.
@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
-from ansible_collections.kvmhost.bridging.plugins.module_utils._pyroute2_dep import NetlinkError
-from ansible_collections.kvmhost.bridging.plugins.module_utils._tap import TUN_TYPE_TAP, find_tap_holders, link_record
+from ansible_collections.kvmhost.bridging.plugins.module_utils._rtnl import RtnlError, dump_addresses, dump_links
+from ansible_collections.kvmhost.bridging.plugins.module_utils._tap import TUN_TYPE_TAP, find_tap_holders
 
 STP_STATES = {0: "disabled", 1: "listening", 2: "learning", 3: "forwarding", 4: "blocking"}
 STP_MODES = {0: "off", 1: "kernel", 2: "user"}
@@ -61,19 +60,6 @@ def port_kind(rec):
             return "tun"
         return "tap"
     return kind
-
-
-def address_record(msg):
-    """A plain dict of one RTM_NEWADDR message."""
-    family = msg["family"]
-    address = msg.get_attr("IFA_LOCAL") if family == socket.AF_INET else None
-    address = address or msg.get_attr("IFA_ADDRESS")
-    return {
-        "index": msg["index"],
-        "family": "ipv4" if family == socket.AF_INET else "ipv6" if family == socket.AF_INET6 else str(family),
-        "address": address,
-        "prefixlen": msg["prefixlen"],
-    }
 
 
 def read_sysctls(root="/proc/sys"):
@@ -310,14 +296,13 @@ def _libvirt_line(libvirt_info):
     return "libvirt %s: %s; taps are not matched to domains" % (libvirt_info["uri"] or "", libvirt_info["msg"])
 
 
-def gather(ip_factory, proc="/proc", sysctl_root="/proc/sys"):
+def gather(proc="/proc", sysctl_root="/proc/sys"):
     """Read everything once and describe it."""
-    with ip_factory() as ip:
-        try:
-            links = [link_record(msg) for msg in ip.get_links()]
-            addresses = [address_record(msg) for msg in ip.get_addr()]
-        except NetlinkError as exc:
-            raise ModuleError("reading links and addresses over netlink failed: %s" % exc) from exc
+    try:
+        links = dump_links()
+        addresses = dump_addresses()
+    except (RtnlError, OSError) as exc:
+        raise ModuleError("reading links and addresses over netlink failed: %s" % exc) from exc
     taps = [rec["name"] for rec in links if port_kind(rec) == "tap"]
     holders = find_tap_holders(taps, proc=proc) if taps else {}
     return describe(links, addresses, holders, read_sysctls(sysctl_root))

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field, replace
 from socket import AF_INET, AF_INET6
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
-from ansible_collections.kvmhost.bridging.plugins.module_utils._pyroute2_dep import IPRoute, NetlinkError
+from ansible_collections.kvmhost.bridging.plugins.module_utils._pyroute2_dep import iproute, netlink_error
 
 # --------------------------------------------------------------------------
 # Kernel constants (linux/if.h, if_addr.h, rtnetlink.h, if_bridge.h)
@@ -365,9 +365,7 @@ class Snapshot:
 @contextmanager
 def iproute_session():
     """Yield one pyroute2 IPRoute socket for the current network namespace; always close it."""
-    if IPRoute is None:  # pragma: no cover - the module fails earlier through assert_pyroute2
-        raise ModuleError("pyroute2 is not available on the managed host.")
-    ipr = IPRoute()
+    ipr = iproute()
     try:
         yield ipr
     finally:
@@ -775,9 +773,7 @@ def plan_bridge(snapshot, spec, connection_addresses=()):
     connection = {normalize_ip(a) for a in connection_addresses} - {None}
     bridge = snapshot.link(spec.name)
     if bridge is not None and bridge.kind != "bridge":
-        raise ModuleError(
-            "%s exists and is a %s link, not a bridge; choose another name or remove it first." % (spec.name, link_class(bridge))
-        )
+        raise ModuleError("%s exists and is a %s link, not a bridge; choose another name or remove it first." % (spec.name, link_class(bridge)))
     if spec.state == "absent":
         return _plan_absent(snapshot, spec, bridge, connection)
     return _plan_present(snapshot, spec, bridge, connection)
@@ -814,9 +810,7 @@ def _check_ports(snapshot, spec, bridge):
         if name == spec.name:
             problems.append("%s cannot be a port of itself." % name)
         elif link is None:
-            problems.append(
-                "Port %s does not exist. Check the name (ip link shows the interfaces); a guest's tap exists only while its VM runs." % name
-            )
+            problems.append("Port %s does not exist. Check the name (ip link shows the interfaces); a guest's tap exists only while its VM runs." % name)
         elif link_class(link) == "loopback":
             problems.append("%s is the loopback interface and cannot be a bridge port." % name)
         elif link.kind == "bridge":
@@ -852,7 +846,7 @@ def _relabel(label, port, bridge):
     if not label or label == port:
         return None
     if label.startswith(port + ":"):
-        new = bridge + label[len(port):]
+        new = bridge + label[len(port) :]
         return new if len(new.encode("utf-8")) < IFNAMSIZ else None
     return label
 
@@ -898,8 +892,7 @@ def _plan_present(snapshot, spec, bridge, connection):
                 existing = on_bridge.get(address.key)
                 if existing is not None and existing.prefixlen != address.prefixlen:
                     raise ModuleError(
-                        "%s is on %s as /%d and on %s as /%d; remove one of them first."
-                        % (address.ip, link.name, address.prefixlen, name, existing.prefixlen)
+                        "%s is on %s as /%d and on %s as /%d; remove one of them first." % (address.ip, link.name, address.prefixlen, name, existing.prefixlen)
                     )
                 new = None
                 if existing is None:
@@ -964,15 +957,21 @@ def _plan_present(snapshot, spec, bridge, connection):
         if spec.mtu:
             details.append("mtu %d" % spec.mtu)
         details.extend("%s %s" % (opt, _show_option(opt, spec.options[opt])) for opt in spec.options)
-        plan.add("create_bridge", "create bridge %s%s" % (name, " (%s)" % ", ".join(details) if details else ""), create,
-                 undo=[("delete_link", {"name": name})])
+        plan.add(
+            "create_bridge", "create bridge %s%s" % (name, " (%s)" % ", ".join(details) if details else ""), create, undo=[("delete_link", {"name": name})]
+        )
     else:
         if mac and mac != bridge.mac:
-            plan.add("set_link", "set %s mac %s (was %s)" % (name, mac, bridge.mac), _set_link(name, mac=mac),
-                     undo=[("set_link", _set_link(name, mac=bridge.mac))])
+            plan.add(
+                "set_link", "set %s mac %s (was %s)" % (name, mac, bridge.mac), _set_link(name, mac=mac), undo=[("set_link", _set_link(name, mac=bridge.mac))]
+            )
         if spec.mtu and spec.mtu != bridge.mtu:
-            plan.add("set_link", "set %s mtu %d (was %d)" % (name, spec.mtu, bridge.mtu), _set_link(name, mtu=spec.mtu),
-                     undo=[("set_link", _set_link(name, mtu=bridge.mtu))])
+            plan.add(
+                "set_link",
+                "set %s mtu %d (was %d)" % (name, spec.mtu, bridge.mtu),
+                _set_link(name, mtu=spec.mtu),
+                undo=[("set_link", _set_link(name, mtu=bridge.mtu))],
+            )
         _plan_options(plan, name, wanted, current_options)
 
     # -- 2. up before anything moves onto it -----------------------------------
@@ -983,24 +982,24 @@ def _plan_present(snapshot, spec, bridge, connection):
     # -- 3. addresses onto the bridge first ------------------------------------
     for old, new in moves_addr:
         if new is not None:
-            plan.add("add_address", "add %s to %s (from %s)" % (new.cidr, name, old.dev), {"address": new},
-                     undo=[("del_address", {"address": new})])
+            plan.add("add_address", "add %s to %s (from %s)" % (new.cidr, name, old.dev), {"address": new}, undo=[("del_address", {"address": new})])
 
     # -- 4. ports ---------------------------------------------------------------
     for link in to_attach:
         undo_master = link.master or ""
-        plan.add("set_link", "attach %s to %s" % (link.name, name), _set_link(link.name, master=name),
-                 undo=[("set_link", _set_link(link.name, master=undo_master))])
+        plan.add(
+            "set_link", "attach %s to %s" % (link.name, name), _set_link(link.name, master=name), undo=[("set_link", _set_link(link.name, master=undo_master))]
+        )
     if spec.up:
         for link in port_links:
             if not link.up:
-                plan.add("set_link", "bring port %s up" % link.name, _set_link(link.name, up=True),
-                         undo=[("set_link", _set_link(link.name, up=False))])
+                plan.add("set_link", "bring port %s up" % link.name, _set_link(link.name, up=True), undo=[("set_link", _set_link(link.name, up=False))])
 
     # -- 5. routes, each in one atomic replace ----------------------------------
     for old, new in moves_route:
-        plan.add("replace_route", "move route '%s' to %s" % (old.describe(), name), {"route": new, "old": old},
-                 undo=[("replace_route", {"route": old, "old": new})])
+        plan.add(
+            "replace_route", "move route '%s' to %s" % (old.describe(), name), {"route": new, "old": old}, undo=[("replace_route", {"route": old, "old": new})]
+        )
 
     # -- 6. addresses off the ports, secondaries first ----------------------------
     for old, _new in reversed(moves_addr):
@@ -1010,8 +1009,7 @@ def _plan_present(snapshot, spec, bridge, connection):
     if spec.ports_exclusive:
         for port in current_ports:
             if port not in spec.ports:
-                plan.add("set_link", "detach %s from %s" % (port, name), _set_link(port, master=""),
-                         undo=[("set_link", _set_link(port, master=name))])
+                plan.add("set_link", "detach %s from %s" % (port, name), _set_link(port, master=""), undo=[("set_link", _set_link(port, master=name))])
 
     # -- 8. down, last --------------------------------------------------------------
     if not spec.up and bridge_up:
@@ -1141,8 +1139,7 @@ def _simulate_op(snap, op, args, auto):
         if options.get("stp"):
             low, high = TIMER_RANGES["forward_delay"]
             options["forward_delay"] = min(max(options["forward_delay"], low * USER_HZ), high * USER_HZ)
-        snap.links[args["name"]] = Link(index=index, name=args["name"], kind="bridge", mac=args.get("mac") or "",
-                                        mtu=args.get("mtu") or 1500, bridge=options)
+        snap.links[args["name"]] = Link(index=index, name=args["name"], kind="bridge", mac=args.get("mac") or "", mtu=args.get("mtu") or 1500, bridge=options)
         if not args.get("mac"):
             auto.add((args["name"], "mac"))
         if not args.get("mtu"):
@@ -1229,7 +1226,7 @@ def fail_after_step_from_env(environ=None):
 
 
 def _describe_error(exc):
-    if isinstance(exc, NetlinkError):
+    if isinstance(exc, netlink_error()):
         code = getattr(exc, "code", 0)
         return "%s (errno %d, %s)" % (os.strerror(code) if code else exc, code, errno.errorcode.get(code, "?"))
     return str(exc) or exc.__class__.__name__
@@ -1260,7 +1257,7 @@ class KernelApplier:
     def run(self, op, args, undoing=False):
         try:
             getattr(self, "op_" + op)(**args)
-        except NetlinkError as exc:
+        except netlink_error() as exc:
             if undoing and getattr(exc, "code", None) in self.UNDO_TOLERATED.get(op, ()):
                 return
             raise
@@ -1313,8 +1310,7 @@ class KernelApplier:
             valid = INFINITY_LIFETIME if address.valid is None else address.valid
             preferred = INFINITY_LIFETIME if address.preferred is None else min(address.preferred, valid)
             # ifa_* for pyroute2 >= 0.8, valid/preferred for 0.7's request filter: both read their own keys.
-            request["IFA_CACHEINFO"] = {"ifa_valid": valid, "ifa_preferred": preferred, "valid": valid, "preferred": preferred,
-                                        "cstamp": 0, "tstamp": 0}
+            request["IFA_CACHEINFO"] = {"ifa_valid": valid, "ifa_preferred": preferred, "valid": valid, "preferred": preferred, "cstamp": 0, "tstamp": 0}
         if address.proto is not None:
             request["IFA_PROTO"] = address.proto
         self.ipr.addr("add", **request)
@@ -1377,7 +1373,7 @@ class KernelApplier:
     def _delete_route(self, route):
         try:
             self.ipr.route("del", **self._route_request(route))
-        except NetlinkError as exc:
+        except netlink_error() as exc:
             if getattr(exc, "code", None) != errno.ESRCH:
                 raise
 
@@ -1429,7 +1425,7 @@ def _proc_environ(proc, pid, name):
     prefix = name.encode() + b"="
     for item in data.split(b"\0"):
         if item.startswith(prefix):
-            return item[len(prefix):].decode("utf-8", "replace")
+            return item[len(prefix) :].decode("utf-8", "replace")
     return None
 
 
@@ -1520,9 +1516,7 @@ def _failure(exc, before, now, watch, plan):
         else:
             msg += " Nothing was changed."
     else:
-        msg += " Restoring the previous runtime state did not fully succeed: %s. Check the host from its console." % "; ".join(
-            exc.restore_errors + left
-        )
+        msg += " Restoring the previous runtime state did not fully succeed: %s. Check the host from its console." % "; ".join(exc.restore_errors + left)
     return ModuleError(
         msg,
         changed=not restored,

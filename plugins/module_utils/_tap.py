@@ -2,8 +2,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Persistent taps: desired state, planning from one link dump, bulk apply.
 
-The flow is params -> desired taps -> one RTM_GETLINK dump -> plan (the list
-of actions, which is also the diff) -> apply unless check mode.
+The flow is params -> desired taps -> one RTM_GETLINK dump (read by _rtnl,
+without pyroute2) -> plan (the list of actions, which is also the diff) ->
+apply with pyroute2 unless check mode or nothing changes.
 
 How each property is changed:
 
@@ -42,7 +43,8 @@ import struct
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._netlink import validate_ifname
-from ansible_collections.kvmhost.bridging.plugins.module_utils._pyroute2_dep import NetlinkError
+from ansible_collections.kvmhost.bridging.plugins.module_utils._pyroute2_dep import netlink_error
+from ansible_collections.kvmhost.bridging.plugins.module_utils._rtnl import RtnlError, dump_links
 
 # Properties a user can declare, in the order they are shown.
 PROPS = ("bridge", "owner", "group", "multi_queue", "vnet_hdr", "mac", "mtu", "up")
@@ -239,69 +241,6 @@ def _desired_props(merged, where, problems, macs):
 
 
 # ----------------------------------------------------------- the link dump
-
-
-def _attr(nla, name):
-    if nla is None or not hasattr(nla, "get_attr"):
-        return None
-    return nla.get_attr(name)
-
-
-def link_record(msg):
-    """A plain dict of what the modules need from one RTM_NEWLINK message.
-
-    Keys: index, name, kind, slave_kind, master (ifindex or None), mac, mtu,
-    up, carrier, operstate, group, tun (dict or None), br (dict or None),
-    brport (dict or None).
-    """
-    mac = msg.get_attr("IFLA_ADDRESS")
-    operstate = msg.get_attr("IFLA_OPERSTATE")
-    rec = {
-        "index": msg["index"],
-        "name": msg.get_attr("IFLA_IFNAME"),
-        "kind": None,
-        "slave_kind": None,
-        "master": msg.get_attr("IFLA_MASTER") or None,
-        "mac": mac.lower() if isinstance(mac, str) else None,
-        "mtu": msg.get_attr("IFLA_MTU"),
-        "up": bool(msg["flags"] & IFF_UP),
-        "carrier": bool(msg.get_attr("IFLA_CARRIER")),
-        "operstate": operstate.lower() if isinstance(operstate, str) else "unknown",
-        "group": msg.get_attr("IFLA_GROUP") or 0,
-        "tun": None,
-        "br": None,
-        "brport": None,
-    }
-    info = msg.get_attr("IFLA_LINKINFO")
-    if info is None:
-        return rec
-    rec["kind"] = _attr(info, "IFLA_INFO_KIND")
-    rec["slave_kind"] = _attr(info, "IFLA_INFO_SLAVE_KIND")
-    data = _attr(info, "IFLA_INFO_DATA")
-    if rec["kind"] == "tun" and hasattr(data, "get_attr"):
-        rec["tun"] = {
-            "type": _attr(data, "IFLA_TUN_TYPE"),
-            "pi": bool(_attr(data, "IFLA_TUN_PI")),
-            "vnet_hdr": bool(_attr(data, "IFLA_TUN_VNET_HDR")),
-            "multi_queue": bool(_attr(data, "IFLA_TUN_MULTI_QUEUE")),
-            "persist": bool(_attr(data, "IFLA_TUN_PERSIST")),
-            "owner": _attr(data, "IFLA_TUN_OWNER"),
-            "group": _attr(data, "IFLA_TUN_GROUP"),
-            "num_queues": _attr(data, "IFLA_TUN_NUM_QUEUES") or 0,
-            "num_disabled_queues": _attr(data, "IFLA_TUN_NUM_DISABLED_QUEUES") or 0,
-        }
-    elif rec["kind"] == "bridge" and hasattr(data, "get_attr"):
-        bridge_id = _attr(data, "IFLA_BR_BRIDGE_ID")
-        rec["br"] = {
-            "stp_state": _attr(data, "IFLA_BR_STP_STATE") or 0,
-            "forward_delay": _attr(data, "IFLA_BR_FORWARD_DELAY"),
-            "priority": _attr(data, "IFLA_BR_PRIORITY"),
-            "id_addr": bridge_id.get("addr") if isinstance(bridge_id, dict) else None,
-        }
-    slave = _attr(info, "IFLA_INFO_SLAVE_DATA")
-    if rec["slave_kind"] == "bridge" and hasattr(slave, "get_attr"):
-        rec["brport"] = {"state": _attr(slave, "IFLA_BRPORT_STATE")}
-    return rec
 
 
 def is_tap(rec):
@@ -722,7 +661,7 @@ def delete_links(ip, indexes, links):
         ip.link("set", index=index, group=group)
     try:
         ip.link("del", group=group)
-    except NetlinkError as exc:
+    except netlink_error() as exc:
         if exc.code not in (errno.EOPNOTSUPP, errno.EINVAL):
             raise
         for index in indexes:  # a kernel without group deletion
@@ -744,7 +683,7 @@ def apply_plan(ip, plan, links):
     if gone:
         try:
             delete_links(ip, [step["index"] for step in gone], links)
-        except (NetlinkError, OSError) as exc:
+        except (netlink_error(), OSError) as exc:
             raise ApplyError("delete", ", ".join(step["name"] for step in gone[:5]) + (", ..." if len(gone) > 5 else ""), exc) from exc
     after_by_name = {tap["name"]: tap for tap in plan.taps}
     for step in plan.steps:
@@ -779,44 +718,46 @@ def apply_plan(ip, plan, links):
         try:
             index = step["index"] if step["action"] == "update" else socket.if_nametoindex(name)
             ip.link("set", index=index, **request)
-        except (NetlinkError, OSError) as exc:
+        except (netlink_error(), OSError) as exc:
             raise ApplyError("setting " + ", ".join(sorted(step["netlink"])), name, exc) from exc
 
 
 # ------------------------------------------------------------------- the task
 
 
-def run(params, check_mode, ip_factory, dump=None):
+def run(params, check_mode, ip_factory, dump=None, reader=dump_links):
     """Plan and (unless ``check_mode``) apply the tap task; return the result dict.
 
-    ``ip_factory`` returns an IPRoute (a context manager); ``dump`` (tests)
-    replaces the link dump with a list of link records.
+    The links are read by ``reader`` (the standard-library netlink dump; a
+    list of link records); ``ip_factory`` returns an IPRoute (a context
+    manager) and is called only when there is something to change. ``dump``
+    (tests) replaces the read with a list of link records and applies nothing.
     """
     desired = build_desired(params)
     if dump is not None:
         return _finish(desired, dump, check_mode, None)
-    with ip_factory() as ip:
-        try:
-            links = [link_record(msg) for msg in ip.get_links()]
-        except NetlinkError as exc:
-            raise ModuleError("reading the links over netlink failed: %s" % exc) from exc
-        return _finish(desired, links, check_mode, ip)
+    try:
+        links = reader()
+    except (RtnlError, OSError) as exc:
+        raise ModuleError("reading the links over netlink failed: %s" % exc) from exc
+    return _finish(desired, links, check_mode, ip_factory)
 
 
-def _finish(desired, links, check_mode, ip):
+def _finish(desired, links, check_mode, ip_factory):
     plan = plan_taps(desired, links)
     if plan.blocked:
         holders = find_tap_holders([name for name, _keys, _rec in plan.blocked])
         raise ModuleError(blocked_message(plan.blocked, holders), changed=False, actions=plan.actions())
-    if plan.changed and not check_mode and ip is not None:
-        try:
-            apply_plan(ip, plan, links)
-        except ApplyError as exc:
-            raise ModuleError(
-                "%s: %s failed: %s. Changes made before this point stay; fix the cause and run the task again." % (exc.name, exc.stage, _explain(exc.exc)),
-                changed=True,
-                actions=plan.actions(),
-            ) from exc
+    if plan.changed and not check_mode and ip_factory is not None:
+        with ip_factory() as ip:
+            try:
+                apply_plan(ip, plan, links)
+            except ApplyError as exc:
+                raise ModuleError(
+                    "%s: %s failed: %s. Changes made before this point stay; fix the cause and run the task again." % (exc.name, exc.stage, _explain(exc.exc)),
+                    changed=True,
+                    actions=plan.actions(),
+                ) from exc
     return {"changed": plan.changed, "actions": plan.actions(), "diff": plan.diff(), "taps": plan.taps}
 
 

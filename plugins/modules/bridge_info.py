@@ -18,11 +18,11 @@ description:
     daemon), the module still succeeds: the domain fields are null and RV(libvirt) says why.
   - Reads one link dump and one address dump over netlink and scans C(/proc) once for the processes that hold taps;
     the cost grows linearly with the number of ports.
+  - Needs no pyroute2 on the managed host: it reads netlink with the Python standard library.
 author:
   - kvmhost.bridging contributors (@kvmhost)
 extends_documentation_fragment:
   - kvmhost.bridging.attributes
-  - kvmhost.bridging.attributes.PYROUTE2
 attributes:
   check_mode:
     support: full
@@ -285,7 +285,6 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kvmhost.bridging.plugins.module_utils._bridge_info import add_domains, gather
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import fail_on_error
 from ansible_collections.kvmhost.bridging.plugins.module_utils._libvirt_iface import read_domains
-from ansible_collections.kvmhost.bridging.plugins.module_utils._pyroute2_dep import IPRoute, assert_pyroute2
 
 
 def main():
@@ -296,8 +295,7 @@ def main():
         },
         supports_check_mode=True,
     )
-    assert_pyroute2(module)
-    info = fail_on_error(module, gather, IPRoute)
+    info = fail_on_error(module, gather)
     uri = module.params["libvirt_uri"] if module.params["libvirt"] == "auto" else None
     module.exit_json(changed=False, **add_domains(info, read_domains(uri)))
 

@@ -12,6 +12,8 @@ description:
   - Creates, changes and removes persistent tap devices (C(vnet0), C(vnet1), ...) and puts them on a Linux bridge.
   - Reads the links of the host with one netlink dump, plans the difference and applies only that, in one netlink
     session for the whole list of O(taps).
+  - The dump is read with the Python standard library; pyroute2 is imported only when something changes, so a run
+    with nothing to do (and check mode) works without it.
   - Taps made here are persistent (C(TUNSETPERSIST)), so they stay when no process holds them.
   - O(bridge), O(mac), O(mtu) and O(up) change in place over netlink. O(owner), O(group) and O(vnet_hdr) change by
     attaching to the tap and O(multi_queue) only by creating the tap again; both need the tap to be free, so when a
@@ -236,7 +238,7 @@ taps:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import run_and_exit
-from ansible_collections.kvmhost.bridging.plugins.module_utils._pyroute2_dep import IPRoute, assert_pyroute2
+from ansible_collections.kvmhost.bridging.plugins.module_utils._pyroute2_dep import iproute
 from ansible_collections.kvmhost.bridging.plugins.module_utils._tap import run
 
 TAP_OPTIONS = {
@@ -265,8 +267,7 @@ def main():
         required_one_of=[("name", "taps")],
         supports_check_mode=True,
     )
-    assert_pyroute2(module)
-    run_and_exit(module, run, module.params, module.check_mode, IPRoute)
+    run_and_exit(module, run, module.params, module.check_mode, iproute)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 from test_tap import bridge, link, tap  # the hand-built dump records of the tap tests
 
@@ -202,22 +200,6 @@ def test_read_sysctls(tmp_path):
         (tmp_path / ("net/bridge/bridge-nf-call-" + name)).write_text("1\n")
     values = _bridge_info.read_sysctls(str(tmp_path))
     assert (values["bridge_nf_call_iptables"], values["bridge_nf_call_ip6tables"], values["bridge_nf_call_arptables"]) == (1, 1, 1)
-
-
-class FakeAddr(dict):
-    def __init__(self, attrs, **fields):
-        super().__init__(fields)
-        self.attrs = attrs
-
-    def get_attr(self, name):
-        return self.attrs.get(name)
-
-
-def test_address_record():
-    v4 = FakeAddr({"IFA_ADDRESS": "198.18.0.2", "IFA_LOCAL": "198.18.0.1"}, family=socket.AF_INET, index=3, prefixlen=30)
-    v6 = FakeAddr({"IFA_ADDRESS": "fe80::1"}, family=socket.AF_INET6, index=3, prefixlen=64)
-    assert _bridge_info.address_record(v4) == {"index": 3, "family": "ipv4", "address": "198.18.0.1", "prefixlen": 30}
-    assert _bridge_info.address_record(v6) == {"index": 3, "family": "ipv6", "address": "fe80::1", "prefixlen": 64}
 
 
 def test_natural_key():

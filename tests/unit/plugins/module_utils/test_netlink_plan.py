@@ -7,10 +7,10 @@ import errno
 from socket import AF_INET, AF_INET6
 
 import pytest
+from pyroute2.netlink.exceptions import NetlinkError
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils import _netlink as nl
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
-from ansible_collections.kvmhost.bridging.plugins.module_utils._pyroute2_dep import NetlinkError
 
 ETH0_MAC = "52:54:00:00:00:01"
 ETH1_MAC = "52:54:00:00:00:02"

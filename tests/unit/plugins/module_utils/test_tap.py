@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 
 import pytest
+from pyroute2.netlink.exceptions import NetlinkError
 
-from ansible_collections.kvmhost.bridging.plugins.module_utils import _tap
+from ansible_collections.kvmhost.bridging.plugins.module_utils import _rtnl, _tap
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 
 PARAMS = {
@@ -221,68 +222,6 @@ def test_empty_taps_is_nothing_to_do():
 
 
 # ---------------------------------------------------------- link records
-
-
-def test_link_record_from_a_real_netlink_message():
-    ifinfmsg = pytest.importorskip("pyroute2.netlink.rtnl.ifinfmsg").ifinfmsg
-    msg = ifinfmsg()
-    msg["index"] = 7
-    msg["flags"] = 1
-    msg["attrs"] = [
-        ("IFLA_IFNAME", "vnet0"),
-        ("IFLA_ADDRESS", "52:54:00:AB:CD:EF"),
-        ("IFLA_MTU", 9000),
-        ("IFLA_MASTER", 3),
-        ("IFLA_CARRIER", 1),
-        ("IFLA_OPERSTATE", "UP"),
-        ("IFLA_GROUP", 5),
-        (
-            "IFLA_LINKINFO",
-            {
-                "attrs": [
-                    ("IFLA_INFO_KIND", "tun"),
-                    ("IFLA_INFO_DATA", {"attrs": [("IFLA_TUN_TYPE", 2), ("IFLA_TUN_OWNER", 107), ("IFLA_TUN_VNET_HDR", 1), ("IFLA_TUN_PERSIST", 1)]}),
-                    ("IFLA_INFO_SLAVE_KIND", "bridge"),
-                    ("IFLA_INFO_SLAVE_DATA", {"attrs": [("IFLA_BRPORT_STATE", 3)]}),
-                ]
-            },
-        ),
-    ]
-    msg.encode()
-    parsed = ifinfmsg(msg.data)
-    parsed.decode()
-    rec = _tap.link_record(parsed)
-    assert rec["name"] == "vnet0"
-    assert rec["mac"] == "52:54:00:ab:cd:ef"
-    assert (rec["mtu"], rec["master"], rec["up"], rec["carrier"], rec["operstate"], rec["group"]) == (9000, 3, True, True, "up", 5)
-    assert rec["tun"] == {
-        "type": 2,
-        "pi": False,
-        "vnet_hdr": True,
-        "multi_queue": False,
-        "persist": True,
-        "owner": 107,
-        "group": None,
-        "num_queues": 0,
-        "num_disabled_queues": 0,
-    }
-    assert rec["brport"] == {"state": 3}
-    assert _tap.is_tap(rec)
-    assert _tap.is_held(rec)
-
-
-def test_link_record_of_a_plain_nic():
-    ifinfmsg = pytest.importorskip("pyroute2.netlink.rtnl.ifinfmsg").ifinfmsg
-    msg = ifinfmsg()
-    msg["index"] = 2
-    msg["flags"] = 0
-    msg["attrs"] = [("IFLA_IFNAME", "eth0"), ("IFLA_MTU", 1500)]
-    msg.encode()
-    parsed = ifinfmsg(msg.data)
-    parsed.decode()
-    rec = _tap.link_record(parsed)
-    assert (rec["kind"], rec["tun"], rec["master"], rec["up"], rec["carrier"], rec["operstate"]) == (None, None, None, False, False, "unknown")
-    assert _tap.describe_kind(rec) == "a physical or kernel device"
 
 
 def test_held_by_queues_even_without_carrier():
@@ -538,7 +477,7 @@ class FakeIP:
     def link(self, command, **kwargs):
         self.calls.append((command, kwargs))
         if self.fail and self.fail(command, kwargs):
-            raise _tap.NetlinkError(22, "Invalid argument")
+            raise NetlinkError(22, "Invalid argument")
 
 
 def _apply(links, monkeypatch, ip=None, **kwargs):
@@ -603,10 +542,11 @@ def test_apply_create_update_recreate(monkeypatch):
 
 def test_apply_failure_says_where(monkeypatch):
     links = [*LINKS, tap(10, "vnet0")]
-    ip = FakeIP(fail=lambda command, kwargs: "mtu" in kwargs)
+    factory = CountingFactory()
+    factory.ip = FakeIP(fail=lambda command, kwargs: "mtu" in kwargs)
     monkeypatch.setattr(_tap, "_tun_attach", lambda *a: None)
     with pytest.raises(ModuleError, match=r"vnet0: setting mtu failed: Invalid argument \(errno 22\). Changes made before") as info:
-        _tap._finish(_tap.build_desired(params(name="vnet0", mtu=9000)), links, False, ip)
+        _tap.run(params(name="vnet0", mtu=9000), False, factory, reader=lambda: links)
     assert info.value.result["changed"] is True
 
 
@@ -615,3 +555,63 @@ def test_ioctl_numbers():
     assert (x86["TUNSETIFF"], x86["TUNSETPERSIST"], x86["TUNSETOWNER"], x86["TUNSETGROUP"]) == (0x400454CA, 0x400454CB, 0x400454CC, 0x400454CE)
     assert _tap._ioctl_numbers("ppc64le")["TUNSETIFF"] == 0x800454CA
     assert x86["TUNGETDEVNETNS"] == 0x54E3
+
+
+# ------------------------------------------------ reading without pyroute2
+
+
+class CountingFactory:
+    """An ip_factory that records how often the task opened a pyroute2 session."""
+
+    def __init__(self):
+        self.opened = 0
+        self.ip = FakeIP()
+
+    def __call__(self):
+        self.opened += 1
+        factory = self
+
+        class Session:
+            def __enter__(self):
+                return factory.ip
+
+            def __exit__(self, *exc):
+                return False
+
+        return Session()
+
+
+def test_nothing_to_do_never_opens_a_pyroute2_session():
+    factory = CountingFactory()
+    links = [*LINKS, tap(10, "vnet0", master=3)]
+    result = _tap.run(params(name="vnet0", bridge="breth0"), False, factory, reader=lambda: links)
+    assert not result["changed"]
+    assert factory.opened == 0
+
+
+def test_check_mode_reads_but_never_opens_a_pyroute2_session():
+    factory = CountingFactory()
+    links = [*LINKS, tap(10, "vnet0")]
+    result = _tap.run(params(name="vnet0", bridge="breth0"), True, factory, reader=lambda: links)
+    assert result["changed"]
+    assert factory.opened == 0
+    assert factory.ip.calls == []
+
+
+def test_a_change_opens_one_session_for_the_whole_plan(monkeypatch):
+    factory = CountingFactory()
+    links = [*LINKS, tap(10, "vnet0"), tap(11, "vnet1")]
+    monkeypatch.setattr(_tap, "_tun_attach", lambda *a: None)
+    taps = [{"name": "vnet0", "bridge": "breth0"}, {"name": "vnet1", "bridge": "breth0"}]
+    result = _tap.run(params(taps=taps), False, factory, reader=lambda: links)
+    assert result["changed"]
+    assert factory.opened == 1
+    assert [call[1]["index"] for call in factory.ip.calls] == [10, 11]
+
+
+def test_a_failed_read_is_a_clear_error():
+    def broken():
+        raise _rtnl.RtnlError(13, "Permission denied")
+
+    with pytest.raises(ModuleError, match="reading the links over netlink failed"):
+        _tap.run(params(name="vnet0"), False, CountingFactory(), reader=broken)
