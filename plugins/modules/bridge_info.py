@@ -15,10 +15,10 @@ description:
   - Also returns the taps on no bridge, the forwarding sysctls, and a report text like C(brctl show) for people.
   - Where libvirt is reachable (O(libvirt_uri)), names the libvirt domain behind each tap (C(vnet0) is web01's NIC) and
     returns every domain's interfaces with whether their bridges exist. Where it is not (no libvirt-python, no
-    daemon), the module still succeeds: the domain fields are null and RV(libvirt) says why.
+    daemon), the module still succeeds, with null domain fields, and RV(libvirt) says why.
   - Reads one link dump and one address dump over netlink and scans C(/proc) once for the processes that hold taps;
     the cost grows linearly with the number of ports.
-  - Needs no pyroute2 on the managed host: it reads netlink with the Python standard library.
+  - Needs no pyroute2 on the managed host; it reads netlink with the Python standard library.
 author:
   - kvmhost.bridging contributors (@kvmhost)
 extends_documentation_fragment:

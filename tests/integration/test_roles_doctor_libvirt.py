@@ -74,8 +74,8 @@ def test_a_domain_whose_bridge_is_missing_or_no_bridge_is_named_with_its_fix(hos
     failing = ansible.playbook(DOCTOR, hosts=[host], extra_vars={"doctor_libvirt_uri": uri, "doctor_fail_on_problems": True, "doctor_skip": CHECKS})
     assert failing.rc != 0
     assert "has 3 problem(s): domain_bridge, domain_bridge, domain_bridge. See the report above" in failing.output, failing.output
-    _, skipped, report = doctor(ansible, host, doctor_libvirt_uri=uri, doctor_skip=["domain_bridge"])
-    assert domain_problems(skipped) == {}
+    skipping, skipped, report = doctor(ansible, host, doctor_libvirt_uri=uri, doctor_skip=["domain_bridge"])
+    assert skipping.rc == 0 and domain_problems(skipped) == {}
     assert "domain_bridge" not in report.split("checks run: ")[1].splitlines()[0]
 
 
@@ -87,7 +87,8 @@ def test_every_bridge_there_passes(host, ansible):
         domain("web01", WEB01, on_bridge("52:54:00:aa:00:01", "breth0", "vm1tap") + bridge_iface("52:54:00:aa:00:02", "brisol"), running=True),
         domain("db01", DB01, bridge_iface("52:54:00:bb:00:01", "brisol")),
     )
-    _, problems, report = doctor(ansible, host, doctor_libvirt_uri=uri)
+    result, problems, report = doctor(ansible, host, doctor_libvirt_uri=uri)
+    assert result.rc == 0, result.output
     assert domain_problems(problems) == {}
     assert ", domain_bridge\n" in report
 
@@ -109,5 +110,6 @@ def test_without_libvirt_the_check_is_skipped_with_a_note(host, ansible):
     assert "not run: domain_bridge, because libvirt at qemu:///system said nothing: not reachable: " in report
 
     # an empty URI does not ask libvirt
-    _, _, report = doctor(ansible, host, doctor_libvirt_uri="")
+    result, problems, report = doctor(ansible, host, doctor_libvirt_uri="")
+    assert result.rc == 0 and domain_problems(problems) == {}
     assert "not run: domain_bridge, because libvirt said nothing: not looked up (libvirt: never)" in report

@@ -192,4 +192,3 @@ def test_bridge_info_and_the_test_driver_together():
     assert (taps["testnet0"]["domain"], taps["testnet0"]["domain_mac"]) == ("test", "aa:bb:cc:dd:ee:ff")
     assert info["libvirt"]["msg"] == "1 domain, 1 running"
     assert "testnet0: tap, no process holds it, libvirt domain test (aa:bb:cc:dd:ee:ff), carrier off" in info["report"]
-
