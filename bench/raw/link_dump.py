@@ -15,6 +15,8 @@ median CPU seconds) of
 - ``raw_dump``: a minimal RTM_GETLINK dump over a plain AF_NETLINK socket,
   parsed with struct for the same fields (name, index, flags, master, kind and
   the kind's data): what a read path without pyroute2 costs;
+- ``gather``: bridge_info's whole work (_bridge_info.gather(): both dumps,
+  the /proc scan for tap holders, the description), in process;
 - ``import_pyroute2``: the import, for scale.
 """
 
@@ -135,6 +137,10 @@ def main(argv=None):
         out["pyroute2_records"], _records = _median_time(lambda: [_pyroute2_record(m) for m in ip.get_links()], args.reps, "pyroute2_records")
     out["raw_dump"], links = _median_time(raw_dump, args.reps, "raw_dump")
     out["collection_dump"], records = _median_time(dump_links, args.reps, "collection_dump")
+    from ansible_collections.kvmhost.bridging.plugins.module_utils._bridge_info import gather
+
+    # bridge_info's whole work in one process (dumps, /proc scan, description): no interpreter start-up in it.
+    out["gather"], _info = _median_time(gather, max(args.reps, 9), "gather")
     assert len(records) == len(links)
     out.update(CPU)
     out["links"] = len(links)
