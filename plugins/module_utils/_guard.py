@@ -700,8 +700,7 @@ class NetlinkRuntime(Runtime):
         self.session = session or _netlink.iproute_session
 
     def snapshot(self):
-        with self.session() as ipr:
-            return {"interfaces": list(self.interfaces), "snapshot": snapshot_to_json(_netlink.read_snapshot(ipr))}
+        return {"interfaces": list(self.interfaces), "snapshot": snapshot_to_json(_netlink.read_snapshot())}
 
     def restore(self, snapshot):
         """Apply plan_restore(); go on after a failed step. Return the steps done; raise listing the ones that failed."""
@@ -710,7 +709,7 @@ class NetlinkRuntime(Runtime):
         done, failed = [], []
         with self.session() as ipr:
             applier = _netlink.KernelApplier(ipr)
-            for op, args, text in plan_restore(wanted, _netlink.read_snapshot(ipr), interfaces):
+            for op, args, text in plan_restore(wanted, _netlink.read_snapshot(), interfaces):
                 try:
                     if op == "delete_route":
                         applier._delete_route(args["route"])  # pylint: disable=protected-access
@@ -721,7 +720,7 @@ class NetlinkRuntime(Runtime):
                     failed.append("%s: %s" % (text, _netlink._describe_error(exc)))  # pylint: disable=protected-access
             left = _netlink.state_differences(
                 _netlink.runtime_state(wanted, restore_scope(wanted, wanted, interfaces)),
-                _netlink.runtime_state(_netlink.read_snapshot(ipr), restore_scope(wanted, wanted, interfaces)),
+                _netlink.runtime_state(_netlink.read_snapshot(), restore_scope(wanted, wanted, interfaces)),
             )
         if failed:
             raise RestoreError(done, failed, left)

@@ -5,16 +5,17 @@
 The layers, each usable on its own:
 
 - validation: validate_ifname(), normalize_mac();
-- reading: iproute_session() opens one IPRoute socket, read_snapshot() dumps
-  links, addresses and routes once into a Snapshot of plain records (Link,
-  Address, Route) that name devices by name, never by index;
+- reading: read_snapshot() dumps links, addresses and routes once (with
+  _rtnl's standard-library reader, no pyroute2) into a Snapshot of plain
+  records (Link, Address, Route) that name devices by name, never by index;
 - classification: link_class(), is_guest_port(), is_migratable_address(),
   is_movable_route(), stacked_on();
 - bridge planning, pure (no kernel, no root): BridgeSpec.from_params(),
   plan_bridge() returns a Plan, an ordered list of Steps, each with a
   description and the steps that undo it; simulate() applies a plan to a
   Snapshot in memory (check mode's "after", and the idempotence tests);
-- applying: apply_plan() runs the steps in one IPRoute session and, on any
+- applying: iproute_session() opens one pyroute2 IPRoute socket (the only
+  use of pyroute2); apply_plan() runs the steps in that session and, on any
   error, undoes the steps already applied in reverse order before it raises
   ApplyError; manage_bridge() is the whole module flow.
 
@@ -50,6 +51,7 @@ from socket import AF_INET, AF_INET6
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._pyroute2_dep import iproute, netlink_error
+from ansible_collections.kvmhost.bridging.plugins.module_utils._rtnl import MessageSource
 
 # --------------------------------------------------------------------------
 # Kernel constants (linux/if.h, if_addr.h, rtnetlink.h, if_bridge.h)
@@ -84,6 +86,12 @@ RT_TABLE_MAIN = 254
 RT_TABLE_LOCAL = 255
 # Route attributes this module cannot copy faithfully: such a route is not moved blindly.
 UNSUPPORTED_ROUTE_ATTRS = ("RTA_ENCAP", "RTA_NH_ID", "RTA_VIA", "RTA_NEWDST", "RTA_EXPIRES")
+# Route metrics (RTAX_*) that a route request through pyroute2 can carry.
+SETTABLE_METRICS = (
+    "RTAX_LOCK", "RTAX_MTU", "RTAX_WINDOW", "RTAX_RTT", "RTAX_RTTVAR", "RTAX_SSTHRESH", "RTAX_CWND", "RTAX_ADVMSS",
+    "RTAX_REORDERING", "RTAX_HOPLIMIT", "RTAX_INITCWND", "RTAX_FEATURES", "RTAX_RTO_MIN", "RTAX_INITRWND",
+    "RTAX_QUICKACK", "RTAX_CC_ALGO",
+)  # fmt: skip
 
 ROUTE_PROTOCOL_NAMES = {0: "unspec", 1: "redirect", 2: "kernel", 3: "boot", 4: "static", 9: "ra", 16: "dhcp"}
 ROUTE_TYPE_NAMES = {1: "unicast", 2: "local", 3: "broadcast", 4: "anycast", 5: "multicast", 6: "blackhole", 7: "unreachable", 8: "prohibit"}
@@ -483,9 +491,11 @@ def routes_from_messages(messages, names):
                 )
             )
         metrics = _nla(msg, "RTA_METRICS")
-        metric_pairs = tuple((name, value) for name, value in (_field(metrics, "attrs", ()) or ()) if name != "RTAX_UNSPEC")
+        metric_pairs = tuple((name, value) for name, value in (_field(metrics, "attrs", ()) or ()) if name not in (None, "RTAX_UNSPEC"))
         cache = _nla(msg, "RTA_CACHEINFO")
         unsupported = [name for name in UNSUPPORTED_ROUTE_ATTRS if _nla(msg, name) is not None]
+        # A metric pyroute2 cannot set again would be lost when the route moves.
+        unsupported.extend(name for name, _value in metric_pairs if name not in SETTABLE_METRICS)
         if cache is not None and _field(cache, "rta_expires"):
             unsupported.append("RTA_EXPIRES")
         table = _nla(msg, "RTA_TABLE") or _field(msg, "table")
@@ -516,8 +526,14 @@ def routes_from_messages(messages, names):
     return routes
 
 
-def read_snapshot(ipr):
-    """Dump links, addresses and IPv4/IPv6 routes (all tables) over ``ipr`` into a Snapshot."""
+def read_snapshot(source=None):
+    """Dump links, addresses and IPv4/IPv6 routes (all tables) into a Snapshot.
+
+    ``source`` answers get_links(), get_addr() and get_routes(family): by
+    default _rtnl's standard-library reader (no pyroute2); a pyroute2 IPRoute
+    answers the same calls with the same message interface.
+    """
+    ipr = source if source is not None else MessageSource()
     links = links_from_messages(ipr.get_links())
     names = {link.index: link.name for link in links}
     addresses = addresses_from_messages(ipr.get_addr(), names)
@@ -1467,40 +1483,41 @@ def connection_addresses(environ=None, proc="/proc", pid=None, depth=32):
 # The module's flow
 # --------------------------------------------------------------------------
 def manage_bridge(params, check_mode=False, fail_after_step=None, connection=(), session=iproute_session):
-    """params -> BridgeSpec -> one snapshot -> plan -> apply unless check mode -> result dict.
+    """params -> BridgeSpec -> one snapshot (read without pyroute2) -> plan -> apply unless check mode -> result dict.
 
     Raises ModuleError (nothing changed, or everything restored) on bad input
     and on a failed step.
     """
     spec = BridgeSpec.from_params(params)
     watch = set(spec.ports) | {spec.name}
+    before = read_snapshot()
+    plan = plan_bridge(before, spec, connection)
+    if spec.state == "present" and before.link(spec.name) is not None:
+        watch.update(before.ports_of(spec.name))
+    shown_ports = tuple(p for p in spec.ports if before.link(p) is not None)
+    predicted = simulate(before, plan.steps)
+    result = {
+        "changed": plan.changed,
+        "actions": plan.actions,
+        "diff": {
+            "before": bridge_view(before, spec.name, shown_ports),
+            "after": bridge_view(predicted, spec.name, shown_ports),
+            "before_header": "%s (runtime)" % spec.name,
+            "after_header": "%s (runtime)" % spec.name,
+        },
+        "bridge": bridge_view(predicted, spec.name),
+    }
+    if plan.warnings:
+        result["warnings"] = plan.warnings
+    if check_mode or not plan.changed:
+        return result
+    # Only a change needs pyroute2.
     with session() as ipr:
-        before = read_snapshot(ipr)
-        plan = plan_bridge(before, spec, connection)
-        if spec.state == "present" and before.link(spec.name) is not None:
-            watch.update(before.ports_of(spec.name))
-        shown_ports = tuple(p for p in spec.ports if before.link(p) is not None)
-        predicted = simulate(before, plan.steps)
-        result = {
-            "changed": plan.changed,
-            "actions": plan.actions,
-            "diff": {
-                "before": bridge_view(before, spec.name, shown_ports),
-                "after": bridge_view(predicted, spec.name, shown_ports),
-                "before_header": "%s (runtime)" % spec.name,
-                "after_header": "%s (runtime)" % spec.name,
-            },
-            "bridge": bridge_view(predicted, spec.name),
-        }
-        if plan.warnings:
-            result["warnings"] = plan.warnings
-        if check_mode or not plan.changed:
-            return result
         try:
             apply_plan(KernelApplier(ipr), plan, fail_after_step=fail_after_step)
         except ApplyError as exc:
-            raise _failure(exc, before, read_snapshot(ipr), watch, plan) from exc
-        after = read_snapshot(ipr)
+            raise _failure(exc, before, read_snapshot(), watch, plan) from exc
+    after = read_snapshot()
     result["diff"]["after"] = bridge_view(after, spec.name, shown_ports)
     result["bridge"] = bridge_view(after, spec.name)
     return result

@@ -282,3 +282,225 @@ def dump_addresses():
     """Every IPv4 and IPv6 address of the current network namespace as a record (see address_from_message)."""
     body = _IFADDRMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
     return _dump(RTM_GETADDR, body, RTM_NEWADDR, address_from_message)
+
+
+# ---------------------------------------------------------------------------
+# Whole messages with named attributes, for the bridge planner (_netlink)
+#
+# _netlink reads links, addresses and routes through the interface it first
+# used with pyroute2: ``msg[field]`` for the fixed header and
+# ``msg.get_attr("IFLA_...")`` for attributes, nested ones being messages too.
+# Message gives the same interface from the wire format, for the attributes
+# the planner reads; others are skipped.
+
+
+class Message(dict):
+    """Header fields as dict items; attributes by their kernel names through get_attr()."""
+
+    def __init__(self, fields=None, attrs=None):
+        super().__init__(fields or {})
+        self.attrs = attrs or {}
+
+    def get_attr(self, name, default=None):
+        return self.attrs.get(name, default)
+
+
+def _signed(buf, span):
+    return struct.unpack_from("=i", buf, span[0])[0] if span[1] - span[0] >= 4 else None
+
+
+def _present(buf, span):
+    """An attribute the planner only needs to know is there."""
+    return bytes(buf[span[0]:span[1]])
+
+
+def _address_of(family):
+    def decode(buf, span):
+        return _ip(buf, span, family)
+
+    return decode
+
+
+def _struct(fmt, names):
+    layout = struct.Struct(fmt)
+
+    def decode(buf, span):
+        if span[1] - span[0] < layout.size:
+            return None
+        return Message(dict(zip(names, layout.unpack_from(buf, span[0]))))
+
+    return decode
+
+
+def _nested(schema):
+    def decode(buf, span):
+        return Message(attrs=_named(buf, attributes(buf, *span), schema))
+
+    return decode
+
+
+def _named(buf, attrs, schema):
+    named = {}
+    for kind, span in attrs.items():
+        entry = schema.get(kind)
+        if entry is not None:
+            named[entry[0]] = entry[1](buf, span)
+    return named
+
+
+# Route metrics (RTAX_*, linux/rtnetlink.h), with the names pyroute2 uses to set them again.
+RTAX_NAMES = (
+    None, "RTAX_LOCK", "RTAX_MTU", "RTAX_WINDOW", "RTAX_RTT", "RTAX_RTTVAR", "RTAX_SSTHRESH", "RTAX_CWND",
+    "RTAX_ADVMSS", "RTAX_REORDERING", "RTAX_HOPLIMIT", "RTAX_INITCWND", "RTAX_FEATURES", "RTAX_RTO_MIN",
+    "RTAX_INITRWND", "RTAX_QUICKACK", "RTAX_CC_ALGO", "RTAX_FASTOPEN_NO_COOKIE",
+)  # fmt: skip
+RTAX_CC_ALGO = 16
+
+
+def _metrics(buf, span):
+    """RTA_METRICS as pyroute2 shows it: a message whose "attrs" item lists (name, value) in the kernel's order."""
+    pairs = []
+    for kind, inner in attributes_in_order(buf, *span):
+        name = RTAX_NAMES[kind] if kind < len(RTAX_NAMES) else "RTAX_%d" % kind
+        pairs.append((name, _string(buf, inner) if kind == RTAX_CC_ALGO else _unsigned(buf, inner)))
+    return Message({"attrs": pairs})
+
+
+def attributes_in_order(buf, start, end):
+    """(type, (payload start, payload end)) of every attribute in ``buf[start:end]``, in order, repeats kept."""
+    found = []
+    offset = start
+    while offset + _NLATTR.size <= end:
+        length, kind = _NLATTR.unpack_from(buf, offset)
+        if length < _NLATTR.size or offset + length > end:
+            break
+        found.append((kind & NLA_TYPE_MASK, (offset + _NLATTR.size, offset + length)))
+        offset += (length + 3) & ~3
+    return found
+
+
+_RTNEXTHOP = struct.Struct("=HBBi")  # struct rtnexthop: length, flags, hops, ifindex
+
+
+def _multipath(family):
+    schema = {5: ("RTA_GATEWAY", _address_of(family))}
+
+    def decode(buf, span):
+        hops = []
+        offset, end = span
+        while offset + _RTNEXTHOP.size <= end:
+            length, flags, hops_count, ifindex = _RTNEXTHOP.unpack_from(buf, offset)
+            if length < _RTNEXTHOP.size or offset + length > end:
+                break
+            attrs = attributes(buf, offset + _RTNEXTHOP.size, offset + length)
+            hops.append(Message({"oif": ifindex, "hops": hops_count, "flags": flags}, _named(buf, attrs, schema)))
+            offset += (length + 3) & ~3
+        return hops
+
+    return decode
+
+
+_BRIDGE_DATA = {
+    1: ("IFLA_BR_FORWARD_DELAY", _unsigned),
+    2: ("IFLA_BR_HELLO_TIME", _unsigned),
+    3: ("IFLA_BR_MAX_AGE", _unsigned),
+    4: ("IFLA_BR_AGEING_TIME", _unsigned),
+    5: ("IFLA_BR_STP_STATE", _unsigned),
+    6: ("IFLA_BR_PRIORITY", _unsigned),
+    7: ("IFLA_BR_VLAN_FILTERING", _unsigned),
+}
+
+
+def _linkinfo(buf, span):
+    info = attributes(buf, *span)
+    named = _named(buf, info, {IFLA_INFO_KIND: ("IFLA_INFO_KIND", _string), IFLA_INFO_SLAVE_KIND: ("IFLA_INFO_SLAVE_KIND", _string)})
+    if IFLA_INFO_DATA in info and named.get("IFLA_INFO_KIND") == "bridge":
+        named["IFLA_INFO_DATA"] = _nested(_BRIDGE_DATA)(buf, info[IFLA_INFO_DATA])
+    return Message(attrs=named)
+
+
+IFLA_LINK, IFLA_LINK_NETNSID = 5, 37
+_LINK_SCHEMA = {
+    IFLA_ADDRESS: ("IFLA_ADDRESS", _hwaddr),
+    IFLA_IFNAME: ("IFLA_IFNAME", _string),
+    IFLA_MTU: ("IFLA_MTU", _unsigned),
+    IFLA_LINK: ("IFLA_LINK", _unsigned),
+    IFLA_MASTER: ("IFLA_MASTER", _unsigned),
+    IFLA_LINKINFO: ("IFLA_LINKINFO", _linkinfo),
+    IFLA_LINK_NETNSID: ("IFLA_LINK_NETNSID", _signed),
+}
+
+
+def link_message(buf, start, end):
+    family, kind, index, flags, change = _IFINFOMSG.unpack_from(buf, start)
+    attrs = attributes(buf, start + _IFINFOMSG.size, end)
+    return Message({"family": family, "ifi_type": kind, "index": index, "flags": flags, "change": change}, _named(buf, attrs, _LINK_SCHEMA))
+
+
+_IFA_CACHEINFO = _struct("=IIII", ("ifa_preferred", "ifa_valid", "cstamp", "tstamp"))
+
+
+def address_message(buf, start, end):
+    family, prefixlen, flags, scope, index = _IFADDRMSG.unpack_from(buf, start)
+    ip = _address_of(family)
+    schema = {
+        IFA_ADDRESS: ("IFA_ADDRESS", ip),
+        IFA_LOCAL: ("IFA_LOCAL", ip),
+        3: ("IFA_LABEL", _string),
+        4: ("IFA_BROADCAST", ip),
+        6: ("IFA_CACHEINFO", _IFA_CACHEINFO),
+        8: ("IFA_FLAGS", _unsigned),
+        11: ("IFA_PROTO", _unsigned),
+    }
+    attrs = attributes(buf, start + _IFADDRMSG.size, end)
+    return Message({"family": family, "prefixlen": prefixlen, "flags": flags, "scope": scope, "index": index}, _named(buf, attrs, schema))
+
+
+_RTMSG = struct.Struct("=BBBBBBBBI")  # struct rtmsg
+_RTA_CACHEINFO = _struct("=IIiIIIII", ("rta_clntref", "rta_lastuse", "rta_expires", "rta_error", "rta_used", "rta_id", "rta_ts", "rta_tsage"))
+RTM_NEWROUTE, RTM_GETROUTE = 24, 26
+
+
+def route_message(buf, start, end):
+    family, dst_len, src_len, tos, table, proto, scope, kind, flags = _RTMSG.unpack_from(buf, start)
+    ip = _address_of(family)
+    schema = {
+        1: ("RTA_DST", ip),
+        2: ("RTA_SRC", ip),
+        4: ("RTA_OIF", _unsigned),
+        5: ("RTA_GATEWAY", ip),
+        6: ("RTA_PRIORITY", _unsigned),
+        7: ("RTA_PREFSRC", ip),
+        8: ("RTA_METRICS", _metrics),
+        9: ("RTA_MULTIPATH", _multipath(family)),
+        11: ("RTA_FLOW", _unsigned),
+        12: ("RTA_CACHEINFO", _RTA_CACHEINFO),
+        15: ("RTA_TABLE", _unsigned),
+        18: ("RTA_VIA", _present),
+        19: ("RTA_NEWDST", _present),
+        20: ("RTA_PREF", _unsigned),
+        22: ("RTA_ENCAP", _present),
+        23: ("RTA_EXPIRES", _present),
+        30: ("RTA_NH_ID", _unsigned),
+    }
+    fields = {"family": family, "dst_len": dst_len, "src_len": src_len, "tos": tos, "table": table}
+    fields.update(proto=proto, scope=scope, type=kind, flags=flags)
+    attrs = attributes(buf, start + _RTMSG.size, end)
+    return Message(fields, _named(buf, attrs, schema))
+
+
+class MessageSource:
+    """The three dumps _netlink.read_snapshot() asks for, answered from the wire without pyroute2."""
+
+    @staticmethod
+    def get_links():
+        return _dump(RTM_GETLINK, _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0), RTM_NEWLINK, link_message)
+
+    @staticmethod
+    def get_addr():
+        return _dump(RTM_GETADDR, _IFADDRMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0), RTM_NEWADDR, address_message)
+
+    @staticmethod
+    def get_routes(family):
+        # Every table: RTM_GETROUTE dumps all of them; the planner filters.
+        return _dump(RTM_GETROUTE, _RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0), RTM_NEWROUTE, route_message)

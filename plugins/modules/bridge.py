@@ -14,6 +14,8 @@ description:
     to make the bridge persistent.
   - Reads links, addresses and routes with one dump, plans the difference and applies only that. The planned steps are
     returned as RV(actions) and, in diff mode, as a before/after view of the bridge.
+  - The dumps are read with the Python standard library; pyroute2 is imported only to apply a change, so a run with
+    nothing to do and check mode work without it.
   - With O(migrate_addresses), the IPv4/IPv6 addresses and routes (default route too) of the ports move to the bridge in
     an order that keeps an SSH session over the NIC alive. The bridge is created down, with the NIC's MAC and the
     requested options, and brought up; the addresses are added to the bridge with the same prefix; the NIC becomes a port; each route
@@ -285,7 +287,6 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._netlink import (
     fail_after_step_from_env,
     manage_bridge,
 )
-from ansible_collections.kvmhost.bridging.plugins.module_utils._pyroute2_dep import assert_pyroute2
 
 
 def run(module):
@@ -315,7 +316,6 @@ def main():
         },
         supports_check_mode=True,
     )
-    assert_pyroute2(module)
     run_and_exit(module, run, module)
 
 

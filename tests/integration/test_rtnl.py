@@ -150,3 +150,99 @@ def test_tap_needs_pyroute2_only_to_change_something(host):
     assert needs_change["changed"] is None
     assert "python3-pyroute2" in needs_change["error"]
     assert "vnet1" not in host.run(["ip", "-br", "link"]).stdout
+
+
+SNAPSHOTS = """
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from dataclasses import asdict
+from __MU__ import _netlink
+from pyroute2 import IPRoute
+
+def plain(snapshot):
+    return {"links": [asdict(x) for x in snapshot.links.values()], "addresses": [asdict(x) for x in snapshot.addresses],
+            "routes": [asdict(x) for x in snapshot.routes]}
+
+# Lifetimes count down each second: take the round in which ours read the same before and after pyroute2's.
+for _round in range(20):
+    ours = plain(_netlink.read_snapshot())
+    with IPRoute() as ip:
+        theirs = plain(_netlink.read_snapshot(ip))
+    if ours == plain(_netlink.read_snapshot()):
+        break
+    time.sleep(0.3)
+print(json.dumps({"ours": ours, "theirs": theirs}))
+""".replace("__MU__", MU)
+
+
+def test_the_bridge_planners_snapshot_reads_as_pyroute2_reads_it(host):
+    """Links, addresses and routes of every table, as the bridge module and the guard read them."""
+    steps = [
+        ["ip", "link", "add", "br0", "type", "bridge", "stp_state", "1", "forward_delay", "400", "hello_time", "300",
+         "max_age", "1000", "ageing_time", "6000", "priority", "4096"],
+        ["ip", "link", "set", "eth1", "master", "br0"],
+        ["ip", "link", "set", "br0", "up"],
+        ["ip", "link", "add", "vetha", "mtu", "9000", "type", "veth", "peer", "name", "vethb"],
+        ["ip", "link", "set", "vetha", "up"],
+        ["ip", "link", "set", "vethb", "up"],
+        ["ip", "addr", "add", "198.19.220.1/24", "dev", "br0", "label", "br0:lan"],
+        ["ip", "addr", "add", "198.19.221.1/24", "dev", "br0", "valid_lft", "900", "preferred_lft", "600"],
+        ["ip", "addr", "add", "198.19.222.1", "peer", "198.19.222.2/32", "dev", "vetha"],
+        ["ip", "addr", "add", "198.19.223.1/24", "broadcast", "198.19.223.255", "dev", "vetha", "noprefixroute"],
+        ["ip", "-6", "addr", "add", "fd00:198:19:1::1/64", "dev", "br0", "nodad"],
+        ["ip", "route", "add", "198.19.230.0/24", "via", "198.19.220.254", "metric", "50", "mtu", "lock", "1400",
+         "advmss", "1360", "congctl", "cubic"],
+        ["ip", "route", "add", "198.19.231.0/24", "nexthop", "via", "198.19.220.253", "dev", "br0", "weight", "2",
+         "nexthop", "via", "198.19.223.254", "dev", "vetha", "onlink"],
+        ["ip", "route", "add", "198.19.232.0/24", "dev", "vetha", "table", "100", "src", "198.19.223.1", "realm", "7"],
+        ["ip", "route", "add", "blackhole", "198.19.233.0/24", "proto", "static"],
+        ["ip", "route", "add", "198.19.234.0/24", "via", "198.19.220.252", "tos", "0x10"],
+        ["ip", "-6", "route", "add", "fd00:198:19:2::/64", "via", "fd00:198:19:1::fe", "metric", "300", "pref", "high"],
+        ["ip", "-6", "route", "add", "fd00:198:19:3::/64", "dev", "br0", "expires", "600"],
+    ]
+    for argv in steps:
+        host.run(argv)
+    seen = json.loads(host.run([sys.executable, "-c", SNAPSHOTS, COLLECTIONS]).stdout)
+    for part in ("links", "addresses", "routes"):
+        ours, theirs = seen["ours"][part], seen["theirs"][part]
+        assert len(ours) == len(theirs), part
+        for a, b in zip(ours, theirs):
+            assert a == b, "%s differ:\n ours   %s\n theirs %s" % (part, a, b)
+    routes = {(r["dst"], r["table"]): r for r in seen["ours"]["routes"]}
+    assert routes[("198.19.230.0", 254)]["metrics"] == [["RTAX_LOCK", 4], ["RTAX_MTU", 1400], ["RTAX_ADVMSS", 1360], ["RTAX_CC_ALGO", "cubic"]]
+    assert [hop["dev"] for hop in routes[("198.19.231.0", 254)]["multipath"]] == ["br0", "vetha"]
+    assert routes[("198.19.232.0", 100)]["flow"] == 7
+    assert routes[("fd00:198:19:3::", 254)]["unsupported"] == ["RTA_EXPIRES"]
+    addresses = {a["address"]: a for a in seen["ours"]["addresses"]}
+    assert addresses["198.19.221.1"]["valid"] is not None
+    assert addresses["198.19.220.1"]["label"] == "br0:lan"
+    bridge = next(link for link in seen["ours"]["links"] if link["name"] == "br0")
+    assert bridge["bridge"]["priority"] == 4096
+    assert (bridge["bridge"]["stp"], bridge["bridge"]["hello_time"], bridge["bridge"]["ageing_time"]) == (1, 300, 6000)
+
+
+BRIDGE_NO_PYROUTE2 = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+sys.modules["pyroute2"] = None  # as on a host without python3-pyroute2
+from __MU__ import _netlink, _errors
+params = {"name": sys.argv[2], "state": "present", "ports": [], "ports_exclusive": False, "stp": None, "forward_delay": None,
+          "hello_time": None, "max_age": None, "ageing_time": None, "priority": None, "vlan_filtering": None, "mtu": None,
+          "mac": "inherit", "migrate_addresses": True, "up": True, "force": False}
+try:
+    result = _netlink.manage_bridge(params)
+except _errors.ModuleError as exc:
+    result = {"error": exc.msg}
+imported = sorted(m for m in sys.modules if m.startswith("pyroute2") and sys.modules[m] is not None)
+print(json.dumps({"changed": result.get("changed"), "error": result.get("error"), "imported": imported}))
+""".replace("__MU__", MU)
+
+
+def test_bridge_needs_pyroute2_only_to_change_something(host):
+    make_bridge(host, "br0")
+    nothing_to_do = json.loads(host.run([sys.executable, "-c", BRIDGE_NO_PYROUTE2, COLLECTIONS, "br0"]).stdout)
+    assert nothing_to_do == {"changed": False, "error": None, "imported": []}
+    needs_change = json.loads(host.run([sys.executable, "-c", BRIDGE_NO_PYROUTE2, COLLECTIONS, "br1"]).stdout)
+    assert needs_change["changed"] is None
+    assert "python3-pyroute2" in needs_change["error"]
+    assert "br1" not in host.run(["ip", "-br", "link"]).stdout

@@ -580,7 +580,7 @@ def fake_kernel(monkeypatch):
         def __exit__(self, *exc):
             return False
 
-    monkeypatch.setattr(nl, "read_snapshot", lambda ipr: state["snap"].copy())
+    monkeypatch.setattr(nl, "read_snapshot", lambda source=None: state["snap"].copy())
     monkeypatch.setattr(nl, "KernelApplier", lambda ipr: SimApplier(state["snap"], state["fail"]))
     state["session"] = Session
     return state

@@ -186,3 +186,87 @@ def test_unsigned_follows_the_payload_width():
     assert _rtnl._unsigned(struct.pack("=H", 4096), (0, 2)) == 4096
     assert _rtnl._unsigned(struct.pack("=I", 70000), (0, 4)) == 70000
     assert _rtnl._unsigned(b"", (0, 0)) is None
+
+
+# ------------------------------------------- whole messages for _netlink's snapshot
+
+rtmsg = pytest.importorskip("pyroute2.netlink.rtnl.rtmsg").rtmsg
+
+
+def both_ways(msg_class, fields, attrs, parse, msg_type):
+    """The same wire bytes decoded by pyroute2 and by _rtnl."""
+    data = encoded(msg_class, fields, attrs, msg_type=msg_type)
+    theirs = msg_class(data)
+    theirs.decode()
+    (ours,) = _rtnl.parse_dump(iter([data + control(_rtnl.NLMSG_DONE)]), msg_type, parse, SEQ)
+    return ours, theirs
+
+
+def test_routes_decode_as_pyroute2_decodes_them():
+    from ansible_collections.kvmhost.bridging.plugins.module_utils import _netlink
+
+    names = {2: "eth0", 3: "eth1"}
+    cases = [
+        ({"family": socket.AF_INET, "dst_len": 0, "table": 254, "proto": 3, "scope": 0, "type": 1},
+         [("RTA_TABLE", 254), ("RTA_GATEWAY", "198.18.0.1"), ("RTA_OIF", 2), ("RTA_PREFSRC", "198.18.0.2")]),
+        ({"family": socket.AF_INET, "dst_len": 24, "table": 252, "proto": 4, "scope": 0, "type": 1, "tos": 16},
+         [("RTA_TABLE", 1000), ("RTA_DST", "198.18.77.0"), ("RTA_PRIORITY", 7), ("RTA_FLOW", 7),
+          ("RTA_METRICS", {"attrs": [("RTAX_LOCK", 4), ("RTAX_MTU", 1400), ("RTAX_CC_ALGO", "cubic")]}),
+          ("RTA_MULTIPATH", [{"oif": 2, "hops": 1, "flags": 4, "attrs": [("RTA_GATEWAY", "198.18.0.9")]},
+                             {"oif": 3, "hops": 0, "flags": 0, "attrs": [("RTA_GATEWAY", "198.18.1.9")]}])]),
+        ({"family": socket.AF_INET6, "dst_len": 64, "table": 254, "proto": 3, "scope": 0, "type": 1},
+         [("RTA_TABLE", 254), ("RTA_DST", "2001:db8:9::"), ("RTA_OIF", 2), ("RTA_PRIORITY", 1024), ("RTA_PREF", 1),
+          ("RTA_GATEWAY", "fe80::1")]),
+        ({"family": socket.AF_INET, "dst_len": 24, "table": 254, "proto": 4, "scope": 0, "type": 6},
+         [("RTA_TABLE", 254), ("RTA_DST", "198.18.50.0")]),
+    ]  # fmt: skip
+    for fields, attrs in cases:
+        ours, theirs = both_ways(rtmsg, fields, attrs, _rtnl.route_message, _rtnl.RTM_NEWROUTE)
+        assert _netlink.routes_from_messages([ours], names) == _netlink.routes_from_messages([theirs], names)
+    multi = _netlink.routes_from_messages([both_ways(rtmsg, *cases[1], _rtnl.route_message, _rtnl.RTM_NEWROUTE)[0]], names)[0]
+    assert multi.metrics == (("RTAX_LOCK", 4), ("RTAX_MTU", 1400), ("RTAX_CC_ALGO", "cubic"))
+    assert [(hop.dev, hop.gateway, hop.hops, hop.flags) for hop in multi.multipath] == [("eth0", "198.18.0.9", 1, 4), ("eth1", "198.18.1.9", 0, 0)]
+    assert (multi.table, multi.tos, multi.flow, multi.priority) == (1000, 16, 7, 7)
+
+
+def test_addresses_and_links_decode_as_pyroute2_decodes_them():
+    from ansible_collections.kvmhost.bridging.plugins.module_utils import _netlink
+
+    address_cases = [
+        ({"family": socket.AF_INET, "prefixlen": 24, "flags": 0x80, "scope": 0, "index": 2},
+         [("IFA_ADDRESS", "198.18.0.2"), ("IFA_LOCAL", "198.18.0.2"), ("IFA_LABEL", "eth0:a"), ("IFA_BROADCAST", "198.18.0.255"),
+          ("IFA_FLAGS", 0x80), ("IFA_CACHEINFO", {"ifa_preferred": 0xFFFFFFFF, "ifa_valid": 0xFFFFFFFF, "cstamp": 1, "tstamp": 2})]),
+        ({"family": socket.AF_INET, "prefixlen": 32, "flags": 0, "scope": 0, "index": 2},
+         [("IFA_ADDRESS", "198.18.9.2"), ("IFA_LOCAL", "198.18.9.1"),
+          ("IFA_CACHEINFO", {"ifa_preferred": 300, "ifa_valid": 600, "cstamp": 1, "tstamp": 2})]),
+        ({"family": socket.AF_INET6, "prefixlen": 64, "flags": 0x02, "scope": 0, "index": 2},
+         [("IFA_ADDRESS", "2001:db8::2"), ("IFA_FLAGS", 0x282), ("IFA_PROTO", 4)]),
+    ]  # fmt: skip
+    for fields, attrs in address_cases:
+        ours, theirs = both_ways(ifaddrmsg, fields, attrs, _rtnl.address_message, _rtnl.RTM_NEWADDR)
+        assert _netlink.addresses_from_messages([ours], {2: "eth0"}) == _netlink.addresses_from_messages([theirs], {2: "eth0"})
+    bridge_data = {"attrs": [("IFLA_BR_FORWARD_DELAY", 400), ("IFLA_BR_HELLO_TIME", 300), ("IFLA_BR_STP_STATE", 1), ("IFLA_BR_PRIORITY", 4096)]}
+    link_cases = [
+        ({"index": 5, "flags": 1}, [("IFLA_IFNAME", "br0"), ("IFLA_ADDRESS", "52:54:00:AA:00:01"), ("IFLA_MTU", 1500),
+                                    ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "bridge"), ("IFLA_INFO_DATA", bridge_data)]})]),
+        ({"index": 2, "flags": 1}, [("IFLA_IFNAME", "eth0"), ("IFLA_MASTER", 5), ("IFLA_LINK", 9), ("IFLA_LINK_NETNSID", 0),
+                                    ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "veth")]})]),
+        ({"index": 1, "flags": 9}, [("IFLA_IFNAME", "lo"), ("IFLA_ADDRESS", "00:00:00:00:00:00"), ("IFLA_MTU", 65536)]),
+    ]  # fmt: skip
+    ours = [both_ways(ifinfmsg, f, a, _rtnl.link_message, _rtnl.RTM_NEWLINK)[0] for f, a in link_cases]
+    theirs = [both_ways(ifinfmsg, f, a, _rtnl.link_message, _rtnl.RTM_NEWLINK)[1] for f, a in link_cases]
+    assert _netlink.links_from_messages(ours) == _netlink.links_from_messages(theirs)
+    assert _netlink.links_from_messages(ours)[0].bridge == {"stp": 1, "forward_delay": 400, "hello_time": 300, "priority": 4096}
+
+
+def test_a_metric_pyroute2_cannot_set_makes_the_route_unsupported():
+    from ansible_collections.kvmhost.bridging.plugins.module_utils import _netlink
+
+    metrics = struct.pack("=HH", 8, 17) + struct.pack("=I", 1)  # RTAX_FASTOPEN_NO_COOKIE
+    body = struct.pack("=BBBBBBBBI", socket.AF_INET, 24, 0, 0, 254, 4, 0, 1, 0)
+    body += struct.pack("=HH", 8, 1) + socket.inet_aton("198.18.5.0") + struct.pack("=HH", 4 + len(metrics), 8) + metrics
+    message = struct.pack("=IHHII", 16 + len(body), _rtnl.RTM_NEWROUTE, _rtnl.NLM_F_MULTI, SEQ, 0) + body
+    (msg,) = _rtnl.parse_dump(iter([message + control(_rtnl.NLMSG_DONE)]), _rtnl.RTM_NEWROUTE, _rtnl.route_message, SEQ)
+    (route,) = _netlink.routes_from_messages([msg], {})
+    assert route.metrics == (("RTAX_FASTOPEN_NO_COOKIE", 1),)
+    assert route.unsupported == ("RTAX_FASTOPEN_NO_COOKIE",)
