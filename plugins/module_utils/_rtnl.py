@@ -71,13 +71,18 @@ def attributes(buf, start, end):
     A later attribute of the same type wins, as in the kernel's own parsers. A
     truncated or malformed attribute ends the walk.
     """
-    found = {}
+    return dict(attributes_in_order(buf, start, end))
+
+
+def attributes_in_order(buf, start, end):
+    """(type, (payload start, payload end)) of every attribute in ``buf[start:end]``, in order, repeats kept."""
+    found = []
     offset = start
     while offset + _NLATTR.size <= end:
         length, kind = _NLATTR.unpack_from(buf, offset)
         if length < _NLATTR.size or offset + length > end:
             break
-        found[kind & NLA_TYPE_MASK] = (offset + _NLATTR.size, offset + length)
+        found.append((kind & NLA_TYPE_MASK, (offset + _NLATTR.size, offset + length)))
         offset += (length + 3) & ~3
     return found
 
@@ -364,19 +369,6 @@ def _metrics(buf, span):
         name = RTAX_NAMES[kind] if kind < len(RTAX_NAMES) else "RTAX_%d" % kind
         pairs.append((name, _string(buf, inner) if kind == RTAX_CC_ALGO else _unsigned(buf, inner)))
     return Message({"attrs": pairs})
-
-
-def attributes_in_order(buf, start, end):
-    """(type, (payload start, payload end)) of every attribute in ``buf[start:end]``, in order, repeats kept."""
-    found = []
-    offset = start
-    while offset + _NLATTR.size <= end:
-        length, kind = _NLATTR.unpack_from(buf, offset)
-        if length < _NLATTR.size or offset + length > end:
-            break
-        found.append((kind & NLA_TYPE_MASK, (offset + _NLATTR.size, offset + length)))
-        offset += (length + 3) & ~3
-    return found
 
 
 _RTNEXTHOP = struct.Struct("=HBBi")  # struct rtnexthop: length, flags, hops, ifindex

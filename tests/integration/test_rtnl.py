@@ -124,15 +124,23 @@ def test_a_dump_larger_than_one_datagram(host):
     assert_same_links(seen)
 
 
-NO_PYROUTE2 = """
+WITHOUT_PYROUTE2 = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
 sys.modules["pyroute2"] = None  # as on a host without python3-pyroute2: any import of it fails
-from __MU__ import _tap, _pyroute2_dep, _errors
-params = {"name": None, "taps": [{"name": sys.argv[2], "bridge": "br0"}], "state": "present", "bridge": None, "owner": None,
-          "group": None, "multi_queue": None, "vnet_hdr": None, "mac": None, "mtu": None, "up": None}
+from __MU__ import _errors, _netlink, _pyroute2_dep, _tap
+name = sys.argv[3]
+if sys.argv[2] == "tap":
+    params = {"name": None, "taps": [{"name": name, "bridge": "br0"}], "state": "present", "bridge": None, "owner": None,
+              "group": None, "multi_queue": None, "vnet_hdr": None, "mac": None, "mtu": None, "up": None}
+    task = lambda: _tap.run(params, False, _pyroute2_dep.iproute)
+else:
+    params = {"name": name, "state": "present", "ports": [], "ports_exclusive": False, "stp": None, "forward_delay": None,
+              "hello_time": None, "max_age": None, "ageing_time": None, "priority": None, "vlan_filtering": None,
+              "mtu": None, "mac": "inherit", "migrate_addresses": True, "up": True, "force": False}
+    task = lambda: _netlink.manage_bridge(params)
 try:
-    result = _tap.run(params, False, _pyroute2_dep.iproute)
+    result = task()
 except _errors.ModuleError as exc:
     result = {"error": exc.msg}
 imported = sorted(m for m in sys.modules if m.startswith("pyroute2") and sys.modules[m] is not None)
@@ -140,16 +148,21 @@ print(json.dumps({"changed": result.get("changed"), "error": result.get("error")
 """.replace("__MU__", MU)
 
 
+def assert_needs_pyroute2_only_to_change(host, module, present, absent):
+    """A no-op on ``present`` imports no pyroute2; creating ``absent`` fails saying what to install, creating nothing."""
+    nothing_to_do = json.loads(host.run([sys.executable, "-c", WITHOUT_PYROUTE2, COLLECTIONS, module, present]).stdout)
+    assert nothing_to_do == {"changed": False, "error": None, "imported": []}
+    needs_change = json.loads(host.run([sys.executable, "-c", WITHOUT_PYROUTE2, COLLECTIONS, module, absent]).stdout)
+    assert needs_change["changed"] is None
+    assert "python3-pyroute2" in needs_change["error"]
+    assert absent not in host.run(["ip", "-br", "link"]).stdout
+
+
 def test_tap_needs_pyroute2_only_to_change_something(host):
     make_bridge(host, "br0")
     host.run(["ip", "tuntap", "add", "dev", "vnet0", "mode", "tap", "vnet_hdr"])
     host.run(["ip", "link", "set", "vnet0", "master", "br0", "up"])
-    nothing_to_do = json.loads(host.run([sys.executable, "-c", NO_PYROUTE2, COLLECTIONS, "vnet0"]).stdout)
-    assert nothing_to_do == {"changed": False, "error": None, "imported": []}
-    needs_change = json.loads(host.run([sys.executable, "-c", NO_PYROUTE2, COLLECTIONS, "vnet1"]).stdout)
-    assert needs_change["changed"] is None
-    assert "python3-pyroute2" in needs_change["error"]
-    assert "vnet1" not in host.run(["ip", "-br", "link"]).stdout
+    assert_needs_pyroute2_only_to_change(host, "tap", "vnet0", "vnet1")
 
 
 SNAPSHOTS = """
@@ -221,28 +234,6 @@ def test_the_bridge_planners_snapshot_reads_as_pyroute2_reads_it(host):
     assert (bridge["bridge"]["stp"], bridge["bridge"]["hello_time"], bridge["bridge"]["ageing_time"]) == (1, 300, 6000)
 
 
-BRIDGE_NO_PYROUTE2 = """
-import json, sys
-sys.path.insert(0, sys.argv[1])
-sys.modules["pyroute2"] = None  # as on a host without python3-pyroute2
-from __MU__ import _netlink, _errors
-params = {"name": sys.argv[2], "state": "present", "ports": [], "ports_exclusive": False, "stp": None, "forward_delay": None,
-          "hello_time": None, "max_age": None, "ageing_time": None, "priority": None, "vlan_filtering": None, "mtu": None,
-          "mac": "inherit", "migrate_addresses": True, "up": True, "force": False}
-try:
-    result = _netlink.manage_bridge(params)
-except _errors.ModuleError as exc:
-    result = {"error": exc.msg}
-imported = sorted(m for m in sys.modules if m.startswith("pyroute2") and sys.modules[m] is not None)
-print(json.dumps({"changed": result.get("changed"), "error": result.get("error"), "imported": imported}))
-""".replace("__MU__", MU)
-
-
 def test_bridge_needs_pyroute2_only_to_change_something(host):
     make_bridge(host, "br0")
-    nothing_to_do = json.loads(host.run([sys.executable, "-c", BRIDGE_NO_PYROUTE2, COLLECTIONS, "br0"]).stdout)
-    assert nothing_to_do == {"changed": False, "error": None, "imported": []}
-    needs_change = json.loads(host.run([sys.executable, "-c", BRIDGE_NO_PYROUTE2, COLLECTIONS, "br1"]).stdout)
-    assert needs_change["changed"] is None
-    assert "python3-pyroute2" in needs_change["error"]
-    assert "br1" not in host.run(["ip", "-br", "link"]).stdout
+    assert_needs_pyroute2_only_to_change(host, "bridge", "br0", "br1")
