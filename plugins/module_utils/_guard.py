@@ -711,13 +711,10 @@ class NetlinkRuntime(Runtime):
             applier = _netlink.KernelApplier(ipr)
             for op, args, text in plan_restore(wanted, _netlink.read_snapshot(), interfaces):
                 try:
-                    if op == "delete_route":
-                        applier._delete_route(args["route"])  # pylint: disable=protected-access
-                    else:
-                        applier.run(op, args)
+                    applier.run(op, args)
                     done.append(text)
                 except Exception as exc:  # restore the rest whatever failed
-                    failed.append("%s: %s" % (text, _netlink._describe_error(exc)))  # pylint: disable=protected-access
+                    failed.append("%s: %s" % (text, _netlink.describe_error(exc)))
             left = _netlink.state_differences(
                 _netlink.runtime_state(wanted, restore_scope(wanted, wanted, interfaces)),
                 _netlink.runtime_state(_netlink.read_snapshot(), restore_scope(wanted, wanted, interfaces)),

@@ -80,6 +80,11 @@ def _to_text(data):
     return data.decode("utf-8", "surrogateescape")
 
 
+def display(text):
+    """Text for a task result: bytes that are not UTF-8 (kept as surrogates while editing) become U+FFFD."""
+    return None if text is None else text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _utf8_of_codepoint(code):
     """Encode a code point as GLib's g_unichar_to_utf8() does.
 
@@ -442,6 +447,26 @@ def parse(data):
         data = _to_text(data)
     return read_values(parse_lines(data))
 
+
+def read_files(config_dir, devices, reader):
+    """What the ifcfg files of ``devices`` in ``config_dir`` say, as NetworkManager reads them.
+
+    ``reader(path)`` returns the file's bytes or None when there is no file
+    (_fileio.read_bytes). Returns {device: {path, exists, variables}};
+    ``variables`` is {} for a missing file, and a badly quoted value reads as
+    None. Every name is checked before any file is read.
+    """
+    if "\0" in config_dir:
+        raise ModuleError("config_dir must not contain a NUL byte.")
+    for device in devices:
+        validate_device(device, "devices")
+    found = {}
+    for device in devices:
+        path = config_dir.rstrip("/") + "/ifcfg-" + device
+        data = reader(path)
+        variables = {} if data is None else {key: display(value) for key, value in parse(data).items()}
+        found[device] = {"path": path, "exists": data is not None, "variables": variables}
+    return found
 
 # ---------------------------------------------------------------------------
 # The rewrite plan

@@ -1241,7 +1241,7 @@ def fail_after_step_from_env(environ=None):
     return number
 
 
-def _describe_error(exc):
+def describe_error(exc):
     if isinstance(exc, netlink_error()):
         code = getattr(exc, "code", 0)
         return "%s (errno %d, %s)" % (os.strerror(code) if code else exc, code, errno.errorcode.get(code, "?"))
@@ -1379,14 +1379,14 @@ class KernelApplier:
     def op_replace_route(self, route, old=None):
         self.ipr.route("replace", **self._route_request(route))
         if old is not None and old.key != route.key:
-            self._delete_route(old)
+            self.op_delete_route(old)
         elif old is not None:
             # Same key: the replace took the old route's place. Where the kernel
             # kept both (an IPv6 multipath sibling), remove the old one.
             with suppress(ModuleError):
-                self._delete_route(old)
+                self.op_delete_route(old)
 
-    def _delete_route(self, route):
+    def op_delete_route(self, route):
         try:
             self.ipr.route("del", **self._route_request(route))
         except netlink_error() as exc:
@@ -1416,7 +1416,7 @@ def apply_plan(applier, plan, fail_after_step=None):
                 try:
                     applier.run(op, args, undoing=True)
                 except Exception as undo_exc:  # keep undoing the rest
-                    restore_errors.append("undo of '%s' failed: %s" % (applied.description, _describe_error(undo_exc)))
+                    restore_errors.append("undo of '%s' failed: %s" % (applied.description, describe_error(undo_exc)))
         if not isinstance(exc, Exception):
             raise
         raise ApplyError(number, step, exc, [s.description for s in done], restore_errors) from exc
@@ -1526,7 +1526,7 @@ def manage_bridge(params, check_mode=False, fail_after_step=None, connection=(),
 def _failure(exc, before, now, watch, plan):
     left = state_differences(runtime_state(before, watch), runtime_state(now, watch))
     restored = not exc.restore_errors and not left
-    msg = "Step %d of %d failed (%s): %s." % (exc.step_number, len(plan.steps), exc.step.description if exc.step else "-", _describe_error(exc.cause))
+    msg = "Step %d of %d failed (%s): %s." % (exc.step_number, len(plan.steps), exc.step.description if exc.step else "-", describe_error(exc.cause))
     if restored:
         if exc.done:
             msg += " The previous runtime state was restored (%d applied step(s) undone); nothing is changed." % len(exc.done)

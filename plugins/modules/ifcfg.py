@@ -291,10 +291,6 @@ ARGUMENT_SPEC = {
 }
 
 
-def _display(text):
-    return None if text is None else text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
 def run(module):
     params = module.params
     request = _ifcfg.build_request(params)
@@ -326,13 +322,13 @@ def run(module):
         "changed": plan.changed,
         "path": request.path,
         "changed_keys": plan.changed_keys,
-        "changes": [dict(change.as_dict(), before=_display(change.before), after=_display(change.after)) for change in plan.changes],
-        "commented_lines": [_display(line) for line in plan.commented],
-        "variables": {key: _display(value) for key, value in plan.values.items()},
+        "changes": [dict(change.as_dict(), before=_ifcfg.display(change.before), after=_ifcfg.display(change.after)) for change in plan.changes],
+        "commented_lines": [_ifcfg.display(line) for line in plan.commented],
+        "variables": {key: _ifcfg.display(value) for key, value in plan.values.items()},
     }
     if backup_file:
         result["backup_file"] = backup_file
-    result["diff"] = text_diff(request.path, _display(plan.before), _display(plan.after))
+    result["diff"] = text_diff(request.path, _ifcfg.display(plan.before), _ifcfg.display(plan.after))
     return result
 
 
