@@ -23,6 +23,21 @@ attributes:
     support: N/A
 """
 
+    # Read-only modules (*_info): the support levels they all share.
+    INFO_MODULE = r"""
+options: {}
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+  platform:
+    platforms: posix
+"""
+
     # Modules that speak netlink through pyroute2.
     PYROUTE2 = r"""
 options: {}

@@ -17,16 +17,7 @@ author:
   - kvmhost.bridging contributors (@kvmhost)
 extends_documentation_fragment:
   - kvmhost.bridging.attributes
-attributes:
-  check_mode:
-    support: full
-    details: The module only reads.
-  diff_mode:
-    support: none
-  idempotent:
-    support: full
-  platform:
-    platforms: posix
+  - kvmhost.bridging.attributes.INFO_MODULE
 options:
   devices:
     description:

@@ -2,42 +2,19 @@
 
 from __future__ import annotations
 
-import io
-import json
 import multiprocessing
 import os
 import stat
 import subprocess
-import sys
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
+from module_runner import run_main
 
 from ansible_collections.kvmhost.bridging.plugins.modules import ifcfg
 
 
 def run_module(args, check=False, diff=False):
-    args = dict(args)
-    if check:
-        args["_ansible_check_mode"] = True
-    if diff:
-        args["_ansible_diff"] = True
-    out = io.StringIO()
-    old_stdout = sys.stdout
-    sys.stdout = out
-    try:
-        with patch_module_args(args), pytest.raises(SystemExit):
-            ifcfg.main()
-    finally:
-        sys.stdout = old_stdout
-    return json.loads(out.getvalue())
-
-
-@pytest.fixture
-def cfg(tmp_path):
-    directory = tmp_path / "network-scripts"
-    directory.mkdir()
-    return directory
+    return run_main(ifcfg, args, check=check, diff=diff)
 
 
 def listing(directory):
