@@ -61,10 +61,8 @@ def sysfs(tmp_path):
 
 
 @pytest.fixture
-def uri(tmp_path):
-    path = tmp_path / "node.xml"
-    path.write_text(NODE)
-    return "test://%s" % path
+def uri(node_uri):
+    return node_uri(NODE)
 
 
 def test_read_domains_lists_every_domain_with_both_views_and_the_state_of_each_bridge(uri, sysfs):

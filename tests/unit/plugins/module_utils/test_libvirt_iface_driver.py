@@ -80,10 +80,8 @@ def sysfs(tmp_path):
 
 
 @pytest.fixture
-def uri(tmp_path):
-    path = tmp_path / "node.xml"
-    path.write_text(NODE)
-    return "test://%s" % path
+def uri(node_uri):
+    return node_uri(NODE)
 
 
 @pytest.fixture
