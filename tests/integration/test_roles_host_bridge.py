@@ -111,17 +111,22 @@ def test_bridging_the_nic_that_carries_the_connection(host, any_ansible):
     install = [r["status"] for r in result.results if r["host"] == host.name and r["task"].endswith("Install python3-pyroute2")]
     assert install == ["skipped"]
 
-    # The guard was armed, watched and confirmed over a fresh connection, not rolled back.
+    # The guard was armed, watched and confirmed over a fresh connection, not rolled back; no async anywhere in the guard.
+    armed = task_results(result, host, "Arm the guard and start its watcher")[0]
+    assert armed["watching"] is True and armed["watcher"] > 0 and armed["scope"] is None  # lab hosts have no systemd
     outcome = guard_outcome(host)
     assert outcome["confirmed"] is True and outcome["rolled_back"] is False and outcome["decided_by"] == "confirm"
     confirm = task_results(result, host, "Confirm the change over the fresh connection, or roll back after a failed step")[0]
     assert confirm["confirmed"] is True and confirm["remaining"] > 0
+    assert confirm["outcome"] == outcome  # confirm and collect in one call
+    assert not [r for r in result.results if r["host"] == host.name and "ansible_job_id" in r["result"]
+                and "guard" in r["task"].lower()]
 
     # Second run: host_bridge_nic auto now resolves through breth0 to eth0; nothing changes and the guard stays unarmed.
     again = any_ansible.playbook(PLAYBOOK, hosts=[host])
     assert again.rc == 0, again.output
     assert again.stats[host.name]["changed"] == 0
-    assert not task_results(again, host, "Arm the guard")
+    assert not task_results(again, host, "Arm the guard and start its watcher")
     assert guard_outcome(host)["arming"] == outcome["arming"]
     assert links(host)["eth0"]["master"] == "breth0"
 
