@@ -275,13 +275,31 @@ def _detach(work):
             os.dup2(devnull, fd)
         # Every other descriptor (an SSH channel's pipes, Mitogen's sockets, the spawn pipe) goes:
         # the connection that armed the guard may close, and nothing of it must wait for the watcher.
-        os.closerange(3, os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 65536)
-        for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):
+        _close_inherited()
+        # Signals as a fresh process has them (Mitogen and Ansible may have blocked or caught some),
+        # except the hang-up and interrupt of a terminal it never has.
+        with contextlib.suppress(ValueError, OSError, AttributeError):
+            signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        for sig, action in ((signal.SIGHUP, signal.SIG_IGN), (signal.SIGINT, signal.SIG_IGN), (signal.SIGPIPE, signal.SIG_IGN),
+                            (signal.SIGTERM, signal.SIG_DFL), (signal.SIGCHLD, signal.SIG_DFL)):
             with contextlib.suppress(ValueError, OSError):
-                signal.signal(sig, signal.SIG_IGN)
+                signal.signal(sig, action)
         work()
     finally:
         os._exit(0)
+
+
+def _close_inherited():
+    """Close every descriptor above 2: those listed in /proc/self/fd, or a range where /proc cannot list them."""
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        os.closerange(3, 65536)
+        return
+    for fd in fds:
+        if fd > 2:
+            with contextlib.suppress(OSError):  # the listing's own descriptor is already closed
+                os.close(fd)
 
 
 def spawn_detached(work):

@@ -33,7 +33,7 @@ description:
     the outcome once the host answers again.
   - The guard needs a connection that reaches the host over its network. With a connection that does not (C(local),
     containers, chroots) or that runs no Python modules (C(network_cli), C(httpapi), C(netconf)), V(arm) fails with a
-    message that says so, before anything is saved: a confirmation over it would prove nothing.
+    message that says so, before anything is saved, since a confirmation over it would prove nothing.
   - Exactly one decision is taken for each arming, whichever comes first, so a confirmation that comes after the
     watcher has begun to roll back fails with a message that says so.
 author:
