@@ -57,8 +57,8 @@ def test_the_watcher_rolls_back_by_itself_after_its_connection_ended(host, any_a
         "action": "arm", "id": "t2", "timeout": 2, "files": [path], "runtime": False, "state_dir": STATE_DIR})
     assert armed["watching"] is True, armed
     host.write_file(path, "after\n")
-    status = any_ansible.module(host, "kvmhost.bridging.guard", {"action": "status", "id": "t2", "state_dir": STATE_DIR,
-                                                                "wait": 120})
+    args = {"action": "status", "id": "t2", "state_dir": STATE_DIR, "wait": 120}
+    status = any_ansible.module(host, "kvmhost.bridging.guard", args)
     last = status["last"]
     assert last["rolled_back"] is True and last["decided_by"] == "watcher" and last["reason"] == "no confirmation within 2s"
     assert host.read_file(path) == "before\n"
