@@ -25,6 +25,7 @@ import ipaddress
 import re
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
+from ansible_collections.kvmhost.bridging.plugins.module_utils._names import normalize_mac, validate_ifname
 
 # ---------------------------------------------------------------------------
 # The value codec
@@ -459,7 +460,7 @@ def read_files(config_dir, devices, reader):
     if "\0" in config_dir:
         raise ModuleError("config_dir must not contain a NUL byte.")
     for device in devices:
-        validate_device(device, "devices")
+        validate_ifname(device, "devices")
     found = {}
     for device in devices:
         path = config_dir.rstrip("/") + "/ifcfg-" + device
@@ -593,7 +594,6 @@ _SHELL_KEYS = frozenset(
 )
 _SHELL_KEY_PREFIXES = ("LD_", "BASH", "LC_", "MALLOC_", "GCONV_", "PYTHON")
 
-_MAC_RE = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}\Z")
 _IP_FAMILY_RE = re.compile(r"(?:IPADDR|PREFIX|NETMASK)[0-9]*\Z")
 _DNS_RE = re.compile(r"DNS[0-9]+\Z")
 _PORT_FORBIDDEN_RE = re.compile(r"(?:IPADDR|PREFIX|NETMASK|GATEWAY)[0-9]*\Z|DNS[0-9]+\Z|IPV6ADDR.*\Z|IPV6_DEFAULTGW\Z")
@@ -603,30 +603,6 @@ _BRIDGING_VALUE_RE = re.compile(r"[A-Za-z0-9_.:,+-]+\Z")
 
 def yes_no(flag):
     return "yes" if flag else "no"
-
-
-def validate_device(name, option="device"):
-    """Reject names the kernel refuses, and anything that would leave ifcfg-<name> in config_dir."""
-    if not isinstance(name, str) or name == "":
-        raise ModuleError("%s must not be empty." % option)
-    problems = []
-    if len(name.encode("utf-8", "surrogatepass")) > 15:
-        problems.append("it is longer than 15 bytes (the kernel's limit)")
-    if name in (".", ".."):
-        problems.append("it is . or ..")
-    if "/" in name:
-        problems.append("it contains /")
-    if ":" in name:
-        problems.append("it contains : (alias files are not supported)")
-    if "\0" in name:
-        problems.append("it contains a NUL byte")
-    if any(ch.isspace() for ch in name):
-        problems.append("it contains whitespace")
-    elif any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
-        problems.append("it contains a control character")
-    if problems:
-        raise ModuleError("%s %r is not a valid interface name: %s." % (option, name, "; ".join(problems)))
-    return name
 
 
 def validate_key(key, where="settings"):
@@ -650,14 +626,9 @@ def validate_value(value, where):
     return value
 
 
-def validate_mac(mac, option):
-    if not isinstance(mac, str) or not _MAC_RE.match(mac):
-        raise ModuleError("%s %r is not a MAC address; write six hex octets separated by colons, like 52:54:00:12:34:56." % (option, mac))
-    octets = [int(part, 16) for part in mac.split(":")]
-    if octets[0] & 1:
-        raise ModuleError("%s %s is a multicast address (lowest bit of the first octet set); an interface needs a unicast MAC." % (option, mac))
-    if not any(octets):
-        raise ModuleError("%s %s is the all-zero address; give the interface's real MAC." % (option, mac))
+def _ifcfg_mac(mac, option):
+    """A unicast MAC written as given: colons only, no surrounding space (the file keeps the user's text)."""
+    normalize_mac(mac, option, separators=":", strip=False)
     return mac
 
 
@@ -748,7 +719,7 @@ def build_request(params):
 
     Raises ModuleError for the first problem; nothing has been read or written then.
     """
-    device = validate_device(params.get("device"))
+    device = validate_ifname(params.get("device"), "device")
     config_dir = params.get("config_dir") or "/etc/sysconfig/network-scripts"
     if "\0" in config_dir:
         raise ModuleError("config_dir must not contain a NUL byte.")
@@ -768,7 +739,7 @@ def build_request(params):
     if kind is not None and kind not in TYPES:
         raise ModuleError("type %r is not one of %s." % (kind, ", ".join(sorted(TYPES))))
     if bridge is not None:
-        validate_device(bridge, "bridge")
+        validate_ifname(bridge, "bridge")
         if bridge == device:
             raise ModuleError("bridge %s names the device itself; a port must name another interface, the bridge it joins." % bridge)
         if kind == "bridge":
@@ -818,9 +789,9 @@ def build_request(params):
     if bootproto is not None:
         desired["BOOTPROTO"] = bootproto
     if params.get("hwaddr") is not None:
-        desired["HWADDR"] = validate_mac(params["hwaddr"], "hwaddr")
+        desired["HWADDR"] = _ifcfg_mac(params["hwaddr"], "hwaddr")
     if params.get("macaddr") is not None:
-        desired["MACADDR"] = validate_mac(params["macaddr"], "macaddr")
+        desired["MACADDR"] = _ifcfg_mac(params["macaddr"], "macaddr")
     if len(ifaces) == 1:
         desired["IPADDR"] = str(ifaces[0].ip)
         desired["PREFIX"] = str(ifaces[0].network.prefixlen)
