@@ -414,7 +414,20 @@ class Line:
             return ["#NM: " + self.text]
         if self.value is None:
             return ["%s=" % self.key, "#NM: " + self.text]
+        if not self.bash_reads_it():
+            return ["#NM: " + self.text]
         return [self.text]
+
+    def bash_reads_it(self):
+        """True when bash assigns this line's key the value NetworkManager reads, and runs nothing.
+
+        bash takes only spaces and tabs as blanks before a name: behind
+        ``\\v``, ``\\f`` or ``\\r`` the line is a command named after it. And a
+        value that is not one of the safe spellings (bash_safe), such as an
+        unquoted backtick or ``$(...)``, may run a command when initscripts
+        sources the file.
+        """
+        return self.key is not None and not self.prefix.strip(" \t") and self.value is not None and bash_safe(self.raw, self.value)
 
 
 def parse_lines(text):
@@ -541,7 +554,7 @@ def plan_rewrite(before, desired, purge=False):
             changes.append(Change(key, "add", after=value))
             continue
         last = lines[positions[-1]]
-        if len(positions) == 1 and bash_safe(last.raw, value):
+        if len(positions) == 1 and last.value == value and last.bash_reads_it():
             continue
         removed.update(positions[:-1])
         lines[positions[-1]] = Line.assignment(key, value)
@@ -583,16 +596,40 @@ TYPES = {
 }
 
 # Keys that change the shell which sources the file (initscripts, as root,
-# with set -a) or that bash refuses to assign; never written from settings.
+# with set -a, which exports every assignment to every later command) or
+# that bash refuses to assign; never written from settings. Besides bash's
+# own variables: what the C library, the dynamic loader, the resolver and
+# the interpreters initscripts may start read from the environment.
 _SHELL_KEYS = frozenset(
     (
+        # bash
         "PATH", "IFS", "ENV", "BASH_ENV", "CDPATH", "GLOBIGNORE", "SHELLOPTS", "BASHOPTS", "PS1", "PS2", "PS3", "PS4",
         "PROMPT_COMMAND", "HOME", "SHELL", "OPTIND", "OPTARG", "OPTERR", "UID", "EUID", "PPID", "GROUPS", "FUNCNEST",
-        "TIMEFORMAT", "EXECIGNORE", "FIGNORE", "INPUTRC", "HISTFILE", "POSIXLY_CORRECT", "TMPDIR", "LANG", "LANGUAGE",
-        "NLSPATH", "TERM", "MAIL", "MAILPATH", "MAILCHECK",
+        "TIMEFORMAT", "EXECIGNORE", "FIGNORE", "INPUTRC", "HISTFILE", "HISTFILESIZE", "HISTSIZE", "HISTCONTROL", "HISTIGNORE",
+        "POSIXLY_CORRECT", "TMOUT", "HOSTFILE", "HOSTNAME", "HOSTTYPE", "MACHTYPE", "OSTYPE", "SHLVL", "RANDOM", "SECONDS",
+        "LINENO", "COLUMNS", "LINES", "PWD", "OLDPWD", "COMP_WORDBREAKS", "READLINE_LINE", "EPOCHREALTIME", "SRANDOM",
+        "MAIL", "MAILPATH", "MAILCHECK", "TERM", "TERMINFO", "TERMCAP", "TMPDIR", "USER", "LOGNAME",
+        # C library, locale and time zone
+        "LANG", "LANGUAGE", "NLSPATH", "LOCPATH", "GLIBC_TUNABLES", "TZ", "TZDIR", "GETCONF_DIR", "MSGVERB", "SEV_LEVEL",
+        "CHARSET", "RESOLV_HOST_CONF",
+        # resolver
+        "HOSTALIASES", "RES_OPTIONS", "LOCALDOMAIN", "RESOLV_MULTI", "RESOLV_REORDER", "RESOLV_SPOOF_CHECK", "RESOLV_ADD_TRIM_DOMAINS",
+        "RESOLV_OVERRIDE_TRIM_DOMAINS",
+        # interpreters and tools initscripts or its hooks may start
+        "PERL5LIB", "PERLLIB", "PERL5OPT", "PERL5DB", "PERLIO", "RUBYOPT", "RUBYLIB", "NODE_OPTIONS", "NODE_PATH", "TCLLIBPATH",
+        "GIT_EXEC_PATH", "EDITOR", "VISUAL", "PAGER", "SSL_CERT_FILE", "SSL_CERT_DIR", "OPENSSL_CONF", "OPENSSL_ENGINES",
+        "SYSTEMD_PAGER", "SYSTEMD_EDITOR", "SYSTEMD_LOG_LEVEL", "DBUS_SYSTEM_BUS_ADDRESS", "DBUS_SESSION_BUS_ADDRESS",
+        "XDG_CONFIG_HOME", "XDG_CONFIG_DIRS", "XDG_DATA_DIRS", "XDG_RUNTIME_DIR", "NOTIFY_SOCKET", "http_proxy", "https_proxy",
+        "HTTP_PROXY", "HTTPS_PROXY", "ftp_proxy", "no_proxy", "ALL_PROXY", "all_proxy",
     )
 )
-_SHELL_KEY_PREFIXES = ("LD_", "BASH", "LC_", "MALLOC_", "GCONV_", "PYTHON")
+# Whole families: the loader (LD_), bash (BASH), locale (LC_), malloc, iconv,
+# Python, Perl, Ruby, Lua, Java, Node, glibc's own (GLIBC_, GCONV_, NSS_),
+# SSL/TLS libraries and the resolver.
+_SHELL_KEY_PREFIXES = (
+    "LD_", "BASH", "LC_", "MALLOC_", "GCONV_", "GLIBC_", "NSS_", "PYTHON", "PERL", "RUBY", "LUA_", "JAVA_", "_JAVA", "JDK_",
+    "NODE_", "SSL", "OPENSSL", "GNUTLS", "GIO_", "GTK_", "DBUS_", "SYSTEMD_", "RES_", "RESOLV_",
+)
 
 _IP_FAMILY_RE = re.compile(r"(?:IPADDR|PREFIX|NETMASK)[0-9]*\Z")
 _DNS_RE = re.compile(r"DNS[0-9]+\Z")
@@ -855,4 +892,10 @@ def plan(before, request):
             "%s keeps %s from before it became a port of %s; initscripts ignores IP settings on a bridge port. "
             "Remove them (settings: {KEY: null}) or use purge: true." % (request.path, ", ".join(stale), request.desired["BRIDGE"])
         )
-    return plan_rewrite(before, desired, purge=request.purge), warnings
+    result = plan_rewrite(before, desired, purge=request.purge)
+    if result.commented and result.changed:
+        warnings.append(
+            "%s: commented out %d line(s) as '#NM: ' because bash, which sources the file as root, would run or read them"
+            " differently from NetworkManager: %s" % (request.path, len(result.commented), "; ".join(display(t) for t in result.commented))
+        )
+    return result, warnings

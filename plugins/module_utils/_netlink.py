@@ -43,6 +43,7 @@ from __future__ import annotations
 import copy
 import errno
 import ipaddress
+import math
 import os
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
@@ -668,6 +669,12 @@ class BridgeSpec:
 def option_problems(options, stp=None):
     """Range problems of bridge options in user units; ``stp`` is the STP state when the options do not set it."""
     problems = []
+    options = dict(options)
+    for name in ("forward_delay", "hello_time", "max_age", "ageing_time"):
+        value = options.get(name)
+        if value is not None and not math.isfinite(value):
+            problems.append("%s %s is not a number of seconds; give a finite value." % (name, value))
+            del options[name]
     for name in ("hello_time", "max_age"):
         value = options.get(name)
         low, high = TIMER_RANGES[name]
