@@ -142,6 +142,13 @@ def check_state_dir(path):
         )
 
 
+def check_seconds(name, value, low, note=""):
+    """Refuse a number of seconds outside ``low``..MAX_SECONDS (a day); the watcher counts them with floats."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_SECONDS:
+        raise ModuleError("%s must be %d to %d seconds (a day)%s; got %s." % (name, low, MAX_SECONDS, note, value))
+    return value
+
+
 def ensure_dir(path):
     try:
         os.makedirs(path, mode=0o700, exist_ok=True)
@@ -315,12 +322,8 @@ class Guard:
 
     # arm --------------------------------------------------------------------
     def arm(self, timeout, files, description, with_runtime, check_mode=False, start_within=0):
-        if not 1 <= timeout <= MAX_SECONDS:
-            raise ModuleError("timeout must be 1 to %d seconds (a day); got %s." % (MAX_SECONDS, timeout))
-        if not 0 <= start_within <= MAX_SECONDS:
-            raise ModuleError(
-                "start_within must be 0 (count from the watcher's start) to %d seconds (a day); got %s." % (MAX_SECONDS, start_within)
-            )
+        check_seconds("timeout", timeout, 1)
+        check_seconds("start_within", start_within, 0, " (0: count from the watcher's start)")
         state = read_json(self.paths.state)
         if state is not None and watcher_alive(state):
             raise ModuleError(

@@ -631,6 +631,8 @@ _SHELL_KEY_PREFIXES = (
     "NODE_", "SSL", "OPENSSL", "GNUTLS", "GIO_", "GTK_", "DBUS_", "SYSTEMD_", "RES_", "RESOLV_",
 )
 
+# A bridge's forward delay is a u32 of centiseconds in the kernel.
+_DELAY_MAX = (2**32 - 1) // 100
 _IP_FAMILY_RE = re.compile(r"(?:IPADDR|PREFIX|NETMASK)[0-9]*\Z")
 _DNS_RE = re.compile(r"DNS[0-9]+\Z")
 _PORT_FORBIDDEN_RE = re.compile(r"(?:IPADDR|PREFIX|NETMASK|GATEWAY)[0-9]*\Z|DNS[0-9]+\Z|IPV6ADDR.*\Z|IPV6_DEFAULTGW\Z")
@@ -803,8 +805,8 @@ def build_request(params):
     if bridge_only and (bridge is not None or (kind is not None and kind != "bridge")):
         raise ModuleError("%s applies to a bridge (type: bridge), not to %s." % (" and ".join(bridge_only), "a bridge port" if bridge else "type %s" % kind))
     if delay is not None:
-        if delay < 0:
-            raise ModuleError("delay must be 0 or more seconds, not %d." % delay)
+        if not 0 <= delay <= _DELAY_MAX:
+            raise ModuleError("delay must be 0 or more seconds, at most %d (what the kernel can hold), not %d." % (_DELAY_MAX, delay))
         if stp and not 2 <= delay <= 30:
             raise ModuleError("delay %d is out of range: with stp: true the kernel accepts a forward delay of 2 to 30 seconds." % delay)
 

@@ -416,7 +416,7 @@ def lookup_domain(conn, name, uri):
     except LibvirtError as exc:
         if exc.get_error_code() != VIR_ERR_NO_DOMAIN:
             raise ModuleError("cannot look up domain %s at %s: %s" % (name, uri, exc)) from None
-    if re.match(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$", name):
+    if re.fullmatch(r"[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}", name):
         try:
             return conn.lookupByUUIDString(name)
         except LibvirtError:

@@ -127,6 +127,8 @@ BRIDGE_DEFAULTS = {
 # forward delay only while STP runs (and STP clamps it into range when it starts).
 TIMER_RANGES = {"hello_time": (1, 10), "max_age": (6, 40), "forward_delay": (2, 30)}
 AGEING_TIME_MAX = 1000000
+# IFLA_BR_FORWARD_DELAY is a u32 of centiseconds: the longest delay without STP.
+FORWARD_DELAY_MAX = (2**32 - 1) // 100
 MTU_MIN = 68
 MTU_MAX = 65535
 
@@ -684,6 +686,8 @@ def option_problems(options, stp=None):
         value = options.get(name)
         if value is not None and value < 0:
             problems.append("%s must not be negative." % name)
+    if options.get("forward_delay") is not None and options["forward_delay"] > FORWARD_DELAY_MAX:
+        problems.append("forward_delay must be at most %d seconds." % FORWARD_DELAY_MAX)
     if options.get("ageing_time") is not None and options["ageing_time"] > AGEING_TIME_MAX:
         problems.append("ageing_time must be at most %d seconds." % AGEING_TIME_MAX)
     priority = options.get("priority")

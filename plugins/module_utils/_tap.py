@@ -106,7 +106,7 @@ def resolve_id(value, what):
     if isinstance(value, bool):
         return None, "%s must be a name or a number, not %r" % (what, value)
     text = str(value).strip()
-    if re.match(r"^[0-9]+$", text):
+    if re.fullmatch(r"[0-9]+", text):
         number = int(text)
         if number > ID_MAX:
             return None, "%s %s is out of range (0 to %d)" % (what, text, ID_MAX)

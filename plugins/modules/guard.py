@@ -112,6 +112,7 @@ options:
       - With V(start), how many seconds to wait for the watcher to run before the action fails.
       - With V(status), how many seconds to wait for the watcher of an armed guard to start, so that a play can check
         that the watcher runs before it makes the change. A guard that is not armed is reported at once.
+      - At most V(86400) (a day).
     type: int
     default: 10
   state_dir:
@@ -285,6 +286,7 @@ ARGUMENT_SPEC = {
 def run(module):
     params = module.params
     action = params["action"]
+    _guard.check_seconds("wait", params["wait"], 0)
     paths = _guard.Paths(params["state_dir"], params["id"], _guard.netns_scope())
     runtime = _guard.NetlinkRuntime(params["interfaces"])
     guard = _guard.Guard(module, paths, runtime)

@@ -373,3 +373,31 @@ def test_crlf_rules_file_keeps_its_line_ending(tmp_path):
     data = rules.read_bytes()
     assert b"-A FORWARD -j REJECT --reject-with icmp-host-prohibited\r\n" in data
     assert data.count(b"\n") == data.count(b"\r\n")
+
+
+# -- sweeps of the same classes ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("wait", [-1, 86401, 10**400])
+def test_guard_wait_is_bounded_too(wait):
+    with pytest.raises(ModuleError, match="wait must be 0 to 86400 seconds"):
+        _guard.check_seconds("wait", wait, 0)
+
+
+def test_bridge_forward_delay_fits_the_kernels_u32():
+    params = {"name": "breth0", "state": "present", "ports": ["eth0"], "ports_exclusive": False, "mac": "inherit",
+              "migrate_addresses": True, "up": True, "force": False, "mtu": None}
+    params.update(dict.fromkeys(nl.BRIDGE_OPTION_NAMES))
+    params.update({"stp": False, "forward_delay": 1e300})
+    with pytest.raises(ModuleError, match="forward_delay must be at most 42949672 seconds"):
+        nl.BridgeSpec.from_params(params)
+
+
+def test_ifcfg_delay_fits_the_kernels_u32():
+    with pytest.raises(ModuleError, match="at most 42949672"):
+        _ifcfg.build_request({"device": "br0", "type": "bridge", "stp": False, "delay": 10**12})
+
+
+def test_guard_interfaces_are_interface_names():
+    with pytest.raises(ModuleError, match="is not a valid interface name"):
+        _guard.NetlinkRuntime(["eth0", "br%d"])
