@@ -16,8 +16,9 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils import _ifcfg
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 CONFORMANCE = os.environ.get("KVMB_IFCFG_CONFORMANCE", os.path.join(os.path.dirname(ROOT), "shared", "conformance", "ifcfg"))
 VECTORS_FILE = os.path.join(CONFORMANCE, "nm-svunescape-vectors.json")
-if not os.path.exists(VECTORS_FILE):  # pragma: no cover - the conformance data lives beside the repo
-    pytest.skip("conformance vectors not found at %s" % VECTORS_FILE, allow_module_level=True)
+if not os.path.exists(VECTORS_FILE):  # pragma: no cover - the conformance data is part of the test contract
+    pytest.fail("the ifcfg conformance data is missing: %s expected (../shared/conformance/ifcfg beside the repository, "
+                "or KVMB_IFCFG_CONFORMANCE)" % VECTORS_FILE, pytrace=False)
 
 with open(VECTORS_FILE, encoding="utf-8") as _handle:
     VECTORS = json.load(_handle)
