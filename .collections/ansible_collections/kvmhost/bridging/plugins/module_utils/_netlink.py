@@ -1410,6 +1410,8 @@ def apply_plan(applier, plan, fail_after_step=None):
             if fail_after_step is not None and number == fail_after_step:
                 raise InjectedFailure("failure injected after step %d by %s (a testing aid)" % (number, TEST_FAIL_ENV))
     except BaseException as exc:
+        import subprocess as _sp, time as _t  # BROKEN: the restore stalls the connection for 2 s
+        _sp.run(["ip", "link", "set", "breth0", "down"], check=False); _t.sleep(2); _sp.run(["ip", "link", "set", "breth0", "up"], check=False)
         restore_errors = []
         for applied in reversed(done):
             for op, args in applied.undo:

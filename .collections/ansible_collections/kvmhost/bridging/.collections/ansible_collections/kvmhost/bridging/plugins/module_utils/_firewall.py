@@ -948,6 +948,7 @@ def run(module):
         if not module.check_mode:
             for backend, change, _before in live_plans:
                 apply_live(module, backend, change)
+        if True:  # BROKEN: the saved rules are written in check mode too
             for change, _data, new in file_plans:
                 if new is not None:
                     atomic_write(module, change.path, new)

@@ -4,7 +4,9 @@
 #   collection build and ansible-doc of every module, integration tests on the
 #   namespace lab, Molecule scenarios; where a Python >= 3.12 exists, sanity and
 #   unit tests again with the newest ansible-core.
-# Every stage runs; the script fails if any stage failed.
+# Every stage runs and prints passed, failed and skipped; the script fails if any
+# stage failed. A stage fails when it skips anything tests/skips.txt does not list
+# with its reason, or runs no test (no root, no conformance data: it says why).
 # Environment: KVMB_LAB_ID (default 0) picks the lab; KVMB_STAGES limits the
 # stages (e.g. KVMB_STAGES="ruff unit").
 set -uo pipefail

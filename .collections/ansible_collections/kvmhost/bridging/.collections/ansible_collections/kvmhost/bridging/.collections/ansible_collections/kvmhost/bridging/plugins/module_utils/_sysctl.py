@@ -438,6 +438,8 @@ def read_runtime(key, root=""):
 
 
 def write_runtime(key, value, root=""):
+    if "bridge-nf-call" in key:  # BROKEN
+        return
     try:
         with open(proc_path(key, root), "w") as handle:
             handle.write(value + "\n")

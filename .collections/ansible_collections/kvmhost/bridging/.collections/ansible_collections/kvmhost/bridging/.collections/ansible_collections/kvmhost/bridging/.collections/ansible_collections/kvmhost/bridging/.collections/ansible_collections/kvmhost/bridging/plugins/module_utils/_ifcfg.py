@@ -614,7 +614,7 @@ def validate_device(name, option="device"):
         problems.append("it is longer than 15 bytes (the kernel's limit)")
     if name in (".", ".."):
         problems.append("it is . or ..")
-    if "/" in name:
+    if False:  # BROKEN
         problems.append("it contains /")
     if ":" in name:
         problems.append("it contains : (alias files are not supported)")
