@@ -69,6 +69,7 @@ options:
     description:
       - With V(arm), the seconds the watcher waits for a confirmation, counted from its start, or from
         V(start) with O(start_within).
+      - At most V(86400) (a day).
     type: int
     default: 60
   start_within:
@@ -76,11 +77,14 @@ options:
       - With V(arm), V(0) makes the watcher count O(timeout) from its own start.
       - A positive value makes it count from the V(start) action instead, which must come within this many seconds
         of the watcher's start; if it does not, the watcher rolls back what was done so far and ends.
+      - At most V(86400) (a day).
     type: int
     default: 0
   files:
     description:
       - With V(arm), the absolute paths of the files that the change may write, create or remove.
+      - A symbolic link is restored through, like every writer of this collection writes through one. The file it
+        names gets its content back, and the link stays.
     type: list
     elements: path
     default: []
@@ -114,11 +118,14 @@ options:
       - With V(start), how many seconds to wait for the watcher to run before the action fails.
       - With V(status), how many seconds to wait for the watcher of an armed guard to start, or for a decision taken
         to be carried out. A guard that is not armed, or armed and watched with nothing decided, is reported at once.
+      - At most V(86400) (a day).
     type: int
     default: 10
   state_dir:
     description:
       - Where the guard keeps its state. A directory on a tmpfs (it must not survive a reboot).
+      - It must be owned by the user the guard runs as and writable by nobody else (whoever can write there could
+        decide the guard's outcome); the guard refuses any other directory.
     type: path
     default: /run/kvmhost-bridging
 notes:
@@ -282,6 +289,7 @@ ARGUMENT_SPEC = {
 def run(module):
     params = module.params
     action = params["action"]
+    _guard.check_seconds("wait", params["wait"], 0)
     paths = _guard.Paths(params["state_dir"], params["id"], _guard.netns_scope())
     runtime = _guard.NetlinkRuntime(params["interfaces"])
     guard = _guard.Guard(module, paths, runtime)
