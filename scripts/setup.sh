@@ -79,9 +79,23 @@ PY
     cp "$KVMB_ROOT/scripts/get_pip_offline.py" "$cache/get_pip_${version//./_}.py"
 }
 
+# Mitogen for Ansible, at the version of requirements-mitogen.txt, into the bench's cache
+# (pip --target, not into the venv): the integration tests and bench/ take it from there.
+kvmb_mitogen() {
+    local version target
+    version="$(sed -n 's/^mitogen==\([0-9.]*\).*/\1/p' "$KVMB_ROOT/requirements-mitogen.txt")"
+    target="$HOME/.cache/kvmhost-bench/mitogen-$version"
+    if [ ! -d "$target/ansible_mitogen" ]; then
+        _say "installing mitogen==$version into $target"
+        mkdir -p "$HOME/.cache/kvmhost-bench"
+        "$KVMB_VENV/bin/pip" install -q --no-deps --target "$target" "mitogen==$version" || { rm -rf "$target"; return 1; }
+    fi
+}
+
 kvmb_setup() {
     kvmb_apt
     kvmb_venv
+    kvmb_mitogen
     kvmb_ansible_test_bootstrap "$KVMB_VENV"
     export PATH="$KVMB_VENV/bin:$PATH"
     export ANSIBLE_COLLECTIONS_PATH="$KVMB_COLLECTIONS"
