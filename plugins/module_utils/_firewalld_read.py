@@ -12,6 +12,8 @@ public API and may change without notice.
 
 from __future__ import annotations
 
+import re
+
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 
 SCOPES = ("permanent", "runtime")
@@ -22,13 +24,10 @@ NOT_RUNNING_RC = 252
 
 def parse_version(text):
     """'1.3.3' -> (1, 3, 3); unknown parts count as 0."""
-    parts = []
-    for piece in (text or "").strip().split(".")[:3]:
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        parts.append(int(digits) if digits else 0)
-    while len(parts) < 3:
-        parts.append(0)
-    return tuple(parts)
+    match = re.match(r"\s*(\d+)(?:\.(\d+))?(?:\.(\d+))?", text or "")
+    if not match:
+        return (0, 0, 0)
+    return tuple(int(part or 0) for part in match.groups())
 
 
 def parse_list_all(text):

@@ -126,7 +126,7 @@ def run(module):
             result["reloaded"] = True
             after = read(cmd)
             runtime = zone_changes("runtime", zones, after.zones["runtime"])
-            changes = list(permanent) + [Change("runtime", "firewalld", "", "reload")] + list(runtime)
+            changes = [*permanent, Change("runtime", "firewalld", "", "reload"), *runtime]
         for change in runtime:
             cmd.run(change.argv())
     result["changed"] = bool(changes)

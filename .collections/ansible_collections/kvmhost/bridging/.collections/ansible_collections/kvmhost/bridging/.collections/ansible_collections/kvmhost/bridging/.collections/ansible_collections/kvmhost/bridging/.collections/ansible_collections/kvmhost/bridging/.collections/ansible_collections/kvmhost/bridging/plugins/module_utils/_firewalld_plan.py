@@ -64,9 +64,9 @@ class Change:
         if self.op == "reload":
             return ["--reload"]
         if self.op == "new":
-            return prefix + ["--new-%s=%s" % (self.kind, self.name)]
+            return [*prefix, "--new-%s=%s" % (self.kind, self.name)]
         if self.op == "delete":
-            return prefix + ["--delete-%s=%s" % (self.kind, self.name)]
+            return [*prefix, "--delete-%s=%s" % (self.kind, self.name)]
         obj = ["--%s=%s" % (self.kind, self.name)]
         if self.op == "change-interface":
             return prefix + obj + ["--change-interface=%s" % self.value]
@@ -206,7 +206,7 @@ def bridge_wants(bridges, names, snapshot, bridged_zone=None, routed_zone="kvmb-
         address = _host_address(br)
         if br.get("uplinks") or not address:
             kind = "bridged" if br.get("uplinks") else "isolated"
-            zone = bridged_zone or _current_zone(snapshot, [name] + list(br.get("uplinks") or [])) or snapshot.default_zone
+            zone = bridged_zone or _current_zone(snapshot, [name, *(br.get("uplinks") or [])]) or snapshot.default_zone
         else:
             kind = "routed"
             zone = routed_zone
@@ -340,13 +340,13 @@ def check_support(snapshot, zones, policies):
     old = not snapshot.has_policies
     if old and any(z.forward is not None for z in zones):
         raise ModuleError(
-            "firewalld %s has no intra-zone forwarding (firewalld 0.9 and later have it). Update firewalld, or set"
+            "firewalld %s has no intra-zone forwarding (firewalld 0.9 and later have it). Upgrade firewalld, or set"
             " net.bridge.bridge-nf-call-iptables=0 (kvmhost.bridging.ip_forward bridge_nf_call: false) so bridged"
             " guests bypass it." % snapshot.as_result()["version"]
         )
     if old and policies:
         raise ModuleError(
-            "firewalld %s has no policies (firewalld 0.9 and later have them). Update firewalld, or put the routed"
+            "firewalld %s has no policies (firewalld 0.9 and later have them). Upgrade firewalld, or put the routed"
             " bridge in the same zone as the LAN with forward on." % snapshot.as_result()["version"]
         )
     known = set(snapshot.zones["permanent"]) | {z.name for z in zones} | set(SPECIAL_ZONES)

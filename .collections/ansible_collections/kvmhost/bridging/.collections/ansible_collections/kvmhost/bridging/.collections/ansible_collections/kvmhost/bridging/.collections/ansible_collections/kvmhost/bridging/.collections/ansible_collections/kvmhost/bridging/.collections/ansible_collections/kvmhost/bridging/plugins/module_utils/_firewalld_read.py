@@ -129,9 +129,9 @@ def read(cmd):
     policies = {}
     for scope in SCOPES:
         prefix = ["--permanent"] if scope == "permanent" else []
-        zones[scope] = parse_list_all(cmd.run(prefix + ["--list-all-zones"])[1])
+        zones[scope] = parse_list_all(cmd.run([*prefix, "--list-all-zones"])[1])
         if version >= (0, 9, 0):
-            policies[scope] = parse_list_all(cmd.run(prefix + ["--list-all-policies"])[1])
+            policies[scope] = parse_list_all(cmd.run([*prefix, "--list-all-policies"])[1])
         else:
             policies[scope] = {}
     return Snapshot(True, version, default_zone, zones, policies)
