@@ -15,6 +15,7 @@ from __future__ import annotations
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._firewalld_plan import (
     Change,
+    addressed_interfaces,
     bridge_wants,
     merge_zones,
     plan,
@@ -92,14 +93,16 @@ def run(module):
     if params["bridges"]:
         # Imported here: only the bridges option reads netlink.
         from ansible_collections.kvmhost.bridging.plugins.module_utils._bridge_info import gather
+        from ansible_collections.kvmhost.bridging.plugins.module_utils._rtnl import dump_addresses, dump_links
 
         info = gather()
+        interfaces = addressed_interfaces(dump_links(), dump_addresses())
         more_zones, more_policies, report = bridge_wants(
             info["bridges"], params["bridges"], snapshot,
             bridged_zone=params["bridged_zone"], routed_zone=params["routed_zone"],
             routed_to_zone=params["routed_to_zone"], routed_directions=params["routed_directions"],
             routed_masquerade=params["routed_masquerade"],
-            bridge_nf_call=info["forwarding"].get("bridge_nf_call_iptables"),
+            bridge_nf_call=info["forwarding"].get("bridge_nf_call_iptables"), interfaces=interfaces,
         )
         zones = zones + more_zones
         named = {p.name for p in policies}

@@ -169,8 +169,20 @@ def _current_zone(snapshot, names):
     return None
 
 
+def addressed_interfaces(links, addresses):
+    """Names of the links that hold a host address and are neither loopback, bridge, tap nor a bridge's port."""
+    holders = set()
+    for addr in addresses:
+        if not ipaddress.ip_address(addr["address"]).is_link_local:
+            holders.add(addr["index"])
+    return sorted(
+        rec["name"] for rec in links
+        if rec["index"] in holders and rec["name"] != "lo" and not rec.get("master") and rec.get("kind") not in ("bridge", "tun")
+    )
+
+
 def bridge_wants(bridges, names, snapshot, bridged_zone=None, routed_zone="kvmb-routed", routed_to_zone=None,
-                 routed_directions=("out",), routed_masquerade=False, bridge_nf_call=None):
+                 routed_directions=("out",), routed_masquerade=False, bridge_nf_call=None, interfaces=()):
     """Zones and policies for the bridges ``names`` ('*': every bridge libvirt does not manage).
 
     ``bridges`` are bridge_info records (name, uplinks, addresses). A bridge with
@@ -179,7 +191,12 @@ def bridge_wants(bridges, names, snapshot, bridged_zone=None, routed_zone="kvmb-
     default zone. A bridge without an uplink but with a host address is routed:
     it goes into ``routed_zone`` (forwarding on) and a policy per direction of
     ``routed_directions`` joins that zone to ``routed_to_zone`` (default: the
-    default zone). Returns (zone wants, policy wants, report).
+    default zone). firewalld applies a policy only to interfaces bound to its
+    zones (an interface in no zone falls into the default zone for everything
+    else), so when the policies lead to the default zone, the host's
+    ``interfaces`` (addressed_interfaces) that are in no zone are bound to it
+    explicitly, which changes nothing else for them. Returns (zone wants,
+    policy wants, report).
     """
     by_name = {br["name"]: br for br in bridges}
     selected = []
@@ -231,8 +248,17 @@ def bridge_wants(bridges, names, snapshot, bridged_zone=None, routed_zone="kvmb-
         for entry in report:
             if entry["kind"] == "routed":
                 entry["policies"] = [p.name for p in policies if p.present]
+        unbound = [name for name in interfaces or () if name not in selected
+                   and not any(snapshot.zone_of(name, scope) for scope in ("runtime", "permanent"))]
+        if other == snapshot.default_zone and unbound and any(p.present for p in policies):
+            zones.append(ZoneWant(other, unbound))
+            report.append({"bridge": None, "interfaces": unbound, "zone": other, "kind": "policy_zone", "msg": (
+                "%s: in no zone, bound to the default zone %s explicitly, so that the policies joining %s to it"
+                " apply to them (firewalld applies policies only to interfaces bound to a zone)"
+                % (", ".join(unbound), other, routed_zone))})
     for entry in report:
-        entry["msg"] = _bridge_message(entry, bridge_nf_call, policies)
+        if "msg" not in entry:
+            entry["msg"] = _bridge_message(entry, bridge_nf_call, policies)
     return zones, policies, report
 
 

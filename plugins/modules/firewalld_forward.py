@@ -16,7 +16,9 @@ description:
     address, goes into a zone with intra-zone forwarding (O(bridged_zone), else the zone the bridge or its uplink is
     in, else the default zone), so that its guests get through when C(bridge-nf-call-iptables=1). A bridge without an
     uplink but with a host address is routed; it goes into O(routed_zone), and one policy per direction of
-    O(routed_directions) joins it to O(routed_to_zone).
+    O(routed_directions) joins it to O(routed_to_zone). firewalld applies policies only to interfaces bound to a
+    zone, so when O(routed_to_zone) is the default zone, the host's interfaces with an address and no zone are bound
+    to it explicitly (for them nothing else changes: they were in the default zone already).
   - Works through C(firewall-cmd) only, never with direct rules. It reads the runtime and the permanent
     configuration once (C(--list-all-zones), C(--list-all-policies)), plans, then applies the permanent changes,
     reloads firewalld where the runtime needs it (new zones and policies exist in the permanent configuration
@@ -200,6 +202,9 @@ bridges:
   description:
     - Per bridge of O(bridges), its kind (V(bridged), V(isolated) or V(routed)), zone, uplinks, host address,
       the policies joining it to other zones, and C(msg), what was done.
+    - firewalld applies a policy only to interfaces bound to a zone. When the routed bridges' policies lead to the
+      default zone, the host's addressed interfaces that are in no zone (so already in the default zone) are bound to
+      it explicitly; one more entry of kind V(policy_zone) names them under C(interfaces).
   returned: always
   type: list
   elements: dict

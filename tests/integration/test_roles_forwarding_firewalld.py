@@ -127,6 +127,9 @@ def test_isolated_bridge_routes_through_the_policy(firewalld_host, ansible):
         assert result.rc == 0, result.output
         assert zone_interfaces(host, "kvmb-routed") == ["isolbr0"]
         assert zone_interfaces(host, "kvmb-routed", permanent=True) == ["isolbr0"]
+        # firewalld applies policies only to interfaces bound to a zone: the role bound eth0 and eth1 (in no zone,
+        # so in the default zone already) to public.
+        assert sorted(zone_interfaces(host, "public", permanent=True)) == ["eth0", "eth1"]
         assert fw(host, "--permanent", "--get-policies").split().count("kvmb-routed-out") == 1
         assert "kvmb-routed-in" not in fw(host, "--get-policies").split()
         # Out: the guest reaches the LAN. In: nothing from the LAN reaches the guest (no policy asked for it).
@@ -152,7 +155,8 @@ def test_site_on_a_firewalld_host(firewalld_host, ansible):
     host.run(["sysctl", "-w", "net.bridge.bridge-nf-call-iptables=1"])
     result = ansible.playbook(SITE, hosts=[host], extra_vars=BRIDGE_ETH1)
     assert result.rc == 0, result.output
-    assert zone_interfaces(host, "public", permanent=True) == ["breth1"]
+    # breth1 with its NIC, and site's isolated bridge isolbr0 (no host address) for its guests, both with forwarding.
+    assert sorted(zone_interfaces(host, "public", permanent=True)) == ["breth1", "isolbr0"]
     guest = host.add_guest(port="vnet0", bridge="breth1")
     assert guest.dhcp() is not None
     again = ansible.playbook(SITE, hosts=[host], extra_vars=BRIDGE_ETH1)

@@ -144,6 +144,30 @@ def test_routed_bridge_gets_its_zone_and_policies():
     assert "kvmb-routed-out (kvmb-routed -> public, masquerade)" in report[0]["msg"]
 
 
+def test_routed_policies_bind_the_unbound_interfaces_to_the_default_zone():
+    s = snap(runtime={"public": zone(), "home": zone(["eth2"])})
+    bridges = [bridge("isol0", addresses=["198.18.40.1/24"])]
+    zones, _p, report = fp.bridge_wants(bridges, ["*"], s, routed_directions=["out"], interfaces=["eth0", "eth1", "eth2"])
+    assert [(z.name, z.interfaces) for z in zones] == [("kvmb-routed", ("isol0",)), ("public", ("eth0", "eth1"))]
+    assert report[-1]["kind"] == "policy_zone" and report[-1]["interfaces"] == ["eth0", "eth1"]
+    # Not when the policies lead to another zone, nor when no policy is asked for.
+    zones, _p, _r = fp.bridge_wants(bridges, ["*"], s, routed_to_zone="home", interfaces=["eth0"])
+    assert [z.name for z in zones] == ["kvmb-routed"]
+    zones, _p, _r = fp.bridge_wants(bridges, ["*"], s, routed_directions=[], interfaces=["eth0"])
+    assert [z.name for z in zones] == ["kvmb-routed"]
+
+
+def test_addressed_interfaces():
+    links = [{"index": 1, "name": "lo", "kind": None, "master": None},
+             {"index": 2, "name": "eth0", "kind": None, "master": None},
+             {"index": 3, "name": "eth1", "kind": None, "master": 5},
+             {"index": 4, "name": "eth2", "kind": None, "master": None},
+             {"index": 5, "name": "br0", "kind": "bridge", "master": None}]
+    addresses = [{"index": 1, "address": "127.0.0.1"}, {"index": 2, "address": "198.18.0.2"},
+                 {"index": 3, "address": "198.18.1.2"}, {"index": 4, "address": "fe80::1"}, {"index": 5, "address": "198.18.2.1"}]
+    assert fp.addressed_interfaces(links, addresses) == ["eth0"]
+
+
 def test_isolated_bridge_without_address_is_bridged_like():
     _z, policies, report = fp.bridge_wants([bridge("isol0", addresses=["fe80::1/64"])], ["*"], snap())
     assert report[0]["kind"] == "isolated" and report[0]["zone"] == "public" and policies == []

@@ -1,0 +1,782 @@
+# Copyright: (c) 2026, kvmhost.bridging contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Bridge interfaces of libvirt domains: read, plan and apply.
+
+Two layers:
+
+- Pure (no libvirt): MAC rules (``normalize_mac``, ``derive_mac``), the domain
+  XML as an ElementTree (``DomainXML``), what a domain's interfaces are
+  (``interfaces_of``) and the plan (``plan_interface``), which edits copies of
+  the domain XML and returns the list of changes. Unit-tested without libvirt.
+- Thin libvirt adapter: ``open_connection``, ``lookup_domain``, ``bridge_state``,
+  ``mac_users``, ``domains_of``, ``tap_owners`` and ``ensure_interface`` (read once, plan, apply
+  unless check mode, read back). Config changes are made with defineXML of the
+  edited persistent XML; live changes with attach/update/detachDeviceFlags.
+
+Other modules and roles can reuse ``open_connection``, ``interfaces_of``,
+``domains_of`` (every domain's interfaces), ``tap_owners`` (which domain is
+behind each vnetN tap) and ``bridge_state``.
+
+PRIVATE: this module is internal to kvmhost.bridging; it is not part of the
+public API and may change without notice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import xml.etree.ElementTree as ET
+from io import StringIO
+from urllib.parse import urlsplit
+
+from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
+from ansible_collections.kvmhost.bridging.plugins.module_utils._libvirt_dep import (
+    HAS_LIBVIRT,
+    VIR_DOMAIN_AFFECT_LIVE,
+    VIR_DOMAIN_XML_INACTIVE,
+    VIR_DOMAIN_XML_SECURE,
+    VIR_ERR_NO_DOMAIN,
+    VIR_ERR_NO_INTERFACE,
+    VIR_ERR_NO_SUPPORT,
+    LibvirtError,
+    libvirt,
+    silence_libvirt_stderr,
+)
+
+# QEMU/KVM's OUI: libvirt's own choice for generated guest MACs.
+MAC_PREFIX = "52:54:00"
+DEFAULT_MODEL = "virtio"
+SYSFS_NET = "/sys/class/net"
+# Device XML indentation, as libvirt formats domain XML (two spaces a level;
+# <domain> level 0, <devices> level 1, an <interface> level 2).
+_INDENT = "  "
+
+_MAC_RE = re.compile(r"^[0-9a-f]{2}([:-])[0-9a-f]{2}(\1[0-9a-f]{2}){4}$")
+_BRIDGE_NAME_RE = re.compile(r"^[^/\s:%]{1,15}$")
+
+
+# ---------------------------------------------------------------------------
+# MAC addresses and names
+
+
+def normalize_mac(mac):
+    """Lower-case colon form of a unicast MAC; ModuleError for anything a guest NIC cannot use."""
+    text = (mac or "").strip().lower()
+    if not _MAC_RE.match(text):
+        raise ModuleError(
+            "mac %r is not a MAC address: write six hexadecimal octets separated by colons, "
+            "for example 52:54:00:12:34:56" % (mac,)
+        )
+    text = text.replace("-", ":")
+    if int(text[:2], 16) & 1:
+        raise ModuleError(
+            "mac %s is a multicast address (the lowest bit of the first octet, %s, is set). A network card "
+            "cannot use it as its own address: the kernel refuses it with 'cannot assign requested address' "
+            "(EADDRNOTAVAIL). Use a unicast address, for example %s:xx:xx:xx, or leave mac out to get one "
+            "derived from the domain and the bridge." % (text, text[:2], MAC_PREFIX)
+        )
+    if text == "00:00:00:00:00:00":
+        raise ModuleError(
+            "mac 00:00:00:00:00:00 is not a valid address for a network card (the kernel refuses it with "
+            "'cannot assign requested address'); use a unicast address such as %s:xx:xx:xx." % MAC_PREFIX
+        )
+    return text
+
+
+def derive_mac(domain, bridge):
+    """52:54:00 and three octets of SHA-256("<domain>\\n<bridge>"): the same MAC on every run."""
+    digest = hashlib.sha256(("%s\n%s" % (domain, bridge)).encode("utf-8")).hexdigest()
+    return "%s:%s:%s:%s" % (MAC_PREFIX, digest[0:2], digest[2:4], digest[4:6])
+
+
+def check_bridge_name(bridge):
+    """A Linux interface name: 1 to 15 characters, no '/', ':', '%' or white space, not '.' or '..'."""
+    if not bridge or not _BRIDGE_NAME_RE.match(bridge) or bridge in (".", ".."):
+        raise ModuleError(
+            "bridge %r is not a Linux interface name (1 to 15 characters, without '/', ':', '%%' or white space)"
+            % (bridge,)
+        )
+    return bridge
+
+
+def uri_is_local(uri):
+    """True when the URI names a hypervisor on the host the module runs on (no host name in it)."""
+    return not urlsplit(uri or "").netloc
+
+
+# ---------------------------------------------------------------------------
+# Domain XML (xml.etree.ElementTree; never string edits)
+
+
+# The XML parsed here is libvirt's own output (XMLDesc) or this module's. The
+# standard library parser never fetches external entities, and expat >= 2.4.1
+# (every supported Python) limits entity expansion; defusedxml is not
+# available on managed hosts.
+
+
+def _register_namespaces(text):
+    """Keep the document's namespace prefixes (qemu:, metadata apps) when ElementTree writes it back."""
+    try:
+        for _event, (prefix, uri) in ET.iterparse(StringIO(text), events=("start-ns",)):  # noqa: S314
+            if prefix:
+                with contextlib.suppress(ValueError):  # prefixes like ns0 are ElementTree's own
+                    ET.register_namespace(prefix, uri)
+    except ET.ParseError:
+        pass  # reported by the real parse
+
+
+def _parse(text, what="domain XML"):
+    _register_namespaces(text)
+    try:
+        return ET.fromstring(text)  # noqa: S314
+    except ET.ParseError as exc:
+        raise ModuleError("libvirt returned %s that does not parse: %s" % (what, exc)) from None
+
+
+def _text(elem):
+    return ET.tostring(elem, encoding="unicode")
+
+
+def interface_info(elem):
+    """A plain dict of one <interface> element."""
+
+    def attr(path, name):
+        child = elem.find(path)
+        return child.get(name) if child is not None else None
+
+    kind = elem.get("type")
+    return {
+        "type": kind,
+        "mac": (attr("mac", "address") or "").lower() or None,
+        "bridge": attr("source", "bridge") if kind in ("bridge", "network") else None,
+        "network": attr("source", "network") if kind == "network" else None,
+        "model": attr("model", "type"),
+        "target": attr("target", "dev"),
+    }
+
+
+def interfaces_of(xml_text):
+    """Every <interface> of a domain XML as dicts (type, mac, bridge, network, model, target).
+
+    For type='network' the bridge is only known in live XML (libvirt adds it there).
+    """
+    root = _parse(xml_text)
+    return [interface_info(elem) for elem in root.findall("./devices/interface")]
+
+
+def insert_child(parent, index, child, level):
+    """Insert ``child`` into ``parent`` (at nesting ``level``) keeping libvirt's indentation."""
+    inner = "\n" + _INDENT * (level + 1)
+    children = list(parent)
+    if not children:
+        child.tail = parent.text if parent.text and not parent.text.strip() else "\n" + _INDENT * level
+        parent.text = inner
+    elif index >= len(children):
+        child.tail = children[-1].tail
+        children[-1].tail = inner
+    else:
+        child.tail = inner
+        if index == 0:
+            parent.text = inner
+        else:
+            children[index - 1].tail = inner
+    parent.insert(index, child)
+
+
+def remove_child(parent, child):
+    """Remove ``child`` from ``parent``; the closing tag keeps its indentation."""
+    children = list(parent)
+    index = children.index(child)
+    if index == len(children) - 1:
+        if index == 0:
+            parent.text = child.tail
+        else:
+            children[index - 1].tail = child.tail
+    parent.remove(child)
+
+
+class DomainXML:
+    """One domain definition (live or persistent) as an ElementTree, edited in place."""
+
+    def __init__(self, text):
+        self.original = text
+        self.root = _parse(text)
+        self.devices = self.root.find("devices")
+        if self.devices is None:
+            self.devices = ET.SubElement(self.root, "devices")
+
+    @property
+    def name(self):
+        return self.root.findtext("name")
+
+    def interfaces(self):
+        return self.devices.findall("interface")
+
+    def by_mac(self, mac):
+        for elem in self.interfaces():
+            if interface_info(elem)["mac"] == mac:
+                return elem
+        return None
+
+    def on_bridge(self, bridge, model=None):
+        """Interfaces of type bridge on ``bridge`` (with ``model``, when given), in document order."""
+        found = []
+        for elem in self.interfaces():
+            info = interface_info(elem)
+            if info["type"] == "bridge" and info["bridge"] == bridge and (model is None or info["model"] == model):
+                found.append(elem)
+        return found
+
+    def add(self, elem):
+        """Insert an interface after the last one (or at the end of <devices>), indented like libvirt."""
+        index = len(self.devices)
+        for pos, child in enumerate(self.devices):
+            if child.tag == "interface":
+                index = pos + 1
+        ET.indent(elem, space=_INDENT, level=2)
+        insert_child(self.devices, index, elem, level=1)
+
+    def remove(self, elem):
+        remove_child(self.devices, elem)
+
+    def to_string(self):
+        return _text(self.root)
+
+
+def new_interface(mac, bridge, model):
+    """<interface type='bridge'><mac/><source bridge/><model/></interface>."""
+    elem = ET.Element("interface", {"type": "bridge"})
+    ET.SubElement(elem, "mac", {"address": mac})
+    ET.SubElement(elem, "source", {"bridge": bridge})
+    ET.SubElement(elem, "model", {"type": model})
+    return elem
+
+
+def retarget_interface(elem, bridge, model):
+    """Make an existing interface type='bridge' on ``bridge`` (and ``model``, when given).
+
+    Everything else (target, alias, PCI address, driver, bandwidth, ...) stays.
+    Returns the names of the properties that changed.
+    """
+    changed = []
+    info = interface_info(elem)
+    if info["type"] != "bridge":
+        elem.set("type", "bridge")
+        changed.append("type")
+    source = elem.find("source")
+    if source is None:
+        mac = elem.find("mac")
+        source = ET.Element("source")
+        insert_child(elem, list(elem).index(mac) + 1 if mac is not None else 0, source, level=2)
+    if dict(source.attrib) != {"bridge": bridge}:
+        if info["bridge"] != bridge:
+            changed.append("bridge")
+        # A type='network' source (network, portgroup, portid) has no meaning on a bridge.
+        source.attrib.clear()
+        source.set("bridge", bridge)
+    if model is not None and info["model"] != model:
+        node = elem.find("model")
+        if node is None:
+            node = ET.Element("model")
+            insert_child(elem, len(elem), node, level=2)
+        node.attrib.clear()
+        node.set("type", model)
+        changed.append("model")
+    return changed
+
+
+def redact(xml_text):
+    """The XML as shown in diffs: same formatting in every mode, without passwords (graphics passwd)."""
+    root = _parse(xml_text)
+    for elem in root.iter():
+        if "passwd" in elem.attrib:
+            del elem.attrib["passwd"]
+    return _text(root) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# The plan
+
+
+class Desired:
+    """What the task asks for; ``mac`` and ``model`` are None when not given."""
+
+    def __init__(self, domain, bridge, state="present", mac=None, model=None):
+        self.domain = domain
+        self.bridge = check_bridge_name(bridge)
+        self.state = state
+        self.mac = normalize_mac(mac) if mac else None
+        self.model = model or None
+
+
+def choose_mac(desired, views):
+    """The MAC of the interface the task is about, and how it was chosen.
+
+    Given MAC > the derived MAC when an interface has it > an interface already
+    on the bridge (with the model, when given; the persistent view first) >
+    the derived MAC for a new interface.
+    """
+    if desired.mac:
+        return desired.mac, "given"
+    derived = derive_mac(desired.domain, desired.bridge)
+    for view in views.values():
+        if view.by_mac(derived) is not None:
+            return derived, "derived"
+    for view in views.values():
+        found = view.on_bridge(desired.bridge, desired.model)
+        if found:
+            return interface_info(found[0])["mac"], "found on the bridge"
+    return derived, "derived"
+
+
+class Change:
+    """One change to one view (``config`` or ``live``) of the domain."""
+
+    def __init__(self, view, action, before, after, element, properties=()):
+        self.view = view
+        self.action = action  # add, update, remove
+        self.before = before
+        self.after = after
+        self.element = element  # the device XML to hand to libvirt
+        self.properties = list(properties)
+
+    @property
+    def mac(self):
+        return (self.after or self.before)["mac"]
+
+    def brings_mac_to(self, bridge):
+        """True when, after this change, the MAC is on ``bridge`` and was not before."""
+        if self.action == "remove" or self.after["bridge"] != bridge:
+            return False
+        return self.before is None or self.before["bridge"] != bridge or self.before["mac"] != self.after["mac"]
+
+    def as_dict(self):
+        return {
+            "view": self.view,
+            "action": self.action,
+            "mac": self.mac,
+            "changed": self.properties,
+            "before": self.before,
+            "after": self.after,
+        }
+
+    def describe(self):
+        if self.action == "update":
+            return "%s: update interface %s (%s)" % (self.view, self.mac, ", ".join(self.properties))
+        return "%s: %s interface %s" % (self.view, self.action, self.mac)
+
+
+def plan_interface(desired, views):
+    """Edit the views (name -> DomainXML, edited in place) to the desired state.
+
+    Returns (mac, changes). ``mac`` is the interface the task is about (None
+    for state=absent without mac, which removes every match).
+    """
+    changes = []
+    if desired.state == "absent":
+        for name, view in views.items():
+            if desired.mac:
+                elem = view.by_mac(desired.mac)
+                info = interface_info(elem) if elem is not None else None
+                matches = [elem] if info and info["type"] == "bridge" and info["bridge"] == desired.bridge else []
+                if info and desired.model and info["model"] != desired.model:
+                    matches = []
+            else:
+                matches = view.on_bridge(desired.bridge, desired.model)
+            for elem in matches:
+                view.remove(elem)
+                changes.append(Change(name, "remove", interface_info(elem), None, elem))
+        return desired.mac, changes
+
+    mac, _how = choose_mac(desired, views)
+    for name, view in views.items():
+        elem = view.by_mac(mac)
+        if elem is None:
+            elem = new_interface(mac, desired.bridge, desired.model or DEFAULT_MODEL)
+            view.add(elem)
+            changes.append(Change(name, "add", None, interface_info(elem), elem))
+            continue
+        before = interface_info(elem)
+        properties = retarget_interface(elem, desired.bridge, desired.model)
+        if properties:
+            changes.append(Change(name, "update", before, interface_info(elem), elem, properties))
+    return mac, changes
+
+
+def find_mac_conflicts(mac, bridge, users):
+    """Who else has ``mac`` on ``bridge``: ``users`` is a list of (who, mac, bridge)."""
+    return sorted({who for who, user_mac, user_bridge in users if user_mac == mac and user_bridge == bridge})
+
+
+# ---------------------------------------------------------------------------
+# libvirt adapter
+
+
+def open_connection(uri):
+    """A read-write libvirt connection; ModuleError saying what to check when libvirt is not reachable."""
+    silence_libvirt_stderr()
+    try:
+        conn = libvirt.open(uri)
+        error = "no connection"
+    except LibvirtError as exc:
+        conn, error = None, exc
+    if conn is None:
+        raise ModuleError(
+            "libvirt is not reachable at %s: %s. Check that the libvirt daemon runs on the hypervisor "
+            "(systemctl status libvirtd, or virtqemud on modular set-ups), that the URI is right, and that the "
+            "connecting user may use it (root, or a member of the libvirt group)." % (uri, error),
+            uri=uri,
+        )
+    return conn
+
+
+def lookup_domain(conn, name, uri):
+    """The domain by name (or UUID); ModuleError listing the domains that exist."""
+    try:
+        return conn.lookupByName(name)
+    except LibvirtError as exc:
+        if exc.get_error_code() != VIR_ERR_NO_DOMAIN:
+            raise ModuleError("cannot look up domain %s at %s: %s" % (name, uri, exc)) from None
+    if re.match(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$", name):
+        try:
+            return conn.lookupByUUIDString(name)
+        except LibvirtError:
+            pass
+    try:
+        names = sorted(dom.name() for dom in conn.listAllDomains(0))
+    except LibvirtError:
+        names = []
+    raise ModuleError(
+        "no such domain %r at %s; the domains there are: %s. Define the domain first (virsh define) "
+        "or fix the name." % (name, uri, ", ".join(names) or "none"),
+        uri=uri,
+    )
+
+
+def read_port_macs(bridge, sysfs=SYSFS_NET):
+    """{port name: MAC} of the bridge's ports on this host (empty when there is no such bridge)."""
+    brif = os.path.join(sysfs, bridge, "brif")
+    macs = {}
+    try:
+        ports = sorted(os.listdir(brif))
+    except OSError:
+        return macs
+    for port in ports:
+        try:
+            with open(os.path.join(sysfs, port, "address")) as handle:
+                macs[port] = handle.read().strip().lower()
+        except OSError:
+            continue
+    return macs
+
+
+def bridge_state(bridge, sysfs=SYSFS_NET):
+    """'bridge', 'other' (a link that is not a bridge) or None (no such link) on this host."""
+    base = os.path.join(sysfs, bridge)
+    if os.path.isdir(os.path.join(base, "bridge")):
+        return "bridge"
+    if os.path.exists(base):
+        return "other"
+    return None
+
+
+def check_bridge(conn, uri, bridge, sysfs=SYSFS_NET):
+    """ModuleError when the bridge does not exist on the hypervisor host.
+
+    Local URIs (qemu:///system, qemu:///session, test:///...): the host the module
+    runs on, through sysfs. Remote URIs: libvirt's interface API; a warning
+    (returned) when that driver cannot tell.
+    """
+    if uri_is_local(uri):
+        state = bridge_state(bridge, sysfs)
+        if state == "bridge":
+            return None
+        if state == "other":
+            raise ModuleError(
+                "%s on the managed host is not a bridge (%s/%s/bridge does not exist); attach the domain to a "
+                "bridge, for example the one %s is a port of." % (bridge, sysfs, bridge, bridge),
+                bridge=bridge,
+            )
+        raise ModuleError(
+            "there is no bridge %s on the managed host (no %s/%s); create it first (for example with "
+            "kvmhost.bridging.bridge) or fix the name." % (bridge, sysfs, bridge),
+            bridge=bridge,
+        )
+    try:
+        iface = conn.interfaceLookupByName(bridge)
+        kind = _parse(iface.XMLDesc(0), "interface XML").get("type")
+    except LibvirtError as exc:
+        if exc.get_error_code() == VIR_ERR_NO_INTERFACE:
+            raise ModuleError("there is no bridge %s on the hypervisor host of %s; create it first or fix the name."
+                              % (bridge, uri), bridge=bridge) from None
+        return "could not check that bridge %s exists on the hypervisor host of %s: %s" % (bridge, uri, exc)
+    if kind != "bridge":
+        raise ModuleError("%s on the hypervisor host of %s is not a bridge (libvirt says type %s)." % (bridge, uri, kind),
+                          bridge=bridge)
+    return None
+
+
+def _domain_xmls(dom):
+    """The live XML (running domains) and the persistent XML (persistent domains) of a domain."""
+    xmls = []
+    if dom.isActive():
+        xmls.append(dom.XMLDesc(0))
+    if dom.isPersistent():
+        xmls.append(dom.XMLDesc(VIR_DOMAIN_XML_INACTIVE))
+    return xmls
+
+
+def _network_bridges(conn):
+    """A function network name -> its bridge name (cached; None when unknown)."""
+    cache = {}
+
+    def bridge_of(network):
+        if network not in cache:
+            try:
+                cache[network] = conn.networkLookupByName(network).bridgeName()
+            except LibvirtError:
+                cache[network] = None
+        return cache[network]
+
+    return bridge_of
+
+
+def mac_users(conn, skip_uuid=None, uri=None, bridge=None, sysfs=SYSFS_NET, skip_ports=()):
+    """Every (who, mac, bridge) of the other domains (live and persistent) and, for a local URI, of the ports of ``bridge``."""
+    users = []
+    bridge_of = _network_bridges(conn)
+    for dom in conn.listAllDomains(0):
+        if skip_uuid is not None and dom.UUIDString() == skip_uuid:
+            continue
+        try:
+            xmls = _domain_xmls(dom)
+        except LibvirtError:
+            continue  # went away meanwhile
+        for xml_text in xmls:
+            for info in interfaces_of(xml_text):
+                on = info["bridge"]
+                if info["type"] == "network" and not on:
+                    on = bridge_of(info["network"])
+                if info["mac"] and on:
+                    users.append(("domain %s" % dom.name(), info["mac"], on))
+    if bridge and uri_is_local(uri):
+        for port, mac in read_port_macs(bridge, sysfs).items():
+            if port not in skip_ports:
+                users.append(("port %s of %s on the managed host" % (port, bridge), mac, bridge))
+    return users
+
+
+def domains_of(conn):
+    """Every domain with the interfaces of its running domain (view ``live``) and persistent definition (``config``).
+
+    A list, sorted by name, of {domain, uuid, active, persistent, interfaces}; each interface is an
+    ``interface_info`` dict with ``view`` added. A domain that goes away while it is read is left out.
+    """
+    domains = []
+    for dom in conn.listAllDomains(0):
+        try:
+            name, uuid = dom.name(), dom.UUIDString()
+            active, persistent = bool(dom.isActive()), bool(dom.isPersistent())
+            views = [("live", dom.XMLDesc(0))] if active else []
+            if persistent:
+                views.append(("config", dom.XMLDesc(VIR_DOMAIN_XML_INACTIVE)))
+        except LibvirtError:
+            continue
+        interfaces = [dict(info, view=view) for view, xml_text in views for info in interfaces_of(xml_text)]
+        domains.append({"domain": name, "uuid": uuid, "active": active, "persistent": persistent, "interfaces": interfaces})
+    return sorted(domains, key=lambda item: item["domain"])
+
+
+def taps_of(domains):
+    """{tap name: {domain, mac, bridge, model}} from the running domains' interfaces in ``domains_of``'s list."""
+    owners = {}
+    for item in domains:
+        for info in item["interfaces"]:
+            if info["view"] == "live" and info["target"]:
+                owners[info["target"]] = {"domain": item["domain"], "mac": info["mac"], "bridge": info["bridge"], "model": info["model"]}
+    return owners
+
+
+def tap_owners(conn):
+    """{tap name: {domain, mac, bridge, model}} for every interface of every running domain."""
+    return taps_of(domains_of(conn))
+
+
+BRIDGE_STATES = {"bridge": "bridge", "other": "not_a_bridge", None: "missing"}
+
+
+def read_domains(uri, sysfs=SYSFS_NET):
+    """What libvirt at ``uri`` says about its domains, or why it cannot say. Never raises, never fails a task.
+
+    {uri, status, msg, domains}: ``status`` is ``ok``, ``off`` (``uri`` is None: not looked up), ``missing``
+    (no libvirt-python), ``unreachable`` (no connection) or ``error`` (reading the domains failed); ``msg`` says
+    why, or how many domains there are, in a few words. ``domains`` is ``domains_of``'s list; for a local URI each interface of type bridge
+    also gets ``bridge_state`` (``bridge``, ``not_a_bridge`` or ``missing`` on this host), else null.
+    """
+    result = {"uri": uri, "status": "ok", "msg": None, "domains": []}
+    if uri is None:
+        return dict(result, status="off", msg="not looked up (libvirt: never)")
+    if not HAS_LIBVIRT:
+        return dict(result, status="missing", msg="libvirt-python is not installed for this Python (python3-libvirt)")
+    silence_libvirt_stderr()
+    try:
+        conn = libvirt.openReadOnly(uri)
+    except LibvirtError as exc:
+        return dict(result, status="unreachable", msg="not reachable: %s" % exc)
+    if conn is None:
+        return dict(result, status="unreachable", msg="not reachable: no connection")
+    try:
+        domains = domains_of(conn)
+    except (LibvirtError, ModuleError) as exc:
+        return dict(result, status="error", msg="reading the domains failed: %s" % exc)
+    finally:
+        conn.close()
+    running = sum(1 for item in domains if item["active"])
+    result["msg"] = "%d domain%s, %d running" % (len(domains), "" if len(domains) == 1 else "s", running)
+    local = uri_is_local(uri)
+    for item in domains:
+        for info in item["interfaces"]:
+            known = local and info["type"] == "bridge" and info["bridge"]
+            info["bridge_state"] = BRIDGE_STATES[bridge_state(info["bridge"], sysfs)] if known else None
+    result["domains"] = domains
+    return result
+
+
+def _read_views(dom, live, config):
+    """name -> (display XML text, XML to edit) for the views the task covers."""
+    views = {}
+    if config:
+        views["config"] = (dom.XMLDesc(VIR_DOMAIN_XML_INACTIVE), dom.XMLDesc(VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE))
+    if live:
+        text = dom.XMLDesc(0)
+        views["live"] = (text, text)
+    return views
+
+
+def _apply_live(dom, uri, change):
+    device = _text(change.element)
+    call = {"add": dom.attachDeviceFlags, "update": dom.updateDeviceFlags, "remove": dom.detachDeviceFlags}
+    try:
+        call[change.action](device, VIR_DOMAIN_AFFECT_LIVE)
+    except LibvirtError as exc:
+        if exc.get_error_code() == VIR_ERR_NO_SUPPORT:
+            raise ModuleError(
+                "the libvirt driver at %s cannot change the devices of a running domain (%s); set live: false "
+                "to change only the persistent definition, which takes effect when the domain next starts." % (uri, exc)) from None
+        raise ModuleError("libvirt refused to %s interface %s of the running domain: %s" % (change.action, change.mac, exc)) from None
+
+
+def _current_interface(views_after, mac):
+    """The interface as it is after the task: the persistent view first, then the live one."""
+    for name in ("config", "live"):
+        view = views_after.get(name)
+        if view is not None and mac:
+            elem = view.by_mac(mac)
+            if elem is not None:
+                return interface_info(elem)
+    return None
+
+
+def _refuse_mac_conflicts(conn, uri, dom, desired, mac, live_text, sysfs):
+    """ModuleError when another domain, or a port of the bridge on this host, has ``mac`` on the bridge."""
+    own_ports = {info["target"] for info in interfaces_of(live_text) if info["target"]} if live_text else set()
+    users = mac_users(conn, skip_uuid=dom.UUIDString(), uri=uri, bridge=desired.bridge, sysfs=sysfs, skip_ports=own_ports)
+    conflicts = find_mac_conflicts(mac, desired.bridge, users)
+    if conflicts:
+        raise ModuleError(
+            "mac %s is already used on bridge %s by %s; two network cards with one MAC on one bridge break "
+            "each other's traffic. Give this interface another mac (or leave mac out to derive one)."
+            % (mac, desired.bridge, ", ".join(conflicts)),
+            mac=mac, conflicts=conflicts)
+
+
+def _apply(conn, dom, uri, views, changes):
+    """Live changes first (the ones a hypervisor may refuse), then one defineXML of the edited persistent XML."""
+    done = []
+    try:
+        for change in changes:
+            if change.view == "live":
+                _apply_live(dom, uri, change)
+                done.append(change.describe())
+        if "config" in {change.view for change in changes}:
+            try:
+                conn.defineXML(views["config"].to_string())
+            except LibvirtError as exc:
+                raise ModuleError("libvirt refused the new persistent definition of %s: %s" % (dom.name(), exc)) from None
+            done.extend(change.describe() for change in changes if change.view == "config")
+    except ModuleError as exc:
+        raise ModuleError(exc.msg, changed=bool(done), done=done, **exc.result) from None
+
+
+def _pending_unplugs(live_text, changes):
+    """Warnings for live removals that the guest has not acknowledged yet."""
+    left = {info["mac"] for info in interfaces_of(live_text)}
+    return [
+        "the guest has not released interface %s yet; libvirt removes it from the running domain when the guest "
+        "acknowledges the unplug" % change.mac
+        for change in changes
+        if change.view == "live" and change.action == "remove" and change.mac in left
+    ]
+
+
+def ensure_interface(conn, uri, desired, live=True, config=True, check_mode=False, sysfs=SYSFS_NET):
+    """Read the domain once, plan, apply unless check mode, read back. Returns (result, warnings)."""
+    if not live and not config:
+        raise ModuleError("live and config are both false: there is nothing to change; set at least one of them")
+    warnings = []
+    dom = lookup_domain(conn, desired.domain, uri)
+    name = dom.name()
+    desired.domain = name  # the derived MAC hangs on the real name, also when a UUID was given
+    active, persistent = bool(dom.isActive()), bool(dom.isPersistent())
+    if config and not persistent:
+        raise ModuleError(
+            "domain %s is transient: it has no persistent definition to change; set config: false to change "
+            "only the running domain (the change is lost when it stops), or define the domain first." % name)
+    live = live and active  # a domain that is not running has no live side to change
+    if desired.state == "present":
+        warning = check_bridge(conn, uri, desired.bridge, sysfs)
+        if warning:
+            warnings.append(warning)
+
+    raw = _read_views(dom, live, config)
+    before_text = {view: shown for view, (shown, _edit) in raw.items()}
+    views = {view: DomainXML(edit) for view, (_shown, edit) in raw.items()}
+    mac, changes = plan_interface(desired, views)
+    if any(change.brings_mac_to(desired.bridge) for change in changes):
+        _refuse_mac_conflicts(conn, uri, dom, desired, mac, before_text.get("live"), sysfs)
+
+    after_text = {view: views[view].to_string() for view in views}
+    if changes and not check_mode:
+        _apply(conn, dom, uri, views, changes)
+        dom = lookup_domain(conn, name, uri)
+        after_text = {view: shown for view, (shown, _edit) in _read_views(dom, live and bool(dom.isActive()), config).items()}
+        if "live" in after_text:
+            warnings.extend(_pending_unplugs(after_text["live"], changes))
+
+    views_after = {view: DomainXML(text) for view, text in after_text.items()}
+    interface = _current_interface(views_after, mac) if desired.state == "present" else None
+    if interface is not None and live:
+        live_elem = views_after["live"].by_mac(mac) if "live" in views_after else None
+        interface["tap"] = interface_info(live_elem)["target"] if live_elem is not None else None
+
+    changed_views = {change.view for change in changes}
+    diff = [
+        {
+            "before_header": "%s (%s)" % (name, view),
+            "after_header": "%s (%s)" % (name, view),
+            "before": redact(before_text[view]),
+            "after": redact(after_text[view]),
+        }
+        for view in before_text
+        if view in changed_views
+    ]
+    result = {
+        "changed": bool(changes),
+        "domain": {"name": name, "uuid": dom.UUIDString(), "active": active, "persistent": persistent},
+        "interface": interface,
+        "changes": [change.as_dict() for change in changes],
+        "diff": diff,
+    }
+    return result, warnings

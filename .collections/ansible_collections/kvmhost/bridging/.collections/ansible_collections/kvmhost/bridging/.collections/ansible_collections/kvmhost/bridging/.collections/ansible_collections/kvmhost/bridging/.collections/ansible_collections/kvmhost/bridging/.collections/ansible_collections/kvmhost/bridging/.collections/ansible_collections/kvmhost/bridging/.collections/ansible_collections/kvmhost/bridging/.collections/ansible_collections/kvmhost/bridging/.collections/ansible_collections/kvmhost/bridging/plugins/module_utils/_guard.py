@@ -1,0 +1,732 @@
+# Copyright: (c) 2026, kvmhost.bridging contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A "commit confirmed" guard for network changes made over the network.
+
+The guard protects one change, named by an id:
+
+- ``arm`` saves the listed files (their content, or that they do not exist)
+  and a snapshot of the runtime network state in ``<state_dir>/guard-<id>.json``.
+- ``watch`` (run detached, by Ansible's async wrapper) waits until the
+  deadline for a decision. Without one it claims the decision ``rollback`` and
+  restores the runtime state and the files. The countdown begins when the
+  watcher starts or, when the guard was armed with ``start_within``, at the
+  ``start`` signal, so that only the risky part of a change runs against it.
+- ``start`` checks that the watcher runs and gives that signal.
+- ``confirm`` (run over a fresh connection, which proves that the host is
+  still reachable) claims the decision ``confirmed``.
+- ``rollback`` claims ``rollback`` at once and restores in its own process.
+- ``status`` reports what the guard knows, including the last outcome.
+
+Exactly one decision is ever taken per arming: it is a file made with
+``link(2)``, which fails when the file exists, so a confirmation that arrives
+while the watcher is already rolling back gets a clear "too late" instead of a
+success that is not true. The outcome is kept in ``guard-<id>.result.json``
+until the next ``arm``, for a confirmation or a play that comes late.
+
+Times are CLOCK_BOOTTIME seconds: they keep counting while the host
+suspends and do not jump with the wall clock, and every process on the host
+reads the same clock.
+
+The runtime snapshot and restore are those of ``_netlink``; this module holds
+only the glue. Everything else is plain file handling, testable without root.
+
+PRIVATE: this module is internal to kvmhost.bridging; it is not part of the
+public API and may change without notice.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import dataclasses
+import datetime
+import errno
+import json
+import os
+import re
+import tempfile
+import time
+
+from ansible_collections.kvmhost.bridging.plugins.module_utils import _netlink
+from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
+from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import atomic_write, read_bytes
+
+STATE_DIR = "/run/kvmhost-bridging"
+FORMAT = 1
+POLL_INTERVAL = 0.1
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+CONFIRMED = "confirmed"
+ROLLBACK = "rollback"
+
+
+def boottime():
+    """Seconds since boot, counting suspend; the same clock for every process."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+def wall_clock():
+    """Local time with its offset, for messages."""
+    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def check_id(guard_id):
+    if not ID_PATTERN.match(guard_id or ""):
+        raise ModuleError(
+            "Invalid guard id %r: use 1 to 128 letters, digits, '_', '.' or '-', starting with a letter or digit." % (guard_id,)
+        )
+    return guard_id
+
+
+def netns_scope():
+    """The network namespace this process runs in, as ``net<inode>``, or None where /proc cannot say.
+
+    The runtime state a guard protects belongs to a network namespace, while
+    /run may be shared between namespaces (containers, ``ip netns exec``); the
+    scope keeps their guards apart.
+    """
+    try:
+        return "net%d" % os.stat("/proc/self/ns/net").st_ino
+    except OSError:
+        return None
+
+
+class Paths:
+    """The files of one guard id (in one network namespace) in the state directory."""
+
+    def __init__(self, state_dir, guard_id, scope=None):
+        check_id(guard_id)
+        self.dir = state_dir
+        self.id = guard_id
+        base = os.path.join(state_dir, "guard-%s%s" % (guard_id, "." + scope if scope else ""))
+        self.state = base + ".json"
+        self.decision = base + ".decision"
+        self.go = base + ".go"
+        self.result = base + ".result.json"
+
+
+# -- small file helpers -------------------------------------------------------
+
+
+def ensure_dir(path):
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise ModuleError("Cannot create the guard's state directory %s: %s." % (path, exc.strerror)) from exc
+
+
+def read_json(path):
+    """The parsed JSON of ``path``, or None when it does not exist (or is being written)."""
+    data = read_bytes(path)
+    if data is None:
+        return None
+    try:
+        return json.loads(data.decode("utf-8"))
+    except ValueError:
+        return None
+
+
+def write_json(path, value):
+    """Write JSON to ``path`` atomically (temp file in the same directory, then rename), mode 0600."""
+    directory = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(value, handle, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.rename(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def unlink(path):
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def claim(paths, decision, by, reason=None):
+    """Take the one decision of this arming; return (won, the decision record).
+
+    The record is written to a temp file first and then hard-linked to the
+    decision's name: link(2) fails with EEXIST when a decision exists, and
+    whoever reads the decision file sees it complete.
+    """
+    record = {"decision": decision, "by": by, "at": wall_clock(), "at_boottime": boottime(), "reason": reason}
+    fd, tmp = tempfile.mkstemp(prefix=".decision.", dir=paths.dir)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(record, handle, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, paths.decision)
+        except OSError as exc:
+            if exc.errno != errno.EEXIST:
+                raise ModuleError("Cannot record the guard's decision in %s: %s." % (paths.decision, exc.strerror)) from exc
+            return False, read_json(paths.decision) or {"decision": "unknown"}
+        return True, record
+    finally:
+        unlink(tmp)
+
+
+def pid_alive(pid):
+    """True while ``pid`` runs (a zombie counts as gone)."""
+    if not pid:
+        return False
+    try:
+        with open("/proc/%d/stat" % int(pid)) as handle:
+            stat = handle.read()
+    except (OSError, ValueError):
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+def process_start(pid):
+    """The start time of ``pid`` in clock ticks since boot (field 22 of its stat), or None."""
+    try:
+        with open("/proc/%d/stat" % int(pid)) as handle:
+            return int(handle.read().rsplit(")", 1)[-1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def watcher_alive(state):
+    """Whether the watcher recorded in ``state`` still runs (same PID and same start time)."""
+    watcher = (state or {}).get("watcher") or {}
+    pid = watcher.get("pid")
+    return bool(pid) and pid_alive(pid) and process_start(pid) == watcher.get("start")
+
+
+# -- files --------------------------------------------------------------------
+
+
+def capture_files(paths):
+    """What each file holds now: its bytes (base64), mode and owner, or that it does not exist."""
+    saved = []
+    for path in paths:
+        if not os.path.isabs(path):
+            raise ModuleError("The guard needs absolute paths; got %r." % path)
+        data = read_bytes(path)
+        if data is None:
+            saved.append({"path": path, "exists": False})
+            continue
+        info = os.stat(path)
+        saved.append({
+            "path": path,
+            "exists": True,
+            "content": base64.b64encode(data).decode("ascii"),
+            "mode": info.st_mode & 0o7777,
+            "uid": info.st_uid,
+            "gid": info.st_gid,
+        })
+    return saved
+
+
+def restore_files(module, saved):
+    """Put every saved file back as it was; return what was done per path."""
+    done = []
+    for item in saved:
+        path = item["path"]
+        current = read_bytes(path)
+        if not item["exists"]:
+            if current is None:
+                done.append({"path": path, "action": "unchanged"})
+            else:
+                os.unlink(path)
+                done.append({"path": path, "action": "removed"})
+            continue
+        data = base64.b64decode(item["content"])
+        if current == data:
+            done.append({"path": path, "action": "unchanged"})
+            continue
+        atomic_write(module, path, data, new_mode=item["mode"])
+        with contextlib.suppress(OSError):  # the owner and mode it had, whatever happened in between
+            os.chown(path, item["uid"], item["gid"])
+            os.chmod(path, item["mode"])
+        done.append({"path": path, "action": "restored" if current is not None else "recreated"})
+    return done
+
+
+# -- the guard ----------------------------------------------------------------
+
+
+class Runtime:
+    """How the guard takes and restores the runtime network state.
+
+    ``snapshot()`` returns a JSON-serialisable value; ``restore(value)``
+    returns a short description of what it put back. The default one is
+    _netlink's; the unit tests pass their own.
+    """
+
+    def snapshot(self):
+        raise NotImplementedError
+
+    def restore(self, snapshot):
+        raise NotImplementedError
+
+
+class Guard:
+    """The five actions, over a state directory, a Runtime and an AnsibleModule-like ``module``."""
+
+    def __init__(self, module, paths, runtime, clock=boottime, sleep=time.sleep, poll=POLL_INTERVAL):
+        self.module = module
+        self.paths = paths
+        self.runtime = runtime
+        self.clock = clock
+        self.sleep = sleep
+        self.poll = poll
+
+    # arm --------------------------------------------------------------------
+    def arm(self, timeout, files, description, with_runtime, check_mode=False, start_within=0):
+        if timeout < 1:
+            raise ModuleError("timeout must be at least 1 second; got %s." % timeout)
+        if start_within < 0:
+            raise ModuleError("start_within must be 0 (count from the watcher's start) or more seconds; got %s." % start_within)
+        state = read_json(self.paths.state)
+        if state is not None and watcher_alive(state):
+            raise ModuleError(
+                "A guarded change with id %s is in progress (watcher PID %s, armed at %s). Wait for it to be confirmed or "
+                "rolled back (at most %ss), or run the guard with action=rollback." % (
+                    self.paths.id, state["watcher"]["pid"], state.get("armed_at"), state.get("timeout")),
+                id=self.paths.id,
+            )
+        warnings = []
+        if state is not None:
+            warnings.append("Replaced an earlier arming of guard %s (armed at %s) whose watcher never ran or is gone."
+                            % (self.paths.id, state.get("armed_at")))
+        saved = capture_files(files)
+        snapshot = self.runtime.snapshot() if with_runtime else None
+        state = {
+            "format": FORMAT,
+            "id": self.paths.id,
+            "description": description,
+            "timeout": timeout,
+            "start_within": start_within,
+            "armed_at": wall_clock(),
+            "armed_boottime": self.clock(),
+            "arming": binascii.hexlify(os.urandom(8)).decode("ascii"),
+            "files": saved,
+            "runtime": snapshot,
+            "watcher": None,
+        }
+        if not check_mode:
+            ensure_dir(self.paths.dir)
+            unlink(self.paths.decision)
+            unlink(self.paths.result)
+            unlink(self.paths.go)
+            write_json(self.paths.state, state)
+        return {
+            "changed": False,
+            "armed": not check_mode,
+            "state_file": self.paths.state,
+            "files": [{"path": item["path"], "exists": item["exists"]} for item in saved],
+            "runtime": with_runtime,
+            "timeout": timeout,
+            "warnings": warnings,
+        }
+
+    def _load(self, action):
+        state = read_json(self.paths.state)
+        if state is None:
+            result = read_json(self.paths.result)
+            if result is not None:
+                raise ModuleError(
+                    "Guard %s is not armed: its last change was %s at %s. %s" % (
+                        self.paths.id, "confirmed" if result.get("confirmed") else "rolled back",
+                        result.get("finished_at"), "Arm it again before a new change." if action != "confirm"
+                        else "This confirmation came too late."),
+                    id=self.paths.id, last=result,
+                )
+            raise ModuleError("Guard %s is not armed (no %s). Run the guard with action=arm first." % (self.paths.id, self.paths.state),
+                              id=self.paths.id)
+        if state.get("format") != FORMAT:
+            raise ModuleError("%s was written by another version of the guard; remove it and arm again." % self.paths.state)
+        return state
+
+    # watch ------------------------------------------------------------------
+    def watch(self, pid=None, check_mode=False):
+        """Wait for the decision; without one by the deadline, claim ``rollback`` and restore.
+
+        With ``start_within`` (set at arm), the countdown of ``timeout`` begins at the
+        ``start`` signal, which must come within ``start_within`` seconds; otherwise it
+        begins when the watcher starts.
+        """
+        state = self._load("watch")
+        if watcher_alive(state):
+            raise ModuleError("Guard %s already has a watcher (PID %s)." % (self.paths.id, state["watcher"]["pid"]), id=self.paths.id)
+        if check_mode:
+            return {"changed": False, "confirmed": False, "rolled_back": False, "msg": "Check mode: not watching."}
+        pid = pid or os.getpid()
+        started = self.clock()
+        start_within = state.get("start_within") or 0
+        deadline = None if start_within else started + state["timeout"]
+        state["watcher"] = {"pid": pid, "start": process_start(pid), "started_boottime": started, "deadline_boottime": deadline}
+        write_json(self.paths.state, state)
+        decision = None
+        while True:
+            decision = read_json(self.paths.decision)
+            if decision is not None:
+                break
+            now = self.clock()
+            reason = None
+            if deadline is None:
+                go = read_json(self.paths.go)
+                if go is not None:
+                    deadline = go["at_boottime"] + state["timeout"]
+                    state["watcher"]["deadline_boottime"] = deadline
+                    write_json(self.paths.state, state)
+                elif now >= started + start_within:
+                    reason = "the change did not start within %ss" % start_within
+            elif now >= deadline:
+                reason = "no confirmation within %ss" % state["timeout"]
+            if reason is not None:
+                won, decision = claim(self.paths, ROLLBACK, "watcher", reason)
+                if won:
+                    return self._roll_back(state, decision)
+                break
+            if not os.path.exists(self.paths.state):
+                # Another process decided and finished between two looks.
+                result = read_json(self.paths.result)
+                if result is not None and result.get("arming") == state["arming"]:
+                    return dict(result, changed=bool(result.get("rolled_back")))
+                raise ModuleError("The state of guard %s disappeared while watching; nothing was restored." % self.paths.id)
+            self.sleep(self.poll)
+        if decision.get("decision") == CONFIRMED:
+            return self._finish(state, decision, confirmed=True, waited=decision.get("at_boottime", self.clock()) - started)
+        # Someone else (the rollback action) restores; wait for its outcome.
+        return self._await_result(state, decision)
+
+    # start ------------------------------------------------------------------
+    def start(self, wait, check_mode=False):
+        """Wait (up to ``wait`` seconds) until the watcher runs, then start its countdown."""
+        state = self.status(wait)
+        if check_mode:
+            return dict(state, msg="Check mode: not starting the countdown.")
+        if not state["armed"]:
+            raise ModuleError("Guard %s is not armed; arm it and start its watcher before the change." % self.paths.id, id=self.paths.id,
+                              last=state.get("last"))
+        if not state["watching"]:
+            raise ModuleError(
+                "The watcher of guard %s does not run (waited %ss); nothing must change without it. Roll back what was done"
+                " with action=rollback." % (self.paths.id, wait), id=self.paths.id)
+        if state.get("decision"):
+            raise ModuleError("Guard %s has already decided: %s." % (self.paths.id, state["decision"].get("decision")), id=self.paths.id)
+        go = read_json(self.paths.go)
+        if go is None:
+            go = {"at": wall_clock(), "at_boottime": self.clock()}
+            write_json(self.paths.go, go)
+        armed = read_json(self.paths.state) or {}
+        return {"changed": False, "id": self.paths.id, "watching": True, "started_at": go["at"],
+                "remaining": round(go["at_boottime"] + armed.get("timeout", 0) - self.clock(), 3)}
+
+    def _await_result(self, state, decision, limit=120.0):
+        end = self.clock() + limit
+        while self.clock() < end:
+            result = read_json(self.paths.result)
+            if result is not None and result.get("arming") == state["arming"]:
+                return dict(result, changed=bool(result.get("rolled_back")), watcher="saw the decision of %s" % decision.get("by"))
+            self.sleep(self.poll)
+        raise ModuleError("Guard %s: %s decided %s, but no outcome was recorded within %ss." % (
+            self.paths.id, decision.get("by"), decision.get("decision"), limit))
+
+    # confirm ----------------------------------------------------------------
+    def confirm(self, wait, check_mode=False):
+        if not os.path.exists(self.paths.state):
+            last = read_json(self.paths.result)
+            if last is not None and last.get("confirmed"):
+                return {"changed": False, "confirmed": True, "id": self.paths.id, "already": True, "last": last}
+        state = self._load("confirm")
+        now = self.clock()
+        deadline = self._deadline(state)
+        if check_mode:
+            return {"changed": False, "confirmed": False, "msg": "Check mode: not confirming."}
+        won, decision = claim(self.paths, CONFIRMED, "confirm")
+        if not won and decision.get("decision") != CONFIRMED:
+            result = self._await_result(state, decision)
+            raise ModuleError(
+                "Too late to confirm guard %s: %s already decided to roll back (%s); the previous state was restored at %s."
+                % (self.paths.id, decision.get("by"), decision.get("reason"), result.get("finished_at")),
+                id=self.paths.id, rolled_back=True, outcome=result,
+            )
+        summary = {
+            "changed": False,
+            "confirmed": True,
+            "id": self.paths.id,
+            "since_arm": round(now - state["armed_boottime"], 3),
+            "remaining": round(deadline - now, 3) if deadline else None,
+        }
+        if watcher_alive(state):
+            end = self.clock() + wait
+            while self.clock() < end and os.path.exists(self.paths.state):
+                self.sleep(self.poll)
+            summary["watcher_done"] = not os.path.exists(self.paths.state)
+        else:
+            # No watcher (it never started, or died): finish here.
+            self._finish(state, decision, confirmed=True, waited=0)
+            summary["watcher_done"] = True
+        return summary
+
+    # rollback ---------------------------------------------------------------
+    def rollback(self, reason, check_mode=False):
+        state = self._load("rollback")
+        if check_mode:
+            return {"changed": True, "rolled_back": False, "msg": "Check mode: would roll back guard %s." % self.paths.id}
+        won, decision = claim(self.paths, ROLLBACK, "rollback action", reason or "rollback requested")
+        if not won:
+            if decision.get("decision") == CONFIRMED:
+                raise ModuleError("Guard %s was already confirmed (%s); there is nothing to roll back." % (
+                    self.paths.id, decision.get("at")), id=self.paths.id, confirmed=True)
+            return self._await_result(state, decision)
+        return self._roll_back(state, decision)
+
+    def _deadline(self, state):
+        """When the watcher rolls back: recorded by it, or known from the start signal; None before the countdown."""
+        watcher = state.get("watcher") or {}
+        if watcher.get("deadline_boottime"):
+            return watcher["deadline_boottime"]
+        go = read_json(self.paths.go)
+        return go["at_boottime"] + state["timeout"] if go else None
+
+    # status -----------------------------------------------------------------
+    def status(self, wait=0):
+        """What the guard knows; while it is armed and its watcher has not started yet, wait up to ``wait`` seconds for it."""
+        state = read_json(self.paths.state)
+        end = self.clock() + wait
+        while state is not None and not (state.get("watcher") and watcher_alive(state)) and self.clock() < end:
+            self.sleep(self.poll)
+            state = read_json(self.paths.state)
+        result = read_json(self.paths.result)
+        out = {"changed": False, "id": self.paths.id, "armed": state is not None, "watching": False, "last": result}
+        if state is not None:
+            out["watching"] = watcher_alive(state)
+            out["description"] = state.get("description")
+            out["armed_at"] = state.get("armed_at")
+            deadline = self._deadline(state)
+            if deadline:
+                out["remaining"] = round(deadline - self.clock(), 3)
+            out["decision"] = read_json(self.paths.decision)
+        return out
+
+    # outcomes ---------------------------------------------------------------
+    def _roll_back(self, state, decision):
+        errors = []
+        runtime = None
+        if state.get("runtime") is not None:
+            try:
+                runtime = self.runtime.restore(state["runtime"])
+            except Exception as exc:  # restore the files whatever happened to the links
+                errors.append("runtime state: %s" % exc)
+        try:
+            files = restore_files(self.module, state.get("files") or [])
+        except Exception as exc:
+            files = []
+            errors.append("files: %s" % exc)
+        what = state.get("description") or "the guarded change"
+        msg = "Rolled back %s (%s): restored the previous %s at %s." % (
+            what, decision.get("reason"),
+            " and ".join(x for x in ("runtime network state" if state.get("runtime") is not None else "",
+                                     "files" if state.get("files") else "") if x) or "state",
+            wall_clock())
+        if errors:
+            msg += " Some parts could not be restored: %s." % "; ".join(errors)
+        return self._finish(state, decision, confirmed=False, rolled_back=True, msg=msg, restored_files=files,
+                            restored_runtime=runtime, errors=errors)
+
+    def _finish(self, state, decision, confirmed, rolled_back=False, waited=None, **extra):
+        result = {
+            "id": self.paths.id,
+            "description": state.get("description"),
+            "confirmed": confirmed,
+            "rolled_back": rolled_back,
+            "decision": decision.get("decision"),
+            "decided_by": decision.get("by"),
+            "reason": decision.get("reason"),
+            "decision_at": decision.get("at"),
+            "armed_at": state.get("armed_at"),
+            "arming": state.get("arming"),
+            "finished_at": wall_clock(),
+        }
+        if waited is not None:
+            result["waited"] = round(max(waited, 0), 3)
+        result.update(extra)
+        if "msg" not in result:
+            result["msg"] = "Confirmed %s." % (state.get("description") or "the guarded change")
+        write_json(self.paths.result, result)
+        unlink(self.paths.state)
+        unlink(self.paths.decision)
+        unlink(self.paths.go)
+        return dict(result, changed=rolled_back)
+
+
+# -- the runtime network state (glue over _netlink) -----------------------------
+
+
+def snapshot_to_json(snapshot):
+    """A Snapshot of _netlink as plain JSON values."""
+    return {
+        "links": [dataclasses.asdict(link) for link in snapshot.links.values()],
+        "addresses": [dataclasses.asdict(address) for address in snapshot.addresses],
+        "routes": [dataclasses.asdict(route) for route in snapshot.routes],
+    }
+
+
+def _route_from_json(data):
+    data = dict(data)
+    data["multipath"] = tuple(_netlink.Nexthop(**hop) for hop in data.get("multipath") or ())
+    data["metrics"] = tuple(tuple(pair) for pair in data.get("metrics") or ())
+    data["unsupported"] = tuple(data.get("unsupported") or ())
+    return _netlink.Route(**data)
+
+
+def snapshot_from_json(data):
+    """The Snapshot that snapshot_to_json() was given."""
+    return _netlink.Snapshot(
+        links=[_netlink.Link(**link) for link in data.get("links") or ()],
+        addresses=[_netlink.Address(**address) for address in data.get("addresses") or ()],
+        routes=[_route_from_json(route) for route in data.get("routes") or ()],
+    )
+
+
+def _restorable_addresses(snapshot, name):
+    """The addresses of ``name`` that a restore manages: the user's, not the kernel's own."""
+    return {(a.family, a.ip, a.prefixlen): a for a in snapshot.addresses_on(name) if _netlink.is_migratable_address(a)}
+
+
+def _restorable_routes(snapshot, names):
+    routes = []
+    for route in snapshot.routes:
+        if _netlink.is_movable_route(route) and any(route.uses(name) for name in names) and route not in routes:
+            routes.append(route)
+    return routes
+
+
+def restore_scope(saved, now, interfaces):
+    """The links a restore looks at: ``interfaces`` (or every link but loopback) and the ports of those that are bridges."""
+    every = {name for name, link in list(saved.links.items()) + list(now.links.items()) if not link.loopback}
+    names = set(interfaces) if interfaces else every
+    for snap in (saved, now):
+        for name in list(names):
+            link = snap.link(name)
+            if link is not None and link.kind == "bridge":
+                names.update(snap.ports_of(name))
+    return names
+
+
+def plan_restore(saved, now, interfaces=()):
+    """The (op, args, description) steps that bring ``now`` back to ``saved`` for the links in scope.
+
+    Bridges that did not exist are deleted (other new links, such as a guest's
+    tap, are left alone); bridges that are gone are created again; then the
+    masters, MTUs, MACs, bridge options and link states, the addresses (added
+    before the extra ones are removed) and last the routes, whose gateways need
+    the addresses. The kernel's own addresses and routes are not touched.
+    """
+    names = restore_scope(saved, now, interfaces)
+    steps = []
+    for name in sorted(names):
+        old, new = saved.link(name), now.link(name)
+        if old is None and new is not None and new.kind == "bridge":
+            steps.append(("delete_link", {"name": name}, "delete bridge %s, which did not exist" % name))
+    for name in sorted(names):
+        old, new = saved.link(name), now.link(name)
+        if old is not None and new is None and old.kind == "bridge":
+            steps.append(("create_bridge", {"name": name, "mac": old.mac or None, "mtu": old.mtu or None, "options": dict(old.bridge)},
+                          "create bridge %s again" % name))
+    gone = {args["name"] for op, args, _text in steps if op == "delete_link"}
+    for name in sorted(names):
+        old = saved.link(name)
+        new = now.link(name)
+        if old is None or name in gone or (new is None and old.kind != "bridge"):
+            continue
+        recreated = new is None
+        changes = {}
+        master_differs = recreated or (old.master or None) != (new.master or None)
+        if master_differs and (old.master or not recreated):
+            changes["master"] = old.master or ""
+        if not recreated and old.mtu and old.mtu != new.mtu:
+            changes["mtu"] = old.mtu
+        if not recreated and old.mac and old.mac != new.mac:
+            changes["mac"] = old.mac
+        if not recreated and old.kind == "bridge":
+            options = {key: value for key, value in old.bridge.items() if new.bridge.get(key) != value}
+            if options:
+                changes["options"] = options
+        if changes:
+            text = ", ".join("%s %s" % (key, value if value != "" else "none") for key, value in sorted(changes.items()))
+            steps.append(("set_link", dict(changes, name=name), "set %s %s" % (name, text)))
+    for name in sorted(names):
+        old = saved.link(name)
+        new = now.link(name)
+        if old is None or name in gone:
+            continue
+        if new is None or old.up != new.up:
+            steps.append(("set_link", {"name": name, "up": old.up}, "bring %s %s" % (name, "up" if old.up else "down")))
+    for name in sorted(names):
+        if saved.link(name) is None or name in gone:
+            continue
+        before = _restorable_addresses(saved, name)
+        after = _restorable_addresses(now, name) if now.link(name) is not None else {}
+        for key, address in before.items():
+            if key not in after:
+                steps.append(("add_address", {"address": address}, "add %s to %s" % (address.cidr, name)))
+    for name in sorted(names):
+        if saved.link(name) is None or name in gone or now.link(name) is None:
+            continue
+        before = _restorable_addresses(saved, name)
+        for key, address in _restorable_addresses(now, name).items():
+            if key not in before:
+                steps.append(("del_address", {"address": address}, "remove %s from %s" % (address.cidr, name)))
+    before_routes = _restorable_routes(saved, names)
+    now_routes = [r for r in _restorable_routes(now, names) if not any(r.uses(name) for name in gone)]
+    for route in before_routes:
+        if route not in now_routes:
+            steps.append(("replace_route", {"route": route}, "restore route '%s'" % route.describe()))
+    restored_keys = {route.key for route in before_routes}
+    for route in now_routes:
+        if route not in before_routes and route.key not in restored_keys:
+            steps.append(("delete_route", {"route": route}, "remove route '%s'" % route.describe()))
+    return steps
+
+
+class NetlinkRuntime(Runtime):
+    """The runtime network state, read and restored over netlink with _netlink's session and applier."""
+
+    def __init__(self, interfaces=(), session=None):
+        self.interfaces = tuple(interfaces or ())
+        self.session = session or _netlink.iproute_session
+
+    def snapshot(self):
+        return {"interfaces": list(self.interfaces), "snapshot": snapshot_to_json(_netlink.read_snapshot())}
+
+    def restore(self, snapshot):
+        """Apply plan_restore(); go on after a failed step. Return the steps done; raise listing the ones that failed."""
+        wanted = snapshot_from_json(snapshot["snapshot"])
+        interfaces = snapshot.get("interfaces") or ()
+        done, failed = [], []
+        with self.session() as ipr:
+            applier = _netlink.KernelApplier(ipr)
+            for op, args, text in plan_restore(wanted, _netlink.read_snapshot(), interfaces):
+                try:
+                    applier.run(op, args)
+                    done.append(text)
+                except Exception as exc:  # restore the rest whatever failed
+                    failed.append("%s: %s" % (text, _netlink.describe_error(exc)))
+            left = _netlink.state_differences(
+                _netlink.runtime_state(wanted, restore_scope(wanted, wanted, interfaces)),
+                _netlink.runtime_state(_netlink.read_snapshot(), restore_scope(wanted, wanted, interfaces)),
+            )
+        if failed:
+            raise RestoreError(done, failed, left)
+        return {"steps": done, "differences": left}
+
+
+class RestoreError(Exception):
+    def __init__(self, done, failed, left):
+        super().__init__("%s (done: %s)" % ("; ".join(failed), "; ".join(done) or "nothing"))
+        self.done = done
+        self.failed = failed
+        self.left = left

@@ -1,0 +1,67 @@
+"""Fixtures of the integration tests: the namespace lab, fresh hosts, Ansible.
+
+The lab id comes from KVMB_LAB_ID (default 0). The lab is brought up once per
+session and torn down at the end, also when tests fail.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lab"))
+sys.path.insert(0, HERE)
+
+import kvmblab  # noqa: E402
+from kvmb_ansible import AnsibleRunner  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def lab():
+    if os.geteuid() != 0:
+        pytest.skip("the namespace lab needs root")
+    the_lab = kvmblab.Lab(int(os.environ.get("KVMB_LAB_ID", "0")))
+    the_lab.down()  # anything left from an earlier, killed run
+    try:
+        the_lab.up(hosts=0)
+        yield the_lab
+    finally:
+        the_lab.down()
+
+
+@pytest.fixture
+def host(lab):
+    """A fresh lab host for one test, removed afterwards."""
+    the_host = lab.add_host()
+    try:
+        yield the_host
+    finally:
+        lab.remove_host(the_host)
+
+
+@pytest.fixture
+def stock_host(lab):
+    """A fresh lab host with the stock RHEL firewall, at runtime and in /etc/sysconfig/iptables."""
+    the_host = lab.add_host(stock_firewall=True)
+    try:
+        yield the_host
+    finally:
+        lab.remove_host(the_host)
+
+
+@pytest.fixture
+def firewalld_host(lab):
+    """A fresh lab host running Debian's firewalld (stock configuration) on its own system bus."""
+    the_host = lab.add_host(firewalld=True)
+    try:
+        yield the_host
+    finally:
+        lab.remove_host(the_host)
+
+
+@pytest.fixture(scope="session")
+def ansible(lab, tmp_path_factory):
+    return AnsibleRunner(lab, str(tmp_path_factory.mktemp("ansible")))

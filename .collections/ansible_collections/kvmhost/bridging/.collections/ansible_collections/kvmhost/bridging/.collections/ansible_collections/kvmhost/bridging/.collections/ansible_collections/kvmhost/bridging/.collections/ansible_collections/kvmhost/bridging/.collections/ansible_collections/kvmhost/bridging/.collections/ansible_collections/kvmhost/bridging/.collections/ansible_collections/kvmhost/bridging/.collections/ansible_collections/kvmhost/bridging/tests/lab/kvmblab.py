@@ -1,0 +1,658 @@
+"""The namespace lab: real test hosts made of network namespaces on this machine.
+
+A lab has an id (0-99) that keeps its names and addresses apart from other
+labs on the same machine:
+
+- a LAN namespace ``kvmb-<id>-lan`` with a bridge ``lan0`` at 198.19.0.1/24,
+  where dnsmasq hands out DHCP leases (198.19.0.100-250);
+- hosts ``kvmb-<id>-h<n>``: each a network namespace with
+  - ``eth0``, a veth whose root-side peer is the link ``kvmb-<id>-h<n>``, on a
+    /30 of 198.18.0.0/15 (the root side holds the first address, the host the
+    second, and the host's default route points at the root side);
+  - ``eth1``, a veth plugged into the LAN's bridge (no address: the NIC users
+    bridge);
+  - an sshd on its eth0 address, started inside a private mount namespace where
+    /etc is an overlay over the machine's /etc, so /etc/sysconfig,
+    /etc/sysctl.d and the rest are the host's own, /run is the host's own
+    tmpfs, and a private UTS namespace with the host's own hostname;
+- guests ``kvmb-<id>-h<n>-g<k>``: namespaces plugged into a host through a veth
+  whose host end is named ``vnet<k>``, with a DHCP client on demand.
+
+Everything the lab makes is recorded in a state file and found again by name,
+so ``down`` removes it all, even after a crash: processes by PID (those inside
+the lab's namespaces, and the recorded ones), then namespaces, then links.
+Nothing else on the machine is touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+MGMT_NET = ipaddress.ip_network("198.18.0.0/16")
+LAN_NET = ipaddress.ip_network("198.19.0.0/24")
+LAN_GATEWAY = "198.19.0.1"
+LAN_DHCP_RANGE = ("198.19.0.100", "198.19.0.250")
+MAX_HOSTS = 127
+STATE_ROOT = os.environ.get("KVMB_LAB_STATE", "/tmp/kvmb-lab")
+
+# What a RHEL 7/8 host ships in /etc/sysconfig/iptables: the rules every
+# bridged-VM guide ends up removing.
+STOCK_IPTABLES = """\
+# sample configuration for iptables service
+# you can edit this manually or use system-config-firewall
+# please do not ask us to add additional ports/services to this default configuration
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -m state --state RELATED,ESTABLISHED -j ACCEPT
+-A INPUT -p icmp -j ACCEPT
+-A INPUT -i lo -j ACCEPT
+-A INPUT -p tcp -m state --state NEW -m tcp --dport 22 -j ACCEPT
+-A INPUT -j REJECT --reject-with icmp-host-prohibited
+-A FORWARD -j REJECT --reject-with icmp-host-prohibited
+COMMIT
+"""
+
+UDHCPC_SCRIPT = """#!/bin/sh
+# udhcpc event script of the kvmb lab: apply the lease, record the address.
+case "$1" in
+  deconfig)
+    ip -4 addr flush dev "$interface"
+    ip link set "$interface" up
+    ;;
+  bound|renew)
+    ip -4 addr flush dev "$interface"
+    ip addr add "$ip/${mask:-24}" dev "$interface"
+    if [ -n "$router" ]; then
+      ip route replace default via "${router%% *}" dev "$interface"
+    fi
+    echo "$ip" > "$KVMB_LEASE_FILE"
+    ;;
+esac
+exit 0
+"""
+
+
+class LabError(RuntimeError):
+    """Something in the lab could not be set up or found."""
+
+
+def _decode(data):
+    return None if data is None else data.decode("utf-8", "surrogateescape")
+
+
+def _run(argv, check=True, capture=True, input=None, timeout=60):
+    """Run ``argv``; text in and out, decoded exactly (no newline translation)."""
+    proc = subprocess.run(
+        argv,
+        check=False,
+        input=None if input is None else input.encode("utf-8", "surrogateescape"),
+        stdout=subprocess.PIPE if capture else None,
+        stderr=subprocess.PIPE if capture else None,
+        timeout=timeout,
+    )
+    proc.stdout, proc.stderr = _decode(proc.stdout), _decode(proc.stderr)
+    if check and proc.returncode != 0:
+        raise LabError("command failed (%s): %s\n%s%s" % (proc.returncode, " ".join(argv), proc.stdout or "", proc.stderr or ""))
+    return proc
+
+
+def _pid_alive(pid):
+    """True while ``pid`` runs; a zombie (exited, not yet reaped) counts as gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            stat = handle.read()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+def _cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as handle:
+            return handle.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+    except OSError:
+        return None
+
+
+def _is_lab_process(pid):
+    """Whether ``pid`` is (still) one of the daemons the lab starts, zombie or not."""
+    try:
+        with open("/proc/%d/comm" % pid) as handle:
+            return handle.read().strip() in ("sshd", "dnsmasq")
+    except OSError:
+        return False
+
+
+def _stop_pids(pids, grace=2.0):
+    """SIGTERM the given PIDs, then SIGKILL those still alive after ``grace``."""
+    pids = [p for p in pids if p and p != os.getpid() and _pid_alive(p)]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(_pid_alive(p) for p in pids):
+        for pid in pids:  # reap our own children so they do not linger as zombies
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.05)
+    for pid in pids:
+        if _pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+def netns_list():
+    out = _run(["ip", "netns", "list"], check=False).stdout or ""
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def netns_pids(name):
+    out = _run(["ip", "netns", "pids", name], check=False).stdout or ""
+    return [int(x) for x in out.split() if x.isdigit()]
+
+
+def root_links():
+    out = _run(["ip", "-o", "link", "show"], check=False).stdout or ""
+    names = []
+    for line in out.splitlines():
+        parts = line.split(": ", 2)
+        if len(parts) >= 2:
+            names.append(parts[1].split("@", 1)[0])
+    return names
+
+
+class Guest:
+    """A guest namespace plugged into a lab host through a ``vnetN`` port."""
+
+    def __init__(self, host, index, netns, port):
+        self.host = host
+        self.index = index
+        self.netns = netns
+        self.port = port
+
+    def __repr__(self):
+        return "Guest(%s via %s:%s)" % (self.netns, self.host.name, self.port)
+
+    def run(self, argv, check=True, input=None, timeout=60):
+        return _run(["ip", "netns", "exec", self.netns, *argv], check=check, input=input, timeout=timeout)
+
+    def dhcp(self, timeout=8):
+        """Ask for a lease on eth0; return the leased IPv4 address or None."""
+        lease_file = os.path.join(self.host.lab.state_dir, "lease-%s" % self.netns)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lease_file)
+        tries = max(1, int(timeout // 2))
+        env = dict(os.environ, KVMB_LEASE_FILE=lease_file)
+        argv = ["ip", "netns", "exec", self.netns, "udhcpc", "-i", "eth0", "-f", "-q", "-n",
+                "-t", str(tries), "-T", "2", "-A", "1", "-s", self.host.lab.udhcpc_script]
+        proc = subprocess.run(argv, check=False, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, timeout=timeout + 10)
+        if proc.returncode == 0 and os.path.exists(lease_file):
+            with open(lease_file) as handle:
+                return handle.read().strip() or None
+        return None
+
+    def address(self):
+        out = self.run(["ip", "-4", "-o", "addr", "show", "dev", "eth0"], check=False).stdout or ""
+        for line in out.splitlines():
+            fields = line.split()
+            if "inet" in fields:
+                return fields[fields.index("inet") + 1].split("/")[0]
+        return None
+
+    def ping(self, address, count=1, timeout=2):
+        proc = self.run(["ping", "-n", "-c", str(count), "-W", str(timeout), address], check=False, timeout=timeout * count + 10)
+        return proc.returncode == 0
+
+
+class LabHost:
+    """A lab host: a network namespace with an sshd in its own mount and UTS namespaces."""
+
+    def __init__(self, lab, record):
+        self.lab = lab
+        self.index = record["index"]
+        self.name = record["name"]
+        self.netns = record["netns"]
+        self.address = record["address"]
+        self.peer_address = record["peer_address"]
+        self.pid = record["pid"]
+        self.dir = record.get("dir")
+        self.services = dict(record.get("services") or {})
+
+    def __repr__(self):
+        return "LabHost(%s %s pid=%s)" % (self.name, self.address, self.pid)
+
+    def restart_firewalld(self):
+        """Stop the host's firewalld by PID and start it again, as systemctl restart does."""
+        self.services = self.lab.restart_firewalld(self)
+
+    def _nsenter(self, argv):
+        return ["nsenter", "-t", str(self.pid), "-n", "-m", "-u", "--", *argv]
+
+    def run(self, argv, check=True, input=None, timeout=60):
+        """Run ``argv`` inside the host (its network, mount and UTS namespaces)."""
+        return _run(self._nsenter(argv), check=check, input=input, timeout=timeout)
+
+    def popen(self, argv, **kwargs):
+        return subprocess.Popen(self._nsenter(argv), **kwargs)
+
+    def read_file(self, path):
+        proc = self.run(["cat", "--", path], check=False)
+        return proc.stdout if proc.returncode == 0 else None
+
+    def write_file(self, path, text, mode="0644"):
+        self.run(["mkdir", "-p", "--", os.path.dirname(path)])
+        self.run(["sh", "-c", 'cat > "$1" && chmod "$2" "$1"', "sh", path, mode], input=text)
+
+    def add_guest(self, port=None, bridge=None):
+        return self.lab.add_guest(self, port=port, bridge=bridge)
+
+    @property
+    def guests(self):
+        return [g for g in self.lab.guests() if g.host.name == self.name]
+
+
+class Lab:
+    """One lab, identified by ``lab_id``; its state lives in STATE_ROOT/<id>."""
+
+    def __init__(self, lab_id=0, python=None, state_root=STATE_ROOT):
+        lab_id = int(lab_id)
+        if not 0 <= lab_id <= 99:
+            raise LabError("lab id must be 0-99, got %s" % lab_id)
+        self.id = lab_id
+        self.prefix = "kvmb-%d-" % lab_id
+        self.state_dir = os.path.join(state_root, str(lab_id))
+        self.state_file = os.path.join(self.state_dir, "state.json")
+        self.python = python or sys.executable
+        self.key = os.path.join(self.state_dir, "id_ed25519")
+        self.udhcpc_script = os.path.join(self.state_dir, "udhcpc.script")
+        self.inventory_path = os.path.join(self.state_dir, "inventory.yml")
+
+    # -- state ---------------------------------------------------------------
+    @contextlib.contextmanager
+    def _locked(self):
+        os.makedirs(self.state_dir, exist_ok=True)
+        with open(os.path.join(self.state_dir, ".lock"), "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+
+    def _load(self):
+        try:
+            with open(self.state_file) as handle:
+                return json.load(handle)
+        except FileNotFoundError:
+            return {"id": self.id, "hosts": {}, "guests": {}, "pids": {}, "lan": None}
+
+    def _save(self, state):
+        tmp = self.state_file + ".tmp"
+        with open(tmp, "w") as handle:
+            json.dump(state, handle, indent=1, sort_keys=True)
+        os.replace(tmp, self.state_file)
+
+    # -- names and addresses -------------------------------------------------
+    @property
+    def lan_netns(self):
+        return self.prefix + "lan"
+
+    def host_addresses(self, index):
+        """(root-side address, host address) of host ``index`` (1-based), each /30."""
+        if not 1 <= index <= MAX_HOSTS:
+            raise LabError("host index must be 1-%d" % MAX_HOSTS)
+        base = int(MGMT_NET.network_address) + self.id * 512 + index * 4
+        return str(ipaddress.ip_address(base + 1)), str(ipaddress.ip_address(base + 2))
+
+    # -- up ------------------------------------------------------------------
+    def up(self, hosts=2, stock_firewall=False):
+        """Bring the lab up with (at least) ``hosts`` hosts; return them."""
+        with self._locked():
+            self._prepare()
+            state = self._load()
+            if not state.get("lan"):
+                state["lan"] = self._make_lan(state)
+                self._save(state)
+        made = []
+        while len(self.hosts()) < hosts:
+            made.append(self.add_host(stock_firewall=stock_firewall))
+        self.write_inventory()
+        return self.hosts()
+
+    def _prepare(self):
+        missing = [tool for tool in ("ip", "sshd", "dnsmasq", "udhcpc", "nsenter", "unshare", "ssh-keygen") if not shutil.which(tool)]
+        if missing:
+            raise LabError("missing tools: %s (run scripts/setup.sh)" % ", ".join(missing))
+        if not os.path.exists(self.key):
+            _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "kvmb-lab-%d" % self.id, "-f", self.key])
+        if not os.path.exists(self.udhcpc_script):
+            with open(self.udhcpc_script, "w") as handle:
+                handle.write(UDHCPC_SCRIPT)
+            os.chmod(self.udhcpc_script, 0o755)
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege-separation directory
+
+    def _make_lan(self, state):
+        ns = self.lan_netns
+        if ns in netns_list():
+            raise LabError("namespace %s exists but the lab has no record of it: run 'down' first" % ns)
+        _run(["ip", "netns", "add", ns])
+        batch = [
+            "link set lo up",
+            "link add lan0 type bridge stp_state 0 forward_delay 0",
+            "addr add %s/%d dev lan0" % (LAN_GATEWAY, LAN_NET.prefixlen),
+            "link set lan0 up",
+        ]
+        _run(["ip", "-n", ns, "-batch", "-"], input="\n".join(batch) + "\n")
+        leases = os.path.join(self.state_dir, "dnsmasq.leases")
+        pidfile = os.path.join(self.state_dir, "dnsmasq.pid")
+        argv = ["ip", "netns", "exec", ns, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
+                "--port=0", "--no-resolv", "--no-hosts", "--bind-interfaces", "--interface=lan0",
+                "--except-interface=lo", "--dhcp-range=%s,%s,255.255.255.0,10m" % LAN_DHCP_RANGE,
+                "--dhcp-option=option:router,%s" % LAN_GATEWAY, "--dhcp-leasefile=%s" % leases,
+                "--dhcp-authoritative", "--pid-file=%s" % pidfile, "--log-facility=%s" % os.path.join(self.state_dir, "dnsmasq.log"),
+                "--log-dhcp"]
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        state["pids"]["dnsmasq"] = {"pid": proc.pid, "cmd": "dnsmasq"}
+        time.sleep(0.2)
+        if proc.poll() is not None:
+            raise LabError("dnsmasq did not start in %s; see %s" % (ns, os.path.join(self.state_dir, "dnsmasq.log")))
+        return {"netns": ns, "gateway": LAN_GATEWAY, "dnsmasq_pid": proc.pid}
+
+    def add_host(self, stock_firewall=False, firewalld=False):
+        with self._locked():
+            state = self._load()
+            if not state.get("lan"):
+                raise LabError("the lab is not up: run 'up' first")
+            used = {h["index"] for h in state["hosts"].values()}
+            index = next(i for i in range(1, MAX_HOSTS + 1) if i not in used)
+            record = self._make_host(index, stock_firewall)
+            state["hosts"][record["name"]] = record
+            self._save(state)
+        host = LabHost(self, record)
+        self._wait_for_ssh(host)
+        if firewalld:
+            self._start_firewalld(host)
+        self.write_inventory()
+        return host
+
+    # -- firewalld hosts (tests/lab/kvmb_firewalld.py) -------------------------
+    def _record_services(self, host, services):
+        with self._locked():
+            state = self._load()
+            state["hosts"][host.name]["services"] = services
+            self._save(state)
+        host.services = dict(services)
+        return host.services
+
+    def _start_firewalld(self, host):
+        import kvmb_firewalld
+
+        try:
+            services = kvmb_firewalld.start(host, host.dir)
+        except Exception:
+            self.remove_host(host)
+            raise
+        return self._record_services(host, services)
+
+    def restart_firewalld(self, host):
+        import kvmb_firewalld
+
+        services = dict(host.services)
+        kvmb_firewalld.stop_firewalld(services.pop("firewalld", None))
+        services["firewalld"] = kvmb_firewalld.start_firewalld(host, host.dir)
+        return self._record_services(host, services)
+
+    def _make_host(self, index, stock_firewall):
+        name = "h%d" % index
+        ns = self.prefix + name
+        peer = ns  # the root-side veth peer: kvmb-<id>-h<n>, at most 12 characters
+        peer_addr, addr = self.host_addresses(index)
+        if ns in netns_list() or peer in root_links():
+            raise LabError("%s exists but the lab has no record of it: run 'down' first" % ns)
+        _run(["ip", "netns", "add", ns])
+        _run(["ip", "link", "add", peer, "type", "veth", "peer", "name", "eth0", "netns", ns])
+        _run(["ip", "addr", "add", "%s/30" % peer_addr, "dev", peer])
+        _run(["ip", "link", "set", peer, "up"])
+        lan_port = "%s" % name
+        _run(["ip", "-n", self.lan_netns, "link", "add", lan_port, "type", "veth", "peer", "name", "eth1", "netns", ns])
+        _run(["ip", "-n", self.lan_netns, "link", "set", lan_port, "master", "lan0", "up"])
+        batch = [
+            "link set lo up",
+            "addr add %s/30 dev eth0" % addr,
+            "link set eth0 up",
+            "link set eth1 up",
+            "route add default via %s dev eth0" % peer_addr,
+        ]
+        _run(["ip", "-n", ns, "-batch", "-"], input="\n".join(batch) + "\n")
+        hdir = os.path.join(self.state_dir, "hosts", name)
+        for sub in ("upper", "work"):
+            os.makedirs(os.path.join(hdir, sub), exist_ok=True)
+        self._seed_etc(os.path.join(hdir, "upper"), name, ns, addr, peer_addr, stock_firewall)
+        hostkey = os.path.join(hdir, "ssh_host_ed25519_key")
+        if not os.path.exists(hostkey):
+            _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", hostkey])
+        config = os.path.join(hdir, "sshd_config")
+        with open(config, "w") as handle:
+            handle.write(
+                "ListenAddress %s\nHostKey %s\nPidFile %s\nAuthorizedKeysFile %s.pub\n"
+                "PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+                "UsePAM no\nStrictModes no\nUseDNS no\nMaxStartups 200:30:400\nMaxSessions 200\n"
+                "ClientAliveInterval 0\nAcceptEnv LANG LC_*\nSubsystem sftp internal-sftp\n"
+                % (addr, hostkey, os.path.join(hdir, "sshd.pid"), self.key)
+            )
+        setup = (
+            'mount --make-rprivate / && '
+            'mount -t overlay kvmb-etc -o "lowerdir=/etc,upperdir=$1/upper,workdir=$1/work" /etc && '
+            'mount -t tmpfs -o mode=0755,size=64m kvmb-run /run && mkdir -p /run/sshd && '
+            'hostname "$2" && exec /usr/sbin/sshd -D -f "$3" -E "$1/sshd.log"'
+        )
+        argv = ["ip", "netns", "exec", ns, "unshare", "--mount", "--uts", "--propagation", "private",
+                "sh", "-c", setup, "sh", hdir, name, config]
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        if stock_firewall:
+            _run(["ip", "netns", "exec", ns, "iptables-restore"], input=STOCK_IPTABLES)
+        return {"index": index, "name": name, "netns": ns, "peer": peer, "address": addr, "peer_address": peer_addr,
+                "pid": proc.pid, "dir": hdir, "lan_port": lan_port}
+
+    @staticmethod
+    def _seed_etc(upper, name, ns, addr, gateway, stock_firewall):
+        """Write the host's own /etc files into its overlay's upper layer."""
+        scripts = os.path.join(upper, "sysconfig", "network-scripts")
+        os.makedirs(scripts, exist_ok=True)
+        os.makedirs(os.path.join(upper, "sysctl.d"), exist_ok=True)
+        mac0 = _run(["ip", "-n", ns, "-br", "link", "show", "eth0"]).stdout.split()[2]
+        mac1 = _run(["ip", "-n", ns, "-br", "link", "show", "eth1"]).stdout.split()[2]
+        files = {
+            os.path.join(scripts, "ifcfg-eth0"): (
+                "DEVICE=eth0\nTYPE=Ethernet\nHWADDR=%s\nBOOTPROTO=none\nIPADDR=%s\nPREFIX=30\nGATEWAY=%s\nONBOOT=yes\n"
+                % (mac0, addr, gateway)
+            ),
+            os.path.join(scripts, "ifcfg-eth1"): "DEVICE=eth1\nTYPE=Ethernet\nHWADDR=%s\nBOOTPROTO=none\nONBOOT=yes\n" % mac1,
+            os.path.join(upper, "hostname"): name + "\n",
+            # As on a real host, the host's own name resolves: otherwise every
+            # fact gathering (socket.getfqdn) waits for a DNS server the lab
+            # cannot reach.
+            os.path.join(upper, "hosts"): "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n%s %s\n" % (addr, name),
+        }
+        if stock_firewall:
+            files[os.path.join(upper, "sysconfig", "iptables")] = STOCK_IPTABLES
+        for path, text in files.items():
+            with open(path, "w") as handle:
+                handle.write(text)
+
+    def _wait_for_ssh(self, host, timeout=15.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection((host.address, 22), timeout=0.5) as sock:
+                if sock.recv(4).startswith(b"SSH"):
+                    return
+            if not _pid_alive(host.pid):
+                break
+            time.sleep(0.05)
+        log = os.path.join(self.state_dir, "hosts", host.name, "sshd.log")
+        raise LabError("sshd of %s did not come up on %s:22 (see %s)" % (host.name, host.address, log))
+
+    def remove_host(self, host):
+        name = host if isinstance(host, str) else host.name
+        with self._locked():
+            state = self._load()
+            record = state["hosts"].pop(name, None)
+            for gname in [g for g, rec in state["guests"].items() if rec["host"] == name]:
+                self._remove_netns(state["guests"].pop(gname)["netns"])
+            if record:
+                if record.get("services"):
+                    import kvmb_firewalld
+
+                    kvmb_firewalld.stop(record["services"])
+                self._remove_netns(record["netns"], [record["pid"]], root_peer=record["peer"])
+                # The LAN end of eth1 would also go away only asynchronously.
+                _run(["ip", "-n", self.lan_netns, "link", "del", record["lan_port"]], check=False)
+                shutil.rmtree(record["dir"], ignore_errors=True)
+            self._save(state)
+        self.write_inventory()
+
+    @staticmethod
+    def _remove_netns(ns, extra_pids=(), root_peer=None):
+        """Stop the namespace's processes, then delete its root-side link and the namespace.
+
+        The root-side veth is deleted explicitly: the kernel destroys the links
+        of a deleted namespace asynchronously, and the name must be free at once.
+        """
+        pids = netns_pids(ns) if ns in netns_list() else []
+        _stop_pids(pids + list(extra_pids))
+        if root_peer and root_peer in root_links():
+            _run(["ip", "link", "del", root_peer], check=False)
+        if ns in netns_list():
+            _run(["ip", "netns", "del", ns], check=False)
+
+    # -- guests --------------------------------------------------------------
+    def add_guest(self, host, port=None, bridge=None):
+        with self._locked():
+            state = self._load()
+            taken = {rec["index"] for rec in state["guests"].values() if rec["host"] == host.name}
+            index = next(i for i in range(0, 1000) if i not in taken)
+            port = port or "vnet%d" % index
+            ns = "%s-g%d" % (host.netns, index)
+            _run(["ip", "netns", "add", ns])
+            try:
+                _run(["ip", "-n", host.netns, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns])
+                _run(["ip", "-n", ns, "link", "set", "lo", "up"])
+                _run(["ip", "-n", ns, "link", "set", "eth0", "up"])
+                if bridge:
+                    _run(["ip", "-n", host.netns, "link", "set", port, "master", bridge])
+                _run(["ip", "-n", host.netns, "link", "set", port, "up"])
+            except LabError:
+                _run(["ip", "netns", "del", ns], check=False)
+                raise
+            state["guests"][ns] = {"host": host.name, "index": index, "netns": ns, "port": port}
+            self._save(state)
+        return Guest(host, index, ns, port)
+
+    def guests(self):
+        state = self._load()
+        hosts = {h.name: h for h in self.hosts()}
+        return [Guest(hosts[rec["host"]], rec["index"], rec["netns"], rec["port"])
+                for rec in state["guests"].values() if rec["host"] in hosts]
+
+    # -- queries -------------------------------------------------------------
+    def hosts(self):
+        state = self._load()
+        return [LabHost(self, rec) for rec in sorted(state["hosts"].values(), key=lambda r: r["index"])]
+
+    def host(self, name):
+        for host in self.hosts():
+            if host.name == name:
+                return host
+        raise LabError("no host %s in lab %d" % (name, self.id))
+
+    def inventory(self):
+        hosts = {}
+        for host in self.hosts():
+            hosts[host.name] = {
+                "ansible_host": host.address,
+                "kvmb_netns": host.netns,
+                "kvmb_pid": host.pid,
+            }
+        return {
+            "all": {
+                "children": {"lab": {"hosts": hosts}},
+                "vars": {
+                    "ansible_user": "root",
+                    "ansible_ssh_private_key_file": self.key,
+                    "ansible_python_interpreter": self.python,
+                    "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
+                    "kvmb_lab_id": self.id,
+                    "kvmb_lan_gateway": LAN_GATEWAY,
+                },
+            }
+        }
+
+    def write_inventory(self, path=None):
+        path = path or self.inventory_path
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = path + ".tmp"
+        with open(tmp, "w") as handle:
+            json.dump(self.inventory(), handle, indent=2)  # JSON is YAML: Ansible reads it with the yaml plugin
+            handle.write("\n")
+        os.replace(tmp, path)
+        return path
+
+    def status(self):
+        state = self._load()
+        namespaces = [ns for ns in netns_list() if ns.startswith(self.prefix)]
+        links = [link for link in root_links() if link.startswith(self.prefix)]
+        procs = []
+        for ns in namespaces:
+            for pid in netns_pids(ns):
+                procs.append({"netns": ns, "pid": pid, "cmd": _cmdline(pid)})
+        return {
+            "id": self.id,
+            "state_dir": self.state_dir,
+            "hosts": {name: {"address": rec["address"], "pid": rec["pid"], "alive": _pid_alive(rec["pid"])}
+                      for name, rec in state["hosts"].items()},
+            "guests": sorted(state["guests"]),
+            "namespaces": namespaces,
+            "root_links": links,
+            "processes": procs,
+        }
+
+    # -- down ----------------------------------------------------------------
+    def down(self):
+        """Remove everything of this lab, recorded or found by name."""
+        state = self._load() if os.path.isdir(self.state_dir) else {"hosts": {}, "guests": {}, "pids": {}}
+        recorded = [rec["pid"] for rec in state.get("hosts", {}).values()]
+        recorded += [rec["pid"] for rec in state.get("pids", {}).values()]
+        namespaces = [ns for ns in netns_list() if ns.startswith(self.prefix)]
+        # Guests first, then hosts, then the LAN; processes before namespaces.
+        namespaces.sort(key=lambda ns: (0 if "-g" in ns[len(self.prefix):] else 1 if ns != self.lan_netns else 2))
+        for ns in namespaces:
+            _stop_pids(netns_pids(ns))
+        _stop_pids([pid for pid in recorded if _is_lab_process(pid)])
+        for link in root_links():
+            if link.startswith(self.prefix):
+                _run(["ip", "link", "del", link], check=False)
+        for ns in namespaces:
+            _run(["ip", "netns", "del", ns], check=False)
+        # Orphaned daemons are reaped by PID 1; wait until they are gone from
+        # the process table so that nothing of the lab shows in ps afterwards.
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and any(os.path.exists("/proc/%d" % pid) and _is_lab_process(pid) for pid in recorded):
+            time.sleep(0.1)
+        for link in root_links():
+            if link.startswith(self.prefix):
+                _run(["ip", "link", "del", link], check=False)
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+        leftovers = self.status()
+        if leftovers["namespaces"] or leftovers["root_links"]:
+            raise LabError("lab %d left things behind: %s" % (self.id, leftovers))

@@ -1,0 +1,75 @@
+"""Acceptance 6, the fleet: playbooks/site.yml on 20 lab hosts with forks 10, then again.
+
+With its defaults site.yml bridges each host's eth0, the NIC that carries the SSH
+connection and the default route, under the rollback guard; makes isolbr0; turns
+forwarding on and removes the stock REJECT rule (half of the hosts have it); runs the
+doctor. Every host must end ok, and the second run must report changed=0 everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SITE = os.path.join(ROOT, "playbooks", "site.yml")
+FLEET = 20
+FORKS = 10
+
+
+@pytest.fixture
+def fleet(lab):
+    hosts = []
+    try:
+        for index in range(FLEET):
+            hosts.append(lab.add_host(stock_firewall=index % 2 == 1))
+        for host in hosts:  # /run is the machine's: nothing of an earlier host of the same name and namespace inode
+            host.run(["sh", "-c", 'rm -f /run/kvmhost-bridging/guard-host_bridge-"$1".net"$(stat -L -c %i /proc/self/ns/net)".*',
+                      "sh", host.name])
+        yield hosts
+    finally:
+        for host in hosts:
+            host.run(["sh", "-c", 'rm -f /run/kvmhost-bridging/guard-host_bridge-"$1".net"$(stat -L -c %i /proc/self/ns/net)".*',
+                      "sh", host.name], check=False)
+            lab.remove_host(host)
+
+
+def test_site_on_twenty_hosts(fleet, ansible):
+    peers = {host.name: host.peer_address for host in fleet}
+    started = time.monotonic()
+    first = ansible.playbook(SITE, hosts=fleet, forks=FORKS, timeout=1800)
+    first_time = time.monotonic() - started
+    assert first.rc == 0, first.output[-6000:]
+    assert sorted(first.stats) == sorted(h.name for h in fleet)
+    for host in fleet:
+        stats = first.stats[host.name]
+        assert stats["failures"] == 0 and stats["unreachable"] == 0 and stats["changed"] > 0, (host.name, stats)
+
+    confirms = [r["result"] for r in first.results if r["task"].endswith("Confirm the change over the fresh connection, or roll back after a failed step")]
+    assert len(confirms) == FLEET and all(c["confirmed"] for c in confirms)
+    margins = sorted(c["remaining"] for c in confirms)
+
+    for host in fleet:
+        links = {rec["ifname"]: rec for rec in json.loads(host.run(["ip", "-j", "link", "show"]).stdout)}
+        assert links["eth0"]["master"] == "breth0" and links["breth0"]["address"] == links["eth0"]["address"]
+        assert "isolbr0" in links
+        routes = json.loads(host.run(["ip", "-j", "-4", "route", "show", "default"]).stdout)
+        assert [(r["gateway"], r["dev"]) for r in routes] == [(peers[host.name], "breth0")]
+        assert host.run(["sysctl", "-n", "net.ipv4.ip_forward"]).stdout.strip() == "1"
+        assert "REJECT" not in host.run(["iptables", "-S", "FORWARD"]).stdout
+        assert "BRIDGE=breth0" in host.read_file("/etc/sysconfig/network-scripts/ifcfg-eth0").splitlines()
+
+    started = time.monotonic()
+    second = ansible.playbook(SITE, hosts=fleet, forks=FORKS, timeout=1800)
+    second_time = time.monotonic() - started
+    assert second.rc == 0, second.output[-6000:]
+    for host in fleet:
+        stats = second.stats[host.name]
+        assert stats["changed"] == 0 and stats["failures"] == 0 and stats["unreachable"] == 0, (host.name, stats)
+    assert not [r for r in second.results if r["task"].endswith("Arm the guard") and r["status"] != "skipped"]
+
+    print("\nsite.yml on %d hosts, forks %d: first run %.1fs, second run %.1fs; guard margin left at confirmation: "
+          "min %.1fs, median %.1fs of 60s" % (FLEET, FORKS, first_time, second_time, margins[0], margins[len(margins) // 2]))

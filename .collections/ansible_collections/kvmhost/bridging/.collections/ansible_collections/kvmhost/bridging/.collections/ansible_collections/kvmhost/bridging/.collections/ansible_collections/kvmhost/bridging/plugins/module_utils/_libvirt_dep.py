@@ -1,0 +1,72 @@
+# Copyright: (c) 2026, kvmhost.bridging contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The optional libvirt-python dependency, imported once, with a clear error if missing.
+
+PRIVATE: this module is internal to kvmhost.bridging; it is not part of the
+public API and may change without notice.
+
+Without libvirt-python, ``libvirt`` is None, ``LibvirtError`` is a placeholder
+exception and the constants below keep their libvirt values, so that code that
+only plans (and its unit tests) works on machines without libvirt.
+"""
+
+from __future__ import annotations
+
+import traceback
+
+from ansible.module_utils.basic import missing_required_lib
+
+try:
+    import libvirt
+except ImportError:
+    HAS_LIBVIRT = False
+    LIBVIRT_IMPORT_ERROR = traceback.format_exc()
+    libvirt = None
+
+    class LibvirtError(Exception):
+        """Placeholder so that except clauses still work without libvirt-python."""
+
+        def get_error_code(self):
+            return 0
+
+else:
+    HAS_LIBVIRT = True
+    LIBVIRT_IMPORT_ERROR = None
+    LibvirtError = libvirt.libvirtError
+
+
+def _const(name, value):
+    """A libvirt constant, or its documented value when libvirt-python is missing."""
+    return getattr(libvirt, name, value) if libvirt is not None else value
+
+
+# virDomainXMLFlags, virDomainModificationImpact and virErrorNumber values
+# (stable parts of libvirt's ABI).
+VIR_DOMAIN_XML_SECURE = _const("VIR_DOMAIN_XML_SECURE", 1)
+VIR_DOMAIN_XML_INACTIVE = _const("VIR_DOMAIN_XML_INACTIVE", 2)
+VIR_DOMAIN_AFFECT_LIVE = _const("VIR_DOMAIN_AFFECT_LIVE", 1)
+VIR_DOMAIN_AFFECT_CONFIG = _const("VIR_DOMAIN_AFFECT_CONFIG", 2)
+VIR_ERR_NO_SUPPORT = _const("VIR_ERR_NO_SUPPORT", 3)
+VIR_ERR_NO_DOMAIN = _const("VIR_ERR_NO_DOMAIN", 42)
+VIR_ERR_NO_NETWORK = _const("VIR_ERR_NO_NETWORK", 43)
+VIR_ERR_NO_INTERFACE = _const("VIR_ERR_NO_INTERFACE", 57)
+
+
+def silence_libvirt_stderr():
+    """Stop libvirt from printing every error on stderr; the exceptions carry them."""
+    if libvirt is not None:
+        libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+
+
+def assert_libvirt(module):
+    """Fail the module with an actionable message when libvirt-python is missing."""
+    if not HAS_LIBVIRT:
+        module.fail_json(
+            msg=missing_required_lib(
+                "libvirt-python",
+                reason="to manage libvirt domains",
+                url="https://pypi.org/project/libvirt-python/",
+            )
+            + ". On RHEL-family hosts and on Debian, install python3-libvirt (or libvirt-python with pip).",
+            exception=LIBVIRT_IMPORT_ERROR,
+        )

@@ -1,0 +1,969 @@
+# Copyright: (c) 2026, kvmhost.bridging contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""REJECT rules of iptables: parse, plan and apply, live and in saved rules files.
+
+Live rules are read with ``<backend>-save`` of every backend found
+(iptables-nft and iptables-legacy can both hold rules in one namespace),
+compared on their parsed form, and changed with one
+``<backend>-restore --noflush`` transaction per backend. Saved rules files
+(iptables-save format) are edited line by line: only the matching lines change,
+every other byte stays.
+
+PRIVATE: this module is internal to kvmhost.bridging; it is not part of the
+public API and may change without notice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+
+from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
+from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import (
+    atomic_write,
+    directory_lock,
+    read_bytes,
+    text_diff,
+)
+
+FAMILIES = ("ipv4", "ipv6")
+COMMAND = {"ipv4": "iptables", "ipv6": "ip6tables"}
+BACKENDS = ("nft", "legacy")
+
+TABLE_BUILTINS = {
+    "filter": ("INPUT", "FORWARD", "OUTPUT"),
+    "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
+    "mangle": ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"),
+    "raw": ("PREROUTING", "OUTPUT"),
+    "security": ("INPUT", "FORWARD", "OUTPUT"),
+}
+
+# Canonical name (as iptables-save prints it) -> the other spellings iptables accepts.
+REJECT_TYPES = {
+    "ipv4": {
+        "icmp-net-unreachable": ("net-unreach",),
+        "icmp-host-unreachable": ("host-unreach",),
+        "icmp-port-unreachable": ("port-unreach",),
+        "icmp-proto-unreachable": ("proto-unreach",),
+        "icmp-net-prohibited": ("net-prohib",),
+        "icmp-host-prohibited": ("host-prohib",),
+        "icmp-admin-prohibited": ("admin-prohib",),
+        "tcp-reset": ("tcp-rst",),
+    },
+    "ipv6": {
+        "icmp6-no-route": ("no-route",),
+        "icmp6-adm-prohibited": ("adm-prohibited",),
+        "icmp6-addr-unreachable": ("addr-unreach",),
+        "icmp6-port-unreachable": ("port-unreach",),
+        "icmp6-policy-fail": ("policy-fail",),
+        "icmp6-reject-route": ("reject-route",),
+        "tcp-reset": (),
+    },
+}
+# What REJECT sends when a rule has no --reject-with.
+DEFAULT_REJECT = {"ipv4": "icmp-port-unreachable", "ipv6": "icmp6-port-unreachable"}
+# The ICMPv6 counterpart of an IPv4 type, so one reject_with serves ip_version: both
+# (the stock EL rules are icmp-host-prohibited and icmp6-adm-prohibited).
+V4_TO_V6 = {
+    "icmp-net-unreachable": "icmp6-no-route",
+    "icmp-host-unreachable": "icmp6-addr-unreachable",
+    "icmp-port-unreachable": "icmp6-port-unreachable",
+    "icmp-net-prohibited": "icmp6-adm-prohibited",
+    "icmp-host-prohibited": "icmp6-adm-prohibited",
+    "icmp-admin-prohibited": "icmp6-adm-prohibited",
+    "tcp-reset": "tcp-reset",
+}
+ANY = "any"
+
+DEFAULT_RULES_FILES = {"ipv4": "/etc/sysconfig/iptables", "ipv6": "/etc/sysconfig/ip6tables"}
+RULES_FILE_OPTIONS = {"ipv4": "rules_file", "ipv6": "rules_file_ipv6"}
+
+ACCEPT_BRIDGED_SPEC = "-m physdev --physdev-is-bridged -j ACCEPT"
+
+# Long options as iptables accepts them in rules files, mapped to the short form iptables-save prints.
+LONG_OPTIONS = {
+    "--append": "-A",
+    "--insert": "-I",
+    "--delete": "-D",
+    "--new-chain": "-N",
+    "--source": "-s",
+    "--src": "-s",
+    "--destination": "-d",
+    "--dst": "-d",
+    "--protocol": "-p",
+    "--in-interface": "-i",
+    "--out-interface": "-o",
+    "--fragment": "-f",
+    "--jump": "-j",
+    "--goto": "-g",
+    "--match": "-m",
+    "--ipv4": "-4",
+    "--ipv6": "-6",
+}
+GENERIC_WITH_VALUE = ("-s", "-d", "-p", "-i", "-o")
+GENERIC_FLAGS = ("-f", "-4", "-6")
+# Matches that never restrict which packets a rule applies to.
+NEUTRAL_MATCHES = ("comment",)
+
+_CHAIN_NAME = re.compile(r"^[^\s\"'!\-][^\s\"']{0,27}$")
+_COUNTERS = re.compile(r"^\[\d+:\d+\]$")
+
+
+# --------------------------------------------------------------------------
+# Parsing
+# --------------------------------------------------------------------------
+
+
+def split_args(text):
+    """Split one rule line into arguments the way iptables-restore does.
+
+    Double quotes group words (``--comment "a b"``) and a backslash takes the
+    next character literally (``\\"`` inside a quoted comment).
+    """
+    tokens = []
+    current = []
+    in_token = False
+    quoted = False
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char == "\\" and index + 1 < len(text):
+            current.append(text[index + 1])
+            in_token = True
+            index += 2
+            continue
+        if char == '"':
+            quoted = not quoted
+            in_token = True
+        elif char.isspace() and not quoted:
+            if in_token:
+                tokens.append("".join(current))
+                current = []
+                in_token = False
+        else:
+            current.append(char)
+            in_token = True
+        index += 1
+    if quoted:
+        raise ValueError("unterminated double quote")
+    if in_token:
+        tokens.append("".join(current))
+    return tokens
+
+
+def resolve_reject_type(family, value):
+    """The canonical name of a --reject-with value in ``family``, or None."""
+    value = value.strip().lower()
+    for canonical, aliases in REJECT_TYPES[family].items():
+        if value == canonical or value in aliases:
+            return canonical
+    return None
+
+
+def _normalize_address(family, value):
+    if "/" in value:
+        return value
+    return value + ("/32" if family == "ipv4" else "/128")
+
+
+class Rule:
+    """The parsed form of one rule: what it matches and what it does.
+
+    Two rules are equal when they match the same packets with the same target,
+    whatever their spelling: long or short options, implicit protocol matches,
+    host addresses with or without /32, REJECT with or without its default
+    --reject-with. The order of generic options and of matches does not count.
+    """
+
+    __slots__ = ("generic", "goto", "matches", "target", "target_args")
+
+    def __init__(self, generic=(), matches=(), target=None, target_args=(), goto=None):
+        self.generic = tuple(sorted(generic))
+        self.matches = tuple(sorted(matches))
+        self.target = target
+        self.target_args = tuple(target_args)
+        self.goto = goto
+
+    def _key(self):
+        return (self.generic, self.matches, self.target, self.target_args, self.goto)
+
+    def __eq__(self, other):
+        return isinstance(other, Rule) and self._key() == other._key()
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def __repr__(self):
+        return "Rule(%r)" % (self._key(),)
+
+    @property
+    def conditions(self):
+        """Generic options and matches that restrict the rule (comments do not)."""
+        return self.generic + tuple(m for m in self.matches if m[0] not in NEUTRAL_MATCHES)
+
+    @property
+    def reject_with(self):
+        if self.target != "REJECT":
+            return None
+        return dict(self.target_args).get("--reject-with")
+
+    def is_reject(self, reject_with):
+        """True for a REJECT rule that ``reject_with`` selects.
+
+        ``any`` selects every REJECT rule; a type selects only the unconditional
+        rule with that type, so ``-j REJECT --reject-with icmp-host-prohibited``
+        matches and ``-o virbr0 -j REJECT --reject-with icmp-host-prohibited``
+        does not.
+        """
+        if self.target != "REJECT":
+            return False
+        if reject_with == ANY:
+            return True
+        return not self.conditions and self.reject_with == reject_with
+
+    def is_accept_bridged(self):
+        """True for ``-m physdev --physdev-is-bridged -j ACCEPT`` (comments allowed)."""
+        return (
+            self.target == "ACCEPT"
+            and not self.target_args
+            and self.conditions == (("physdev", ("--physdev-is-bridged",)),)
+        )
+
+
+def parse_rule(tokens, family):
+    """Parse the arguments after ``-A CHAIN`` into a Rule; ValueError if malformed."""
+    generic = []
+    matches = []
+    target = None
+    target_args = []
+    goto = None
+    group = None  # the args list of the match (or target) that takes ``--options``
+    protocol = None
+    negate = False
+    index = 0
+    while index < len(tokens):
+        opt = LONG_OPTIONS.get(tokens[index], tokens[index])
+        if opt == "!":
+            negate = True
+            index += 1
+            continue
+        if opt in GENERIC_WITH_VALUE or opt in GENERIC_FLAGS:
+            value = None
+            if opt in GENERIC_WITH_VALUE:
+                index += 1
+                if index < len(tokens) and tokens[index] == "!":  # old style: -s ! 1.2.3.4
+                    negate = True
+                    index += 1
+                if index >= len(tokens):
+                    raise ValueError("%s needs a value" % opt)
+                value = tokens[index]
+                if opt in ("-s", "-d"):
+                    value = _normalize_address(family, value)
+                elif opt == "-p":
+                    value = value.lower()
+                    protocol = value
+            if not (opt == "-p" and value in ("all", "0") and not negate):  # -p all is no condition
+                generic.append((opt, negate, value))
+            negate = False
+            group = None
+            index += 1
+            continue
+        if negate and not opt.startswith("--"):
+            raise ValueError("'!' before %s" % opt)
+        if opt == "-m":
+            if index + 1 >= len(tokens):
+                raise ValueError("-m needs a match name")
+            group = []
+            matches.append((tokens[index + 1].lower(), group))
+            index += 2
+            continue
+        if opt in ("-j", "-g"):
+            if index + 1 >= len(tokens):
+                raise ValueError("%s needs a name" % opt)
+            if target is not None or goto is not None:
+                raise ValueError("more than one target")
+            if opt == "-j":
+                target = tokens[index + 1]
+                group = target_args
+            else:
+                goto = tokens[index + 1]
+                group = None
+            index += 2
+            continue
+        if group is None and protocol and opt.startswith("--"):
+            # ``-p tcp --dport 22``: iptables loads the protocol's match implicitly.
+            existing = [args for name, args in matches if name == protocol]
+            if existing:
+                group = existing[0]
+            else:
+                group = []
+                matches.append((protocol, group))
+        if group is None:
+            raise ValueError("unexpected %r" % tokens[index])
+        if negate:
+            group.append("!")
+            negate = False
+        group.append(tokens[index])
+        index += 1
+    if negate:
+        raise ValueError("'!' at the end of the rule")
+    if target is None and goto is None and not generic and not matches:
+        raise ValueError("empty rule")
+    if target == "REJECT":
+        target_args = _reject_args(family, target_args)
+    return Rule(
+        generic=generic,
+        matches=[(name, tuple(args)) for name, args in matches],
+        target=target,
+        target_args=target_args,
+        goto=goto,
+    )
+
+
+def _reject_args(family, args):
+    options = {}
+    index = 0
+    while index < len(args):
+        if args[index] == "--reject-with" and index + 1 < len(args):
+            options["--reject-with"] = resolve_reject_type(family, args[index + 1]) or args[index + 1].lower()
+            index += 2
+        else:
+            options[args[index]] = None
+            index += 1
+    options.setdefault("--reject-with", DEFAULT_REJECT[family])
+    return tuple(sorted(options.items(), key=lambda item: item[0]))
+
+
+class Line:
+    """One line of an iptables-save document."""
+
+    __slots__ = ("chain", "index", "kind", "position", "raw", "rule", "spec", "table", "verb")
+
+    def __init__(self, index, raw, kind, table=None, chain=None, verb=None, spec=None, rule=None, position=None):
+        self.index = index
+        self.raw = raw
+        self.kind = kind
+        self.table = table
+        self.chain = chain
+        self.verb = verb
+        self.spec = spec
+        self.rule = rule
+        self.position = position
+
+    def __repr__(self):
+        return "Line(%d, %r)" % (self.index, self.raw)
+
+    @property
+    def text(self):
+        """The rule as iptables-save would write it: ``-A CHAIN spec``."""
+        return "-A %s %s" % (self.chain, self.spec)
+
+
+class Table:
+    """A ``*table`` ... ``COMMIT`` block."""
+
+    def __init__(self, name, start):
+        self.name = name
+        self.start = start
+        self.commit = None
+        self.chains = {}  # name -> policy ("-" for user chains); declared in this block
+        self.rules = []  # Line objects of -A / -I rules, in file order
+        self.last_declaration = None
+
+    def chain_rules(self, chain):
+        """The chain's rules in their effective order (``-I`` lines inserted where they go)."""
+        ordered = []
+        for line in self.rules:
+            if line.chain != chain:
+                continue
+            if line.verb == "-A":
+                ordered.append(line)
+            else:
+                position = max(1, line.position or 1)
+                ordered.insert(min(position - 1, len(ordered)), line)
+        return ordered
+
+    def has_chain(self, chain):
+        return chain in self.chains or any(line.chain == chain for line in self.rules)
+
+
+class SaveDocument:
+    """An iptables-save document (live output or a saved rules file), parsed."""
+
+    def __init__(self, family, lines, tables, newline_at_end=True):
+        self.family = family
+        self.lines = lines
+        self.tables = tables
+        self.newline_at_end = newline_at_end
+
+
+_RULE_LINE = re.compile(r"^\s*(?:(\[\d+:\d+\])\s+)?(-A|--append|-I|--insert)\s+(\S+)(?:\s+(.*?))?\s*$")
+
+
+def parse_save(text, family, source):
+    """Parse iptables-save text; ModuleError names ``source`` and the line on malformed input."""
+    raw_lines = text.split("\n")
+    newline_at_end = raw_lines[-1] == ""
+    if newline_at_end:
+        raw_lines.pop()
+    lines = []
+    tables = {}
+    current = None
+    for index, raw in enumerate(raw_lines):
+        stripped = raw.strip().rstrip("\r")
+        where = "%s line %d" % (source, index + 1)
+        if not stripped:
+            lines.append(Line(index, raw, "blank", table=current and current.name))
+            continue
+        if stripped.startswith("#"):
+            lines.append(Line(index, raw, "comment", table=current and current.name))
+            continue
+        if stripped.startswith("*"):
+            if current is not None:
+                raise ModuleError("%s: table %s starts before table %s has its COMMIT." % (where, stripped, current.name))
+            name = stripped[1:].strip()
+            if name not in TABLE_BUILTINS:
+                raise ModuleError("%s: unknown table %r." % (where, name))
+            if name in tables:
+                raise ModuleError("%s: table %s appears twice." % (where, name))
+            current = Table(name, index)
+            tables[name] = current
+            lines.append(Line(index, raw, "table", table=name))
+            continue
+        if current is None:
+            raise ModuleError("%s: %r is outside any *table ... COMMIT block." % (where, stripped))
+        if stripped == "COMMIT":
+            current.commit = index
+            lines.append(Line(index, raw, "commit", table=current.name))
+            current = None
+            continue
+        if stripped.startswith(":"):
+            parts = stripped[1:].split()
+            if not parts:
+                raise ModuleError("%s: chain declaration without a name." % where)
+            current.chains[parts[0]] = parts[1] if len(parts) > 1 else "-"
+            current.last_declaration = index
+            lines.append(Line(index, raw, "chain", table=current.name, chain=parts[0]))
+            continue
+        match = _RULE_LINE.match(stripped)
+        if match:
+            verb = LONG_OPTIONS.get(match.group(2), match.group(2))
+            chain = match.group(3)
+            spec = match.group(4) or ""
+            position = None
+            try:
+                tokens = split_args(spec)
+                if verb == "-I" and tokens and tokens[0].isdigit():
+                    position = int(tokens[0])
+                    tokens = tokens[1:]
+                    spec = spec.split(None, 1)[1] if len(spec.split(None, 1)) > 1 else ""
+                rule = parse_rule(tokens, family)
+            except ValueError as exc:
+                raise ModuleError("%s: cannot parse rule %r: %s." % (where, stripped, exc)) from exc
+            line = Line(index, raw, "rule", table=current.name, chain=chain, verb=verb, spec=spec, rule=rule, position=position)
+            current.rules.append(line)
+            lines.append(line)
+            continue
+        first = LONG_OPTIONS.get(stripped.split()[0], stripped.split()[0])
+        if first == "-N" and len(stripped.split()) > 1:
+            current.chains.setdefault(stripped.split()[1], "-")
+            current.last_declaration = index
+        # Other iptables commands (-P, -N, -F ...) are kept as they are.
+        lines.append(Line(index, raw, "other", table=current.name))
+    if current is not None:
+        raise ModuleError("%s: table %s has no COMMIT line." % (source, current.name))
+    return SaveDocument(family, lines, tables, newline_at_end)
+
+
+# --------------------------------------------------------------------------
+# Request validation
+# --------------------------------------------------------------------------
+
+
+class Request:
+    """The validated parameters of reject_rule."""
+
+    def __init__(self, chain, table, reject_with, state, accept_bridged, families, persist, files):
+        self.chain = chain
+        self.table = table
+        self.reject_with = reject_with  # family -> canonical type or ANY
+        self.state = state
+        self.accept_bridged = accept_bridged
+        self.families = families
+        self.persist = persist
+        self.files = files  # family -> path
+
+    @property
+    def mode(self):
+        if self.accept_bridged:
+            return "accept_first" if self.state == "absent" else "remove_accept"
+        return "remove_reject" if self.state == "absent" else "add_reject"
+
+
+def validate_table(table):
+    if table == "filter":
+        return
+    if table in TABLE_BUILTINS:
+        raise ModuleError(
+            "table %s cannot hold REJECT rules: the kernel accepts the REJECT target only in the filter table. Use table: filter." % table
+        )
+    raise ModuleError("Unknown iptables table %r. The tables are %s; REJECT rules live in filter." % (table, ", ".join(sorted(TABLE_BUILTINS))))
+
+
+def validate_chain_name(chain, table):
+    if not _CHAIN_NAME.match(chain or ""):
+        raise ModuleError(
+            "Invalid chain name %r: a chain name has 1 to 28 characters, no spaces or quotes, and does not start with '-' or '!'." % chain
+        )
+    if chain not in TABLE_BUILTINS[table] and any(chain in chains for chains in TABLE_BUILTINS.values()):
+        raise ModuleError(
+            "%s is not a chain of the %s table (its built-in chains are %s); REJECT rules live in those or in user-defined chains."
+            % (chain, table, ", ".join(TABLE_BUILTINS[table]))
+        )
+
+
+def resolve_reject_with(value, families):
+    """Map the reject_with option to the canonical type of each family (or ANY)."""
+    value = (value or "").strip().lower()
+    if value == ANY:
+        return dict.fromkeys(families, ANY)
+    v4 = resolve_reject_type("ipv4", value)
+    if v4 is not None:
+        result = {}
+        for family in families:
+            if family == "ipv4":
+                result[family] = v4
+            elif v4 in V4_TO_V6:
+                result[family] = V4_TO_V6[v4]
+            else:
+                raise ModuleError(
+                    "reject_with %s has no ICMPv6 counterpart, so it cannot apply to ip6tables; use ip_version: ipv4,"
+                    " or an ICMPv6 type with ip_version: ipv6." % v4
+                )
+        return result
+    v6 = resolve_reject_type("ipv6", value)
+    if v6 is not None:
+        if "ipv4" in families:
+            raise ModuleError(
+                "reject_with %s is an ICMPv6 type: use it with ip_version: ipv6, or give the IPv4 type"
+                " (for example icmp-host-prohibited, which means icmp6-adm-prohibited for ip6tables)." % v6
+            )
+        return {"ipv6": v6}
+    raise ModuleError(
+        "Invalid reject_with %r. Use any, one of the IPv4 types %s, or (with ip_version: ipv6) one of %s."
+        % (value, ", ".join(REJECT_TYPES["ipv4"]), ", ".join(REJECT_TYPES["ipv6"]))
+    )
+
+
+def build_request(params):
+    """Validate module parameters into a Request; ModuleError on bad input."""
+    table = params["table"]
+    validate_table(table)
+    chain = params["chain"]
+    validate_chain_name(chain, table)
+    families = FAMILIES if params["ip_version"] == "both" else (params["ip_version"],)
+    reject_with = resolve_reject_with(params["reject_with"], families)
+    if params["state"] == "present" and not params["accept_bridged"] and ANY in reject_with.values():
+        raise ModuleError("state: present adds one REJECT rule, so it needs a type: set reject_with to a type, not any.")
+    files = {family: params.get(option) or DEFAULT_RULES_FILES[family] for family, option in RULES_FILE_OPTIONS.items()}
+    return Request(
+        chain=chain,
+        table=table,
+        reject_with=reject_with,
+        state=params["state"],
+        accept_bridged=params["accept_bridged"],
+        families=families,
+        persist=params["persist"],
+        files={family: files[family] for family in families},
+    )
+
+
+# --------------------------------------------------------------------------
+# Planning (pure)
+# --------------------------------------------------------------------------
+
+
+class Change:
+    """What one place (a backend's table, or a saved rules file) needs."""
+
+    def __init__(self, family, table, chain, backend=None, path=None):
+        self.family = family
+        self.table = table
+        self.chain = chain
+        self.backend = backend
+        self.path = path
+        self.removed = []  # Line objects
+        self.inserted = []  # (verb, spec): "-I" goes first in the chain, "-A" last
+
+    def __bool__(self):
+        return bool(self.removed or self.inserted)
+
+    def rule_text(self, verb, spec):
+        if verb == "-I":
+            return "-I %s 1 %s" % (self.chain, spec)
+        return "-A %s %s" % (self.chain, spec)
+
+    def as_result(self):
+        return {
+            "ip_version": self.family,
+            "backend": self.backend,
+            "path": self.path,
+            "table": self.table,
+            "chain": self.chain,
+            "removed": [line.text for line in self.removed],
+            "inserted": [self.rule_text(verb, spec) for verb, spec in self.inserted],
+        }
+
+
+def reject_spec(reject_with):
+    return "-j REJECT --reject-with %s" % reject_with
+
+
+def plan_chain(change, rules, mode, reject_with):
+    """Fill ``change`` for the chain whose rules (effective order) are ``rules``."""
+    if mode == "remove_reject":
+        change.removed = [line for line in rules if line.rule.is_reject(reject_with)]
+    elif mode == "remove_accept":
+        change.removed = [line for line in rules if line.rule.is_accept_bridged()]
+    elif mode == "accept_first":
+        if not (rules and rules[0].rule.is_accept_bridged()):
+            # Not first (or missing): insert it first, and drop copies further down.
+            change.removed = [line for line in rules if line.rule.is_accept_bridged()]
+            change.inserted = [("-I", ACCEPT_BRIDGED_SPEC)]
+    elif mode == "add_reject" and not any(line.rule.is_reject(reject_with) for line in rules):
+        change.inserted = [("-A", reject_spec(reject_with))]
+    return change
+
+
+def chain_after(rules, change):
+    """The chain's rule texts after ``change``."""
+    removed = {id(line) for line in change.removed}
+    after = [line.text for line in rules if id(line) not in removed]
+    for verb, spec in change.inserted:
+        text = "-A %s %s" % (change.chain, spec)
+        if verb == "-I":
+            after.insert(0, text)
+        else:
+            after.append(text)
+    return after
+
+
+def restore_input(change):
+    """The iptables-restore --noflush transaction for a live change."""
+    lines = ["*%s" % change.table]
+    lines.extend("-D %s %s" % (change.chain, line.spec) for line in change.removed)
+    lines.extend(change.rule_text(verb, spec) for verb, spec in change.inserted)
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+def plan_live(request, family, live, default=None):
+    """Plan the live changes of one family.
+
+    ``live`` lists (backend name, SaveDocument) in discovery order; ``default``
+    is the backend that plain ``iptables`` uses, where a rule goes when no
+    backend holds rules in the chain. Returns a list of (Change, rules before)
+    for every backend that needs a change.
+    """
+    documents = list(live)
+    chain = request.chain
+    reject_with = request.reject_with[family]
+    mode = request.mode
+
+    def rules_of(doc):
+        table = doc.tables.get(request.table)
+        return table.chain_rules(chain) if table else []
+
+    def chain_exists(doc):
+        if chain in TABLE_BUILTINS[request.table]:
+            return True
+        table = doc.tables.get(request.table)
+        return bool(table and table.has_chain(chain))
+
+    if mode in ("remove_reject", "remove_accept"):
+        targets = list(documents)
+    elif mode == "accept_first":
+        holding = [(n, d) for n, d in documents if any(line.rule.is_reject(reject_with) for line in rules_of(d))]
+        if not holding:
+            holding = [(n, d) for n, d in documents if rules_of(d)]
+        if not holding:
+            holding = [(n, d) for n, d in documents if n == default and chain_exists(d)]
+        targets = holding
+    else:  # add_reject: present somewhere is enough
+        if any(line.rule.is_reject(reject_with) for _name, doc in documents for line in rules_of(doc)):
+            targets = []
+        else:
+            targets = [(n, d) for n, d in documents if rules_of(d)][:1]
+            if not targets:
+                targets = [(n, d) for n, d in documents if n == default and chain_exists(d)]
+
+    planned = []
+    for name, doc in targets:
+        rules = rules_of(doc)
+        change = plan_chain(Change(family, request.table, chain, backend=name), rules, mode, reject_with)
+        if change:
+            planned.append((change, rules))
+    return planned
+
+
+def plan_file(request, family, path, data):
+    """Plan the edit of a saved rules file; returns (Change, new bytes) or (Change, None)."""
+    change = Change(family, request.table, request.chain, path=path)
+    if data is None:
+        return change, None
+    text = data.decode("utf-8", "surrogateescape")
+    doc = parse_save(text, family, path)
+    table = doc.tables.get(request.table)
+    if table is None:
+        return change, None
+    if request.chain not in TABLE_BUILTINS[request.table] and not table.has_chain(request.chain):
+        return change, None
+    rules = table.chain_rules(request.chain)
+    plan_chain(change, rules, request.mode, request.reject_with[family])
+    if not change:
+        return change, None
+    return change, render_file(data, doc, table, change)
+
+
+def render_file(data, doc, table, change):
+    """The file's new bytes: removed lines dropped, new lines added, all else byte for byte."""
+    raw_lines = data.split(b"\n")
+    if doc.newline_at_end:
+        raw_lines.pop()
+    out = [line + b"\n" for line in raw_lines]
+    if not doc.newline_at_end and out:
+        out[-1] = out[-1][:-1]
+    chain = change.chain
+    inserts = {}  # index -> list of lines to put before that line
+
+    def add_before(index, text):
+        inserts.setdefault(index, []).append(text.encode("utf-8", "surrogateescape") + b"\n")
+
+    chain_lines = [line for line in table.rules if line.chain == chain]
+    uses_insert = any(line.verb == "-I" for line in chain_lines)
+    for verb, spec in change.inserted:
+        if verb == "-I":
+            if uses_insert:
+                # Other -I lines would push an -A line down: an -I 1 after all of them is first.
+                add_before(table.commit, "-I %s 1 %s" % (chain, spec))
+            elif chain_lines:
+                add_before(chain_lines[0].index, "-A %s %s" % (chain, spec))
+            else:
+                after = table.last_declaration if table.last_declaration is not None else table.start
+                add_before(after + 1, "-A %s %s" % (chain, spec))
+        elif chain_lines and not uses_insert:
+            add_before(chain_lines[-1].index + 1, "-A %s %s" % (chain, spec))
+        else:
+            add_before(table.commit, "-A %s %s" % (chain, spec))
+
+    removed = {line.index for line in change.removed}
+    result = []
+    for index, line in enumerate(out):
+        result.extend(inserts.get(index, ()))
+        if index not in removed:
+            result.append(line)
+    result.extend(inserts.get(len(out), ()))
+    return b"".join(result)
+
+
+# --------------------------------------------------------------------------
+# Reading and applying (I/O)
+# --------------------------------------------------------------------------
+
+
+class Backend:
+    """The save/restore commands of one iptables backend of one family."""
+
+    def __init__(self, family, name, save, restore, suffixed=True):
+        self.family = family
+        self.name = name
+        self.save = save
+        self.restore = restore
+        self.suffixed = suffixed
+
+    @property
+    def label(self):
+        return "%s-%s" % (COMMAND[self.family], self.name)
+
+    def restore_args(self):
+        args = [self.restore, "--noflush"]
+        if self.suffixed:
+            # Wait for the xtables lock instead of failing when another tool holds it (legacy).
+            args.append("--wait=10")
+        return args
+
+
+def _version_backend(module, binary):
+    rc, out, err = module.run_command([binary, "--version"])
+    text = "%s %s" % (out, err)
+    if "nf_tables" in text:
+        return "nft"
+    if "legacy" in text or rc == 0:
+        return "legacy"
+    return None
+
+
+def discover_backends(module, family):
+    """The backends of ``family`` whose commands are installed, nft first."""
+    command = COMMAND[family]
+    found = []
+    for name in BACKENDS:
+        save = module.get_bin_path("%s-%s-save" % (command, name))
+        restore = module.get_bin_path("%s-%s-restore" % (command, name))
+        if save and restore:
+            found.append(Backend(family, name, save, restore))
+    if found:
+        return found
+    # Before iptables 1.8 there is one backend (legacy) and no suffixed commands.
+    save = module.get_bin_path("%s-save" % command)
+    restore = module.get_bin_path("%s-restore" % command)
+    if save and restore:
+        return [Backend(family, _version_backend(module, save) or "legacy", save, restore, suffixed=False)]
+    raise ModuleError(
+        "Cannot find %(c)s-save and %(c)s-restore (nor %(c)s-nft-save or %(c)s-legacy-save) on the host."
+        " Install the iptables package (iptables-nft on EL8 and later), or set ip_version to leave %(c)s alone." % {"c": command}
+    )
+
+
+def default_backend(module, family, backends):
+    """The backend the plain ``iptables`` command uses (the alternatives choice)."""
+    if len(backends) == 1:
+        return backends[0].name
+    plain = module.get_bin_path(COMMAND[family])
+    if plain:
+        name = _version_backend(module, plain)
+        if name in [b.name for b in backends]:
+            return name
+    return backends[0].name
+
+
+def check_firewalld(module):
+    """Fail when firewalld runs: it owns the rules and would undo ours on reload."""
+    firewall_cmd = module.get_bin_path("firewall-cmd")
+    if not firewall_cmd:
+        return
+    rc, out, _err = module.run_command([firewall_cmd, "--state"])
+    if rc == 0 and "running" in out and "not running" not in out:
+        raise ModuleError(
+            "firewalld is running: it owns the firewall and would put back or fight any rule changed behind its back,"
+            " so reject_rule changes nothing. Do one of these instead: let bridged guests bypass iptables with"
+            " kvmhost.bridging.ip_forward (bridge_nf_call: false); allow the bridged traffic through firewalld"
+            " (firewall-cmd --permanent --direct --add-rule ipv4 filter FORWARD 0 -m physdev --physdev-is-bridged -j ACCEPT,"
+            " then firewall-cmd --reload); or stop and disable firewalld and manage the rules with iptables-services."
+        )
+
+
+def read_live(module, backend):
+    rc, out, err = module.run_command([backend.save])
+    if rc != 0:
+        raise ModuleError("%s failed (rc=%d): %s" % (backend.save, rc, (err or out).strip()))
+    return parse_save(out, backend.family, backend.save)
+
+
+def apply_live(module, backend, change):
+    rc, out, err = module.run_command(backend.restore_args(), data=restore_input(change), binary_data=True)
+    if rc != 0:
+        raise ModuleError(
+            "%s rejected the change to %s %s (rc=%d): %s. Nothing was changed in that backend; the rules may have"
+            " changed meanwhile: run the task again." % (backend.label, change.table, change.chain, rc, (err or out).strip()),
+        )
+
+
+def _rules_diff(header, before, after):
+    return {
+        "before_header": header,
+        "after_header": header,
+        "before": "".join(line + "\n" for line in before),
+        "after": "".join(line + "\n" for line in after),
+    }
+
+
+def run(module):
+    """The whole reject_rule task; returns the result dict (with ``warnings``)."""
+    request = build_request(module.params)
+    check_firewalld(module)
+    warnings = []
+    if module.params["ip_version"] == "ipv6" and module.params["rules_file"] and module.params["persist"]:
+        warnings.append("rules_file is the IPv4 file and is not used with ip_version: ipv6; set rules_file_ipv6.")
+
+    backends = {family: discover_backends(module, family) for family in request.families}
+    file_dirs = sorted({os.path.dirname(path) for path in request.files.values()}) if request.persist else []
+    lock_dirs = [d for d in file_dirs if os.path.isdir(d)] if not module.check_mode else []
+
+    def work():
+        live_plans = []
+        chain_known = request.chain in TABLE_BUILTINS[request.table]
+        for family in request.families:
+            documents = []
+            for backend in backends[family]:
+                document = read_live(module, backend)
+                documents.append((backend.name, document))
+                table = document.tables.get(request.table)
+                chain_known = chain_known or bool(table and table.has_chain(request.chain))
+            default = None
+            if request.mode in ("accept_first", "add_reject"):
+                default = default_backend(module, family, backends[family])
+            for change, before in plan_live(request, family, documents, default):
+                live_plans.append((next(b for b in backends[family] if b.name == change.backend), change, before))
+
+        file_plans = []
+        if request.persist:
+            for family in request.families:
+                path = request.files[family]
+                data = read_bytes(path)
+                if data is not None:
+                    table = parse_save(data.decode("utf-8", "surrogateescape"), family, path).tables.get(request.table)
+                    chain_known = chain_known or bool(table and table.has_chain(request.chain))
+                change, new = plan_file(request, family, path, data)
+                if data is None and request.mode in ("accept_first", "add_reject"):
+                    warnings.append(
+                        "%s does not exist, so the rule inserted now is not saved for the next boot;"
+                        " save the live rules there if the host uses iptables-services." % path
+                    )
+                file_plans.append((change, data, new))
+
+        if not chain_known:
+            raise ModuleError(
+                "Chain %s does not exist in the %s table of any iptables backend%s. Check the chain name (it is case-sensitive)."
+                % (request.chain, request.table, " or saved rules file" if request.persist else "")
+            )
+
+        changes = []
+        diffs = []
+        for backend, change, before in live_plans:
+            changes.append(change)
+            diffs.append(
+                _rules_diff(
+                    "%s %s %s (live)" % (backend.label, change.table, change.chain), [line.text for line in before], chain_after(before, change)
+                )
+            )
+        for change, data, new in file_plans:
+            if new is not None:
+                changes.append(change)
+                diffs.append(
+                    text_diff(change.path, data.decode("utf-8", "surrogateescape"), new.decode("utf-8", "surrogateescape"))
+                )
+
+        if not module.check_mode:
+            for backend, change, _before in live_plans:
+                apply_live(module, backend, change)
+            for change, _data, new in file_plans:
+                if new is not None:
+                    atomic_write(module, change.path, new)
+        return changes, diffs
+
+    with contextlib.ExitStack() as stack:
+        for directory in lock_dirs:  # sorted, so two tasks never deadlock
+            stack.enter_context(directory_lock(directory))
+        changes, diffs = work()
+
+    result = {
+        "changed": bool(changes),
+        "changes": [change.as_result() for change in changes],
+        "backends": {family: [b.name for b in backends[family]] for family in request.families},
+        "warnings": warnings,
+    }
+    if module._diff:
+        result["diff"] = diffs
+    return result
