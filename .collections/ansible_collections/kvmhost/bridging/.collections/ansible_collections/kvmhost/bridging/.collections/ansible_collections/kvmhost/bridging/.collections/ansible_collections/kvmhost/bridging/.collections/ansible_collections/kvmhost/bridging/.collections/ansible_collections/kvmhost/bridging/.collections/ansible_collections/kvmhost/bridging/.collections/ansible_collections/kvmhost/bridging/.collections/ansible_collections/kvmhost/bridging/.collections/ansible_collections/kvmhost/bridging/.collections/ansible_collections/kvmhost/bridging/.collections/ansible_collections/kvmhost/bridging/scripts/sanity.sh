@@ -1,8 +1,0 @@
-#!/usr/bin/env bash
-# ansible-test sanity on the installed copy of the collection (no Docker, no
-# ignore files). Usage: scripts/sanity.sh [ansible-test sanity options/targets]
-set -euo pipefail
-. "$(dirname "$0")/setup.sh"
-python="$("$KVMB_VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
-cd "$KVMB_COLLECTIONS/ansible_collections/kvmhost/bridging"
-exec ansible-test sanity --local --python "$python" --requirements --color no "$@"
