@@ -66,6 +66,7 @@ def test_bridged_guest_through_firewalld(firewalld_host, ansible):
     assert "firewalld" in blocked[0]["problem"] and "public" in blocked[0]["problem"]
     assert "playbooks/forwarding.yml" in blocked[0]["fix"]
     assert "firewall-cmd --permanent --zone=public --change-interface=breth1" in blocked[0]["fix"]
+    assert "firewalld_block, firewalld_zone, firewalld_forward, firewalld_libvirt" in report.split("checks run: ")[1].splitlines()[0]
 
     # --check --diff: nothing changes, the diff shows breth1 going into public.
     checked = ansible.playbook(FORWARDING, hosts=[host], check=True, diff=True)
