@@ -21,6 +21,7 @@ kvmb_apt() {
     local wanted=(iproute2 iptables openssh-server openssh-client dnsmasq-base udhcpc
                   python3 python3-venv python3-dev gcc git rsync kmod procps shellcheck iputils-ping)
     wanted+=(libvirt0 libvirt-dev pkg-config libvirt-clients libxml2-utils)  # vm_interface: libvirt-python builds against libvirt-dev; virt-xml-validate
+    wanted+=(firewalld dbus-daemon)  # firewalld lab hosts: firewalld on a private system bus in the host's namespaces
     for pkg in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
     done

@@ -52,6 +52,16 @@ def stock_host(lab):
         lab.remove_host(the_host)
 
 
+@pytest.fixture
+def firewalld_host(lab):
+    """A fresh lab host running Debian's firewalld (stock configuration) on its own system bus."""
+    the_host = lab.add_host(firewalld=True)
+    try:
+        yield the_host
+    finally:
+        lab.remove_host(the_host)
+
+
 @pytest.fixture(scope="session")
 def ansible(lab, tmp_path_factory):
     return AnsibleRunner(lab, str(tmp_path_factory.mktemp("ansible")))

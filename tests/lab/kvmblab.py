@@ -230,9 +230,15 @@ class LabHost:
         self.address = record["address"]
         self.peer_address = record["peer_address"]
         self.pid = record["pid"]
+        self.dir = record.get("dir")
+        self.services = dict(record.get("services") or {})
 
     def __repr__(self):
         return "LabHost(%s %s pid=%s)" % (self.name, self.address, self.pid)
+
+    def restart_firewalld(self):
+        """Stop the host's firewalld by PID and start it again, as systemctl restart does."""
+        self.services = self.lab.restart_firewalld(self)
 
     def _nsenter(self, argv):
         return ["nsenter", "-t", str(self.pid), "-n", "-m", "-u", "--", *argv]
@@ -363,7 +369,7 @@ class Lab:
             raise LabError("dnsmasq did not start in %s; see %s" % (ns, os.path.join(self.state_dir, "dnsmasq.log")))
         return {"netns": ns, "gateway": LAN_GATEWAY, "dnsmasq_pid": proc.pid}
 
-    def add_host(self, stock_firewall=False):
+    def add_host(self, stock_firewall=False, firewalld=False):
         with self._locked():
             state = self._load()
             if not state.get("lan"):
@@ -375,8 +381,37 @@ class Lab:
             self._save(state)
         host = LabHost(self, record)
         self._wait_for_ssh(host)
+        if firewalld:
+            self._start_firewalld(host)
         self.write_inventory()
         return host
+
+    # -- firewalld hosts (tests/lab/kvmb_firewalld.py) -------------------------
+    def _record_services(self, host, services):
+        with self._locked():
+            state = self._load()
+            state["hosts"][host.name]["services"] = services
+            self._save(state)
+        host.services = dict(services)
+        return host.services
+
+    def _start_firewalld(self, host):
+        import kvmb_firewalld
+
+        try:
+            services = kvmb_firewalld.start(host, host.dir)
+        except Exception:
+            self.remove_host(host)
+            raise
+        return self._record_services(host, services)
+
+    def restart_firewalld(self, host):
+        import kvmb_firewalld
+
+        services = dict(host.services)
+        kvmb_firewalld.stop_firewalld(services.pop("firewalld", None))
+        services["firewalld"] = kvmb_firewalld.start_firewalld(host, host.dir)
+        return self._record_services(host, services)
 
     def _make_host(self, index, stock_firewall):
         name = "h%d" % index
@@ -476,6 +511,10 @@ class Lab:
             for gname in [g for g, rec in state["guests"].items() if rec["host"] == name]:
                 self._remove_netns(state["guests"].pop(gname)["netns"])
             if record:
+                if record.get("services"):
+                    import kvmb_firewalld
+
+                    kvmb_firewalld.stop(record["services"])
                 self._remove_netns(record["netns"], [record["pid"]], root_peer=record["peer"])
                 # The LAN end of eth1 would also go away only asynchronously.
                 _run(["ip", "-n", self.lan_netns, "link", "del", record["lan_port"]], check=False)
