@@ -55,3 +55,13 @@ def stock_host(lab):
 @pytest.fixture(scope="session")
 def ansible(lab, tmp_path_factory):
     return AnsibleRunner(lab, str(tmp_path_factory.mktemp("ansible")))
+
+
+@pytest.fixture
+def nm_host(lab):
+    """A fresh lab host that runs real NetworkManager on keyfile profiles (eth0 static, eth1 no address)."""
+    the_host = lab.add_host(networkmanager=True)
+    try:
+        yield the_host
+    finally:
+        lab.remove_host(the_host)

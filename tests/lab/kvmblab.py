@@ -38,6 +38,8 @@ import subprocess
 import sys
 import time
 
+import kvmb_nm
+
 MGMT_NET = ipaddress.ip_network("198.18.0.0/16")
 LAN_NET = ipaddress.ip_network("198.19.0.0/24")
 LAN_GATEWAY = "198.19.0.1"
@@ -130,7 +132,7 @@ def _is_lab_process(pid):
     """Whether ``pid`` is (still) one of the daemons the lab starts, zombie or not."""
     try:
         with open("/proc/%d/comm" % pid) as handle:
-            return handle.read().strip() in ("sshd", "dnsmasq")
+            return handle.read().strip() in ("sshd", "dnsmasq", "NetworkManager", "dbus-daemon")
     except OSError:
         return False
 
@@ -255,6 +257,19 @@ class LabHost:
     def add_guest(self, port=None, bridge=None):
         return self.lab.add_guest(self, port=port, bridge=bridge)
 
+    # -- NetworkManager hosts (kvmb_nm) -----------------------------------------
+    @property
+    def networkmanager(self):
+        return bool(self.lab._record(self.name).get("networkmanager"))
+
+    def stop_networkmanager(self):
+        """Stop this host's NetworkManager and its bus, by PID (a reboot's first half)."""
+        self.lab._set_services(self.name, None)
+
+    def start_networkmanager(self, timeout=60.0):
+        """Start this host's bus and NetworkManager again and wait for its start-up to complete."""
+        self.lab._set_services(self.name, "start", timeout=timeout)
+
     @property
     def guests(self):
         return [g for g in self.lab.guests() if g.host.name == self.name]
@@ -363,22 +378,54 @@ class Lab:
             raise LabError("dnsmasq did not start in %s; see %s" % (ns, os.path.join(self.state_dir, "dnsmasq.log")))
         return {"netns": ns, "gateway": LAN_GATEWAY, "dnsmasq_pid": proc.pid}
 
-    def add_host(self, stock_firewall=False):
+    def add_host(self, stock_firewall=False, networkmanager=False, eth1_method="disabled"):
+        """Add a host; with ``networkmanager`` it runs real NetworkManager (kvmb_nm) on keyfile profiles.
+
+        ``eth1_method`` is the ipv4 method of a NetworkManager host's eth1 profile
+        (``disabled``: no address, as on other hosts; ``auto``: DHCP from the LAN).
+        """
         with self._locked():
             state = self._load()
             if not state.get("lan"):
                 raise LabError("the lab is not up: run 'up' first")
             used = {h["index"] for h in state["hosts"].values()}
             index = next(i for i in range(1, MAX_HOSTS + 1) if i not in used)
-            record = self._make_host(index, stock_firewall)
+            record = self._make_host(index, stock_firewall, networkmanager=networkmanager, eth1_method=eth1_method)
             state["hosts"][record["name"]] = record
             self._save(state)
         host = LabHost(self, record)
         self._wait_for_ssh(host)
+        if networkmanager:
+            kvmb_nm.prepare_mounts(host, os.path.join(record["dir"], "var-lib-nm"))
+            self._set_services(host.name, "start")
+            kvmb_nm.activate_stock_profiles(host, host.name)
         self.write_inventory()
         return host
 
-    def _make_host(self, index, stock_firewall):
+    def _record(self, name):
+        record = self._load()["hosts"].get(name)
+        if record is None:
+            raise LabError("no host %s in lab %d" % (name, self.id))
+        return record
+
+    def _set_services(self, name, action, timeout=60.0):
+        """Stop a NetworkManager host's daemons (by their recorded PIDs), and start them again if ``action``."""
+        record = self._record(name)
+        kvmb_nm.stop(record.get("services") or {})
+        services = {}
+        if action == "start":
+            services = kvmb_nm.start(LabHost(self, record), os.path.join(record["dir"], "NetworkManager.log"), timeout=timeout)
+        with self._locked():
+            state = self._load()
+            if name in state["hosts"]:
+                state["hosts"][name]["services"] = services
+                for key in ("NetworkManager", "dbus"):
+                    state["pids"].pop("%s-%s" % (name, key), None)
+                for key, pid in services.items():
+                    state["pids"]["%s-%s" % (name, key)] = {"pid": pid, "cmd": key}
+                self._save(state)
+
+    def _make_host(self, index, stock_firewall, networkmanager=False, eth1_method="disabled"):
         name = "h%d" % index
         ns = self.prefix + name
         peer = ns  # the root-side veth peer: kvmb-<id>-h<n>, at most 12 characters
@@ -403,7 +450,7 @@ class Lab:
         hdir = os.path.join(self.state_dir, "hosts", name)
         for sub in ("upper", "work"):
             os.makedirs(os.path.join(hdir, sub), exist_ok=True)
-        self._seed_etc(os.path.join(hdir, "upper"), name, ns, addr, peer_addr, stock_firewall)
+        self._seed_etc(os.path.join(hdir, "upper"), name, ns, addr, peer_addr, stock_firewall, networkmanager, eth1_method)
         hostkey = os.path.join(hdir, "ssh_host_ed25519_key")
         if not os.path.exists(hostkey):
             _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", hostkey])
@@ -428,10 +475,10 @@ class Lab:
         if stock_firewall:
             _run(["ip", "netns", "exec", ns, "iptables-restore"], input=STOCK_IPTABLES)
         return {"index": index, "name": name, "netns": ns, "peer": peer, "address": addr, "peer_address": peer_addr,
-                "pid": proc.pid, "dir": hdir, "lan_port": lan_port}
+                "pid": proc.pid, "dir": hdir, "lan_port": lan_port, "networkmanager": bool(networkmanager)}
 
     @staticmethod
-    def _seed_etc(upper, name, ns, addr, gateway, stock_firewall):
+    def _seed_etc(upper, name, ns, addr, gateway, stock_firewall, networkmanager=False, eth1_method="disabled"):
         """Write the host's own /etc files into its overlay's upper layer."""
         scripts = os.path.join(upper, "sysconfig", "network-scripts")
         os.makedirs(scripts, exist_ok=True)
@@ -452,6 +499,10 @@ class Lab:
         }
         if stock_firewall:
             files[os.path.join(upper, "sysconfig", "iptables")] = STOCK_IPTABLES
+        if networkmanager:  # keyfiles instead of ifcfg files, as on EL9/EL10
+            for device in ("eth0", "eth1"):
+                del files[os.path.join(scripts, "ifcfg-" + device)]
+            kvmb_nm.seed(upper, name, mac0, addr, gateway, mac1, eth1_method)
         for path, text in files.items():
             with open(path, "w") as handle:
                 handle.write(text)
@@ -476,7 +527,10 @@ class Lab:
             for gname in [g for g, rec in state["guests"].items() if rec["host"] == name]:
                 self._remove_netns(state["guests"].pop(gname)["netns"])
             if record:
-                self._remove_netns(record["netns"], [record["pid"]], root_peer=record["peer"])
+                for key in ("NetworkManager", "dbus"):
+                    state["pids"].pop("%s-%s" % (name, key), None)
+                services = list((record.get("services") or {}).values())
+                self._remove_netns(record["netns"], [record["pid"], *services], root_peer=record["peer"])
                 # The LAN end of eth1 would also go away only asynchronously.
                 _run(["ip", "-n", self.lan_netns, "link", "del", record["lan_port"]], check=False)
                 shutil.rmtree(record["dir"], ignore_errors=True)
