@@ -106,7 +106,7 @@ def start(host, log_path, timeout=60.0):
     Returns {"dbus": pid, "NetworkManager": pid}.
     """
     pids = {}
-    pids["dbus"] = kvmb_dbus.start_system_bus(host)
+    pids["dbus"] = kvmb_dbus.start_system_bus(host, log_path.replace("NetworkManager", "dbus"))
     with open(log_path, "ab") as log:
         proc = host.popen(["NetworkManager", "--debug"], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                           start_new_session=True)
@@ -142,9 +142,10 @@ def stop(pids, grace=5.0):
     """Stop NetworkManager, then its bus, by PID."""
     from kvmblab import _stop_pids  # the lab's stopper (SIGTERM, then SIGKILL)
 
-    for key in ("NetworkManager", "dbus"):
-        if pids.get(key):
-            _stop_pids([pids[key]], grace=grace)
+    if pids.get("NetworkManager"):
+        _stop_pids([pids["NetworkManager"]], grace=grace)
+    if pids.get("dbus"):
+        kvmb_dbus.stop_system_bus(pids["dbus"], grace=grace)
 
 
 def wait_device_state(host, device, states=("connected",), timeout=60.0):
