@@ -12,6 +12,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import stat
 import tempfile
 import time
 
@@ -65,13 +66,17 @@ def read_bytes(path):
         raise ModuleError("Cannot read %s: %s." % (path, exc.strerror)) from exc
 
 
-def atomic_write(module, path, data, new_mode=0o644, backup=False):
+def atomic_write(module, path, data, new_mode=0o644, backup=False, private=None):
     """Write ``data`` (bytes) to ``path`` atomically; return the backup path or None.
 
     The content goes to a temp file in the destination directory, is flushed to
     disk, and is moved into place with ``module.atomic_move``, which keeps the
     owner, mode and SELinux context of an existing file. A new file gets
     ``new_mode``. Nothing is left behind on failure.
+
+    ``private``: a mode (like 0o600) that the file gets, new or existing,
+    owned by root:root, whatever the umask; it never sits in place with a
+    looser mode (NetworkManager ignores keyfiles others can read).
     """
     directory = os.path.dirname(path) or "."
     existed = os.path.exists(path)
@@ -80,18 +85,45 @@ def atomic_write(module, path, data, new_mode=0o644, backup=False):
         backup_file = module.backup_local(path)
     fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp", dir=directory)
     try:
+        if private is not None:
+            os.fchmod(fd, private)
+            os.fchown(fd, 0, 0)
+            if existed:
+                make_private(path, private)  # atomic_move copies the old file's mode and owner
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        if not existed:
+        if not existed and private is None:
             os.chmod(tmp, new_mode)
-        module.atomic_move(tmp, path, unsafe_writes=False)
+        if private is None:
+            module.atomic_move(tmp, path, unsafe_writes=False)
+        else:
+            # atomic_move gives a new file 0666 & ~umask: make that the private mode.
+            old_umask = os.umask(0o777 & ~private)
+            try:
+                module.atomic_move(tmp, path, unsafe_writes=False)
+            finally:
+                os.umask(old_umask)
+            make_private(path, private)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
     return backup_file
+
+
+def make_private(path, mode=0o600):
+    """Give ``path`` ``mode`` and root:root ownership; return True when that changed anything."""
+    st = os.lstat(path)
+    changed = False
+    if st.st_uid != 0 or st.st_gid != 0:
+        os.lchown(path, 0, 0)
+        changed = True
+    if stat.S_IMODE(st.st_mode) != mode:
+        os.chmod(path, mode)
+        changed = True
+    return changed
 
 
 def remove_file(module, path, backup=False):
