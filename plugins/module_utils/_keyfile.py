@@ -153,12 +153,16 @@ class KeyFile:
     @classmethod
     def parse(cls, text):
         pieces = text.split("\n")
+        terminated = len(pieces)  # pieces before this index ended with a newline
         if pieces and pieces[-1] == "":
             pieces.pop()
+        else:
+            terminated -= 1
         lines = []
         group = None
-        for piece in pieces:
-            text_line = piece[:-1] if piece.endswith("\r") else piece
+        for index, piece in enumerate(pieces):
+            # GLib drops the CR of a CRLF, not a CR at the very end of the data.
+            text_line = piece[:-1] if piece.endswith("\r") and index < terminated else piece
             start = text_line.lstrip(_SPACE)
             if start == "" or start.startswith("#"):
                 lines.append(Line(piece, "comment"))
@@ -204,10 +208,14 @@ class KeyFile:
         return seen
 
     def raw_items(self, group):
-        """{key: raw} of a group; the last occurrence wins, ordered by first appearance."""
+        """{key: raw} of a group; the last occurrence wins, ordered by first appearance.
+
+        Translations (``key[locale]``) are left out: GLib drops them unless the
+        locale is the reader's, and NetworkManager reads no translated keys.
+        """
         items = {}
         for line in self.lines:
-            if line.kind == "pair" and line.group == group:
+            if line.kind == "pair" and line.group == group and "[" not in line.key:
                 items[line.key] = line.raw
         return items
 

@@ -276,7 +276,8 @@ def read_info(config_dir, interfaces=None, ids=None):
         if problem:
             profile["problems"].insert(0, problem)
         profile["path"] = os.path.join(config_dir, name)
-        profile["loaded"] = profile["loads"] and problem is None
+        profile["loaded"] = profile.pop("loads") and problem is None
+        del profile["errors"]  # already in problems
         profiles.append(public_profile(profile))
 
     def wanted(profile):

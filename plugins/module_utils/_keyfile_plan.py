@@ -105,6 +105,15 @@ def validate_host(text, family, option):
     return str(address)
 
 
+def check_value(value, where):
+    """Refuse what no keyfile can hold: a NUL byte, a leading vertical tab or form feed (GLib strips them, no escape exists)."""
+    if "\0" in value:
+        raise ModuleError("%s: the value contains a NUL byte, which a keyfile cannot hold." % where)
+    if value.lstrip(" \t")[:1] in ("\v", "\f"):
+        raise ModuleError("%s: the value starts with a vertical tab or form feed, which GLib's key files cannot keep." % where)
+    return value
+
+
 def _setting_raw(section, key, value):
     where = "settings.%s.%s" % (section, key)
     if isinstance(value, bool):
@@ -112,17 +121,14 @@ def _setting_raw(section, key, value):
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):
-        if "\0" in value:
-            raise ModuleError("%s: the value contains a NUL byte, which a keyfile cannot hold." % where)
+        check_value(value, where)
         return _keyfile.escape(value)
     if isinstance(value, list):
         items = []
         for item in value:
             if isinstance(item, bool) or not isinstance(item, (str, int)):
                 raise ModuleError("%s: list items must be strings or numbers." % where)
-            if "\0" in str(item):
-                raise ModuleError("%s: a list item contains a NUL byte." % where)
-            items.append(str(item))
+            items.append(check_value(str(item), where))
         return _keyfile.escape_list(items)
     raise ModuleError("%s: give a string, number, boolean or list (or null to remove the key), not %s." % (where, type(value).__name__))
 

@@ -2,6 +2,7 @@
 
 Run with the system python3 (python3-gi, gir1.2-nm-1.0), not the venv:
     /usr/bin/python3 nm_keyfile_oracle.py FILE...
+    /usr/bin/python3 nm_keyfile_oracle.py --glib < {"parse": [text...], "escape": [value...], "escape_list": [[item...]...]}
 Prints {file: {...}} with the fields that _keyfile.read_profile returns, or
 {"error": ...} where NetworkManager refuses the file. Like the daemon
 (nms-keyfile-reader.c), a missing id becomes the file name and a missing uuid
@@ -77,5 +78,49 @@ def read(path):
     }
 
 
+def glib_parse(text):
+    """{groups: [[name, [[key, value or null]...]]...]} as GLib reads the text, or {error}."""
+    keyfile = GLib.KeyFile()
+    try:
+        keyfile.load_from_bytes(GLib.Bytes.new(text.encode("utf-8", "surrogateescape")), GLib.KeyFileFlags.KEEP_COMMENTS)
+    except GLib.Error as exc:
+        return {"error": exc.message}
+    groups = []
+    for group in keyfile.get_groups()[0]:
+        pairs = []
+        for key in dict.fromkeys(keyfile.get_keys(group)[0]):
+            try:
+                value = keyfile.get_string(group, key)
+            except GLib.Error:
+                value = None
+            try:
+                items = keyfile.get_string_list(group, key)
+            except GLib.Error:
+                items = None
+            pairs.append([key, value, items])
+        groups.append([group, pairs])
+    return {"groups": groups}
+
+
+def glib_escape(value, as_list=False):
+    keyfile = GLib.KeyFile()
+    if as_list:
+        keyfile.set_string_list("g", "k", value)
+    else:
+        keyfile.set_string("g", "k", value)
+    return keyfile.get_value("g", "k")
+
+
+def glib(request):
+    return {
+        "parse": [glib_parse(text) for text in request.get("parse", [])],
+        "escape": [glib_escape(value) for value in request.get("escape", [])],
+        "escape_list": [glib_escape(items, True) for items in request.get("escape_list", [])],
+    }
+
+
 if __name__ == "__main__":
-    print(json.dumps({path: read(path) for path in sys.argv[1:]}, indent=1, sort_keys=True))
+    if sys.argv[1:] == ["--glib"]:
+        print(json.dumps(glib(json.load(sys.stdin))))
+    else:
+        print(json.dumps({path: read(path) for path in sys.argv[1:]}, indent=1, sort_keys=True))
