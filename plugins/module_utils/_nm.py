@@ -316,6 +316,11 @@ class Checkpoints:
                               checkpoint_gone=True)
         return path
 
+    def adjust(self, path, timeout):
+        """Restart the rollback countdown: NetworkManager rolls back ``timeout`` seconds from now."""
+        self.require(path)
+        self.bus.call(NM_PATH, NM_IFACE, "CheckpointAdjustRollbackTimeout", "ou", path, int(timeout))
+
     def destroy(self, path):
         self.require(path)
         self.bus.call(NM_PATH, NM_IFACE, "CheckpointDestroy", "o", path)

@@ -24,12 +24,14 @@ options:
   action:
     description:
       - V(create) takes a checkpoint and returns its RV(checkpoint) path.
-      - V(destroy) confirms the change: the checkpoint goes, nothing is rolled back. Fails when the checkpoint no longer
+      - V(destroy) confirms the change; the checkpoint goes and nothing is rolled back. Fails when the checkpoint no longer
         exists (NetworkManager already rolled it back), with RV(checkpoint_gone=true).
       - V(rollback) makes NetworkManager restore the checkpoint at once and returns what it restored.
+      - V(adjust) restarts the countdown of O(checkpoint), O(timeout) seconds from now (a checkpoint taken with a long
+        timeout before slow preparations, shortened just before the risky step).
       - V(status) lists the host's checkpoints and changes nothing.
     type: str
-    choices: [create, destroy, rollback, status]
+    choices: [create, destroy, rollback, adjust, status]
     default: status
   devices:
     description:
@@ -40,6 +42,7 @@ options:
   timeout:
     description:
       - With O(action=create), seconds after which NetworkManager rolls back by itself; V(0) means never.
+      - With O(action=adjust), the new timeout, counted from now.
     type: int
     default: 60
   delete_new_connections:
@@ -52,7 +55,20 @@ options:
     default: true
   checkpoint:
     description:
-      - With O(action=destroy) or O(action=rollback), the checkpoint's D-Bus path, as O(action=create) returned it.
+      - With O(action=destroy), O(action=rollback) or O(action=adjust), the checkpoint's D-Bus path, as
+        O(action=create) returned it.
+    type: str
+  what:
+    description:
+      - The guarded change in words (V(bridging eth0 into breth0)). When given, O(action=rollback) fails after the
+        rollback, and O(action=destroy) of a checkpoint that NetworkManager already rolled back fails, each with a
+        message that says what failed and what NetworkManager restored.
+    type: str
+  failure:
+    description: With O(what) and O(action=rollback), the step that failed and its message.
+    type: str
+  label:
+    description: With O(what), the start of the message, such as V(host_bridge - host1).
     type: str
 attributes:
   check_mode:
@@ -97,7 +113,7 @@ EXAMPLES = r"""
 RETURN = r"""
 checkpoint:
   description: The checkpoint's D-Bus path (created, destroyed or rolled back).
-  returned: with action create, destroy and rollback
+  returned: with action create, destroy, rollback and adjust
   type: str
   sample: /org/freedesktop/NetworkManager/Checkpoint/1
 flags:
@@ -138,6 +154,7 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._nm import (
     rollback_restored,
     rollback_summary,
 )
+from ansible_collections.kvmhost.bridging.plugins.module_utils._nm_bridge import outcome_message
 
 
 def run(module):
@@ -163,17 +180,32 @@ def run(module):
     path = params["checkpoint"]
     if not path:
         raise ModuleError("action=%s needs checkpoint: the path that action=create returned." % action)
+    if action == "adjust":
+        checkpoints.require(path)
+        if not module.check_mode:
+            checkpoints.adjust(path, params["timeout"])
+        return {"changed": True, "checkpoint": path,
+                "msg": "NetworkManager rolls back %s in %ss unless it is confirmed" % (path, params["timeout"])}
     if action == "destroy":
         if module.check_mode:
             checkpoints.require(path)
             return {"changed": True, "checkpoint": path, "msg": "would confirm %s" % path}
-        checkpoints.destroy(path)
+        try:
+            checkpoints.destroy(path)
+        except ModuleError as exc:
+            if params["what"] and exc.result.get("checkpoint_gone"):
+                raise ModuleError(outcome_message(params["label"], params["what"], checkpoint_gone=True, timeout=params["timeout"]),
+                                  checkpoint=path, checkpoint_gone=True) from None
+            raise
         return {"changed": True, "checkpoint": path, "msg": "confirmed the change: destroyed %s" % path}
     if module.check_mode:
         checkpoints.require(path)
         return {"changed": True, "checkpoint": path, "restored": {}, "msg": "would roll back %s" % path}
     results, names = checkpoints.rollback(path)
     restored = rollback_restored(results, names)
+    if params["what"]:
+        raise ModuleError(outcome_message(params["label"], params["what"], failure=params["failure"], restored=restored),
+                          changed=True, checkpoint=path, restored=restored)
     return {"changed": True, "checkpoint": path, "restored": restored,
             "msg": "NetworkManager rolled back %s (%s)" % (path, rollback_summary(restored) or "no device")}
 
@@ -181,12 +213,15 @@ def run(module):
 def main():
     module = AnsibleModule(
         argument_spec={
-            "action": {"type": "str", "choices": ["create", "destroy", "rollback", "status"], "default": "status"},
+            "action": {"type": "str", "choices": ["create", "destroy", "rollback", "adjust", "status"], "default": "status"},
             "devices": {"type": "list", "elements": "str", "default": []},
             "timeout": {"type": "int", "default": 60},
             "delete_new_connections": {"type": "bool", "default": True},
             "disconnect_new_devices": {"type": "bool", "default": True},
             "checkpoint": {"type": "str"},
+            "what": {"type": "str"},
+            "failure": {"type": "str"},
+            "label": {"type": "str"},
         },
         supports_check_mode=True,
     )

@@ -57,8 +57,17 @@ def _uuid(host_name, device):
     return str(uuid.uuid5(uuid.NAMESPACE_URL, "kvmb-lab/%s/%s" % (host_name, device)))
 
 
-def keyfiles(host_name, mac0, address, gateway, mac1, eth1_method="disabled"):
-    """The stock profiles of a NetworkManager lab host: {file name: text}."""
+def lan_address(index):
+    """The static LAN address of host ``index`` (outside dnsmasq's range .100-.250)."""
+    return "198.19.0.%d" % (20 + index)
+
+
+def keyfiles(host_name, mac0, address, gateway, mac1, eth1_method="disabled", eth1_address=None):
+    """The stock profiles of a NetworkManager lab host: {file name: text}.
+
+    ``eth1_method``: ``disabled`` (no address), ``auto`` (DHCP from the lab LAN) or
+    ``manual`` (``eth1_address``, a /24 on the LAN).
+    """
     eth0 = (
         "[connection]\nid=eth0\nuuid=%s\ntype=ethernet\ninterface-name=eth0\nautoconnect=true\n\n"
         "[ethernet]\nmac-address=%s\n\n"
@@ -72,17 +81,18 @@ def keyfiles(host_name, mac0, address, gateway, mac1, eth1_method="disabled"):
         "[ipv6]\nmethod=disabled\n"
     ) % (_uuid(host_name, "eth1"), mac1.upper(), eth1_method,
          # A DHCP LAN NIC must not take the default route from the management NIC.
-         "never-default=true\n" if eth1_method == "auto" else "")
+         "never-default=true\n" if eth1_method == "auto"
+         else "address1=%s/24\n" % eth1_address if eth1_method == "manual" else "")
     return {"eth0.nmconnection": eth0, "eth1.nmconnection": eth1}
 
 
-def seed(upper, host_name, mac0, address, gateway, mac1, eth1_method="disabled"):
+def seed(upper, host_name, mac0, address, gateway, mac1, eth1_method="disabled", eth1_address=None):
     """Write NetworkManager's configuration and profiles into the host's /etc overlay (upper layer)."""
     conns = os.path.join(upper, "NetworkManager", "system-connections")
     os.makedirs(conns, mode=0o755, exist_ok=True)
     with open(os.path.join(upper, "NetworkManager", "NetworkManager.conf"), "w") as handle:
         handle.write(NM_CONF)
-    for name, text in keyfiles(host_name, mac0, address, gateway, mac1, eth1_method).items():
+    for name, text in keyfiles(host_name, mac0, address, gateway, mac1, eth1_method, eth1_address).items():
         path = os.path.join(conns, name)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
@@ -128,6 +138,16 @@ def activate_stock_profiles(host, host_name):
     """
     for device in ("eth0", "eth1"):
         host.run(["nmcli", "--wait", "30", "connection", "up", "uuid", _uuid(host_name, device)], timeout=60)
+
+
+def ipv4_of(host, device):
+    """The first IPv4 address of ``device`` in ``host``, or None."""
+    out = host.run(["ip", "-4", "-o", "addr", "show", "dev", device], check=False).stdout or ""
+    for line in out.splitlines():
+        fields = line.split()
+        if "inet" in fields:
+            return fields[fields.index("inet") + 1].split("/")[0]
+    return None
 
 
 def wait_started(host, timeout=60.0):

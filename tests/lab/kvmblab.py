@@ -86,6 +86,9 @@ exit 0
 """
 
 
+SSH_COMMON_ARGS = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+
+
 class LabError(RuntimeError):
     """Something in the lab could not be set up or found."""
 
@@ -378,19 +381,25 @@ class Lab:
             raise LabError("dnsmasq did not start in %s; see %s" % (ns, os.path.join(self.state_dir, "dnsmasq.log")))
         return {"netns": ns, "gateway": LAN_GATEWAY, "dnsmasq_pid": proc.pid}
 
-    def add_host(self, stock_firewall=False, networkmanager=False, eth1_method="disabled"):
+    def add_host(self, stock_firewall=False, networkmanager=False, eth1_method="disabled", ssh_via_lan=False):
         """Add a host; with ``networkmanager`` it runs real NetworkManager (kvmb_nm) on keyfile profiles.
 
         ``eth1_method`` is the ipv4 method of a NetworkManager host's eth1 profile
-        (``disabled``: no address, as on other hosts; ``auto``: DHCP from the LAN).
+        (``disabled``: no address, as on other hosts; ``auto``: DHCP from the LAN;
+        ``manual``: 198.19.0.<20+index>/24). With ``ssh_via_lan`` the inventory
+        reaches the host at eth1's address through the LAN namespace (ProxyCommand),
+        so the SSH session runs over the NIC a test bridges.
         """
+        if ssh_via_lan and not (networkmanager and eth1_method in ("auto", "manual")):
+            raise LabError("ssh_via_lan needs a NetworkManager host whose eth1 has an address (eth1_method auto or manual)")
         with self._locked():
             state = self._load()
             if not state.get("lan"):
                 raise LabError("the lab is not up: run 'up' first")
             used = {h["index"] for h in state["hosts"].values()}
             index = next(i for i in range(1, MAX_HOSTS + 1) if i not in used)
-            record = self._make_host(index, stock_firewall, networkmanager=networkmanager, eth1_method=eth1_method)
+            record = self._make_host(index, stock_firewall, networkmanager=networkmanager, eth1_method=eth1_method,
+                                     ssh_via_lan=ssh_via_lan)
             state["hosts"][record["name"]] = record
             self._save(state)
         host = LabHost(self, record)
@@ -399,6 +408,14 @@ class Lab:
             kvmb_nm.prepare_mounts(host, os.path.join(record["dir"], "var-lib-nm"))
             self._set_services(host.name, "start")
             kvmb_nm.activate_stock_profiles(host, host.name)
+        if ssh_via_lan:
+            address = kvmb_nm.ipv4_of(host, "eth1")
+            if not address:
+                raise LabError("eth1 of %s has no address to reach it by over the LAN" % host.name)
+            with self._locked():
+                state = self._load()
+                state["hosts"][host.name]["lan_address"] = address
+                self._save(state)
         self.write_inventory()
         return host
 
@@ -425,7 +442,7 @@ class Lab:
                     state["pids"]["%s-%s" % (name, key)] = {"pid": pid, "cmd": key}
                 self._save(state)
 
-    def _make_host(self, index, stock_firewall, networkmanager=False, eth1_method="disabled"):
+    def _make_host(self, index, stock_firewall, networkmanager=False, eth1_method="disabled", ssh_via_lan=False):
         name = "h%d" % index
         ns = self.prefix + name
         peer = ns  # the root-side veth peer: kvmb-<id>-h<n>, at most 12 characters
@@ -450,7 +467,8 @@ class Lab:
         hdir = os.path.join(self.state_dir, "hosts", name)
         for sub in ("upper", "work"):
             os.makedirs(os.path.join(hdir, sub), exist_ok=True)
-        self._seed_etc(os.path.join(hdir, "upper"), name, ns, addr, peer_addr, stock_firewall, networkmanager, eth1_method)
+        self._seed_etc(os.path.join(hdir, "upper"), name, ns, addr, peer_addr, stock_firewall, networkmanager, eth1_method,
+                       kvmb_nm.lan_address(index))
         hostkey = os.path.join(hdir, "ssh_host_ed25519_key")
         if not os.path.exists(hostkey):
             _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", hostkey])
@@ -461,7 +479,8 @@ class Lab:
                 "PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
                 "UsePAM no\nStrictModes no\nUseDNS no\nMaxStartups 200:30:400\nMaxSessions 200\n"
                 "ClientAliveInterval 0\nAcceptEnv LANG LC_*\nSubsystem sftp internal-sftp\n"
-                % (addr, hostkey, os.path.join(hdir, "sshd.pid"), self.key)
+                # Over the LAN the address comes by DHCP later; 0.0.0.0 is every address of the host's own namespace.
+                % ("0.0.0.0" if ssh_via_lan else addr, hostkey, os.path.join(hdir, "sshd.pid"), self.key)  # noqa: S104
             )
         setup = (
             'mount --make-rprivate / && '
@@ -478,7 +497,7 @@ class Lab:
                 "pid": proc.pid, "dir": hdir, "lan_port": lan_port, "networkmanager": bool(networkmanager)}
 
     @staticmethod
-    def _seed_etc(upper, name, ns, addr, gateway, stock_firewall, networkmanager=False, eth1_method="disabled"):
+    def _seed_etc(upper, name, ns, addr, gateway, stock_firewall, networkmanager=False, eth1_method="disabled", lan_address=None):
         """Write the host's own /etc files into its overlay's upper layer."""
         scripts = os.path.join(upper, "sysconfig", "network-scripts")
         os.makedirs(scripts, exist_ok=True)
@@ -502,7 +521,7 @@ class Lab:
         if networkmanager:  # keyfiles instead of ifcfg files, as on EL9/EL10
             for device in ("eth0", "eth1"):
                 del files[os.path.join(scripts, "ifcfg-" + device)]
-            kvmb_nm.seed(upper, name, mac0, addr, gateway, mac1, eth1_method)
+            kvmb_nm.seed(upper, name, mac0, addr, gateway, mac1, eth1_method, lan_address)
         for path, text in files.items():
             with open(path, "w") as handle:
                 handle.write(text)
@@ -593,12 +612,21 @@ class Lab:
 
     def inventory(self):
         hosts = {}
+        state = self._load()
         for host in self.hosts():
             hosts[host.name] = {
                 "ansible_host": host.address,
                 "kvmb_netns": host.netns,
                 "kvmb_pid": host.pid,
             }
+            lan_address = state["hosts"][host.name].get("lan_address")
+            if lan_address:  # SSH over the LAN NIC, through the LAN namespace
+                relay = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kvmb_relay.py")
+                hosts[host.name].update({
+                    "ansible_host": lan_address,
+                    "ansible_ssh_common_args": SSH_COMMON_ARGS + " -o ProxyCommand='ip netns exec %s %s %s %%h %%p'"
+                    % (self.lan_netns, self.python, relay),
+                })
         return {
             "all": {
                 "children": {"lab": {"hosts": hosts}},
@@ -606,7 +634,7 @@ class Lab:
                     "ansible_user": "root",
                     "ansible_ssh_private_key_file": self.key,
                     "ansible_python_interpreter": self.python,
-                    "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
+                    "ansible_ssh_common_args": SSH_COMMON_ARGS,
                     "kvmb_lab_id": self.id,
                     "kvmb_lan_gateway": LAN_GATEWAY,
                 },

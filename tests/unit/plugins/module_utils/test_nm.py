@@ -158,3 +158,11 @@ def test_probe_reads_the_bus_and_the_files():
     quiet = FakeBus({OWNER: (1, "", "Failed to connect to bus")})
     probe = _nm.probe_host(_nm.Bus(quiet), exists=lambda path: path == "/etc/rc.d/init.d/network", globber=lambda p: [p])
     assert probe == {"nm_running": False, "nm_version": None, "nm_ifcfg_plugin": True, "network_scripts": True}
+
+
+def test_adjust_restarts_the_countdown_of_an_existing_checkpoint():
+    cp = "/org/freedesktop/NetworkManager/Checkpoint/2"
+    cps, run = checkpoints({"get-property %s Checkpoints" % MGR: (0, 'ao 1 "%s"\n' % cp, ""),
+                            "call %s CheckpointAdjustRollbackTimeout" % MGR: (0, "", "")})
+    cps.adjust(cp, 45)
+    assert run.calls[-1][-4:] == ["CheckpointAdjustRollbackTimeout", "ou", cp, "45"]
