@@ -227,3 +227,28 @@ def outcome_message(label, what, failure=None, restored=None, checkpoint_gone=Fa
         tail = (" The profiles on disk and the devices are as before the change, and the host answers again."
                 " Check host_bridge_nic, host_bridge_bootproto, host_bridge_addresses and host_bridge_gateway.")
     return "%s%s; %s.%s" % (label + ": " if label else "", why, done, tail)
+
+
+def activation_needed(device, profile_uuid):
+    """Whether NetworkManager must activate the profile ``profile_uuid`` on ``device`` (nmcli's device fields, or None)."""
+    if not device:
+        return True
+    return not (device.get("GENERAL.CON-UUID") == profile_uuid and device.get("GENERAL.STATE", "").startswith("100"))
+
+
+def activate(run, profile, interface, wait=30, check_mode=False, nmcli="nmcli"):
+    """Activate the profile named ``profile`` on ``interface`` unless NetworkManager already runs it there."""
+    rc, out, err = run([nmcli, "-g", "connection.uuid", "connection", "show", "id", profile])
+    uuids = [line for line in out.splitlines() if line] if rc == 0 else []
+    if len(uuids) != 1:
+        raise ModuleError("NetworkManager has %s profile named %s (%s). Write it first (nm_keyfile with reload), or name "
+                          "one profile." % ("no" if not uuids else "more than one", profile, (err or "").strip() or "nmcli"))
+    rc, out, _err = run([nmcli, "-g", ",".join(DEVICE_FIELDS), "device", "show", interface])
+    device = _values(out, DEVICE_FIELDS) if rc == 0 else None
+    if not activation_needed(device, uuids[0]):
+        return {"changed": False, "uuid": uuids[0], "msg": "%s is active on %s" % (profile, interface)}
+    if not check_mode:
+        rc, out, err = run([nmcli, "--wait", str(int(wait)), "connection", "up", "uuid", uuids[0]])
+        if rc != 0:
+            raise ModuleError("NetworkManager could not activate %s on %s: %s" % (profile, interface, (err or out).strip()))
+    return {"changed": True, "uuid": uuids[0], "msg": "activated %s on %s" % (profile, interface)}

@@ -139,3 +139,39 @@ def test_outcome_of_a_timeout_rollback_and_of_a_failed_restore():
                           "confirmed the change within 60s; NetworkManager rolled back its checkpoint when the timeout ran out.")
     bad = _nm_bridge.outcome_message("", "x", failure="y", restored={"eth0": "failed"})
     assert bad.endswith("Check the host from its console: parts of the restore failed (eth0).")
+
+
+def nmcli_answers(answers):
+    calls = []
+
+    def run(argv):
+        calls.append(argv)
+        return answers.get(" ".join(argv[1:]), (10, "", "Error: not found"))
+
+    return run, calls
+
+
+def test_activate_does_nothing_when_the_profile_runs_already():
+    run, calls = nmcli_answers({
+        "-g connection.uuid connection show id isolbr0": (0, BR_UUID + "\n", ""),
+        "-g %s device show isolbr0" % ",".join(_nm_bridge.DEVICE_FIELDS): (0, "\n100 (connected)\nisolbr0\n%s\n" % BR_UUID, ""),
+    })
+    assert _nm_bridge.activate(run, "isolbr0", "isolbr0")["changed"] is False
+    assert not any("up" in argv for argv in calls)
+
+
+def test_activate_brings_up_a_missing_device_but_not_in_check_mode():
+    answers = {"-g connection.uuid connection show id isolbr0": (0, BR_UUID + "\n", ""),
+               "--wait 30 connection up uuid %s" % BR_UUID: (0, "Connection successfully activated\n", "")}
+    run, calls = nmcli_answers(answers)
+    assert _nm_bridge.activate(run, "isolbr0", "isolbr0", check_mode=True)["changed"] is True
+    assert not any("up" in argv for argv in calls)
+    assert _nm_bridge.activate(run, "isolbr0", "isolbr0")["changed"] is True
+    assert calls[-1] == ["nmcli", "--wait", "30", "connection", "up", "uuid", BR_UUID]
+
+
+def test_activate_needs_exactly_one_profile():
+    run, _ = nmcli_answers({"-g connection.uuid connection show id x": (0, "a\nb\n", "")})
+    with pytest.raises(ModuleError) as err:
+        _nm_bridge.activate(run, "x", "x")
+    assert "more than one profile named x" in err.value.msg
