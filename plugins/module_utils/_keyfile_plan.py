@@ -19,7 +19,17 @@ import re
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils import _keyfile
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
-from ansible_collections.kvmhost.bridging.plugins.module_utils._ifcfg import validate_device, validate_mac
+from ansible_collections.kvmhost.bridging.plugins.module_utils._names import normalize_mac, validate_ifname
+
+
+def validate_device(name, option):
+    """An interface name as the kernel takes it (the collection's one validator, _names)."""
+    return validate_ifname(name, option)
+
+
+def validate_mac(mac, option):
+    """A unicast MAC written with colons (the collection's one validator, _names)."""
+    return normalize_mac(mac, option, separators=":", strip=False)
 
 PORT_KEYS = ("master", "slave-type", "controller", "port-type")
 _UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")

@@ -307,12 +307,12 @@ def test_all_port_problems_at_once():
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"name": "br/0"}, "Invalid bridge name 'br/0'"),
+        ({"name": "br/0"}, "bridge name 'br/0' is not a valid interface name"),
         ({"name": "b" * 16}, "longer than 15 bytes"),
-        ({"ports": ["eth 0"]}, "Invalid port name 'eth 0'"),
+        ({"ports": ["eth 0"]}, "port name 'eth 0' is not a valid interface name"),
         ({"ports": ["eth0", "eth0"]}, "listed twice"),
         ({"mac": "01:00:5e:00:00:01"}, "multicast"),
-        ({"mac": "nonsense"}, "Invalid mac 'nonsense'"),
+        ({"mac": "nonsense"}, "mac 'nonsense' is not a MAC address"),
         ({"mtu": 20}, "mtu 20 is out of range"),
         ({"hello_time": 20}, "hello_time 20 is out of range"),
         ({"stp": True, "forward_delay": 0}, "does not work with STP on"),
