@@ -137,7 +137,7 @@ def _bridging_opts(text, table, where):
     values = {}
     unknown = []
     for word in (text or "").split():
-        name, _, value = word.partition("=")
+        name, _sep, value = word.partition("=")
         if name not in table or value == "":
             unknown.append(word)
             continue

@@ -70,9 +70,9 @@ options:
     type: str
   controller:
     description:
-      - Makes this ethernet profile a port of the bridge with this interface name. A port has no IP configuration:
-        O(ipv4) and O(ipv6) are refused and existing C([ipv4]) and C([ipv6]) sections are removed (NetworkManager
-        drops them for ports anyway).
+      - Makes this ethernet profile a port of the bridge with this interface name. A port has no IP configuration,
+        so O(ipv4) and O(ipv6) are refused, and existing C([ipv4]) and C([ipv6]) sections are removed
+        (NetworkManager drops them for ports anyway).
       - Without it, existing port keys of an adopted profile are removed, so the NIC is a plain NIC again.
     type: str
   mac_address:
@@ -142,7 +142,7 @@ options:
     type: int
   settings:
     description:
-      - Other keys, as C({section: {key: value}}). Strings are written with GLib's escapes, lists as C(a;b;),
+      - Other keys, as a dict of sections, each a dict of keys and values. Strings are written with GLib's escapes, lists as C(a;b;),
         booleans as C(true)/C(false), numbers as they are; a value of V(null) removes the key, and a section of
         V(null) removes the section.
       - Keys that an option above writes must be set through that option. Sections are named as NetworkManager

@@ -108,7 +108,7 @@ profiles:
       description: C({stp, forward_delay}) for a bridge, with NetworkManager's defaults.
       type: dict
     settings:
-      description: Every section as C({key: value}), values as GLib reads them; null for a value GLib cannot read.
+      description: Every section as a dict of keys and values, as GLib reads them; null for a value GLib cannot read.
       type: dict
     problems:
       description: Why NetworkManager ignores the file or reads it otherwise than it looks, with what to do.

@@ -133,17 +133,19 @@ def test_unsafe_profile_directory_is_refused(plain, ansible):
 
 
 def test_files_are_0600_under_umask_000(plain, ansible):
-    wrapper = "/etc/kvmb-python-umask000"
+    wrapper = "/etc/kvmb-python-umask000"  # the host's own /etc
+    probe = "/etc/kvmb-umask-probe"
     plain.write_file(wrapper, '#!/bin/sh\numask 000\nexec /usr/bin/python3 "$@"\n', mode="755")
-    play = [{"hosts": plain.name, "gather_facts": False, "vars": {"ansible_python_interpreter": wrapper}, "tasks": [
-        {"name": "a file made without care shows the umask", "ansible.builtin.command": {"argv": ["touch", "/tmp/kvmb-umask-probe"],
-                                                                                          "creates": "/tmp/kvmb-umask-probe"}},
+    plain.run(["rm", "-f", probe])
+    tasks = [
+        {"name": "a file made without care shows the umask", "ansible.builtin.command": {"argv": ["touch", probe]}},
         {"name": "under test", MODULE: {"name": "breth1", "type": "bridge", "interface": "breth1", "backup": True}},
         {"name": "rewrite", MODULE: {"name": "breth1", "type": "bridge", "interface": "breth1", "stp": False, "backup": True}},
-    ]}]  # fmt: skip
+    ]
+    play = [{"hosts": plain.name, "gather_facts": False, "vars": {"ansible_python_interpreter": wrapper}, "tasks": tasks}]
     result = ansible.playbook(json.dumps(play) + "\n")
     assert result.rc == 0, result.output
-    assert stat(plain, "/tmp/kvmb-umask-probe") == "666 root root"  # the umask really was 000
+    assert stat(plain, probe) == "666 root root"  # the umask really was 000
     assert stat(plain, DIR + "/breth1.nmconnection") == "600 root root"
     backups = [name for name in ls(plain) if name.endswith("~")]
     assert len(backups) == 1 and stat(plain, DIR + "/" + backups[0]) == "600 root root"

@@ -128,8 +128,8 @@ _PIECES = [
 def _random_texts(count, seed):
     rng = random.Random(seed)
     texts = []
-    for _ in range(count):
-        lines = [rng.choice(_PIECES) for _ in range(rng.randint(0, 8))]
+    for _text in range(count):
+        lines = [rng.choice(_PIECES) for _line in range(rng.randint(0, 8))]
         if rng.random() < 0.8:
             lines.insert(0, rng.choice(["[connection]", "[ipv4]", "[a b]"]))
         texts.append("\n".join(lines) + ("\n" if rng.random() < 0.8 else ""))
