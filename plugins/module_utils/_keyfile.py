@@ -538,6 +538,8 @@ def read_ip(raw_values, family):
             gateway = None
     if gateway is None:
         gateway = legacy_gateway
+    if parse_bool(_scalar(raw_values, "never-default"), False):
+        gateway = None  # NetworkManager's normalisation drops the gateway of a never-default profile
     dns = []
     raw_dns = raw_values.get("dns")
     if raw_dns is not None:

@@ -294,14 +294,15 @@ def _ipv4(variables, path):
         for index, address in enumerate(addresses, start=1):
             ipv4["address%d" % index] = address
     gateway = variables.get("GATEWAY")
-    if gateway and ipv4["method"] in ("auto", "manual") and addresses:
+    never_default = _bool(variables.get("DEFROUTE"), True) is False
+    if gateway and ipv4["method"] in ("auto", "manual") and addresses and not never_default:
         ipv4["gateway"] = gateway.strip()
     servers = _dns(variables, 4)
     if servers:
         ipv4["dns"] = servers
     if _bool(variables.get("PEERDNS"), True) is False and ipv4["method"] == "auto":
         ipv4["ignore-auto-dns"] = "true"
-    if _bool(variables.get("DEFROUTE"), True) is False:
+    if never_default:
         ipv4["never-default"] = "true"
     return ipv4
 
@@ -330,3 +331,58 @@ def _ipv6(variables, path):
     if servers:
         ipv6["dns"] = servers
     return ipv6
+
+
+def module_params(converted):
+    """nm_keyfile parameters that write ``converted`` (a :func:`convert` result) through the module.
+
+    The module then validates, adopts the NIC's existing keyfile profile, locks,
+    backs up and writes 0600 as for any other profile.
+    """
+    groups = converted["groups"]
+    connection = groups["connection"]
+    params = {
+        "name": connection["id"],
+        "uuid": connection["uuid"],
+        "type": connection["type"],
+        "interface": connection["interface-name"],
+        "settings": {},
+    }
+    if "autoconnect" in connection:
+        params["autoconnect"] = connection["autoconnect"] == "true"
+    if "master" in connection:
+        params["controller"] = connection["master"]
+    if "zone" in connection:
+        params["settings"]["connection"] = {"zone": connection["zone"]}
+    ethernet = dict(groups.get("ethernet", {}))
+    if "mac-address" in ethernet:
+        params["mac_address"] = ethernet.pop("mac-address")
+    if "cloned-mac-address" in ethernet:
+        params["cloned_mac_address"] = ethernet.pop("cloned-mac-address")
+    if ethernet:
+        params["settings"]["ethernet"] = ethernet
+    bridge = dict(groups.get("bridge", {}))
+    if "stp" in bridge:
+        params["stp"] = bridge.pop("stp") == "true"
+    if "forward-delay" in bridge:
+        params["forward_delay"] = int(bridge.pop("forward-delay"))
+    if bridge:
+        params["settings"]["bridge"] = bridge
+    if groups.get("bridge-port"):
+        params["settings"]["bridge-port"] = dict(groups["bridge-port"])
+    for family in ("ipv4", "ipv6"):
+        if family not in groups:
+            continue
+        values = dict(groups[family])
+        ip = {"method": values.pop("method")}
+        addresses = [values.pop(key) for key in sorted((k for k in list(values) if k.startswith("address")), key=lambda k: int(k[7:]))]
+        if addresses:
+            ip["addresses"] = addresses
+        if "gateway" in values:
+            ip["gateway"] = values.pop("gateway")
+        if "dns" in values:
+            ip["dns"] = values.pop("dns")
+        params[family] = ip
+        if values:
+            params["settings"][family] = values
+    return params

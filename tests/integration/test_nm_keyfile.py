@@ -191,6 +191,8 @@ def test_networkmanager_loads_the_files_and_brings_the_bridge_up(nm_host, ansibl
     shown = host.run(["nmcli", "-t", "-f", "NAME,UUID,TYPE,DEVICE,FILENAME", "connection", "show"]).stdout
     assert "breth1:%s:bridge:" % done["uuid"] in shown
     assert host.run(["nmcli", "-g", "connection.master,connection.slave-type", "connection", "show", "eth1"]).stdout.split() == ["breth1", "bridge"]
+    cloned = host.run(["nmcli", "-g", "802-3-ethernet.cloned-mac-address", "connection", "show", "breth1"]).stdout.strip()
+    assert cloned.replace("\\", "").lower() == mac  # nmcli -g escapes the colons
     # Applying is not the module's job; here NetworkManager activates the port, which brings up its bridge.
     host.run(["nmcli", "connection", "up", "eth1"])
     nm_wait(host, lambda: controller_of(host, "eth1") == "breth1" and (ipv4_of(host, "breth1") or "").startswith("198.19.0."), "breth1 up with a lease")

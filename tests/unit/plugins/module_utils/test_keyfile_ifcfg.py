@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from ansible_collections.kvmhost.bridging.plugins.module_utils import _ifcfg, _keyfile_ifcfg
+from ansible_collections.kvmhost.bridging.plugins.module_utils import _ifcfg, _keyfile, _keyfile_ifcfg, _keyfile_plan
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -84,17 +84,25 @@ def test_plain_dhcp_nic(tmp_path):
     assert nm["autoconnect"] is False
 
 
-def test_static_nic_with_dns_and_gateway(tmp_path):
-    variables = {"DEVICE": "eth1", "BOOTPROTO": "none", "IPADDR": "198.18.5.10", "NETMASK": "255.255.255.0", "IPADDR1": "198.18.6.10",
+STATIC = {"DEVICE": "eth1", "BOOTPROTO": "none", "IPADDR": "198.18.5.10", "NETMASK": "255.255.255.0", "IPADDR1": "198.18.6.10",
                  "PREFIX1": "25", "GATEWAY": "198.18.5.1", "DNS1": "198.18.5.53", "DNS2": "2001:db8::53", "ONBOOT": "yes",
                  "NM_CONTROLLED": "no", "IPV6INIT": "yes", "IPV6_AUTOCONF": "no", "IPV6ADDR": "2001:db8::10/64",
-                 "IPV6_DEFAULTGW": "2001:db8::1"}  # fmt: skip
-    result = _keyfile_ifcfg.convert(variables, "/etc/sysconfig/network-scripts/ifcfg-eth1")
+                 "IPV6_DEFAULTGW": "2001:db8::1", "ZONE": "trusted", "MTU": "9000"}  # fmt: skip
+
+
+def test_static_nic_with_dns_and_gateway(tmp_path):
+    result = _keyfile_ifcfg.convert(STATIC, "/etc/sysconfig/network-scripts/ifcfg-eth1")
     nm = nm_read(tmp_path, result)
     assert nm["ipv4"] == {"method": "manual", "addresses": ["198.18.5.10/24", "198.18.6.10/25"], "gateway": "198.18.5.1", "dns": ["198.18.5.53"]}
     assert nm["ipv6"] == {"method": "manual", "addresses": ["2001:db8::10/64"], "gateway": "2001:db8::1", "dns": ["2001:db8::53"]}
     assert nm["autoconnect"] is True
     assert "NM_CONTROLLED=no" in result["warnings"][0]
+
+
+def test_defroute_no_is_never_default_without_gateway(tmp_path):
+    result = _keyfile_ifcfg.convert(dict(STATIC, DEFROUTE="no"), "/etc/sysconfig/network-scripts/ifcfg-eth1")
+    assert result["groups"]["ipv4"]["never-default"] == "true" and "gateway" not in result["groups"]["ipv4"]
+    assert nm_read(tmp_path, result)["ipv4"]["gateway"] is None
 
 
 def test_no_bootproto_and_no_address_is_ipv4_disabled(tmp_path):
@@ -140,3 +148,17 @@ def test_unsupported_profiles_are_refused(variables, message):
 
 def test_legacy_uuid_is_the_md5_of_the_path():
     assert _keyfile_ifcfg.legacy_uuid("/etc/sysconfig/network-scripts/ifcfg-eth0") == "5fb06bd0-0bb0-7ffb-45f1-d6edd65f3e03"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["ifcfg-test-bridge-main", "ifcfg-test-bridge-component", "ifcfg-System_test-bridge-component-b.cexpected", "ifcfg-test-bridge-missing-stp", "static"],
+)
+def test_module_params_write_the_same_profile_through_nm_keyfile(name):
+    converted = _keyfile_ifcfg.convert(STATIC, "/etc/sysconfig/network-scripts/ifcfg-eth1") if name == "static" else convert(name)
+    request = _keyfile_plan.build_request(_keyfile_ifcfg.module_params(converted))
+    plan = _keyfile_plan.plan({}, request, "00000000-0000-4000-8000-000000000000")
+    assert plan.file_name == converted["file_name"]
+    written = _keyfile.read_profile(plan.after, plan.file_name)
+    assert {k: v for k, v in written.items() if k != "settings"} == {k: v for k, v in converted["profile"].items() if k != "settings"}
+    assert _keyfile.KeyFile.parse(plan.after).as_dict() == _keyfile.KeyFile.parse(converted["text"]).as_dict()
