@@ -195,6 +195,8 @@ def _ip_ops(request, family, params):
             request.set(section, "gateway", validate_host(gateway, family, "%s.gateway" % section))
     if dns is not None:
         servers = [validate_host(text, family, "%s.dns" % section) for text in dns]
+        if method in ("disabled", "link-local", "ignore") and servers:
+            raise ModuleError("%s.dns: NetworkManager refuses DNS servers with method %s; use method manual or auto." % (section, method))
         request.set(section, "dns", _keyfile.escape_list(servers) if servers else None)
 
 
@@ -444,6 +446,8 @@ def verify(profile, request):
             problems.append("%s.method manual needs addresses" % family)
         if method in ("disabled", "link-local", "ignore") and settings["addresses"]:
             problems.append("%s has addresses, which NetworkManager refuses with method %s" % (family, method))
+        if method in ("disabled", "link-local", "ignore") and settings["dns"]:
+            problems.append("%s has DNS servers, which NetworkManager refuses with method %s (remove them with dns: [])" % (family, method))
         if settings["gateway"] and not settings["addresses"]:
             problems.append("%s.gateway needs an address (NetworkManager: gateway cannot be set if there are no addresses configured)" % family)
     if problems:
