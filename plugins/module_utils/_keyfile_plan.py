@@ -316,11 +316,11 @@ def _profiles(files, before_1_46=False):
     return found
 
 
-def _owns(profile, interface, macs):
-    """Whether an ethernet profile applies to the interface (by interface-name, or by its MAC)."""
-    if profile["type"] != "ethernet":
+def _owns(profile, kind, interface, macs):
+    """Whether a profile of this type applies to the interface (by interface-name, or an ethernet one by its MAC)."""
+    if profile["type"] != kind:
         return False
-    if profile["interface_name"]:
+    if profile["interface_name"] or kind != "ethernet":
         return profile["interface_name"] == interface
     return bool(profile["mac_address"]) and profile["mac_address"] in macs
 
@@ -340,10 +340,10 @@ def find_target(files, request, nic_mac=None):
             "remove all but one." % (request.name, ", ".join(by_id))
         )
     macs = {mac.upper() for mac in (request.mac, nic_mac) if mac}
-    owners = [file_name for file_name, profile in profiles if request.kind == "ethernet" and _owns(profile, request.interface, macs)]
+    owners = [file_name for file_name, profile in profiles if _owns(profile, request.kind, request.interface, macs)]
     if by_id:
         return by_id[0], False, [name for name in owners if name != by_id[0]]
-    if request.adopt and owners:
+    if request.adopt and owners and request.kind == "ethernet":
         if len(owners) > 1:
             ids = ["%s (%s)" % (name, dict(profiles)[name]["id"]) for name in owners]
             raise ModuleError(

@@ -161,6 +161,8 @@ options:
         interface's own MAC) and rewrite that one. This turns a host's "System eth0" profile into the bridge port
         instead of leaving two profiles that both want eth0.
       - When several profiles match, the module fails and lists them; choose one with O(name).
+      - Bridge profiles are not adopted; other bridge profiles of the same interface are listed in
+        RV(other_profiles) with a warning.
     type: bool
     default: true
   config_dir:

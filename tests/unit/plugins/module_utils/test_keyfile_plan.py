@@ -156,3 +156,11 @@ def test_ignored_files_are_not_profiles():
     request = _keyfile_plan.build_request({"name": "br0", "type": "bridge", "interface": "br0"})
     plan = _keyfile_plan.plan({"br0.nmconnection~": text, ".br0.nmconnection.tmp": text}, request, UUID)
     assert plan.before is None and plan.file_name == "br0.nmconnection"
+
+
+def test_another_bridge_profile_of_the_interface_is_reported_not_adopted():
+    other = "[connection]\nid=bridge-br0\nuuid=%s\ntype=bridge\ninterface-name=br0\n" % UUID
+    request = _keyfile_plan.build_request({"name": "br0", "type": "bridge", "interface": "br0"})
+    plan = _keyfile_plan.plan({"bridge-br0.nmconnection": other}, request, "0bef2d09-50a3-56b9-912a-5dc941284e3e")
+    assert not plan.adopted and plan.before is None and plan.file_name == "br0.nmconnection"
+    assert plan.others == ["bridge-br0.nmconnection"]
