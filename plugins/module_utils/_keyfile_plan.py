@@ -31,6 +31,7 @@ def validate_mac(mac, option):
     """A unicast MAC written with colons (the collection's one validator, _names)."""
     return normalize_mac(mac, option, separators=":", strip=False)
 
+
 PORT_KEYS = ("master", "slave-type", "controller", "port-type")
 _UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
 _ADDRESS_KEY_RE = re.compile(r"(?:address|addresses)[0-9]*\Z")

@@ -84,10 +84,12 @@ def test_plain_dhcp_nic(tmp_path):
     assert nm["autoconnect"] is False
 
 
-STATIC = {"DEVICE": "eth1", "BOOTPROTO": "none", "IPADDR": "198.18.5.10", "NETMASK": "255.255.255.0", "IPADDR1": "198.18.6.10",
-                 "PREFIX1": "25", "GATEWAY": "198.18.5.1", "DNS1": "198.18.5.53", "DNS2": "2001:db8::53", "ONBOOT": "yes",
-                 "NM_CONTROLLED": "no", "IPV6INIT": "yes", "IPV6_AUTOCONF": "no", "IPV6ADDR": "2001:db8::10/64",
-                 "IPV6_DEFAULTGW": "2001:db8::1", "ZONE": "trusted", "MTU": "9000"}  # fmt: skip
+STATIC = {
+    "DEVICE": "eth1", "BOOTPROTO": "none", "IPADDR": "198.18.5.10", "NETMASK": "255.255.255.0", "IPADDR1": "198.18.6.10",
+    "PREFIX1": "25", "GATEWAY": "198.18.5.1", "DNS1": "198.18.5.53", "DNS2": "2001:db8::53", "ONBOOT": "yes",
+    "NM_CONTROLLED": "no", "IPV6INIT": "yes", "IPV6_AUTOCONF": "no", "IPV6ADDR": "2001:db8::10/64",
+    "IPV6_DEFAULTGW": "2001:db8::1", "ZONE": "trusted", "MTU": "9000",
+}  # fmt: skip
 
 
 def test_static_nic_with_dns_and_gateway(tmp_path):
