@@ -22,6 +22,8 @@ kvmb_apt() {
                   python3 python3-venv python3-dev gcc git rsync kmod procps shellcheck iputils-ping)
     wanted+=(libvirt0 libvirt-dev pkg-config libvirt-clients libxml2-utils)  # vm_interface: libvirt-python builds against libvirt-dev; virt-xml-validate
     wanted+=(firewalld dbus-daemon)  # firewalld lab hosts: firewalld on a private system bus in the host's namespaces
+    wanted+=(network-manager dbus)  # NetworkManager lab hosts (issue 11); policy-rc.d keeps it from starting here
+    wanted+=(gir1.2-nm-1.0)  # keyfile tests: libnm 1.42's own keyfile reader (NM.keyfile_read) as the oracle
     for pkg in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
     done

@@ -71,3 +71,13 @@ def ansible(lab, tmp_path_factory):
 def any_ansible(lab, tmp_path_factory, request):
     """Ansible under each tested configuration in turn: plain SSH (linear), and Mitogen's mitogen_linear over SSH."""
     return AnsibleRunner(lab, str(tmp_path_factory.mktemp("ansible-" + request.param)), config=request.param)
+
+
+@pytest.fixture
+def nm_host(lab):
+    """A fresh lab host that runs real NetworkManager on keyfile profiles (eth0 static, eth1 no address)."""
+    the_host = lab.add_host(networkmanager=True)
+    try:
+        yield the_host
+    finally:
+        lab.remove_host(the_host)
