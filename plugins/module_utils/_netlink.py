@@ -79,8 +79,8 @@ IFA_PROTO_KERNEL = (1, 2, 3)
 RTPROT_REDIRECT = 1
 RTPROT_KERNEL = 2
 RTPROT_RA = 9
+IP6_RT_PRIO_ADDRCONF = 256  # the metric of the kernel's IPv6 prefix routes
 # Routes the kernel owns: it makes them again on the bridge from its addresses and RAs.
-KERNEL_ROUTE_PROTOCOLS = (RTPROT_REDIRECT, RTPROT_KERNEL, RTPROT_RA)
 RTNH_F_ONLINK = 0x4
 RT_TABLE_MAIN = 254
 RT_TABLE_LOCAL = 255
@@ -234,6 +234,7 @@ class Address:
     valid: int | None = None
     preferred: int | None = None
     proto: int | None = None
+    rt_priority: int | None = None  # IFA_RT_PRIORITY: the metric of the prefix route the kernel makes for it
 
     @property
     def ip(self):
@@ -286,6 +287,18 @@ class Route:
     metrics: tuple = ()  # ((RTAX_NAME, value), ...)
     multipath: tuple = ()  # (Nexthop, ...)
     unsupported: tuple = ()  # names of attributes that cannot be copied
+
+    @property
+    def expires(self):
+        """True for a route with a lifetime (the kernel's own from router advertisements)."""
+        return "RTA_EXPIRES" in self.unsupported
+
+    @property
+    def gateways(self):
+        """The gateways the route needs reachable: its own, or its nexthops'."""
+        if self.multipath:
+            return tuple(nh.gateway for nh in self.multipath if nh.gateway)
+        return (self.gateway,) if self.gateway else ()
 
     @property
     def devices(self):
@@ -471,6 +484,7 @@ def addresses_from_messages(messages, names):
                 valid=valid,
                 preferred=preferred,
                 proto=_nla(msg, "IFA_PROTO"),
+                rt_priority=_nla(msg, "IFA_RT_PRIORITY"),
             )
         )
     return addresses
@@ -598,9 +612,59 @@ def is_migratable_address(address):
     return address.proto not in IFA_PROTO_KERNEL
 
 
-def is_movable_route(route):
-    """True for routes the user (or a DHCP client) made; the kernel's own (proto kernel/ra/redirect) stay."""
-    return route.proto not in KERNEL_ROUTE_PROTOCOLS
+def _prefix_route_of(route, address):
+    """True if ``route`` is the prefix route the kernel makes for ``address`` (none with noprefixroute)."""
+    if address.dev not in route.devices or address.family != route.family or address.flags & IFA_F_NOPREFIXROUTE:
+        return False
+    if route.gateway or route.multipath or route.table != RT_TABLE_MAIN or not route.dst:
+        return False
+    try:
+        network = ipaddress.ip_interface("%s/%d" % (address.address, address.prefixlen)).network
+    except ValueError:
+        return False
+    if (str(network.network_address), network.prefixlen) != (normalize_ip(route.dst), route.dst_len):
+        return False
+    default = IP6_RT_PRIO_ADDRCONF if route.family == AF_INET6 else 0
+    return (route.priority or 0) == (address.rt_priority or default)
+
+
+def kernel_prefix_route(address):
+    """The prefix route the kernel makes for ``address`` when it is added, or None (noprefixroute, /32, /128)."""
+    if address.flags & IFA_F_NOPREFIXROUTE or address.family not in (AF_INET, AF_INET6):
+        return None
+    network = ipaddress.ip_interface("%s/%d" % (address.address, address.prefixlen)).network
+    if network.prefixlen == network.max_prefixlen:
+        return None
+    if address.family == AF_INET6:
+        return Route(AF_INET6, dst=str(network.network_address), dst_len=network.prefixlen, proto=RTPROT_KERNEL, dev=address.dev,
+                     priority=address.rt_priority or IP6_RT_PRIO_ADDRCONF)  # fmt: skip
+    return Route(AF_INET, dst=str(network.network_address), dst_len=network.prefixlen, proto=RTPROT_KERNEL, scope=253, dev=address.dev,
+                 prefsrc=address.ip, priority=address.rt_priority or None)  # fmt: skip
+
+
+def is_movable_route(route, addresses=None):
+    """True for routes the user, a DHCP client or a network daemon made; the kernel's own stay.
+
+    The kernel's own: redirects, the routes it learns from router
+    advertisements (they expire), its local table, and the prefix routes it
+    makes for an address, which it makes again on the bridge when the address
+    moves there. A ``proto kernel`` route that is not such a prefix route (an
+    address with ``noprefixroute``, as NetworkManager and systemd-networkd set
+    them, and its prefix route added with a metric of its own) is an explicit
+    route and moves. ``addresses``: the addresses to tell prefix routes by;
+    None keeps every ``proto kernel`` route in place.
+    """
+    if route.proto == RTPROT_REDIRECT or route.table == RT_TABLE_LOCAL:
+        return False
+    if route.proto == RTPROT_RA:
+        return not route.expires  # NetworkManager's own RA routes carry no lifetime; the kernel's do
+    if route.proto != RTPROT_KERNEL:
+        return True
+    if addresses is None or route.expires:
+        return False
+    if route.family == AF_INET6 and route.dst and ipaddress.ip_address(route.dst).is_link_local and route.dst_len == 64:
+        return False  # fe80::/64: every IPv6 link has its own
+    return not any(_prefix_route_of(route, address) for address in addresses)
 
 
 # --------------------------------------------------------------------------
@@ -920,7 +984,7 @@ def _plan_present(snapshot, spec, bridge, connection):
                 moves_addr.append((address, new))
         seen = set()
         for route in snapshot.routes:
-            if not any(route.uses(port) for port in port_names) or not is_movable_route(route):
+            if not any(route.uses(port) for port in port_names) or not is_movable_route(route, snapshot.addresses):
                 continue
             if route in seen:
                 continue
@@ -934,6 +998,7 @@ def _plan_present(snapshot, spec, bridge, connection):
             for port in port_names:
                 new = new.on(port, name)
             moves_route.append((route, new))
+        moves_route = order_route_moves(moves_route)
 
     # -- the connection must survive -----------------------------------------
     if not spec.force:
@@ -1033,6 +1098,26 @@ def _plan_present(snapshot, spec, bridge, connection):
     return plan
 
 
+def route_needs_onlink(route):
+    """True if adding ``route`` needs an on-link route to its gateway(s) on the new device first.
+
+    The kernel looks a gateway up over the route's device when the route is
+    added, and refuses it (ENETUNREACH) without a route there to reach it. A
+    route without a gateway (on-link, blackhole...) and a gateway route marked
+    ``onlink`` need nothing but the device.
+    """
+    hops = route.multipath or (Nexthop(route.dev, route.gateway, flags=route.flags),)
+    return any(nh.gateway and not nh.flags & RTNH_F_ONLINK for nh in hops)
+
+
+def order_route_moves(moves):
+    """The (old, new) route moves with every route after what it needs: the routes that need nothing
+    (on-link, onlink gateways) first, then the gateway routes, in every table, IPv4 and IPv6. Within each
+    group the kernel's (the dump's) order stays.
+    """
+    return sorted(moves, key=lambda move: route_needs_onlink(move[1]))
+
+
 def _show_option(name, value):
     if _OPTION_HOW[name] == "time":
         return "%gs" % value
@@ -1081,14 +1166,14 @@ def bridge_view(snapshot, name, ports=()):
         view[option] = option_from_kernel(option, options[option])
     view["ports"] = snapshot.ports_of(name)
     view["addresses"] = [a.cidr for a in snapshot.addresses_on(name) if not is_link_local(a)]
-    view["routes"] = [r.describe() for r in snapshot.routes_using(name) if is_movable_route(r)]
+    view["routes"] = [r.describe() for r in snapshot.routes_using(name) if is_movable_route(r, snapshot.addresses)]
     port_addresses = {}
     port_routes = {}
     for port in ports:
         if snapshot.link(port) is None:
             continue
         port_addresses[port] = [a.cidr for a in snapshot.addresses_on(port) if not is_link_local(a)]
-        port_routes[port] = [r.describe() for r in snapshot.routes_using(port) if is_movable_route(r)]
+        port_routes[port] = [r.describe() for r in snapshot.routes_using(port) if is_movable_route(r, snapshot.addresses)]
     if ports:
         view["port_addresses"] = port_addresses
         view["port_routes"] = port_routes
@@ -1112,7 +1197,7 @@ def runtime_state(snapshot, names):
             "mtu": link.mtu,
             "bridge": dict(link.bridge),
             "addresses": sorted("%s flags 0x%x" % (a.cidr, a.flags & (IFA_SETTABLE_FLAGS | IFA_F_PERMANENT)) for a in snapshot.addresses_on(name)),
-            "routes": sorted(r.describe() for r in snapshot.routes_using(name) if is_movable_route(r)),
+            "routes": sorted(r.describe() for r in snapshot.routes_using(name) if is_movable_route(r, snapshot.addresses)),
         }
     return state
 
@@ -1190,10 +1275,15 @@ def _simulate_op(snap, op, args, auto):
                 if (master.name, "mtu") in auto:
                     master.mtu = min(p.mtu for p in ports)
     elif op == "add_address":
-        snap.addresses.append(args["address"])
+        address = args["address"]
+        snap.addresses.append(address)
+        prefix = kernel_prefix_route(address)
+        if prefix is not None and not any(_prefix_route_of(r, address) for r in snap.routes):
+            snap.routes.append(prefix)
     elif op == "del_address":
         gone = args["address"]
         snap.addresses = [a for a in snap.addresses if not (a.dev == gone.dev and a.key == gone.key and a.prefixlen == gone.prefixlen)]
+        snap.routes = [r for r in snap.routes if not _prefix_route_of(r, gone)]
     elif op == "replace_route":
         new, old = args["route"], args.get("old")
         snap.routes = [r for r in snap.routes if r.key != new.key and r != old]
@@ -1329,6 +1419,8 @@ class KernelApplier:
             request["IFA_CACHEINFO"] = {"ifa_valid": valid, "ifa_preferred": preferred, "valid": valid, "preferred": preferred, "cstamp": 0, "tstamp": 0}
         if address.proto is not None:
             request["IFA_PROTO"] = address.proto
+        if address.rt_priority:
+            request["IFA_RT_PRIORITY"] = address.rt_priority
         self.ipr.addr("add", **request)
 
     def op_del_address(self, address):
