@@ -1000,6 +1000,10 @@ def _plan_present(snapshot, spec, bridge, connection):
             moves_route.append((route, new))
         moves_route = order_route_moves(moves_route)
 
+    for old, new in moves_addr:
+        if new is not None and new.valid is not None:
+            plan.warnings.append(unrenewed_warning(old, name))
+
     # -- the connection must survive -----------------------------------------
     if not spec.force:
         moved_ips = {normalize_ip(old.ip) for old, _new in moves_addr}
@@ -1096,6 +1100,24 @@ def _plan_present(snapshot, spec, bridge, connection):
     if not spec.up and bridge_up:
         plan.add("set_link", "bring %s down" % name, _set_link(name, up=False), undo=[("set_link", _set_link(name, up=True))])
     return plan
+
+
+def unrenewed_warning(address, bridge):
+    """What to tell the user about ``address``, which moves from a port to ``bridge`` with a finite lifetime."""
+    return (
+        "%s moves from %s to %s with its lifetime (%d s left): a DHCP client or a router advertisement gave it, and"
+        " this module does not move the client, so nothing renews it on %s and it will expire. Run the DHCP client on %s"
+        " (stop it on %s first), or give %s a static address." % (address.cidr, address.dev, bridge, address.valid, bridge, bridge, address.dev, bridge)
+    )
+
+
+def expiring_addresses(snapshot, name):
+    """The user's addresses on ``name`` with a finite lifetime (leases), as dicts: address, valid_lft, preferred_lft."""
+    return [
+        {"address": a.cidr, "valid_lft": a.valid, "preferred_lft": a.preferred}
+        for a in snapshot.addresses_on(name)
+        if a.valid is not None and is_migratable_address(a)
+    ]
 
 
 def route_needs_onlink(route):
@@ -1598,6 +1620,7 @@ def manage_bridge(params, check_mode=False, fail_after_step=None, connection=(),
             "after_header": "%s (runtime)" % spec.name,
         },
         "bridge": bridge_view(predicted, spec.name),
+        "expiring_addresses": expiring_addresses(predicted, spec.name),
     }
     if plan.warnings:
         result["warnings"] = plan.warnings
@@ -1612,6 +1635,7 @@ def manage_bridge(params, check_mode=False, fail_after_step=None, connection=(),
     after = read_snapshot()
     result["diff"]["after"] = bridge_view(after, spec.name, shown_ports)
     result["bridge"] = bridge_view(after, spec.name)
+    result["expiring_addresses"] = expiring_addresses(after, spec.name)
     return result
 
 

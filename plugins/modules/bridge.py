@@ -121,8 +121,13 @@ options:
     description:
       - Move the IPv4 and IPv6 addresses of the ports, and the routes through the ports (the default route too, with
         their gateways, metrics, scopes, tables and protocols), to the bridge.
-      - Link-local IPv6 addresses, temporary addresses and the kernel's own routes stay; the bridge makes its own.
-      - Addresses keep their remaining lifetime; an address from DHCP then needs a DHCP client on the bridge.
+      - Routes move after the routes they need (on-link routes before gateway routes), so explicit prefix routes of
+        C(noprefixroute) addresses, as NetworkManager and systemd-networkd set them, move with their metrics and
+        source hints.
+      - Link-local IPv6 addresses, temporary addresses and the kernel's own routes (prefix routes it makes for an
+        address, routes learned from router advertisements, which expire) stay; the bridge makes its own.
+      - Addresses keep their flags, metric and remaining lifetime. An address from DHCP then needs a DHCP client on the
+        bridge; the task warns, and lists it in RV(expiring_addresses).
       - A route with attributes this module cannot copy (an encapsulation, a nexthop object, an expiry) makes the task
         fail with nothing changed.
     type: bool
@@ -253,6 +258,17 @@ bridge:
       type: list
       elements: str
       sample: ["default via 198.18.0.1 dev breth0 proto boot"]
+expiring_addresses:
+  description:
+    - Addresses on the bridge after the task (predicted in check mode) with a finite lifetime, such as a DHCP lease
+      that moved from a port with O(migrate_addresses=true). The module moves addresses with their lifetimes but not the
+      DHCP client that renews them, so each of these expires unless a client on the bridge renews it; the task also
+      warns when it moves one.
+    - Lifetimes are in seconds, V(null) for forever.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"address": "198.19.0.114/24", "valid_lft": 3600, "preferred_lft": 3600}]
 restored:
   description: On a failed step, whether the previous runtime state was restored exactly.
   returned: failure of a step

@@ -139,6 +139,11 @@ def test_shape_moves_to_the_bridge(host, ansible, lan_v6, shape):
     assert result.get("failed") is not True, result
     assert result["changed"] is True
 
+    # A lease (an address with a lifetime) is said plainly: in a warning and in expiring_addresses.
+    leases = [a for a, flags in addresses_before if "dynamic" in flags and "temporary" not in flags]
+    assert sorted(e["address"] for e in result["expiring_addresses"]) == sorted(leases)
+    assert len([w for w in result.get("warnings", []) if "nothing renews it on breth0" in w]) == len(leases)
+
     # Every route of eth1 is on breth0 with all its attributes; the addresses keep their flags.
     assert route_texts(host, "breth0") == sorted(r.replace("dev eth1", "dev breth0") for r in routes_before)
     assert route_texts(host, "eth1") == []
@@ -205,6 +210,8 @@ def test_reproduction_keeps_an_ssh_session_over_eth1(host, lab, ansible, lan_v6)
         result = run(ansible, host, name="breth0", ports=["eth1"], migrate_addresses=True)
         done = time.monotonic()
         assert result.get("failed") is not True, result
+        assert [e["address"] for e in result["expiring_addresses"]] == ["%s/24" % ADDR]
+        assert any(w.startswith("%s/24 moves from eth1 to breth0 with its lifetime" % ADDR) for w in result["warnings"])
         time.sleep(2)
         assert session.proc.poll() is None, "the SSH session over eth1 ended"
         assert sum(1 for t in session.arrivals if t > done + 1.0) >= 10

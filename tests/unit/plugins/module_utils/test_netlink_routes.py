@@ -199,3 +199,22 @@ def test_address_metric_is_kept():
 )
 def test_route_needs_onlink(route, needs):
     assert nl.route_needs_onlink(route) is needs
+
+
+def test_a_lease_moves_with_a_plain_warning():
+    before = snapshot(*SHAPES["networkmanager ipv4 dhcp"])
+    plan = nl.plan_bridge(before, spec(), ())
+    assert len(plan.warnings) == 1
+    warning = plan.warnings[0]
+    assert warning.startswith("198.19.0.114/24 moves from eth1 to breth0 with its lifetime (3600 s left)")
+    assert "nothing renews it on breth0 and it will expire" in warning
+    after = nl.simulate(before, plan.steps)
+    assert nl.expiring_addresses(after, "breth0") == [{"address": "198.19.0.114/24", "valid_lft": 3600, "preferred_lft": 3600}]
+    assert nl.expiring_addresses(after, "eth1") == []
+
+
+def test_static_addresses_move_without_a_warning():
+    before = snapshot(*SHAPES["networkd static"])
+    plan = nl.plan_bridge(before, spec(), ())
+    assert plan.warnings == []
+    assert nl.expiring_addresses(nl.simulate(before, plan.steps), "breth0") == []
