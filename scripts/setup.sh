@@ -21,6 +21,7 @@ kvmb_apt() {
     local wanted=(iproute2 iptables openssh-server openssh-client dnsmasq-base udhcpc
                   python3 python3-venv python3-dev gcc git rsync kmod procps shellcheck iputils-ping)
     wanted+=(libvirt0 libvirt-dev pkg-config libvirt-clients libxml2-utils)  # vm_interface: libvirt-python builds against libvirt-dev; virt-xml-validate
+    wanted+=(isc-dhcp-client)  # bridge: a DHCP client moves from the NIC to the bridge (dhclient runs only inside lab hosts)
     for pkg in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
     done

@@ -49,6 +49,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from socket import AF_INET, AF_INET6
 
+from ansible_collections.kvmhost.bridging.plugins.module_utils import _dhcp_client
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._pyroute2_dep import iproute, netlink_error
 from ansible_collections.kvmhost.bridging.plugins.module_utils._rtnl import MessageSource
@@ -843,12 +844,13 @@ def _set_link(name, **changes):
     return args
 
 
-def plan_bridge(snapshot, spec, connection_addresses=()):
+def plan_bridge(snapshot, spec, connection_addresses=(), clients=()):
     """Plan the steps from ``snapshot`` to ``spec``; pure. Raise ModuleError (nothing changed) on bad input.
 
     ``connection_addresses`` are the host's own addresses the controller is
     connected to (from SSH_CONNECTION): a step that would cut them off needs
-    ``force``.
+    ``force``. ``clients``: the DHCP clients (_dhcp_client.DhcpClient) bound
+    to the ports, which move to the bridge with the addresses.
     """
     connection = {normalize_ip(a) for a in connection_addresses} - {None}
     bridge = snapshot.link(spec.name)
@@ -856,7 +858,7 @@ def plan_bridge(snapshot, spec, connection_addresses=()):
         raise ModuleError("%s exists and is a %s link, not a bridge; choose another name or remove it first." % (spec.name, link_class(bridge)))
     if spec.state == "absent":
         return _plan_absent(snapshot, spec, bridge, connection)
-    return _plan_present(snapshot, spec, bridge, connection)
+    return _plan_present(snapshot, spec, bridge, connection, clients)
 
 
 def _connection_on(snapshot, name, connection):
@@ -931,7 +933,7 @@ def _relabel(label, port, bridge):
     return label
 
 
-def _plan_present(snapshot, spec, bridge, connection):
+def _plan_present(snapshot, spec, bridge, connection, clients=()):
     plan = Plan()
     port_links = _check_ports(snapshot, spec, bridge)
     name = spec.name
@@ -1000,9 +1002,26 @@ def _plan_present(snapshot, spec, bridge, connection):
             moves_route.append((route, new))
         moves_route = order_route_moves(moves_route)
 
+    # -- DHCP clients move with the addresses they lease ---------------------------
+    client_moves = []  # (client on the port, argv on the bridge, lease file move)
+    if spec.migrate_addresses:
+        port_names = {link.name for link in port_links}
+        for client in clients:
+            if client.interface in port_names:
+                client_moves.append((client, _dhcp_client.moved_argv(client, name), _dhcp_client.lease_move(client, name)))
+    renewed = {(client.interface, client.family) for client, _argv, _lease in client_moves}
     for old, new in moves_addr:
-        if new is not None and new.valid is not None:
+        if new is not None and new.valid is not None and (old.dev, old.family) not in renewed:
             plan.warnings.append(unrenewed_warning(old, name))
+
+    # -- 0. the DHCP clients stop on the ports first (a rollback starts them last) --
+    for client, _argv, _lease in client_moves:
+        plan.add(
+            "stop_dhcp_client",
+            "stop %s on %s (pid %d)" % (client.name, client.interface, client.pid),
+            {"argv": client.argv},
+            undo=[("start_dhcp_client", {"argv": client.argv})],
+        )
 
     # -- the connection must survive -----------------------------------------
     if not spec.force:
@@ -1099,6 +1118,15 @@ def _plan_present(snapshot, spec, bridge, connection):
     # -- 8. down, last --------------------------------------------------------------
     if not spec.up and bridge_up:
         plan.add("set_link", "bring %s down" % name, _set_link(name, up=False), undo=[("set_link", _set_link(name, up=True))])
+
+    # -- 9. the DHCP clients start on the bridge, with the lease carried over --------
+    for client, argv, lease in client_moves:
+        plan.add(
+            "start_dhcp_client",
+            "start %s on %s: %s" % (client.name, name, " ".join(argv)),
+            {"argv": argv, "lease": lease, "old": client.interface, "new": name},
+            undo=[("stop_dhcp_client", {"argv": argv})],
+        )
     return plan
 
 
@@ -1111,13 +1139,20 @@ def unrenewed_warning(address, bridge):
     )
 
 
-def expiring_addresses(snapshot, name):
-    """The user's addresses on ``name`` with a finite lifetime (leases), as dicts: address, valid_lft, preferred_lft."""
+def expiring_addresses(snapshot, name, clients=()):
+    """The user's addresses on ``name`` with a finite lifetime (leases) that no DHCP client of ``clients`` on
+    ``name`` renews, as dicts: address, valid_lft, preferred_lft."""
+    renewed = {client.family for client in clients if client.interface == name}
     return [
         {"address": a.cidr, "valid_lft": a.valid, "preferred_lft": a.preferred}
         for a in snapshot.addresses_on(name)
-        if a.valid is not None and is_migratable_address(a)
+        if a.valid is not None and is_migratable_address(a) and a.family not in renewed
     ]
+
+
+def client_view(client):
+    """A DHCP client as the result shows it."""
+    return {"name": client.name, "interface": client.interface, "family": "ipv6" if client.family == AF_INET6 else "ipv4", "argv": list(client.argv)}
 
 
 def route_needs_onlink(route):
@@ -1306,6 +1341,8 @@ def _simulate_op(snap, op, args, auto):
         gone = args["address"]
         snap.addresses = [a for a in snap.addresses if not (a.dev == gone.dev and a.key == gone.key and a.prefixlen == gone.prefixlen)]
         snap.routes = [r for r in snap.routes if not _prefix_route_of(r, gone)]
+    elif op in ("stop_dhcp_client", "start_dhcp_client"):
+        pass  # processes, not kernel state
     elif op == "replace_route":
         new, old = args["route"], args.get("old")
         snap.routes = [r for r in snap.routes if r.key != new.key and r != old]
@@ -1373,8 +1410,9 @@ class KernelApplier:
         "create_bridge": (errno.EEXIST,),
     }
 
-    def __init__(self, ipr):
+    def __init__(self, ipr, module=None):
         self.ipr = ipr
+        self.module = module  # for the lease file a DHCP client takes along (atomic_write)
 
     def index(self, name):
         found = self.ipr.link_lookup(ifname=name)
@@ -1500,6 +1538,12 @@ class KernelApplier:
             with suppress(ModuleError):
                 self.op_delete_route(old)
 
+    def op_stop_dhcp_client(self, argv):
+        _dhcp_client.stop_client(argv)
+
+    def op_start_dhcp_client(self, argv, lease=None, old=None, new=None):
+        _dhcp_client.start_client(argv, lease=lease, module=self.module, old=old, new=new)
+
     def op_delete_route(self, route):
         try:
             self.ipr.route("del", **self._route_request(route))
@@ -1596,8 +1640,12 @@ def connection_addresses(environ=None, proc="/proc", pid=None, depth=32):
 # --------------------------------------------------------------------------
 # The module's flow
 # --------------------------------------------------------------------------
-def manage_bridge(params, check_mode=False, fail_after_step=None, connection=(), session=iproute_session):
+def manage_bridge(params, check_mode=False, fail_after_step=None, connection=(), session=iproute_session, module=None, find_clients=None):
     """params -> BridgeSpec -> one snapshot (read without pyroute2) -> plan -> apply unless check mode -> result dict.
+
+    ``find_clients`` (interfaces -> DhcpClients; default: from /proc) finds the
+    DHCP clients of the ports, which move with their addresses; ``module``
+    writes the lease file they take along.
 
     Raises ModuleError (nothing changed, or everything restored) on bad input
     and on a failed step.
@@ -1605,7 +1653,11 @@ def manage_bridge(params, check_mode=False, fail_after_step=None, connection=(),
     spec = BridgeSpec.from_params(params)
     watch = set(spec.ports) | {spec.name}
     before = read_snapshot()
-    plan = plan_bridge(before, spec, connection)
+    find_clients = _dhcp_client.find_clients if find_clients is None else find_clients
+    clients = find_clients([*spec.ports, spec.name]) if spec.state == "present" else []
+    plan = plan_bridge(before, spec, connection, clients)
+    on_bridge = [c for c in clients if c.interface == spec.name]
+    on_bridge += [_dhcp_client.parse_client(step.args["argv"]) for step in plan.steps if step.op == "start_dhcp_client"]
     if spec.state == "present" and before.link(spec.name) is not None:
         watch.update(before.ports_of(spec.name))
     shown_ports = tuple(p for p in spec.ports if before.link(p) is not None)
@@ -1620,7 +1672,8 @@ def manage_bridge(params, check_mode=False, fail_after_step=None, connection=(),
             "after_header": "%s (runtime)" % spec.name,
         },
         "bridge": bridge_view(predicted, spec.name),
-        "expiring_addresses": expiring_addresses(predicted, spec.name),
+        "expiring_addresses": expiring_addresses(predicted, spec.name, on_bridge),
+        "dhcp_clients": [client_view(c) for c in on_bridge],
     }
     if plan.warnings:
         result["warnings"] = plan.warnings
@@ -1629,13 +1682,15 @@ def manage_bridge(params, check_mode=False, fail_after_step=None, connection=(),
     # Only a change needs pyroute2.
     with session() as ipr:
         try:
-            apply_plan(KernelApplier(ipr), plan, fail_after_step=fail_after_step)
+            apply_plan(KernelApplier(ipr, module), plan, fail_after_step=fail_after_step)
         except ApplyError as exc:
             raise _failure(exc, before, read_snapshot(), watch, plan) from exc
     after = read_snapshot()
     result["diff"]["after"] = bridge_view(after, spec.name, shown_ports)
     result["bridge"] = bridge_view(after, spec.name)
-    result["expiring_addresses"] = expiring_addresses(after, spec.name)
+    on_bridge = find_clients([spec.name])
+    result["expiring_addresses"] = expiring_addresses(after, spec.name, on_bridge)
+    result["dhcp_clients"] = [client_view(c) for c in on_bridge]
     return result
 
 

@@ -307,7 +307,7 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._netlink import (
 
 def run(module):
     fail_after = fail_after_step_from_env(os.environ)
-    return manage_bridge(module.params, check_mode=module.check_mode, fail_after_step=fail_after, connection=connection_addresses())
+    return manage_bridge(module.params, check_mode=module.check_mode, fail_after_step=fail_after, connection=connection_addresses(), module=module)
 
 
 def main():

@@ -581,7 +581,8 @@ def fake_kernel(monkeypatch):
             return False
 
     monkeypatch.setattr(nl, "read_snapshot", lambda source=None: state["snap"].copy())
-    monkeypatch.setattr(nl, "KernelApplier", lambda ipr: SimApplier(state["snap"], state["fail"]))
+    monkeypatch.setattr(nl, "KernelApplier", lambda ipr, module=None: SimApplier(state["snap"], state["fail"]))
+    monkeypatch.setattr(nl._dhcp_client, "find_clients", lambda interfaces: [])  # no DHCP client runs on the fake ports
     state["session"] = Session
     return state
 
