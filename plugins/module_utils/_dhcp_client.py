@@ -291,12 +291,17 @@ def start_client(argv, lease=None, module=None, timeout=START_TIMEOUT, old=None,
         data = read_bytes(lease[0])
         if data is not None:
             atomic_write(module, lease[1], lease_content(client.name, data, old, new), new_mode=0o644)
-    command = (_executable(argv[0]), *argv[1:])
+    # The same argv[0] as before, so that the command line (what stop_client() matches) is the planned one.
+    program = _executable(argv[0])
     if client.foreground:
-        subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        subprocess.Popen(
+            argv, executable=program, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         return
     try:
-        done = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout, check=False)
+        done = subprocess.run(
+            argv, executable=program, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout, check=False
+        )
     except subprocess.TimeoutExpired as exc:
         raise ModuleError("The DHCP client %s did not get a lease within %ds." % (" ".join(argv), timeout)) from exc
     if done.returncode != 0:

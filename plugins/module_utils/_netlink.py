@@ -1013,6 +1013,12 @@ def _plan_present(snapshot, spec, bridge, connection, clients=()):
     for old, new in moves_addr:
         if new is not None and new.valid is not None and (old.dev, old.family) not in renewed:
             plan.warnings.append(unrenewed_warning(old, name))
+    # A leased address whose client moves along goes to the bridge without the old lease's remaining time: the
+    # client may confirm its lease without touching an address that is there already (dhclient-script's REBOOT),
+    # and sets the lifetime again at its first renewal, from the lease it holds.
+    moves_addr = [
+        (old, replace(new, valid=None, preferred=None) if new is not None and (old.dev, old.family) in renewed else new) for old, new in moves_addr
+    ]
 
     # -- 0. the DHCP clients stop on the ports first (a rollback starts them last) --
     for client, _argv, _lease in client_moves:

@@ -174,8 +174,13 @@ def test_plan_moves_the_client_first_off_the_port_and_last_onto_the_bridge():
     moved = dc.parse_client(start.args["argv"], 43)
     after = nl.simulate(lease_snapshot(), plan.steps)
     assert nl.plan_bridge(after, spec(), (), [moved]).steps == []
+    # The address goes to the bridge without the old lease's remaining time: the client sets it at its renewal.
+    added = next(s.args["address"] for s in plan.steps if s.op == "add_address")
+    assert (added.dev, added.valid, added.preferred) == ("breth0", None, None)
     assert nl.expiring_addresses(after, "breth0", [moved]) == []
-    assert nl.expiring_addresses(after, "breth0") == [{"address": "198.19.0.114/24", "valid_lft": 120, "preferred_lft": 120}]
+    leased = nl.Snapshot(after.links.values(), [nl.replace(added, valid=60, preferred=60)], after.routes)
+    assert nl.expiring_addresses(leased, "breth0", [moved]) == []
+    assert nl.expiring_addresses(leased, "breth0") == [{"address": "198.19.0.114/24", "valid_lft": 60, "preferred_lft": 60}]
 
 
 def test_a_client_of_the_other_family_leaves_the_warning():

@@ -1,0 +1,128 @@
+"""A DHCP host bridged with kvmhost.bridging.bridge (issue #17): the DHCP client moves to the bridge with its lease.
+
+The host's eth1 is on the lab LAN, whose DHCP server (dnsmasq) gives it
+198.19.0.114 with 2-minute leases; dhclient runs as initscripts starts it.
+dhclient and its dhclient-script run inside the lab host's own network, mount
+and UTS namespaces: its addresses and routes, /etc/resolv.conf (an overlay),
+the host name, /run (a tmpfs) and the lease files (/var/lib/dhcp, bound to the
+host's own directory) are the host's, never this machine's.
+
+Waiting for leases to run out takes minutes: these tests check what happens
+after three lease times, which no shorter wait can show.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import kvmblab
+import pytest
+from test_bridge import run
+from test_bridge_routes import ADDR, LAN_GATEWAY, LanSession
+
+LEASE = 120  # seconds: dnsmasq's shortest lease
+DHCLIENT = ("dhclient", "-1", "-q", "-lf", "/var/lib/dhcp/dhclient--eth1.lease", "-pf", "/run/dhclient-eth1.pid", "eth1")
+ON_BRIDGE = ("dhclient", "-1", "-q", "-lf", "/var/lib/dhcp/dhclient--breth0.lease", "-pf", "/run/dhclient-breth0.pid", "breth0")
+
+
+def ipv4(host, dev):
+    """(address/prefix, valid_lft or None for forever) of ``dev``'s IPv4 addresses."""
+    found = []
+    for entry in json.loads(host.run(["ip", "-j", "-4", "addr", "show", "dev", dev]).stdout or "[]"):
+        for info in entry.get("addr_info", []):
+            valid = info.get("valid_life_time")
+            found.append(("%s/%s" % (info["local"], info["prefixlen"]), None if valid in (None, 4294967295) else valid))
+    return found
+
+
+def clients(host):
+    """The command lines of the dhclient processes in the host's network namespace."""
+    found = []
+    for pid in kvmblab.netns_pids(host.netns):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as handle:
+                argv = tuple(part.decode() for part in handle.read().rstrip(b"\0").split(b"\0"))
+        except OSError:
+            continue
+        if argv[0].endswith("dhclient"):
+            found.append(argv)
+    return sorted(found)
+
+
+@pytest.fixture
+def dhcp_host(host, lab):
+    """The host with eth1 on DHCP: a fixed address, 2-minute leases, dhclient as initscripts starts it;
+    the host's default route is the LAN's (its SSH from the machine runs over eth0's own /30)."""
+    mac = json.loads(host.run(["ip", "-j", "link", "show", "eth1"]).stdout)[0]["address"]
+    lab.set_dhcp_host(mac, ADDR, LEASE)
+    try:
+        host.run(["ip", "route", "del", "default"])
+        host.run(list(DHCLIENT), timeout=60)
+        assert ipv4(host, "eth1")[0][0] == "%s/24" % ADDR
+        yield host
+    finally:
+        lab.set_dhcp_host(mac)
+
+
+def reaches_the_lan(host):
+    return host.run(["ping", "-n", "-c", "1", "-W", "3", LAN_GATEWAY], check=False).returncode == 0
+
+
+def test_the_client_moves_and_keeps_renewing_on_the_bridge(dhcp_host, lab, ansible):
+    host = dhcp_host
+    session = LanSession(host, lab)
+    try:
+        start = time.monotonic()
+        result = run(ansible, host, name="breth0", ports=["eth1"])
+        done = time.monotonic()
+        assert result.get("failed") is not True, result
+        assert result["actions"][0].startswith("stop dhclient on eth1 (pid ")
+        assert result["actions"][-1] == "start dhclient on breth0: %s" % " ".join(ON_BRIDGE)
+        assert [c["argv"] for c in result["dhcp_clients"]] == [list(ON_BRIDGE)]
+        assert result["expiring_addresses"] == []
+        assert not [w for w in result.get("warnings", []) if "renews" in w]
+        time.sleep(2)
+        assert session.proc.poll() is None, "the SSH session over eth1 ended"
+        assert sum(1 for t in session.arrivals if t > done + 1.0) >= 10
+        gap = session.max_gap(start, time.monotonic())
+        print("longest pause of the SSH session over eth1 while the client moved: %.3f s" % gap)
+        assert gap < 1.0, "the session stalled for %.2f s" % gap
+        assert clients(host) == [ON_BRIDGE]
+
+        # Three lease times later the host still reaches the LAN: the address is on breth0 only, renewed there.
+        time.sleep(3 * LEASE + 10)
+        assert reaches_the_lan(host)
+        [(address, valid)] = ipv4(host, "breth0")
+        assert address == "%s/24" % ADDR and valid is not None and 0 < valid <= LEASE, "not renewed by a client: %r" % valid
+        assert ipv4(host, "eth1") == []
+        assert clients(host) == [ON_BRIDGE]
+        lease = host.read_file("/var/lib/dhcp/dhclient--breth0.lease")
+        assert lease.count('interface "breth0";') >= 3, lease  # the bound lease, and the renewals
+        assert session.proc.poll() is None, "the SSH session over eth1 ended during the renewals"
+    finally:
+        session.close()
+
+    # A second run changes nothing, and finds the client on the bridge.
+    again = run(ansible, host, name="breth0", ports=["eth1"])
+    assert again.get("failed") is not True and again["changed"] is False and again["actions"] == [], again
+    assert [c["argv"] for c in again["dhcp_clients"]] == [list(ON_BRIDGE)]
+    assert again["expiring_addresses"] == []
+
+
+def test_rollback_puts_the_client_back_on_the_nic(dhcp_host, ansible):
+    host = dhcp_host
+    actions = run(ansible, host, check=True, name="breth0", ports=["eth1"])["actions"]
+    assert actions[-1].startswith("start dhclient on breth0")
+    result = run(ansible, host, environment={"KVMB_TEST_FAIL_AFTER_STEP": str(len(actions))}, name="breth0", ports=["eth1"])
+    assert result.get("failed") is True, result
+    assert result["restored"] is True and result["differences"] == [] and result["restore_errors"] == [], result
+
+    assert "breth0" not in host.run(["ip", "-o", "link", "show"]).stdout
+    assert clients(host) == [DHCLIENT]
+    # Past the lease the address was copied with, the client on eth1 has renewed it there.
+    time.sleep(LEASE + 30)
+    [(address, valid)] = ipv4(host, "eth1")
+    assert address == "%s/24" % ADDR and valid is not None and 0 < valid <= LEASE
+    assert clients(host) == [DHCLIENT]
+    assert reaches_the_lan(host)
