@@ -307,3 +307,80 @@ def start_client(argv, lease=None, module=None, timeout=START_TIMEOUT, old=None,
     if done.returncode != 0:
         output = done.stdout.decode("utf-8", "replace").strip().splitlines()[-3:]
         raise ModuleError("The DHCP client %s failed (exit %d): %s" % (" ".join(argv), done.returncode, " / ".join(output) or "no output"))
+
+
+# --------------------------------------------------------------------------
+# The doctor's checks: a client on a bridge port, a lease on a bridge that nothing renews
+# --------------------------------------------------------------------------
+DAEMONS = ("NetworkManager", "systemd-networkd")
+
+
+def _fix_command(client, bridge):
+    return " ".join(moved_argv(client, bridge))
+
+
+def doctor_problems(links, processes, skip=()):
+    """The doctor's DHCP problems, as dicts (check, subject, problem, fix).
+
+    ``links``: ``ip -j addr show`` (name, master, addr_info with lifetimes);
+    ``processes``: ``pgrep -a`` lines (``PID COMMAND LINE``) of the DHCP clients
+    and of NetworkManager and systemd-networkd, which renew their leases
+    themselves. Checks: ``dhcp_port``, a DHCP client bound to a bridge port;
+    ``dhcp_expiry``, a bridge address with a lifetime that no client on the
+    bridge renews.
+    """
+    clients, daemons = [], set()
+    for line in processes:
+        fields = line.split()
+        if len(fields) < 2 or not fields[0].isdigit():
+            continue
+        if _program(fields[1]) in DAEMONS:
+            daemons.add(_program(fields[1]))
+            continue
+        client = parse_client(fields[1:], int(fields[0]))
+        if client is not None:
+            clients.append(client)
+    masters = {link.get("ifname"): link.get("master") for link in links}
+    bridges = {master for master in masters.values() if master}
+    bridges.update(link.get("ifname") for link in links if (link.get("linkinfo") or {}).get("info_kind") == "bridge")
+    problems = []
+    for client in clients:
+        bridge = masters.get(client.interface)
+        if "dhcp_port" in skip or not bridge:
+            continue
+        problems.append({
+            "check": "dhcp_port",
+            "subject": client.interface,
+            "problem": "%s (pid %d) runs on %s, a port of %s: at its next renewal it puts its address back on the port,"
+                       " and the address on %s expires with nothing to renew it." % (client.name, client.pid, client.interface, bridge, bridge),
+            "fix": "Move the client to the bridge: kill %d, then run %s (the bridge module with migrate_addresses does both, with the"
+                   " lease). Make the port's own configuration static (ifcfg BOOTPROTO=none) and the bridge's DHCP (BOOTPROTO=dhcp)."
+                   % (client.pid, _fix_command(client, bridge)),
+        })  # fmt: skip
+    if "dhcp_expiry" in skip or daemons:
+        return problems
+    renewed = {(client.interface, client.family) for client in clients}
+    for link in links:
+        name = link.get("ifname")
+        if name not in bridges:
+            continue
+        for info in link.get("addr_info") or ():
+            valid = info.get("valid_life_time")
+            family = AF_INET6 if info.get("family") == "inet6" else AF_INET
+            if valid in (None, 0xFFFFFFFF) or info.get("scope") == "link" or (name, family) in renewed:
+                continue
+            if family == AF_INET6 and (info.get("prefixlen") != 128 or info.get("temporary")):
+                continue  # router advertisements (SLAAC) renew these, in the kernel
+            cidr = "%s/%s" % (info.get("local"), info.get("prefixlen"))
+            port_clients = [c for c in clients if masters.get(c.interface) == name and c.family == family]
+            how = ("move %s from %s to %s" % (port_clients[0].name, port_clients[0].interface, name)) if port_clients else (
+                "start the DHCP client on %s (dhclient %s%s, or the bridge's ifcfg BOOTPROTO=dhcp and ifup %s)"
+                % (name, "-6 " if family == AF_INET6 else "", name, name))  # fmt: skip
+            problems.append({
+                "check": "dhcp_expiry",
+                "subject": "%s on %s" % (cidr, name),
+                "problem": "%s on %s is a lease that expires in %d s, and no DHCP client on %s renews it: the host then loses"
+                           " the address and the routes through it." % (cidr, name, valid, name),
+                "fix": "Renew it on the bridge: %s; or give %s a static address." % (how, name),
+            })  # fmt: skip
+    return problems

@@ -126,8 +126,19 @@ options:
         source hints.
       - Link-local IPv6 addresses, temporary addresses and the kernel's own routes (prefix routes it makes for an
         address, routes learned from router advertisements, which expire) stay; the bridge makes its own.
-      - Addresses keep their flags, metric and remaining lifetime. An address from DHCP then needs a DHCP client on the
-        bridge; the task warns, and lists it in RV(expiring_addresses).
+      - Addresses keep their flags, metric and remaining lifetime.
+      - The DHCP client that holds a port's lease moves too, so that the lease is renewed on the bridge and the port gets
+        no address back at the next renewal. A C(dhclient), C(dhcpcd) or C(udhcpc) process bound to the port is stopped
+        (SIGTERM, no release) before anything else changes, and the same command line, with the bridge's name in place
+        of the port's (in the pid and lease file names too, as initscripts name them), is started last, with the lease
+        file carried over. The bridge has the port's MAC (O(mac=inherit)), so the server renews the same address. The
+        address goes to the bridge without the old lease's remaining time; the client sets it at its first renewal.
+        A failure restores the client on the port with everything else.
+      - NetworkManager and systemd-networkd run their DHCP clients themselves; give the bridge a profile of theirs
+        (the P(kvmhost.bridging.host_bridge#role) role does).
+      - An address with a lifetime whose client cannot be moved (none found, or one this module does not know) still
+        moves, with its remaining lifetime; the task warns that nothing renews it, and lists it in
+        RV(expiring_addresses).
       - A route with attributes this module cannot copy (an encapsulation, a nexthop object, an expiry) makes the task
         fail with nothing changed.
     type: bool
@@ -258,13 +269,34 @@ bridge:
       type: list
       elements: str
       sample: ["default via 198.18.0.1 dev breth0 proto boot"]
+dhcp_clients:
+  description: The DHCP clients bound to the bridge after the task (predicted in check mode).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The client program.
+      type: str
+      sample: dhclient
+    interface:
+      description: The interface it serves.
+      type: str
+      sample: breth0
+    family:
+      description: V(ipv4) or V(ipv6).
+      type: str
+      sample: ipv4
+    argv:
+      description: Its command line.
+      type: list
+      elements: str
+      sample: [dhclient, "-1", "-q", "-lf", /var/lib/dhclient/dhclient--breth0.lease, "-pf", /var/run/dhclient-breth0.pid, breth0]
 expiring_addresses:
   description:
     - Addresses on the bridge after the task (predicted in check mode) with a finite lifetime, such as a DHCP lease
-      that moved from a port with O(migrate_addresses=true). The module moves addresses with their lifetimes but not the
-      DHCP client that renews them, so each of these expires unless a client on the bridge renews it; the task also
-      warns when it moves one.
-    - Lifetimes are in seconds, V(null) for forever.
+      that moved from a port, that no DHCP client on the bridge (RV(dhcp_clients)) renews. Each of them expires.
+    - Lifetimes are in seconds.
   returned: always
   type: list
   elements: dict
