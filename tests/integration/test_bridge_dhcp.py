@@ -20,6 +20,7 @@ import kvmblab
 import pytest
 from test_bridge import run
 from test_bridge_routes import ADDR, LAN_GATEWAY, LanSession
+from test_roles_doctor import DOCTOR
 
 LEASE = 120  # seconds: dnsmasq's shortest lease
 DHCLIENT = ("dhclient", "-1", "-q", "-lf", "/var/lib/dhcp/dhclient--eth1.lease", "-pf", "/run/dhclient-eth1.pid", "eth1")
@@ -126,3 +127,37 @@ def test_rollback_puts_the_client_back_on_the_nic(dhcp_host, ansible):
     assert address == "%s/24" % ADDR and valid is not None and 0 < valid <= LEASE
     assert clients(host) == [DHCLIENT]
     assert reaches_the_lan(host)
+
+
+def test_doctor_flags_a_client_left_on_the_port_and_the_module_moves_it(dhcp_host, ansible):
+    """The state an older bridging leaves: the address on breth0 with its lifetime, dhclient still on eth1."""
+    host = dhcp_host
+    host.run(["kill", host.read_file("/run/dhclient-eth1.pid").strip()])
+    moved = run(ansible, host, name="breth0", ports=["eth1"])
+    assert moved.get("failed") is not True and moved["dhcp_clients"] == [], moved
+    assert [e["address"] for e in moved["expiring_addresses"]] == ["%s/24" % ADDR]
+    assert any("nothing renews it on breth0" in w for w in moved["warnings"])
+    host.run(list(DHCLIENT), timeout=60)  # dhclient back on the port, as the host's network scripts would start it
+    before = host.run(["ip", "-o", "addr", "show"]).stdout
+
+    result = ansible.playbook(DOCTOR, hosts=[host], extra_vars={"doctor_network_manager": "stopped"})
+    assert result.rc == 0, result.output
+    facts = [r["result"]["ansible_facts"] for r in result.results if r["task"].endswith("Check the DHCP clients of the bridges")]
+    problems = {p["check"]: p for p in facts[-1]["doctor_problems"] if p["check"].startswith("dhcp_")}
+    assert sorted(problems) == ["dhcp_expiry", "dhcp_port"], problems
+    assert problems["dhcp_port"]["subject"] == "eth1" and " ".join(ON_BRIDGE) in problems["dhcp_port"]["fix"]
+    assert problems["dhcp_expiry"]["subject"] == "%s/24 on breth0" % ADDR
+    assert "move dhclient from eth1 to breth0" in problems["dhcp_expiry"]["fix"]
+    assert result.stats[host.name]["changed"] == 0
+    assert [line.split(" valid_lft")[0] for line in host.run(["ip", "-o", "addr", "show"]).stdout.splitlines()] == [
+        line.split(" valid_lft")[0] for line in before.splitlines()
+    ]  # the doctor changed nothing (lifetimes run on)
+
+    # The module moves the client it finds on the port; then the doctor finds nothing.
+    fixed = run(ansible, host, name="breth0", ports=["eth1"])
+    assert fixed.get("failed") is not True and fixed["changed"] is True, fixed
+    assert [c["argv"] for c in fixed["dhcp_clients"]] == [list(ON_BRIDGE)]
+    assert clients(host) == [ON_BRIDGE]
+    result = ansible.playbook(DOCTOR, hosts=[host], extra_vars={"doctor_network_manager": "stopped"})
+    facts = [r["result"]["ansible_facts"] for r in result.results if r["task"].endswith("Check the DHCP clients of the bridges")]
+    assert [p for p in facts[-1]["doctor_problems"] if p["check"].startswith("dhcp_")] == []
