@@ -21,6 +21,7 @@ import pytest
 from test_bridge import run
 from test_bridge_routes import ADDR, LAN_GATEWAY, LanSession
 from test_roles_doctor import DOCTOR
+from test_roles_host_bridge import PLAYBOOK, SCRIPTS
 
 LEASE = 120  # seconds: dnsmasq's shortest lease
 DHCLIENT = ("dhclient", "-1", "-q", "-lf", "/var/lib/dhcp/dhclient--eth1.lease", "-pf", "/run/dhclient-eth1.pid", "eth1")
@@ -161,3 +162,37 @@ def test_doctor_flags_a_client_left_on_the_port_and_the_module_moves_it(dhcp_hos
     result = ansible.playbook(DOCTOR, hosts=[host], extra_vars={"doctor_network_manager": "stopped"})
     facts = [r["result"]["ansible_facts"] for r in result.results if r["task"].endswith("Check the DHCP clients of the bridges")]
     assert [p for p in facts[-1]["doctor_problems"] if p["check"].startswith("dhcp_")] == []
+
+
+def test_the_guides_reproduction_with_the_host_bridge_playbook(dhcp_host, lab, ansible):
+    """Issue #17 as reported: a network-scripts host whose eth1 is DHCP, bridged by playbooks/host_bridge.yml."""
+    host = dhcp_host
+    mac = json.loads(host.run(["ip", "-j", "link", "show", "eth1"]).stdout)[0]["address"]
+    host.write_file(SCRIPTS + "/ifcfg-eth1", "DEVICE=eth1\nTYPE=Ethernet\nHWADDR=%s\nBOOTPROTO=dhcp\nONBOOT=yes\n" % mac)
+    extra = {"host_bridge_nic": "eth1", "host_bridge_name": "breth0"}
+    session = LanSession(host, lab)
+    try:
+        start = time.monotonic()
+        result = ansible.playbook(PLAYBOOK, hosts=[host], extra_vars=extra)
+        assert result.rc == 0, result.output
+        gap = session.max_gap(start, time.monotonic())
+        print("longest pause of the SSH session over eth1 during the play: %.3f s" % gap)
+        assert gap < 1.0, "the session stalled for %.2f s" % gap
+        assert clients(host) == [ON_BRIDGE]
+        bridge = host.read_file(SCRIPTS + "/ifcfg-breth0")
+        assert "BOOTPROTO=dhcp" in bridge.splitlines(), bridge
+
+        time.sleep(3 * LEASE + 10)
+        assert reaches_the_lan(host)
+        [(address, valid)] = ipv4(host, "breth0")
+        assert address == "%s/24" % ADDR and valid is not None and 0 < valid <= LEASE
+        assert ipv4(host, "eth1") == []
+        assert clients(host) == [ON_BRIDGE]
+        assert session.proc.poll() is None, "the SSH session over eth1 ended"
+    finally:
+        session.close()
+
+    again = ansible.playbook(PLAYBOOK, hosts=[host], extra_vars=extra)
+    assert again.rc == 0, again.output
+    assert again.stats[host.name]["changed"] == 0, again.output
+    assert clients(host) == [ON_BRIDGE]
