@@ -234,14 +234,29 @@ def _pids(proc):
     return sorted(int(name) for name in names if name.isdigit())
 
 
+def _netns(proc, pid):
+    try:
+        return os.readlink(os.path.join(proc, str(pid), "ns", "net"))
+    except OSError:
+        return None
+
+
 def find_clients(interfaces, proc="/proc"):
-    """The DHCP clients bound to one of ``interfaces``, from the command lines of the running processes."""
-    wanted = set(interfaces)
+    """The DHCP clients bound to one of ``interfaces`` (None: any), from the command lines of the running processes.
+
+    Only processes in this process's network namespace: an interface name
+    means something only there (another namespace, a container's, has its own
+    eth0 and its own clients, never to be stopped from here).
+    """
+    wanted = None if interfaces is None else set(interfaces)
+    here = _netns(proc, "self")
     found = []
     for pid in _pids(proc):
+        if _netns(proc, pid) != here:
+            continue
         argv = _cmdline(proc, pid)
         client = parse_client(argv, pid) if argv else None
-        if client is not None and client.interface in wanted:
+        if client is not None and (wanted is None or client.interface in wanted):
             found.append(client)
     return found
 
@@ -253,7 +268,8 @@ def stop_client(argv, proc="/proc", timeout=STOP_TIMEOUT, sleep=time.sleep, cloc
     on it and leave the address and the lease as they are.
     """
     argv = tuple(argv)
-    pids = [pid for pid in _pids(proc) if _cmdline(proc, pid) == argv and pid != os.getpid()]
+    here = _netns(proc, "self")
+    pids = [pid for pid in _pids(proc) if _cmdline(proc, pid) == argv and pid != os.getpid() and _netns(proc, pid) == here]
     for pid in pids:
         try:
             os.kill(pid, signal.SIGTERM)
@@ -319,27 +335,35 @@ def _fix_command(client, bridge):
     return " ".join(moved_argv(client, bridge))
 
 
-def doctor_problems(links, processes, skip=()):
+def find_daemons(proc="/proc"):
+    """The names of the network daemons (DAEMONS) running in this network namespace."""
+    here = _netns(proc, "self")
+    found = set()
+    for pid in _pids(proc):
+        argv = _cmdline(proc, pid)
+        if argv and _program(argv[0]) in DAEMONS and _netns(proc, pid) == here:
+            found.add(_program(argv[0]))
+    return sorted(found)
+
+
+def client_info(client):
+    """A DHCP client as the modules return it."""
+    return {"pid": client.pid, "name": client.name, "interface": client.interface,
+            "family": "ipv6" if client.family == AF_INET6 else "ipv4", "argv": list(client.argv)}  # fmt: skip
+
+
+def doctor_problems(links, processes, daemons=(), skip=()):
     """The doctor's DHCP problems, as dicts (check, subject, problem, fix).
 
     ``links``: ``ip -j addr show`` (name, master, addr_info with lifetimes);
-    ``processes``: ``pgrep -a`` lines (``PID COMMAND LINE``) of the DHCP clients
-    and of NetworkManager and systemd-networkd, which renew their leases
-    themselves. Checks: ``dhcp_port``, a DHCP client bound to a bridge port;
+    ``processes``: the DHCP clients as dicts with ``pid`` and ``argv`` (what
+    the dhcp_client_info module returns); ``daemons``: NetworkManager and
+    systemd-networkd when they run: they renew their leases themselves.
+    Checks: ``dhcp_port``, a DHCP client bound to a bridge port;
     ``dhcp_expiry``, a bridge address with a lifetime that no client on the
     bridge renews.
     """
-    clients, daemons = [], set()
-    for line in processes:
-        fields = line.split()
-        if len(fields) < 2 or not fields[0].isdigit():
-            continue
-        if _program(fields[1]) in DAEMONS:
-            daemons.add(_program(fields[1]))
-            continue
-        client = parse_client(fields[1:], int(fields[0]))
-        if client is not None:
-            clients.append(client)
+    clients = [c for c in (parse_client(p.get("argv") or (), int(p.get("pid") or 0)) for p in processes) if c is not None]
     masters = {link.get("ifname"): link.get("master") for link in links}
     bridges = {master for master in masters.values() if master}
     bridges.update(link.get("ifname") for link in links if (link.get("linkinfo") or {}).get("info_kind") == "bridge")
@@ -357,7 +381,7 @@ def doctor_problems(links, processes, skip=()):
                    " lease). Make the port's own configuration static (ifcfg BOOTPROTO=none) and the bridge's DHCP (BOOTPROTO=dhcp)."
                    % (client.pid, _fix_command(client, bridge)),
         })  # fmt: skip
-    if "dhcp_expiry" in skip or daemons:
+    if "dhcp_expiry" in skip or set(daemons) & set(DAEMONS):
         return problems
     renewed = {(client.interface, client.family) for client in clients}
     for link in links:

@@ -13,17 +13,20 @@ after three lease times, which no shorter wait can show.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 
 import kvmblab
 import pytest
 from test_bridge import run
-from test_bridge_routes import ADDR, LAN_GATEWAY, LanSession
+from test_bridge_routes import LAN_GATEWAY, LanSession
 from test_roles_doctor import DOCTOR
 from test_roles_host_bridge import PLAYBOOK, SCRIPTS
 
 LEASE = 120  # seconds: dnsmasq's shortest lease
+# Each test's host gets an address of its own: dnsmasq keeps an address for the MAC that leased it until the lease ends.
+_ADDRESSES = ("198.19.0.%d" % n for n in itertools.count(20))
 DHCLIENT = ("dhclient", "-1", "-q", "-lf", "/var/lib/dhcp/dhclient--eth1.lease", "-pf", "/run/dhclient-eth1.pid", "eth1")
 ON_BRIDGE = ("dhclient", "-1", "-q", "-lf", "/var/lib/dhcp/dhclient--breth0.lease", "-pf", "/run/dhclient-breth0.pid", "breth0")
 
@@ -57,11 +60,12 @@ def dhcp_host(host, lab):
     """The host with eth1 on DHCP: a fixed address, 2-minute leases, dhclient as initscripts starts it;
     the host's default route is the LAN's (its SSH from the machine runs over eth0's own /30)."""
     mac = json.loads(host.run(["ip", "-j", "link", "show", "eth1"]).stdout)[0]["address"]
-    lab.set_dhcp_host(mac, ADDR, LEASE)
+    host.lease = next(_ADDRESSES)
+    lab.set_dhcp_host(mac, host.lease, LEASE)
     try:
         host.run(["ip", "route", "del", "default"])
         host.run(list(DHCLIENT), timeout=60)
-        assert ipv4(host, "eth1")[0][0] == "%s/24" % ADDR
+        assert ipv4(host, "eth1")[0][0] == "%s/24" % host.lease
         yield host
     finally:
         lab.set_dhcp_host(mac)
@@ -73,7 +77,7 @@ def reaches_the_lan(host):
 
 def test_the_client_moves_and_keeps_renewing_on_the_bridge(dhcp_host, lab, ansible):
     host = dhcp_host
-    session = LanSession(host, lab)
+    session = LanSession(host, lab, host.lease)
     try:
         start = time.monotonic()
         result = run(ansible, host, name="breth0", ports=["eth1"])
@@ -96,7 +100,7 @@ def test_the_client_moves_and_keeps_renewing_on_the_bridge(dhcp_host, lab, ansib
         time.sleep(3 * LEASE + 10)
         assert reaches_the_lan(host)
         [(address, valid)] = ipv4(host, "breth0")
-        assert address == "%s/24" % ADDR and valid is not None and 0 < valid <= LEASE, "not renewed by a client: %r" % valid
+        assert address == "%s/24" % host.lease and valid is not None and 0 < valid <= LEASE, "not renewed by a client: %r" % valid
         assert ipv4(host, "eth1") == []
         assert clients(host) == [ON_BRIDGE]
         lease = host.read_file("/var/lib/dhcp/dhclient--breth0.lease")
@@ -125,7 +129,7 @@ def test_rollback_puts_the_client_back_on_the_nic(dhcp_host, ansible):
     # Past the lease the address was copied with, the client on eth1 has renewed it there.
     time.sleep(LEASE + 30)
     [(address, valid)] = ipv4(host, "eth1")
-    assert address == "%s/24" % ADDR and valid is not None and 0 < valid <= LEASE
+    assert address == "%s/24" % host.lease and valid is not None and 0 < valid <= LEASE
     assert clients(host) == [DHCLIENT]
     assert reaches_the_lan(host)
 
@@ -136,7 +140,7 @@ def test_doctor_flags_a_client_left_on_the_port_and_the_module_moves_it(dhcp_hos
     host.run(["kill", host.read_file("/run/dhclient-eth1.pid").strip()])
     moved = run(ansible, host, name="breth0", ports=["eth1"])
     assert moved.get("failed") is not True and moved["dhcp_clients"] == [], moved
-    assert [e["address"] for e in moved["expiring_addresses"]] == ["%s/24" % ADDR]
+    assert [e["address"] for e in moved["expiring_addresses"]] == ["%s/24" % host.lease]
     assert any("nothing renews it on breth0" in w for w in moved["warnings"])
     host.run(list(DHCLIENT), timeout=60)  # dhclient back on the port, as the host's network scripts would start it
     before = host.run(["ip", "-o", "addr", "show"]).stdout
@@ -147,7 +151,7 @@ def test_doctor_flags_a_client_left_on_the_port_and_the_module_moves_it(dhcp_hos
     problems = {p["check"]: p for p in facts[-1]["doctor_problems"] if p["check"].startswith("dhcp_")}
     assert sorted(problems) == ["dhcp_expiry", "dhcp_port"], problems
     assert problems["dhcp_port"]["subject"] == "eth1" and " ".join(ON_BRIDGE) in problems["dhcp_port"]["fix"]
-    assert problems["dhcp_expiry"]["subject"] == "%s/24 on breth0" % ADDR
+    assert problems["dhcp_expiry"]["subject"] == "%s/24 on breth0" % host.lease
     assert "move dhclient from eth1 to breth0" in problems["dhcp_expiry"]["fix"]
     assert result.stats[host.name]["changed"] == 0
     assert [line.split(" valid_lft")[0] for line in host.run(["ip", "-o", "addr", "show"]).stdout.splitlines()] == [
@@ -170,7 +174,7 @@ def test_the_guides_reproduction_with_the_host_bridge_playbook(dhcp_host, lab, a
     mac = json.loads(host.run(["ip", "-j", "link", "show", "eth1"]).stdout)[0]["address"]
     host.write_file(SCRIPTS + "/ifcfg-eth1", "DEVICE=eth1\nTYPE=Ethernet\nHWADDR=%s\nBOOTPROTO=dhcp\nONBOOT=yes\n" % mac)
     extra = {"host_bridge_nic": "eth1", "host_bridge_name": "breth0"}
-    session = LanSession(host, lab)
+    session = LanSession(host, lab, host.lease)
     try:
         start = time.monotonic()
         result = ansible.playbook(PLAYBOOK, hosts=[host], extra_vars=extra)
@@ -185,7 +189,7 @@ def test_the_guides_reproduction_with_the_host_bridge_playbook(dhcp_host, lab, a
         time.sleep(3 * LEASE + 10)
         assert reaches_the_lan(host)
         [(address, valid)] = ipv4(host, "breth0")
-        assert address == "%s/24" % ADDR and valid is not None and 0 < valid <= LEASE
+        assert address == "%s/24" % host.lease and valid is not None and 0 < valid <= LEASE
         assert ipv4(host, "eth1") == []
         assert clients(host) == [ON_BRIDGE]
         assert session.proc.poll() is None, "the SSH session over eth1 ended"

@@ -163,10 +163,11 @@ def test_shape_moves_to_the_bridge(host, ansible, lan_v6, shape):
 class LanSession:
     """An SSH session from the LAN to the host's eth1 address that prints a line every 50 ms."""
 
-    def __init__(self, host, lab):
+    def __init__(self, host, lab, address=ADDR):
+        self.address = address
         hdir = os.path.join(lab.state_dir, "hosts", host.name)
         self.sshd = host.popen(
-            ["/usr/sbin/sshd", "-D", "-f", os.path.join(hdir, "sshd_config"), "-o", "ListenAddress=%s" % ADDR,
+            ["/usr/sbin/sshd", "-D", "-f", os.path.join(hdir, "sshd_config"), "-o", "ListenAddress=%s" % address,
              "-o", "PidFile=%s" % os.path.join(hdir, "sshd-lan.pid"), "-E", os.path.join(hdir, "sshd-lan.log")],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -181,7 +182,7 @@ class LanSession:
 
     def _connect(self, lab):
         argv = ["ip", "netns", "exec", lab.lan_netns, "ssh", "-i", lab.key, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-                "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=3", "root@%s" % ADDR,
+                "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=3", "root@%s" % self.address,
                 "while :; do date +%s.%N; sleep 0.05; done"]  # fmt: skip
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
         threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()

@@ -85,11 +85,18 @@ def test_lease_content_names_the_new_interface():
     assert dc.lease_content("dhcpcd", b"\x01\x02", "eth1", "breth0") == b"\x01\x02"
 
 
-def test_find_clients_reads_proc(tmp_path):
-    for pid, argv in ((10, INITSCRIPTS), (11, ("dhclient", "eth0")), (12, ("sshd", "-D")), (13, ())):
-        (tmp_path / str(pid)).mkdir()
+def test_find_clients_reads_proc_in_this_network_namespace_only(tmp_path):
+    def process(pid, argv, netns="net:[4026531840]"):
+        (tmp_path / str(pid) / "ns").mkdir(parents=True)
         (tmp_path / str(pid) / "cmdline").write_bytes(b"".join(a.encode() + b"\0" for a in argv))
-    (tmp_path / "self").mkdir()
+        (tmp_path / str(pid) / "ns" / "net").symlink_to(netns)
+
+    process(10, INITSCRIPTS)
+    process(11, ("dhclient", "eth0"))
+    process(12, ("sshd", "-D"))
+    process(13, ())
+    process(14, ("dhclient", "eth1"), netns="net:[4026532999]")  # a client in another namespace (a container, a lab host)
+    process("self", ())
     found = dc.find_clients(["eth1", "breth0"], proc=str(tmp_path))
     assert [(c.pid, c.interface) for c in found] == [(10, "eth1")]
 

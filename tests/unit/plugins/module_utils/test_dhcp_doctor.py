@@ -29,8 +29,11 @@ def v6(ip, prefixlen, valid, **flags):
 
 
 LINKS = [link("lo", addresses=[v4("127.0.0.1")]), link("eth1", master="breth0"), link("breth0", kind="bridge", addresses=[v4("198.19.0.114", 97)])]
-ON_PORT = "812 dhclient -1 -q -lf /var/lib/dhclient/dhclient--eth1.lease -pf /var/run/dhclient-eth1.pid eth1"
-ON_BRIDGE = "813 /sbin/dhclient -1 -q -lf /var/lib/dhclient/dhclient--breth0.lease -pf /var/run/dhclient-breth0.pid breth0"
+ON_PORT = {"pid": 812, "argv": ["dhclient", "-1", "-q", "-lf", "/var/lib/dhclient/dhclient--eth1.lease", "-pf", "/var/run/dhclient-eth1.pid", "eth1"]}
+ON_BRIDGE = {
+    "pid": 813,
+    "argv": ["/sbin/dhclient", "-1", "-q", "-lf", "/var/lib/dhclient/dhclient--breth0.lease", "-pf", "/var/run/dhclient-breth0.pid", "breth0"],
+}
 
 
 def test_client_on_a_port_and_an_unrenewed_lease():
@@ -54,8 +57,8 @@ def test_lease_without_any_client_says_how_to_start_one():
 
 
 def test_network_daemons_renew_their_own_leases():
-    assert doctor_problems(LINKS, ["700 /usr/sbin/NetworkManager --no-daemon"]) == []
-    assert doctor_problems(LINKS, ["701 /lib/systemd/systemd-networkd"]) == []
+    assert doctor_problems(LINKS, [], ["NetworkManager"]) == []
+    assert doctor_problems(LINKS, [], ["systemd-networkd"]) == []
 
 
 @pytest.mark.parametrize(
@@ -66,11 +69,11 @@ def test_network_daemons_renew_their_own_leases():
 def test_ipv6_dhcpv6_leases_are_checked_slaac_is_the_kernels(address, flagged):
     links = [link("eth1", master="breth0"), link("breth0", kind="bridge", addresses=[address])]
     assert bool(doctor_problems(links, [])) is flagged
-    assert doctor_problems(links, ["9 dhclient -6 breth0"]) == []
+    assert doctor_problems(links, [{"pid": 9, "argv": ["dhclient", "-6", "breth0"]}]) == []
 
 
 def test_skip_and_odd_lines():
-    assert doctor_problems(LINKS, [ON_PORT, "", "x y", "900"], skip=("dhcp_port", "dhcp_expiry")) == []
+    assert doctor_problems(LINKS, [ON_PORT, {}, {"pid": 5, "argv": ["sshd"]}], skip=("dhcp_port", "dhcp_expiry")) == []
     assert [p["check"] for p in doctor_problems(LINKS, [ON_PORT], skip=("dhcp_expiry",))] == ["dhcp_port"]
 
 
