@@ -201,18 +201,13 @@ def lease_move(client, new):
 def lease_content(name, data, old, new):
     """The lease file ``data`` for interface ``new``: dhclient's ``interface "eth0";`` lines name the new interface.
 
-    For a file shared by several interfaces, the old interface's leases are
-    added again under the new name, and the other leases stay.
+    Everything else stays, the DHCPv6 ``default-duid`` line too: with the same
+    DUID (DHCPv6) and the same MAC (DHCPv4) the server renews the same address.
     """
     if name != "dhclient":
         return data
     text = data.decode("utf-8", "surrogateescape")
-    old_line = 'interface "%s";' % old
-    new_line = 'interface "%s";' % new
-    blocks = re.findall(r"(?:lease6?|default-duid)[^{]*\{.*?\n\}\n?", text, flags=re.S)
-    moved = [block.replace(old_line, new_line) for block in blocks if old_line in block]
-    others = [block for block in blocks if old_line not in block and new_line not in block]
-    return "".join(others + moved).encode("utf-8", "surrogateescape")
+    return text.replace('interface "%s";' % old, 'interface "%s";' % new).encode("utf-8", "surrogateescape")
 
 
 def _cmdline(proc, pid):

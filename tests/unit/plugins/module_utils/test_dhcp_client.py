@@ -83,6 +83,8 @@ def test_lease_content_names_the_new_interface():
     assert 'interface "breth0";' in text and 'interface "eth1";' not in text
     assert "fixed-address 198.19.0.195;" in text and 'interface "eth2";' in text
     assert dc.lease_content("dhcpcd", b"\x01\x02", "eth1", "breth0") == b"\x01\x02"
+    v6 = 'default-duid "\\000\\001\\000\\001";\nlease6 {\n  interface "eth1";\n  ia-na 1c:2d:3e:4f {\n  }\n}\n'
+    assert dc.lease_content("dhclient", v6.encode(), "eth1", "breth0").decode() == v6.replace('"eth1"', '"breth0"')
 
 
 def test_find_clients_reads_proc_in_this_network_namespace_only(tmp_path):
