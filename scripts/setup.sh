@@ -24,6 +24,7 @@ kvmb_apt() {
     wanted+=(firewalld dbus-daemon)  # firewalld lab hosts: firewalld on a private system bus in the host's namespaces
     wanted+=(network-manager dbus)  # NetworkManager lab hosts (issue 11); policy-rc.d keeps it from starting here
     wanted+=(gir1.2-nm-1.0)  # keyfile tests: libnm 1.42's own keyfile reader (NM.keyfile_read) as the oracle
+    wanted+=(isc-dhcp-client)  # bridge: a DHCP client moves from the NIC to the bridge (dhclient runs only inside lab hosts)
     for pkg in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
     done
