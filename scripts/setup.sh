@@ -21,6 +21,8 @@ kvmb_apt() {
     local wanted=(iproute2 iptables openssh-server openssh-client dnsmasq-base udhcpc
                   python3 python3-venv python3-dev gcc git rsync kmod procps shellcheck iputils-ping)
     wanted+=(libvirt0 libvirt-dev pkg-config libvirt-clients libxml2-utils)  # vm_interface: libvirt-python builds against libvirt-dev; virt-xml-validate
+    # Real VMs in lab hosts: libvirtd + virtlogd (never started here: policy-rc.d) and QEMU (TCG).
+    wanted+=(libvirt-daemon-system libvirt-daemon-driver-qemu qemu-system-x86)
     for pkg in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
     done
@@ -79,8 +81,15 @@ PY
     cp "$KVMB_ROOT/scripts/get_pip_offline.py" "$cache/get_pip_${version//./_}.py"
 }
 
+# The VM guests' kernel and busybox initramfs, from Debian packages (apt-get
+# download, cached in /var/cache/kvmb-guest; nothing is installed).
+kvmb_guest_image() {
+    "$KVMB_PYTHON" "$KVMB_ROOT/tests/lab/guest/build.py" >/dev/null
+}
+
 kvmb_setup() {
     kvmb_apt
+    kvmb_guest_image
     kvmb_venv
     kvmb_ansible_test_bootstrap "$KVMB_VENV"
     export PATH="$KVMB_VENV/bin:$PATH"
