@@ -248,8 +248,8 @@ class Libvirtd:
 
     def pids(self):
         """PIDs of this host's QEMU processes (libvirt's pid files), libvirtd and virtlogd."""
-        out = self.host.run(["sh", "-c", "cat /run/libvirt/qemu/*.pid /run/libvirtd.pid /run/virtlogd.pid 2>/dev/null"],
-                            check=False).stdout or ""
+        script = 'for f in /run/libvirt/qemu/*.pid /run/libvirtd.pid /run/virtlogd.pid; do [ -f "$f" ] && echo "$(cat "$f")"; done'
+        out = self.host.run(["sh", "-c", script], check=False).stdout or ""
         return [int(x) for x in out.split() if x.isdigit()]
 
     def define(self, name, interfaces=(), start=False, memory_mib=128):
@@ -335,7 +335,8 @@ def stop_host_vms(lab, host_name_or_host):
     record = state.get("hosts", {}).get(name)
     if record and kvmblab._pid_alive(record["pid"]):
         host = kvmblab.LabHost(lab, record)
-        out = host.run(["sh", "-c", "cat /run/libvirt/qemu/*.pid 2>/dev/null"], check=False).stdout or ""
+        script = 'for f in /run/libvirt/qemu/*.pid; do [ -f "$f" ] && echo "$(cat "$f")"; done'
+        out = host.run(["sh", "-c", script], check=False).stdout or ""
         pids = [int(x) for x in out.split() if x.isdigit()]
     qemu = [pid for pid in pids + [r["pid"] for r in recorded.values() if r["cmd"] == "qemu"] if _is_vm_process(pid)]
     kvmblab._stop_pids(qemu)
