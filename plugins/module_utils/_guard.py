@@ -45,17 +45,22 @@ import errno
 import json
 import os
 import re
+import stat
 import tempfile
 import time
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils import _netlink
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import atomic_write, read_bytes
+from ansible_collections.kvmhost.bridging.plugins.module_utils._names import validate_ifname
 
 STATE_DIR = "/run/kvmhost-bridging"
 FORMAT = 1
 POLL_INTERVAL = 0.1
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
+# timeout and start_within: at most a day (a watcher must be able to count it
+# with floats and time.sleep, and a guard left armed that long is a mistake).
+MAX_SECONDS = 86400
 
 CONFIRMED = "confirmed"
 ROLLBACK = "rollback"
@@ -97,6 +102,7 @@ class Paths:
 
     def __init__(self, state_dir, guard_id, scope=None):
         check_id(guard_id)
+        check_state_dir(state_dir)
         self.dir = state_dir
         self.id = guard_id
         base = os.path.join(state_dir, "guard-%s%s" % (guard_id, "." + scope if scope else ""))
@@ -109,11 +115,46 @@ class Paths:
 # -- small file helpers -------------------------------------------------------
 
 
+def check_state_dir(path):
+    """Refuse a state directory that another user owns or can write to.
+
+    Whoever can create files there can plant a ``decision`` and decide the
+    guard's outcome. A directory that does not exist yet is fine: ensure_dir
+    creates it 0700.
+    """
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ModuleError("Cannot check the guard's state directory %s: %s." % (path, exc.strerror)) from exc
+    problems = []
+    if not stat.S_ISDIR(info.st_mode):
+        problems.append("it is not a directory")
+    if info.st_uid != os.geteuid():
+        problems.append("it is owned by uid %d, not by the user running the guard (uid %d)" % (info.st_uid, os.geteuid()))
+    if info.st_mode & 0o022:
+        problems.append("its mode %04o lets %s write to it" % (stat.S_IMODE(info.st_mode), "others" if info.st_mode & 0o002 else "its group"))
+    if problems:
+        raise ModuleError(
+            "The guard's state directory %s is not safe: %s; another user could decide the guard's outcome there. "
+            "Use a directory of your own with mode 0700 (the default %s is created so)." % (path, "; ".join(problems), STATE_DIR)
+        )
+
+
+def check_seconds(name, value, low, note=""):
+    """Refuse a number of seconds outside ``low``..MAX_SECONDS (a day); the watcher counts them with floats."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_SECONDS:
+        raise ModuleError("%s must be %d to %d seconds (a day)%s; got %s." % (name, low, MAX_SECONDS, note, value))
+    return value
+
+
 def ensure_dir(path):
     try:
         os.makedirs(path, mode=0o700, exist_ok=True)
     except OSError as exc:
         raise ModuleError("Cannot create the guard's state directory %s: %s." % (path, exc.strerror)) from exc
+    check_state_dir(path)
 
 
 def read_json(path):
@@ -128,19 +169,8 @@ def read_json(path):
 
 
 def write_json(path, value):
-    """Write JSON to ``path`` atomically (temp file in the same directory, then rename), mode 0600."""
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(value, handle, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.rename(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Write JSON to ``path`` atomically with _fileio.atomic_write, mode 0600."""
+    atomic_write(None, path, json.dumps(value, sort_keys=True).encode("utf-8"), new_mode=0o600)
 
 
 def unlink(path):
@@ -227,28 +257,38 @@ def capture_files(paths):
 
 
 def restore_files(module, saved):
-    """Put every saved file back as it was; return what was done per path."""
+    """Put every saved file back as it was; return what was done per path.
+
+    Writes go through _fileio.atomic_write, so a symbolic link is restored
+    through (the file it names gets the content back, the link stays). A
+    file that cannot be restored is reported with ``action: failed`` and an
+    ``error``; the other files are restored all the same.
+    """
     done = []
     for item in saved:
-        path = item["path"]
-        current = read_bytes(path)
-        if not item["exists"]:
-            if current is None:
-                done.append({"path": path, "action": "unchanged"})
-            else:
-                os.unlink(path)
-                done.append({"path": path, "action": "removed"})
-            continue
-        data = base64.b64decode(item["content"])
-        if current == data:
-            done.append({"path": path, "action": "unchanged"})
-            continue
-        atomic_write(module, path, data, new_mode=item["mode"])
-        with contextlib.suppress(OSError):  # the owner and mode it had, whatever happened in between
-            os.chown(path, item["uid"], item["gid"])
-            os.chmod(path, item["mode"])
-        done.append({"path": path, "action": "restored" if current is not None else "recreated"})
+        try:
+            done.append(_restore_file(module, item))
+        except (ModuleError, OSError) as exc:
+            done.append({"path": item["path"], "action": "failed", "error": getattr(exc, "msg", None) or str(exc)})
     return done
+
+
+def _restore_file(module, item):
+    path = item["path"]
+    current = read_bytes(path)
+    if not item["exists"]:
+        if current is None:
+            return {"path": path, "action": "unchanged"}
+        os.unlink(path)
+        return {"path": path, "action": "removed"}
+    data = base64.b64decode(item["content"])
+    if current == data:
+        return {"path": path, "action": "unchanged"}
+    atomic_write(module, path, data, new_mode=item["mode"])
+    with contextlib.suppress(OSError):  # the owner and mode it had, whatever happened in between
+        os.chown(path, item["uid"], item["gid"])
+        os.chmod(path, item["mode"])
+    return {"path": path, "action": "restored" if current is not None else "recreated"}
 
 
 # -- the guard ----------------------------------------------------------------
@@ -282,10 +322,8 @@ class Guard:
 
     # arm --------------------------------------------------------------------
     def arm(self, timeout, files, description, with_runtime, check_mode=False, start_within=0):
-        if timeout < 1:
-            raise ModuleError("timeout must be at least 1 second; got %s." % timeout)
-        if start_within < 0:
-            raise ModuleError("start_within must be 0 (count from the watcher's start) or more seconds; got %s." % start_within)
+        check_seconds("timeout", timeout, 1)
+        check_seconds("start_within", start_within, 0, " (0: count from the watcher's start)")
         state = read_json(self.paths.state)
         if state is not None and watcher_alive(state):
             raise ModuleError(
@@ -525,6 +563,7 @@ class Guard:
         except Exception as exc:
             files = []
             errors.append("files: %s" % exc)
+        errors.extend("%s: %s" % (item["path"], item["error"]) for item in files if item["action"] == "failed")
         what = state.get("description") or "the guarded change"
         msg = "Rolled back %s (%s): restored the previous %s at %s." % (
             what, decision.get("reason"),
@@ -696,7 +735,7 @@ class NetlinkRuntime(Runtime):
     """The runtime network state, read and restored over netlink with _netlink's session and applier."""
 
     def __init__(self, interfaces=(), session=None):
-        self.interfaces = tuple(interfaces or ())
+        self.interfaces = tuple(validate_ifname(name, "interfaces") for name in interfaces or ())
         self.session = session or _netlink.iproute_session
 
     def snapshot(self):

@@ -63,6 +63,7 @@ options:
       - With V(arm), the seconds the watcher waits for a confirmation, counted from the start of V(watch), or from
         V(start) with O(start_within).
       - Run V(watch) with an C(async) of at least this plus the time a restore takes (30 seconds are plenty).
+      - At most V(86400) (a day).
     type: int
     default: 60
   start_within:
@@ -71,11 +72,14 @@ options:
       - A positive value makes it count from the V(start) action instead, which must come within this many seconds
         of the watcher's start; if it does not, the watcher rolls back what was done so far and ends.
       - Run V(watch) with an C(async) of at least O(start_within) plus O(timeout) plus the time a restore takes.
+      - At most V(86400) (a day).
     type: int
     default: 0
   files:
     description:
       - With V(arm), the absolute paths of the files that the change may write, create or remove.
+      - A symbolic link is restored through, like every writer of this collection writes through one. The file it
+        names gets its content back, and the link stays.
     type: list
     elements: path
     default: []
@@ -108,11 +112,14 @@ options:
       - With V(start), how many seconds to wait for the watcher to run before the action fails.
       - With V(status), how many seconds to wait for the watcher of an armed guard to start, so that a play can check
         that the watcher runs before it makes the change. A guard that is not armed is reported at once.
+      - At most V(86400) (a day).
     type: int
     default: 10
   state_dir:
     description:
       - Where the guard keeps its state. A directory on a tmpfs (it must not survive a reboot).
+      - It must be owned by the user the guard runs as and writable by nobody else (whoever can write there could
+        decide the guard's outcome); the guard refuses any other directory.
     type: path
     default: /run/kvmhost-bridging
 notes:
@@ -279,6 +286,7 @@ ARGUMENT_SPEC = {
 def run(module):
     params = module.params
     action = params["action"]
+    _guard.check_seconds("wait", params["wait"], 0)
     paths = _guard.Paths(params["state_dir"], params["id"], _guard.netns_scope())
     runtime = _guard.NetlinkRuntime(params["interfaces"])
     guard = _guard.Guard(module, paths, runtime)

@@ -21,8 +21,8 @@ from kvmb_ansible import AnsibleRunner  # noqa: E402
 
 @pytest.fixture(scope="session")
 def lab():
-    if os.geteuid() != 0:
-        pytest.skip("the namespace lab needs root")
+    if os.geteuid() != 0:  # a failure, not a skip: without root not one integration test would run
+        pytest.fail("the namespace lab needs root: run the integration tests as root", pytrace=False)
     the_lab = kvmblab.Lab(int(os.environ.get("KVMB_LAB_ID", "0")))
     the_lab.down()  # anything left from an earlier, killed run
     try:
