@@ -46,6 +46,8 @@ LAN_GATEWAY = "198.19.0.1"
 LAN_DHCP_RANGE = ("198.19.0.100", "198.19.0.250")
 MAX_HOSTS = 127
 STATE_ROOT = os.environ.get("KVMB_LAB_STATE", "/tmp/kvmb-lab")
+# What kvmb_vm.py starts inside hosts (/proc/<pid>/comm): stopped by PID like sshd and dnsmasq.
+VM_DAEMONS = ("libvirtd", "virtlogd", "qemu-system-x86")
 
 # What a RHEL 7/8 host ships in /etc/sysconfig/iptables: the rules every
 # bridged-VM guide ends up removing.
@@ -135,7 +137,7 @@ def _is_lab_process(pid):
     """Whether ``pid`` is (still) one of the daemons the lab starts, zombie or not."""
     try:
         with open("/proc/%d/comm" % pid) as handle:
-            return handle.read().strip() in ("sshd", "dnsmasq", "NetworkManager", "dbus-daemon")
+            return handle.read().strip() in ("sshd", "dnsmasq", "NetworkManager", "dbus-daemon", *VM_DAEMONS)
     except OSError:
         return False
 
@@ -178,6 +180,16 @@ def root_links():
         if len(parts) >= 2:
             names.append(parts[1].split("@", 1)[0])
     return names
+
+
+def stop_vms(lab, host_name):
+    """Stop the QEMU guests, libvirtd and virtlogd of one host by PID (kvmb_vm.py), QEMU first."""
+    state = lab._load()
+    if not any(rec.get("host") == host_name for rec in state.get("pids", {}).values()):
+        return
+    import kvmb_vm  # only labs with VMs need it
+
+    kvmb_vm.stop_host_vms(lab, host_name)
 
 
 class Guest:
@@ -603,6 +615,7 @@ class Lab:
 
     def remove_host(self, host):
         name = host if isinstance(host, str) else host.name
+        stop_vms(self, name)
         with self._locked():
             state = self._load()
             record = state["hosts"].pop(name, None)
@@ -746,6 +759,9 @@ class Lab:
         namespaces = [ns for ns in netns_list() if ns.startswith(self.prefix)]
         # Guests first, then hosts, then the LAN; processes before namespaces.
         namespaces.sort(key=lambda ns: (0 if "-g" in ns[len(self.prefix):] else 1 if ns != self.lan_netns else 2))
+        for name in state.get("hosts", {}):
+            with contextlib.suppress(LabError, OSError, subprocess.SubprocessError):
+                stop_vms(self, name)
         for ns in namespaces:
             _stop_pids(netns_pids(ns))
         _stop_pids([pid for pid in recorded if _is_lab_process(pid)])
