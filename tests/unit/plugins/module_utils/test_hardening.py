@@ -434,3 +434,9 @@ class NoBus:
 def test_networkmanager_names_go_through_the_one_validator(call):
     with pytest.raises(ModuleError, match="is not a valid interface name"):
         call()
+
+
+def test_guard_file_removal_failure_is_a_module_error(tmp_path):
+    (tmp_path / "guard-g1.decision").mkdir()  # unlink(2) of a directory fails with EISDIR
+    with pytest.raises(ModuleError, match="Cannot remove the guard's file"):
+        _guard.unlink(str(tmp_path / "guard-g1.decision"))
