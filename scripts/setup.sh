@@ -24,6 +24,9 @@ kvmb_apt() {
     wanted+=(firewalld dbus-daemon)  # firewalld lab hosts: firewalld on a private system bus in the host's namespaces
     wanted+=(network-manager dbus)  # NetworkManager lab hosts (issue 11); policy-rc.d keeps it from starting here
     wanted+=(gir1.2-nm-1.0)  # keyfile tests: libnm 1.42's own keyfile reader (NM.keyfile_read) as the oracle
+    wanted+=(isc-dhcp-client)  # bridge: a DHCP client moves from the NIC to the bridge (dhclient runs only inside lab hosts)
+    # Real VMs in lab hosts: libvirtd + virtlogd (never started here: policy-rc.d) and QEMU (TCG).
+    wanted+=(libvirt-daemon-system libvirt-daemon-driver-qemu qemu-system-x86)
     for pkg in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
     done
@@ -95,8 +98,15 @@ kvmb_mitogen() {
     fi
 }
 
+# The VM guests' kernel and busybox initramfs, from Debian packages (apt-get
+# download, cached in /var/cache/kvmb-guest; nothing is installed).
+kvmb_guest_image() {
+    "$KVMB_PYTHON" "$KVMB_ROOT/tests/lab/guest/build.py" >/dev/null
+}
+
 kvmb_setup() {
     kvmb_apt
+    kvmb_guest_image
     kvmb_venv
     kvmb_mitogen
     kvmb_ansible_test_bootstrap "$KVMB_VENV"

@@ -57,7 +57,7 @@ import time
 import traceback
 import warnings
 
-from ansible_collections.kvmhost.bridging.plugins.module_utils import _netlink
+from ansible_collections.kvmhost.bridging.plugins.module_utils import _dhcp_client, _netlink
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import atomic_write, read_bytes
 from ansible_collections.kvmhost.bridging.plugins.module_utils._names import validate_ifname
@@ -183,8 +183,12 @@ def write_json(path, value):
 
 
 def unlink(path):
-    with contextlib.suppress(FileNotFoundError):
+    try:
         os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise ModuleError("Cannot remove the guard's file %s: %s." % (path, exc.strerror)) from exc
 
 
 def claim(paths, decision, by, reason=None):
@@ -825,7 +829,7 @@ def _restorable_addresses(snapshot, name):
 def _restorable_routes(snapshot, names):
     routes = []
     for route in snapshot.routes:
-        if _netlink.is_movable_route(route) and any(route.uses(name) for name in names) and route not in routes:
+        if _netlink.is_movable_route(route, snapshot.addresses) and any(route.uses(name) for name in names) and route not in routes:
             routes.append(route)
     return routes
 
@@ -908,7 +912,7 @@ def plan_restore(saved, now, interfaces=()):
                 steps.append(("del_address", {"address": address}, "remove %s from %s" % (address.cidr, name)))
     before_routes = _restorable_routes(saved, names)
     now_routes = [r for r in _restorable_routes(now, names) if not any(r.uses(name) for name in gone)]
-    for route in before_routes:
+    for route in sorted(before_routes, key=_netlink.route_needs_onlink):  # on-link routes before the gateways they reach
         if route not in now_routes:
             steps.append(("replace_route", {"route": route}, "restore route '%s'" % route.describe()))
     restored_keys = {route.key for route in before_routes}
@@ -916,6 +920,25 @@ def plan_restore(saved, now, interfaces=()):
         if route not in before_routes and route.key not in restored_keys:
             steps.append(("delete_route", {"route": route}, "remove route '%s'" % route.describe()))
     return steps
+
+
+def plan_client_restore(saved, now, names):
+    """(stops, starts): the (op, args, description) steps that bring the DHCP clients of ``names`` back to ``saved``.
+
+    ``saved``: the command lines (lists) the snapshot found; ``now``: the
+    DhcpClients running. A client that was not there (the one a bridging
+    started on the bridge) stops; one that is gone (the one it stopped on the
+    NIC) starts again, as it ran, with its own lease file.
+    """
+    saved = [tuple(argv) for argv in saved]
+    wanted = [argv for argv in saved if (_dhcp_client.parse_client(argv) or _NO_CLIENT).interface in names]
+    running = [client.argv for client in now if client.interface in names]
+    stops = [("stop_dhcp_client", {"argv": argv}, "stop %s" % " ".join(argv)) for argv in running if argv not in saved]
+    starts = [("start_dhcp_client", {"argv": argv}, "start %s" % " ".join(argv)) for argv in wanted if argv not in running]
+    return stops, starts
+
+
+_NO_CLIENT = _dhcp_client.DhcpClient("", 0, (), "")
 
 
 class NetlinkRuntime(Runtime):
@@ -926,16 +949,23 @@ class NetlinkRuntime(Runtime):
         self.session = session or _netlink.iproute_session
 
     def snapshot(self):
-        return {"interfaces": list(self.interfaces), "snapshot": snapshot_to_json(_netlink.read_snapshot())}
+        snapshot = _netlink.read_snapshot()
+        clients = _dhcp_client.find_clients(list(snapshot.links))
+        return {"interfaces": list(self.interfaces), "snapshot": snapshot_to_json(snapshot), "dhcp_clients": [list(c.argv) for c in clients]}
 
     def restore(self, snapshot):
         """Apply plan_restore(); go on after a failed step. Return the steps done; raise listing the ones that failed."""
         wanted = snapshot_from_json(snapshot["snapshot"])
         interfaces = snapshot.get("interfaces") or ()
         done, failed = [], []
+        now = _netlink.read_snapshot()
+        stops, starts = [], []
+        if snapshot.get("dhcp_clients") is not None:  # a snapshot from before the guard covered the DHCP clients has none
+            names = restore_scope(wanted, now, interfaces)
+            stops, starts = plan_client_restore(snapshot["dhcp_clients"], _dhcp_client.find_clients(sorted(names)), names)
         with self.session() as ipr:
             applier = _netlink.KernelApplier(ipr)
-            for op, args, text in plan_restore(wanted, _netlink.read_snapshot(), interfaces):
+            for op, args, text in stops + plan_restore(wanted, now, interfaces) + starts:
                 try:
                     applier.run(op, args)
                     done.append(text)

@@ -212,3 +212,24 @@ def test_networkmanager_loads_the_files_and_brings_the_bridge_up(nm_host, ansibl
     nm_wait(host, lambda: controller_of(host, "eth1") == "breth1" and ipv4_of(host, "breth1") == lease, "breth1 back from the keyfiles")
     assert ansible.module(host, MODULE, dict(bridge, reload=False))["changed"] is False
     assert ansible.module(host, MODULE, dict(port, reload=False))["changed"] is False
+
+
+def test_networkmanager_loads_a_new_profile_and_forgets_a_removed_one(nm_host, ansible):
+    host = nm_host
+
+    def names():
+        return host.run(["nmcli", "-t", "-f", "NAME", "connection", "show"]).stdout.splitlines()
+
+    spare = {"name": "spare bridge", "type": "bridge", "interface": "brspare", "autoconnect": False, "ipv4": {"method": "disabled"},
+             "ipv6": {"method": "ignore"}, "reload": True}  # fmt: skip
+    written = ansible.module(host, MODULE, spare)
+    assert written["changed"] and written["reloaded"], written
+    assert written["path"] == DIR + "/spare bridge.nmconnection"
+    assert "spare bridge" in names()
+    info = ansible.module(host, INFO, {"ids": ["spare bridge"]})
+    assert [profile["loaded"] for profile in info["profiles"]] == [True]
+
+    removed = ansible.module(host, MODULE, {"name": "spare bridge", "state": "absent", "reload": True})
+    assert removed["changed"] and removed["reloaded"], removed
+    assert "spare bridge" not in names()
+    assert host.read_file(DIR + "/spare bridge.nmconnection") is None
