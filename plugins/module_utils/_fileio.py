@@ -137,7 +137,7 @@ def write_target(path):
     return target
 
 
-def atomic_write(module, path, data, new_mode=0o644, backup=False):
+def atomic_write(module, path, data, new_mode=0o644, backup=False, private=None):
     """Write ``data`` (bytes) to ``path`` atomically; return the backup path or None.
 
     Every file write of the collection goes through here:
@@ -152,6 +152,10 @@ def atomic_write(module, path, data, new_mode=0o644, backup=False):
       nothing is left behind.
 
     ``module`` (an AnsibleModule, or None) is used for ``backup`` and SELinux.
+
+    ``private``: a mode (like 0o600) that the file gets, new or existing,
+    owned by root:root, whatever the umask; it never sits in place with a
+    looser mode (NetworkManager ignores keyfiles others can read).
     """
     target = write_target(path)
     directory = os.path.dirname(target) or "."
@@ -171,7 +175,10 @@ def atomic_write(module, path, data, new_mode=0o644, backup=False):
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-            if existing is not None:
+            if private is not None:
+                os.fchown(handle.fileno(), 0, 0)
+                os.fchmod(handle.fileno(), private)
+            elif existing is not None:
                 with contextlib.suppress(PermissionError):  # not root: the file stays ours
                     os.fchown(handle.fileno(), existing.st_uid, existing.st_gid)
                 os.fchmod(handle.fileno(), stat.S_IMODE(existing.st_mode))
@@ -207,6 +214,19 @@ def _sync_directory(directory):
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def make_private(path, mode=0o600):
+    """Give ``path`` ``mode`` and root:root ownership; return True when that changed anything."""
+    st = os.lstat(path)
+    changed = False
+    if st.st_uid != 0 or st.st_gid != 0:
+        os.lchown(path, 0, 0)
+        changed = True
+    if stat.S_IMODE(st.st_mode) != mode:
+        os.chmod(path, mode)
+        changed = True
+    return changed
 
 
 def remove_file(module, path, backup=False):

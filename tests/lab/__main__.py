@@ -60,6 +60,8 @@ def main(argv=None):
     up.add_argument("--stock-firewall", action="store_true",
                     help="give hosts the stock RHEL iptables rules, at runtime and in /etc/sysconfig/iptables")
     up.add_argument("--python", default=sys.executable, help="managed hosts' Python (must import pyroute2)")
+    up.add_argument("--networkmanager", action="store_true",
+                    help="new hosts run real NetworkManager on keyfile profiles (kvmb_nm)")
     sub.add_parser("status", help="show what exists", parents=[common])
     inv = sub.add_parser("inventory", help="print or write the Ansible inventory", parents=[common])
     inv.add_argument("--output")
@@ -84,6 +86,10 @@ def main(argv=None):
     try:
         if args.command == "up":
             lab = kvmblab.Lab(args.id, python=args.python)
+            if args.networkmanager:
+                lab.up(hosts=0)
+                while len(lab.hosts()) < args.hosts:
+                    lab.add_host(stock_firewall=args.stock_firewall, networkmanager=True)
             hosts = lab.up(hosts=args.hosts, stock_firewall=args.stock_firewall)
             print("lab %d up: %d hosts; inventory: %s" % (lab.id, len(hosts), lab.inventory_path))
         elif args.command == "status":

@@ -86,6 +86,13 @@ def root(tmp_path):
     return tmp_path
 
 
+def bridge_params():
+    params = {"name": "breth0", "state": "present", "ports": ["eth0"], "ports_exclusive": False, "mac": "inherit",
+              "migrate_addresses": True, "up": True, "force": False, "mtu": None}
+    params.update(dict.fromkeys(nl.BRIDGE_OPTION_NAMES))
+    return params
+
+
 @contextlib.contextmanager
 def file_size_limit(limit):
     """RLIMIT_FSIZE for this process: a longer write fails with EFBIG (SIGXFSZ ignored), like ENOSPC or EDQUOT."""
@@ -319,9 +326,7 @@ def test_a_state_dir_of_our_own_is_accepted(tmp_path):
 @pytest.mark.parametrize("option", ["forward_delay", "hello_time", "max_age", "ageing_time"])
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
 def test_bridge_refuses_non_finite_timers(option, value):
-    params = {"name": "breth0", "state": "present", "ports": ["eth0"], "ports_exclusive": False, "mac": "inherit",
-              "migrate_addresses": True, "up": True, "force": False, "mtu": None}
-    params.update(dict.fromkeys(nl.BRIDGE_OPTION_NAMES))
+    params = bridge_params()
     params.update({"stp": False, option: value})
     with pytest.raises(ModuleError, match="%s %s is not a number of seconds" % (option, value)):
         nl.BridgeSpec.from_params(params)
@@ -385,9 +390,7 @@ def test_guard_wait_is_bounded_too(wait):
 
 
 def test_bridge_forward_delay_fits_the_kernels_u32():
-    params = {"name": "breth0", "state": "present", "ports": ["eth0"], "ports_exclusive": False, "mac": "inherit",
-              "migrate_addresses": True, "up": True, "force": False, "mtu": None}
-    params.update(dict.fromkeys(nl.BRIDGE_OPTION_NAMES))
+    params = bridge_params()
     params.update({"stp": False, "forward_delay": 1e300})
     with pytest.raises(ModuleError, match="forward_delay must be at most 42949672 seconds"):
         nl.BridgeSpec.from_params(params)
