@@ -129,10 +129,21 @@ def test_derived_macs_are_always_usable_unicast_addresses(domain, bridge):
     assert mac.startswith("52:54:00:")
 
 
-@pytest.mark.parametrize("bad", ["", "a/b", "br 0", "br:0", "%x", ".", "..", "sixteen-chars-xx"])
+@pytest.mark.parametrize("bad", ["", "a/b", "br 0", "br:0", "%x", ".", "..", "sixteen-chars-xx", "br0\n", "\u00e9" * 8, "all"])
 def test_bridge_names_must_be_interface_names(bad):
-    with pytest.raises(ModuleError, match="not a Linux interface name"):
-        li.check_bridge_name(bad)
+    with pytest.raises(ModuleError, match=r"is not a valid interface name|must be a non-empty string"):
+        li.Desired("web01", bad)
+
+
+@pytest.mark.parametrize("bad", ["virtio\x00", "virtio\n", "e1000 e", "<model/>", "", "v" * 65, 7])
+def test_models_must_be_libvirt_model_names(bad):
+    with pytest.raises(ModuleError, match="is not a libvirt NIC model"):
+        li.Desired("web01", "br0", model=bad) if bad != "" else li.check_model(bad)
+
+
+@pytest.mark.parametrize("good", ["virtio", "e1000e", "rtl8139", "virtio-net-pci", "ne2k_pci"])
+def test_models_libvirt_accepts(good):
+    assert li.Desired("web01", "br0", model=good).model == good
 
 
 @pytest.mark.parametrize(

@@ -42,7 +42,7 @@ def host_snapshot(extra_links=(), extra_addresses=(), extra_routes=()):
         nl.Route(AF_INET6, dst="2001:db8::", dst_len=64, proto=2, dev="eth0", priority=256),
         nl.Route(AF_INET6, dst="fe80::", dst_len=64, proto=2, dev="eth0", priority=256),
         nl.Route(AF_INET6, proto=3, dev="eth0", gateway="2001:db8::1", priority=100, pref=0),
-        nl.Route(AF_INET6, proto=9, dev="eth0", gateway="fe80::1", priority=1024),
+        nl.Route(AF_INET6, proto=9, dev="eth0", gateway="fe80::1", priority=1024, unsupported=("RTA_EXPIRES",)),
         *extra_routes,
     ]
     return nl.Snapshot(links, addresses, routes)
@@ -307,12 +307,12 @@ def test_all_port_problems_at_once():
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"name": "br/0"}, "Invalid bridge name 'br/0'"),
+        ({"name": "br/0"}, "bridge name 'br/0' is not a valid interface name"),
         ({"name": "b" * 16}, "longer than 15 bytes"),
-        ({"ports": ["eth 0"]}, "Invalid port name 'eth 0'"),
+        ({"ports": ["eth 0"]}, "port name 'eth 0' is not a valid interface name"),
         ({"ports": ["eth0", "eth0"]}, "listed twice"),
         ({"mac": "01:00:5e:00:00:01"}, "multicast"),
-        ({"mac": "nonsense"}, "Invalid mac 'nonsense'"),
+        ({"mac": "nonsense"}, "mac 'nonsense' is not a MAC address"),
         ({"mtu": 20}, "mtu 20 is out of range"),
         ({"hello_time": 20}, "hello_time 20 is out of range"),
         ({"stp": True, "forward_delay": 0}, "does not work with STP on"),
@@ -641,7 +641,8 @@ def fake_kernel(monkeypatch):
             return False
 
     monkeypatch.setattr(nl, "read_snapshot", lambda source=None: state["snap"].copy())
-    monkeypatch.setattr(nl, "KernelApplier", lambda ipr: SimApplier(state["snap"], state["fail"]))
+    monkeypatch.setattr(nl, "KernelApplier", lambda ipr, module=None: SimApplier(state["snap"], state["fail"]))
+    monkeypatch.setattr(nl._dhcp_client, "find_clients", lambda interfaces: [])  # no DHCP client runs on the fake ports
     state["session"] = Session
     return state
 
