@@ -9,7 +9,10 @@
 #      hosts; keyfiles activated under a NetworkManager checkpoint on the other),
 #      forwarding on, REJECT rule gone (runtime and saved rules);
 #   3. plug a guest into each bridge: it gets a DHCP lease from upstream;
-#   4. print the bridge report (kvmhost.bridging.bridge_info);
+#      and a real VM: libvirtd in h1 boots a QEMU guest (domain demo01) on
+#      breth0, which reports its lease on its serial console;
+#   4. print the bridge report (kvmhost.bridging.bridge_info), which names the
+#      libvirt domain behind the VM's vnetN;
 #   5. tear the lab down.
 # Environment: KVMB_DEMO_LAB_ID (default 90), KVMB_DEMO_HOSTS (default 2).
 set -euo pipefail
@@ -37,6 +40,10 @@ echo "== 3. a guest on each bridge asks the LAN's DHCP server for a lease"
 for n in $(seq 1 "$HOSTS"); do
     python tests/lab guest "h$n" --id "$LAB_ID" --port vnet0 --bridge breth0 --dhcp
 done
+
+echo "== 3b. a real VM: libvirtd in h1 boots domain demo01 on breth0 (QEMU, TCG); its lease, from its serial console"
+python tests/lab vm h1 demo01 --id "$LAB_ID" --nic breth0=52:54:00:de:00:01 --lease 52:54:00:de:00:01
+grep -a '^KVMB' "/tmp/kvmb-lab/$LAB_ID/hosts/h1/libvirt/consoles/demo01.log" | tr -d '\r'
 
 echo "== 4. bridge report"
 ansible-playbook -i "$INVENTORY" scripts/demo/report.yml

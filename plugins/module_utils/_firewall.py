@@ -853,10 +853,11 @@ def check_firewalld(module):
     if rc == 0 and "running" in out and "not running" not in out:
         raise ModuleError(
             "firewalld is running: it owns the firewall and would put back or fight any rule changed behind its back,"
-            " so reject_rule changes nothing. Do one of these instead: let bridged guests bypass iptables with"
-            " kvmhost.bridging.ip_forward (bridge_nf_call: false); allow the bridged traffic through firewalld"
-            " (firewall-cmd --permanent --direct --add-rule ipv4 filter FORWARD 0 -m physdev --physdev-is-bridged -j ACCEPT,"
-            " then firewall-cmd --reload); or stop and disable firewalld and manage the rules with iptables-services."
+            " so reject_rule changes nothing. Do one of these instead: let the guests through firewalld with"
+            " kvmhost.bridging.firewalld_forward (the forwarding role does so by itself where firewalld runs: each"
+            " bridge in a zone with intra-zone forwarding, policies for routed bridges); let bridged guests bypass"
+            " iptables with kvmhost.bridging.ip_forward (bridge_nf_call: false); or stop and disable firewalld and"
+            " manage the rules with iptables-services."
         )
 
 

@@ -6,14 +6,19 @@ The guard protects one change, named by an id:
 
 - ``arm`` saves the listed files (their content, or that they do not exist)
   and a snapshot of the runtime network state in ``<state_dir>/guard-<id>.json``.
-- ``watch`` (run detached, by Ansible's async wrapper) waits until the
-  deadline for a decision. Without one it claims the decision ``rollback`` and
-  restores the runtime state and the files. The countdown begins when the
-  watcher starts or, when the guard was armed with ``start_within``, at the
-  ``start`` signal, so that only the risky part of a change runs against it.
+- the watcher, which ``arm`` starts detached on the host itself
+  (``start_watcher``: a double fork into its own session, moved into a
+  transient systemd scope where systemd runs), waits until the deadline for a
+  decision. Without one it claims the decision ``rollback`` and restores the
+  runtime state and the files. The countdown begins when the watcher starts
+  or, when the guard was armed with ``start_within``, at the ``start`` signal,
+  so that only the risky part of a change runs against it. Nothing of it
+  depends on the connection that armed it: not Ansible's async, not the
+  connection plugin or strategy, not the SSH session staying open.
 - ``start`` checks that the watcher runs and gives that signal.
 - ``confirm`` (run over a fresh connection, which proves that the host is
-  still reachable) claims the decision ``confirmed``.
+  still reachable) claims the decision ``confirmed``, waits for the watcher
+  to finish and returns the outcome with the confirmation.
 - ``rollback`` claims ``rollback`` at once and restores in its own process.
 - ``status`` reports what the guard knows, including the last outcome.
 
@@ -45,11 +50,14 @@ import errno
 import json
 import os
 import re
+import signal
 import stat
 import tempfile
 import time
+import traceback
+import warnings
 
-from ansible_collections.kvmhost.bridging.plugins.module_utils import _netlink
+from ansible_collections.kvmhost.bridging.plugins.module_utils import _dhcp_client, _netlink
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import atomic_write, read_bytes
 from ansible_collections.kvmhost.bridging.plugins.module_utils._names import validate_ifname
@@ -110,6 +118,7 @@ class Paths:
         self.decision = base + ".decision"
         self.go = base + ".go"
         self.result = base + ".result.json"
+        self.watcher_error = base + ".watcher-error"
 
 
 # -- small file helpers -------------------------------------------------------
@@ -174,8 +183,12 @@ def write_json(path, value):
 
 
 def unlink(path):
-    with contextlib.suppress(FileNotFoundError):
+    try:
         os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise ModuleError("Cannot remove the guard's file %s: %s." % (path, exc.strerror)) from exc
 
 
 def claim(paths, decision, by, reason=None):
@@ -291,6 +304,119 @@ def _restore_file(module, item):
     return {"path": path, "action": "restored" if current is not None else "recreated"}
 
 
+# -- the detached watcher -----------------------------------------------------
+
+SYSTEMD_RUNS = "/run/systemd/system"  # exists only where systemd is the init system (sd_booted())
+
+
+def _detach(work):
+    """In a freshly forked child: leave everything of the parent behind, run ``work()``, and end."""
+    try:
+        os.chdir("/")
+        os.umask(0o077)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        # Every other descriptor (an SSH channel's pipes, Mitogen's sockets, the spawn pipe) goes:
+        # the connection that armed the guard may close, and nothing of it must wait for the watcher.
+        _close_inherited()
+        # Signals as a fresh process has them (Mitogen and Ansible may have blocked or caught some),
+        # except the hang-up and interrupt of a terminal it never has.
+        with contextlib.suppress(ValueError, OSError, AttributeError):
+            signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        for sig, action in ((signal.SIGHUP, signal.SIG_IGN), (signal.SIGINT, signal.SIG_IGN), (signal.SIGPIPE, signal.SIG_IGN),
+                            (signal.SIGTERM, signal.SIG_DFL), (signal.SIGCHLD, signal.SIG_DFL)):
+            with contextlib.suppress(ValueError, OSError):
+                signal.signal(sig, action)
+        work()
+    finally:
+        os._exit(0)
+
+
+def _close_inherited():
+    """Close every descriptor above 2: those listed in /proc/self/fd, or a range where /proc cannot list them."""
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        os.closerange(3, 65536)
+        return
+    for fd in fds:
+        if fd > 2:
+            with contextlib.suppress(OSError):  # the listing's own descriptor is already closed
+                os.close(fd)
+
+
+def spawn_detached(work):
+    """Run ``work()`` in a grandchild in its own session, detached from this process; return the grandchild's PID.
+
+    The classic double fork: the child makes a new session (no controlling
+    terminal, no hang-up when the SSH session or the Mitogen context that
+    armed the guard goes), forks the grandchild and exits at once, so that the
+    grandchild belongs to init and never becomes a zombie of this process. The
+    grandchild has /dev/null as stdin, stdout and stderr and no other inherited
+    descriptor. It runs only code already imported here: under Mitogen the
+    module's imports come from the controller, which the grandchild cannot ask.
+    """
+    read_fd, write_fd = os.pipe()
+    with warnings.catch_warnings():
+        # Python >= 3.12 warns about fork() in a process with threads (Mitogen's broker): the grandchild
+        # runs only this thread's code and ends with os._exit().
+        warnings.simplefilter("ignore", DeprecationWarning)
+        child = os.fork()
+        if child == 0:
+            try:
+                os.close(read_fd)
+                os.setsid()
+                grandchild = os.fork()
+                if grandchild == 0:
+                    _detach(work)
+                os.write(write_fd, str(grandchild).encode("ascii"))
+            finally:
+                os._exit(0)
+    os.close(write_fd)
+    try:
+        os.waitpid(child, 0)
+        data = os.read(read_fd, 32)
+    finally:
+        os.close(read_fd)
+    if not data:
+        raise ModuleError("Could not start the guard's watcher: the fork that starts it failed on the host.")
+    return int(data)
+
+
+def systemd_scope_argv(busctl, unit, pid, description):
+    """busctl's call that moves ``pid`` into a new transient scope unit named ``unit``.
+
+    systemd's StartTransientUnit with the PIDs property, as ``systemd-run --scope``
+    does for itself: the watcher leaves the login session's scope, so that
+    logind's KillUserProcesses or the end of the session does not kill it.
+    """
+    return [busctl, "call", "--quiet", "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+            "org.freedesktop.systemd1.Manager", "StartTransientUnit", "ssa(sv)a(sa(sv))",
+            unit, "fail", "3",
+            "PIDs", "au", "1", str(pid),
+            "Description", "s", description,
+            "CollectMode", "s", "inactive-or-failed",
+            "0"]
+
+
+def busctl_scope(module):
+    """The ``scope`` of Guard.start_watcher over busctl, run with ``module.run_command``."""
+    busctl = module.get_bin_path("busctl")
+
+    def move(pid, unit, description):
+        if busctl is None:
+            return "busctl is not installed"
+        rc, out, err = module.run_command(systemd_scope_argv(busctl, unit, pid, description))
+        return None if rc == 0 else ((err or out).strip() or "busctl exited with %d" % rc)
+    return move
+
+
+def scope_unit(paths, arming):
+    """The name of the transient scope of one arming's watcher."""
+    return "kvmhost-bridging-guard-%s-%s.scope" % (paths.id, arming)
+
+
 # -- the guard ----------------------------------------------------------------
 
 
@@ -366,6 +492,63 @@ class Guard:
             "timeout": timeout,
             "warnings": warnings,
         }
+
+    # the watcher ------------------------------------------------------------
+    def start_watcher(self, wait, spawn=spawn_detached, scope=None, systemd_dir=SYSTEMD_RUNS):
+        """Start the armed guard's watcher detached on this host and wait (up to ``wait`` seconds) until it runs.
+
+        ``spawn(work)`` starts ``work`` detached and returns its PID. Where systemd
+        runs, ``scope(pid, unit, description)`` moves the watcher into a transient
+        scope unit and returns None, or what went wrong (a warning: the watcher
+        runs anyway). Without a running watcher the arming is withdrawn, since
+        nothing may change unguarded, and ModuleError says why.
+        """
+        state = self._load("arm")
+        unlink(self.paths.watcher_error)
+        pid = spawn(self._watch_detached)
+        out = {"watcher": pid, "scope": None, "warnings": []}
+        if scope is not None and os.path.isdir(systemd_dir):
+            unit = scope_unit(self.paths, state["arming"])
+            problem = scope(pid, unit, "kvmhost.bridging guard %s: %s" % (self.paths.id, state.get("description")))
+            if problem:
+                out["warnings"].append(
+                    "The guard's watcher (PID %s) runs in the session that armed it: moving it into the transient unit %s failed (%s). "
+                    "Where logind kills a session's processes when it ends (KillUserProcesses=yes), a rollback would not come."
+                    % (pid, unit, problem))
+            else:
+                out["scope"] = unit
+        end = self.clock() + wait
+        while True:
+            now = read_json(self.paths.state)
+            if now is not None and (now.get("watcher") or {}).get("pid") == pid and watcher_alive(now):
+                return out
+            if now is None and (read_json(self.paths.result) or {}).get("arming") == state["arming"]:
+                return out  # it ran, and a decision has already finished this arming
+            gone = not pid_alive(pid)
+            if gone or self.clock() >= end:
+                break
+            self.sleep(self.poll)
+        if not gone:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
+        why = (read_bytes(self.paths.watcher_error) or b"").decode("utf-8", "replace").strip().splitlines()
+        unlink(self.paths.state)
+        unlink(self.paths.go)
+        raise ModuleError(
+            "The watcher of guard %s (PID %s) %s; the guard is not armed and nothing was changed. %s" % (
+                self.paths.id, pid, "ended before it ran" if gone else "did not run within %ss" % wait,
+                ("It said: %s" % why[-1]) if why else "Check the host's process limits and its Python, or run the change without the guard."),
+            id=self.paths.id)
+
+    def _watch_detached(self):
+        """The watcher's whole life in its detached process; what stops it early is kept for start_watcher's message."""
+        try:
+            self.watch(pid=os.getpid())
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                text = exc.msg if isinstance(exc, ModuleError) else traceback.format_exc()
+                with open(self.paths.watcher_error, "w") as handle:
+                    handle.write(text)
 
     def _load(self, action):
         state = read_json(self.paths.state)
@@ -502,9 +685,12 @@ class Guard:
             while self.clock() < end and os.path.exists(self.paths.state):
                 self.sleep(self.poll)
             summary["watcher_done"] = not os.path.exists(self.paths.state)
+            outcome = read_json(self.paths.result)
+            summary["outcome"] = outcome if (outcome or {}).get("arming") == state["arming"] else None
         else:
             # No watcher (it never started, or died): finish here.
-            self._finish(state, decision, confirmed=True, waited=0)
+            summary["outcome"] = self._finish(state, decision, confirmed=True, waited=0)
+            summary["outcome"].pop("changed", None)
             summary["watcher_done"] = True
         return summary
 
@@ -531,10 +717,15 @@ class Guard:
 
     # status -----------------------------------------------------------------
     def status(self, wait=0):
-        """What the guard knows; while it is armed and its watcher has not started yet, wait up to ``wait`` seconds for it."""
+        """What the guard knows, including the last outcome.
+
+        While it is armed and its watcher has not started yet, or a decision has been
+        taken and its outcome is not recorded yet, wait up to ``wait`` seconds for that.
+        """
         state = read_json(self.paths.state)
         end = self.clock() + wait
-        while state is not None and not (state.get("watcher") and watcher_alive(state)) and self.clock() < end:
+        while state is not None and (not (state.get("watcher") and watcher_alive(state)) or os.path.exists(self.paths.decision)) \
+                and self.clock() < end:
             self.sleep(self.poll)
             state = read_json(self.paths.state)
         result = read_json(self.paths.result)
@@ -638,7 +829,7 @@ def _restorable_addresses(snapshot, name):
 def _restorable_routes(snapshot, names):
     routes = []
     for route in snapshot.routes:
-        if _netlink.is_movable_route(route) and any(route.uses(name) for name in names) and route not in routes:
+        if _netlink.is_movable_route(route, snapshot.addresses) and any(route.uses(name) for name in names) and route not in routes:
             routes.append(route)
     return routes
 
@@ -721,7 +912,7 @@ def plan_restore(saved, now, interfaces=()):
                 steps.append(("del_address", {"address": address}, "remove %s from %s" % (address.cidr, name)))
     before_routes = _restorable_routes(saved, names)
     now_routes = [r for r in _restorable_routes(now, names) if not any(r.uses(name) for name in gone)]
-    for route in before_routes:
+    for route in sorted(before_routes, key=_netlink.route_needs_onlink):  # on-link routes before the gateways they reach
         if route not in now_routes:
             steps.append(("replace_route", {"route": route}, "restore route '%s'" % route.describe()))
     restored_keys = {route.key for route in before_routes}
@@ -729,6 +920,25 @@ def plan_restore(saved, now, interfaces=()):
         if route not in before_routes and route.key not in restored_keys:
             steps.append(("delete_route", {"route": route}, "remove route '%s'" % route.describe()))
     return steps
+
+
+def plan_client_restore(saved, now, names):
+    """(stops, starts): the (op, args, description) steps that bring the DHCP clients of ``names`` back to ``saved``.
+
+    ``saved``: the command lines (lists) the snapshot found; ``now``: the
+    DhcpClients running. A client that was not there (the one a bridging
+    started on the bridge) stops; one that is gone (the one it stopped on the
+    NIC) starts again, as it ran, with its own lease file.
+    """
+    saved = [tuple(argv) for argv in saved]
+    wanted = [argv for argv in saved if (_dhcp_client.parse_client(argv) or _NO_CLIENT).interface in names]
+    running = [client.argv for client in now if client.interface in names]
+    stops = [("stop_dhcp_client", {"argv": argv}, "stop %s" % " ".join(argv)) for argv in running if argv not in saved]
+    starts = [("start_dhcp_client", {"argv": argv}, "start %s" % " ".join(argv)) for argv in wanted if argv not in running]
+    return stops, starts
+
+
+_NO_CLIENT = _dhcp_client.DhcpClient("", 0, (), "")
 
 
 class NetlinkRuntime(Runtime):
@@ -739,16 +949,23 @@ class NetlinkRuntime(Runtime):
         self.session = session or _netlink.iproute_session
 
     def snapshot(self):
-        return {"interfaces": list(self.interfaces), "snapshot": snapshot_to_json(_netlink.read_snapshot())}
+        snapshot = _netlink.read_snapshot()
+        clients = _dhcp_client.find_clients(list(snapshot.links))
+        return {"interfaces": list(self.interfaces), "snapshot": snapshot_to_json(snapshot), "dhcp_clients": [list(c.argv) for c in clients]}
 
     def restore(self, snapshot):
         """Apply plan_restore(); go on after a failed step. Return the steps done; raise listing the ones that failed."""
         wanted = snapshot_from_json(snapshot["snapshot"])
         interfaces = snapshot.get("interfaces") or ()
         done, failed = [], []
+        now = _netlink.read_snapshot()
+        stops, starts = [], []
+        if snapshot.get("dhcp_clients") is not None:  # a snapshot from before the guard covered the DHCP clients has none
+            names = restore_scope(wanted, now, interfaces)
+            stops, starts = plan_client_restore(snapshot["dhcp_clients"], _dhcp_client.find_clients(sorted(names)), names)
         with self.session() as ipr:
             applier = _netlink.KernelApplier(ipr)
-            for op, args, text in plan_restore(wanted, _netlink.read_snapshot(), interfaces):
+            for op, args, text in stops + plan_restore(wanted, now, interfaces) + starts:
                 try:
                     applier.run(op, args)
                     done.append(text)

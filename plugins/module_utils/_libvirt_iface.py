@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import ipaddress
 import os
 import re
 import xml.etree.ElementTree as ET
@@ -584,15 +585,68 @@ def tap_owners(conn):
 BRIDGE_STATES = {"bridge": "bridge", "other": "not_a_bridge", None: "missing"}
 
 
+def _ip_network(ip):
+    """The subnet of a network's <ip> element (prefix, netmask, or libvirt's default for the address), or None."""
+    address = ip.get("address")
+    if not address:
+        return None
+    try:
+        addr = ipaddress.ip_address(address)
+        if ip.get("prefix"):
+            size = ip.get("prefix")
+        elif ip.get("netmask"):
+            size = ip.get("netmask")
+        elif addr.version == 6:
+            size = "64"
+        else:  # libvirt's default: the address class
+            first = int(address.split(".", 1)[0])
+            size = "8" if first < 128 else "16" if first < 192 else "24"
+        return str(ipaddress.ip_interface("%s/%s" % (address, size)).network)
+    except ValueError:
+        return None
+
+
+def network_info(xml_text, active=None, autostart=None):
+    """{network, bridge, forward, subnets, active, autostart} of a libvirt <network> XML.
+
+    ``forward`` is libvirt's forward mode (``nat`` when <forward> has no mode, ``isolated`` without <forward>);
+    ``subnets`` the networks of its <ip> elements, in CIDR notation.
+    """
+    root = _parse(xml_text, "network XML")
+    forward = root.find("forward")
+    bridge = root.find("bridge")
+    subnets = [net for net in (_ip_network(ip) for ip in root.findall("ip")) if net]
+    return {
+        "network": (root.findtext("name") or "").strip() or None,
+        "bridge": bridge.get("name") if bridge is not None else None,
+        "forward": "isolated" if forward is None else forward.get("mode", "nat"),
+        "subnets": subnets,
+        "active": active,
+        "autostart": autostart,
+    }
+
+
+def networks_of(conn):
+    """Every libvirt network (``network_info``), sorted by name; one that goes away while it is read is left out."""
+    networks = []
+    for net in conn.listAllNetworks(0):
+        try:
+            networks.append(network_info(net.XMLDesc(0), bool(net.isActive()), bool(net.autostart())))
+        except (LibvirtError, ModuleError):
+            continue
+    return sorted(networks, key=lambda item: item["network"] or "")
+
+
 def read_domains(uri, sysfs=SYSFS_NET):
     """What libvirt at ``uri`` says about its domains, or why it cannot say. Never raises, never fails a task.
 
-    {uri, status, msg, domains}: ``status`` is ``ok``, ``off`` (``uri`` is None: not looked up), ``missing``
+    {uri, status, msg, domains, networks}: ``status`` is ``ok``, ``off`` (``uri`` is None: not looked up), ``missing``
     (no libvirt-python), ``unreachable`` (no connection) or ``error`` (reading the domains failed); ``msg`` says
     why, or how many domains there are, in a few words. ``domains`` is ``domains_of``'s list; for a local URI each interface of type bridge
     also gets ``bridge_state`` (``bridge``, ``not_a_bridge`` or ``missing`` on this host), else null.
+    ``networks`` is ``networks_of``'s list (empty where the driver has no networks).
     """
-    result = {"uri": uri, "status": "ok", "msg": None, "domains": []}
+    result = {"uri": uri, "status": "ok", "msg": None, "domains": [], "networks": []}
     if uri is None:
         return dict(result, status="off", msg="not looked up (libvirt: never)")
     if not HAS_LIBVIRT:
@@ -606,6 +660,10 @@ def read_domains(uri, sysfs=SYSFS_NET):
         return dict(result, status="unreachable", msg="not reachable: no connection")
     try:
         domains = domains_of(conn)
+        try:
+            result["networks"] = networks_of(conn)
+        except LibvirtError:  # a driver without networks: the domains still tell
+            result["networks"] = []
     except (LibvirtError, ModuleError) as exc:
         return dict(result, status="error", msg="reading the domains failed: %s" % exc)
     finally:

@@ -49,6 +49,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from socket import AF_INET, AF_INET6
 
+from ansible_collections.kvmhost.bridging.plugins.module_utils import _dhcp_client
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._names import IFNAMSIZ, normalize_mac, validate_ifname
 from ansible_collections.kvmhost.bridging.plugins.module_utils._pyroute2_dep import iproute, netlink_error
@@ -79,8 +80,8 @@ IFA_PROTO_KERNEL = (1, 2, 3)
 RTPROT_REDIRECT = 1
 RTPROT_KERNEL = 2
 RTPROT_RA = 9
+IP6_RT_PRIO_ADDRCONF = 256  # the metric of the kernel's IPv6 prefix routes
 # Routes the kernel owns: it makes them again on the bridge from its addresses and RAs.
-KERNEL_ROUTE_PROTOCOLS = (RTPROT_REDIRECT, RTPROT_KERNEL, RTPROT_RA)
 RTNH_F_ONLINK = 0x4
 RT_TABLE_MAIN = 254
 RT_TABLE_LOCAL = 255
@@ -187,6 +188,7 @@ class Address:
     valid: int | None = None
     preferred: int | None = None
     proto: int | None = None
+    rt_priority: int | None = None  # IFA_RT_PRIORITY: the metric of the prefix route the kernel makes for it
 
     @property
     def ip(self):
@@ -239,6 +241,18 @@ class Route:
     metrics: tuple = ()  # ((RTAX_NAME, value), ...)
     multipath: tuple = ()  # (Nexthop, ...)
     unsupported: tuple = ()  # names of attributes that cannot be copied
+
+    @property
+    def expires(self):
+        """True for a route with a lifetime (the kernel's own from router advertisements)."""
+        return "RTA_EXPIRES" in self.unsupported
+
+    @property
+    def gateways(self):
+        """The gateways the route needs reachable: its own, or its nexthops'."""
+        if self.multipath:
+            return tuple(nh.gateway for nh in self.multipath if nh.gateway)
+        return (self.gateway,) if self.gateway else ()
 
     @property
     def devices(self):
@@ -424,6 +438,7 @@ def addresses_from_messages(messages, names):
                 valid=valid,
                 preferred=preferred,
                 proto=_nla(msg, "IFA_PROTO"),
+                rt_priority=_nla(msg, "IFA_RT_PRIORITY"),
             )
         )
     return addresses
@@ -551,9 +566,59 @@ def is_migratable_address(address):
     return address.proto not in IFA_PROTO_KERNEL
 
 
-def is_movable_route(route):
-    """True for routes the user (or a DHCP client) made; the kernel's own (proto kernel/ra/redirect) stay."""
-    return route.proto not in KERNEL_ROUTE_PROTOCOLS
+def _prefix_route_of(route, address):
+    """True if ``route`` is the prefix route the kernel makes for ``address`` (none with noprefixroute)."""
+    if address.dev not in route.devices or address.family != route.family or address.flags & IFA_F_NOPREFIXROUTE:
+        return False
+    if route.gateway or route.multipath or route.table != RT_TABLE_MAIN or not route.dst:
+        return False
+    try:
+        network = ipaddress.ip_interface("%s/%d" % (address.address, address.prefixlen)).network
+    except ValueError:
+        return False
+    if (str(network.network_address), network.prefixlen) != (normalize_ip(route.dst), route.dst_len):
+        return False
+    default = IP6_RT_PRIO_ADDRCONF if route.family == AF_INET6 else 0
+    return (route.priority or 0) == (address.rt_priority or default)
+
+
+def kernel_prefix_route(address):
+    """The prefix route the kernel makes for ``address`` when it is added, or None (noprefixroute, /32, /128)."""
+    if address.flags & IFA_F_NOPREFIXROUTE or address.family not in (AF_INET, AF_INET6):
+        return None
+    network = ipaddress.ip_interface("%s/%d" % (address.address, address.prefixlen)).network
+    if network.prefixlen == network.max_prefixlen:
+        return None
+    if address.family == AF_INET6:
+        return Route(AF_INET6, dst=str(network.network_address), dst_len=network.prefixlen, proto=RTPROT_KERNEL, dev=address.dev,
+                     priority=address.rt_priority or IP6_RT_PRIO_ADDRCONF)  # fmt: skip
+    return Route(AF_INET, dst=str(network.network_address), dst_len=network.prefixlen, proto=RTPROT_KERNEL, scope=253, dev=address.dev,
+                 prefsrc=address.ip, priority=address.rt_priority or None)  # fmt: skip
+
+
+def is_movable_route(route, addresses=None):
+    """True for routes the user, a DHCP client or a network daemon made; the kernel's own stay.
+
+    The kernel's own: redirects, the routes it learns from router
+    advertisements (they expire), its local table, and the prefix routes it
+    makes for an address, which it makes again on the bridge when the address
+    moves there. A ``proto kernel`` route that is not such a prefix route (an
+    address with ``noprefixroute``, as NetworkManager and systemd-networkd set
+    them, and its prefix route added with a metric of its own) is an explicit
+    route and moves. ``addresses``: the addresses to tell prefix routes by;
+    None keeps every ``proto kernel`` route in place.
+    """
+    if route.proto == RTPROT_REDIRECT or route.table == RT_TABLE_LOCAL:
+        return False
+    if route.proto == RTPROT_RA:
+        return not route.expires  # NetworkManager's own RA routes carry no lifetime; the kernel's do
+    if route.proto != RTPROT_KERNEL:
+        return True
+    if addresses is None or route.expires:
+        return False
+    if route.family == AF_INET6 and route.dst and ipaddress.ip_address(route.dst).is_link_local and route.dst_len == 64:
+        return False  # fe80::/64: every IPv6 link has its own
+    return not any(_prefix_route_of(route, address) for address in addresses)
 
 
 # --------------------------------------------------------------------------
@@ -740,12 +805,13 @@ def _set_link(name, **changes):
     return args
 
 
-def plan_bridge(snapshot, spec, connection_addresses=()):
+def plan_bridge(snapshot, spec, connection_addresses=(), clients=()):
     """Plan the steps from ``snapshot`` to ``spec``; pure. Raise ModuleError (nothing changed) on bad input.
 
     ``connection_addresses`` are the host's own addresses the controller is
     connected to (from SSH_CONNECTION): a step that would cut them off needs
-    ``force``.
+    ``force``. ``clients``: the DHCP clients (_dhcp_client.DhcpClient) bound
+    to the ports, which move to the bridge with the addresses.
     """
     connection = {normalize_ip(a) for a in connection_addresses} - {None}
     bridge = snapshot.link(spec.name)
@@ -753,7 +819,7 @@ def plan_bridge(snapshot, spec, connection_addresses=()):
         raise ModuleError("%s exists and is a %s link, not a bridge; choose another name or remove it first." % (spec.name, link_class(bridge)))
     if spec.state == "absent":
         return _plan_absent(snapshot, spec, bridge, connection)
-    return _plan_present(snapshot, spec, bridge, connection)
+    return _plan_present(snapshot, spec, bridge, connection, clients)
 
 
 def _connection_on(snapshot, name, connection):
@@ -828,7 +894,7 @@ def _relabel(label, port, bridge):
     return label
 
 
-def _plan_present(snapshot, spec, bridge, connection):
+def _plan_present(snapshot, spec, bridge, connection, clients=()):
     plan = Plan()
     port_links = _check_ports(snapshot, spec, bridge)
     name = spec.name
@@ -881,7 +947,7 @@ def _plan_present(snapshot, spec, bridge, connection):
                 moves_addr.append((address, new))
         seen = set()
         for route in snapshot.routes:
-            if not any(route.uses(port) for port in port_names) or not is_movable_route(route):
+            if not any(route.uses(port) for port in port_names) or not is_movable_route(route, snapshot.addresses):
                 continue
             if route in seen:
                 continue
@@ -895,6 +961,34 @@ def _plan_present(snapshot, spec, bridge, connection):
             for port in port_names:
                 new = new.on(port, name)
             moves_route.append((route, new))
+        moves_route = order_route_moves(moves_route)
+
+    # -- DHCP clients move with the addresses they lease ---------------------------
+    client_moves = []  # (client on the port, argv on the bridge, lease file move)
+    if spec.migrate_addresses:
+        port_names = {link.name for link in port_links}
+        for client in clients:
+            if client.interface in port_names:
+                client_moves.append((client, _dhcp_client.moved_argv(client, name), _dhcp_client.lease_move(client, name)))
+    renewed = {(client.interface, client.family) for client, _argv, _lease in client_moves}
+    for old, new in moves_addr:
+        if new is not None and new.valid is not None and (old.dev, old.family) not in renewed:
+            plan.warnings.append(unrenewed_warning(old, name))
+    # A leased address whose client moves along goes to the bridge without the old lease's remaining time: the
+    # client may confirm its lease without touching an address that is there already (dhclient-script's REBOOT),
+    # and sets the lifetime again at its first renewal, from the lease it holds.
+    moves_addr = [
+        (old, replace(new, valid=None, preferred=None) if new is not None and (old.dev, old.family) in renewed else new) for old, new in moves_addr
+    ]
+
+    # -- 0. the DHCP clients stop on the ports first (a rollback starts them last) --
+    for client, _argv, _lease in client_moves:
+        plan.add(
+            "stop_dhcp_client",
+            "stop %s on %s (pid %d)" % (client.name, client.interface, client.pid),
+            {"argv": client.argv},
+            undo=[("start_dhcp_client", {"argv": client.argv})],
+        )
 
     # -- the connection must survive -----------------------------------------
     if not spec.force:
@@ -991,7 +1085,61 @@ def _plan_present(snapshot, spec, bridge, connection):
     # -- 8. down, last --------------------------------------------------------------
     if not spec.up and bridge_up:
         plan.add("set_link", "bring %s down" % name, _set_link(name, up=False), undo=[("set_link", _set_link(name, up=True))])
+
+    # -- 9. the DHCP clients start on the bridge, with the lease carried over --------
+    for client, argv, lease in client_moves:
+        plan.add(
+            "start_dhcp_client",
+            "start %s on %s: %s" % (client.name, name, " ".join(argv)),
+            {"argv": argv, "lease": lease, "old": client.interface, "new": name},
+            undo=[("stop_dhcp_client", {"argv": argv})],
+        )
     return plan
+
+
+def unrenewed_warning(address, bridge):
+    """What to tell the user about ``address``, which moves from a port to ``bridge`` with a finite lifetime."""
+    return (
+        "%s moves from %s to %s with its lifetime (%d s left): a DHCP client or a router advertisement gave it, and"
+        " this module does not move the client, so nothing renews it on %s and it will expire. Run the DHCP client on %s"
+        " (stop it on %s first), or give %s a static address." % (address.cidr, address.dev, bridge, address.valid, bridge, bridge, address.dev, bridge)
+    )
+
+
+def expiring_addresses(snapshot, name, clients=()):
+    """The user's addresses on ``name`` with a finite lifetime (leases) that no DHCP client of ``clients`` on
+    ``name`` renews, as dicts: address, valid_lft, preferred_lft."""
+    renewed = {client.family for client in clients if client.interface == name}
+    return [
+        {"address": a.cidr, "valid_lft": a.valid, "preferred_lft": a.preferred}
+        for a in snapshot.addresses_on(name)
+        if a.valid is not None and is_migratable_address(a) and a.family not in renewed
+    ]
+
+
+def client_view(client):
+    """A DHCP client as the result shows it."""
+    return {"name": client.name, "interface": client.interface, "family": "ipv6" if client.family == AF_INET6 else "ipv4", "argv": list(client.argv)}
+
+
+def route_needs_onlink(route):
+    """True if adding ``route`` needs an on-link route to its gateway(s) on the new device first.
+
+    The kernel looks a gateway up over the route's device when the route is
+    added, and refuses it (ENETUNREACH) without a route there to reach it. A
+    route without a gateway (on-link, blackhole...) and a gateway route marked
+    ``onlink`` need nothing but the device.
+    """
+    hops = route.multipath or (Nexthop(route.dev, route.gateway, flags=route.flags),)
+    return any(nh.gateway and not nh.flags & RTNH_F_ONLINK for nh in hops)
+
+
+def order_route_moves(moves):
+    """The (old, new) route moves with every route after what it needs: the routes that need nothing
+    (on-link, onlink gateways) first, then the gateway routes, in every table, IPv4 and IPv6. Within each
+    group the kernel's (the dump's) order stays.
+    """
+    return sorted(moves, key=lambda move: route_needs_onlink(move[1]))
 
 
 def _show_option(name, value):
@@ -1042,14 +1190,14 @@ def bridge_view(snapshot, name, ports=()):
         view[option] = option_from_kernel(option, options[option])
     view["ports"] = snapshot.ports_of(name)
     view["addresses"] = [a.cidr for a in snapshot.addresses_on(name) if not is_link_local(a)]
-    view["routes"] = [r.describe() for r in snapshot.routes_using(name) if is_movable_route(r)]
+    view["routes"] = [r.describe() for r in snapshot.routes_using(name) if is_movable_route(r, snapshot.addresses)]
     port_addresses = {}
     port_routes = {}
     for port in ports:
         if snapshot.link(port) is None:
             continue
         port_addresses[port] = [a.cidr for a in snapshot.addresses_on(port) if not is_link_local(a)]
-        port_routes[port] = [r.describe() for r in snapshot.routes_using(port) if is_movable_route(r)]
+        port_routes[port] = [r.describe() for r in snapshot.routes_using(port) if is_movable_route(r, snapshot.addresses)]
     if ports:
         view["port_addresses"] = port_addresses
         view["port_routes"] = port_routes
@@ -1073,7 +1221,7 @@ def runtime_state(snapshot, names):
             "mtu": link.mtu,
             "bridge": dict(link.bridge),
             "addresses": sorted("%s flags 0x%x" % (a.cidr, a.flags & (IFA_SETTABLE_FLAGS | IFA_F_PERMANENT)) for a in snapshot.addresses_on(name)),
-            "routes": sorted(r.describe() for r in snapshot.routes_using(name) if is_movable_route(r)),
+            "routes": sorted(r.describe() for r in snapshot.routes_using(name) if is_movable_route(r, snapshot.addresses)),
         }
     return state
 
@@ -1151,10 +1299,17 @@ def _simulate_op(snap, op, args, auto):
                 if (master.name, "mtu") in auto:
                     master.mtu = min(p.mtu for p in ports)
     elif op == "add_address":
-        snap.addresses.append(args["address"])
+        address = args["address"]
+        snap.addresses.append(address)
+        prefix = kernel_prefix_route(address)
+        if prefix is not None and not any(_prefix_route_of(r, address) for r in snap.routes):
+            snap.routes.append(prefix)
     elif op == "del_address":
         gone = args["address"]
         snap.addresses = [a for a in snap.addresses if not (a.dev == gone.dev and a.key == gone.key and a.prefixlen == gone.prefixlen)]
+        snap.routes = [r for r in snap.routes if not _prefix_route_of(r, gone)]
+    elif op in ("stop_dhcp_client", "start_dhcp_client"):
+        pass  # processes, not kernel state
     elif op == "replace_route":
         new, old = args["route"], args.get("old")
         snap.routes = [r for r in snap.routes if r.key != new.key and r != old]
@@ -1222,8 +1377,9 @@ class KernelApplier:
         "create_bridge": (errno.EEXIST,),
     }
 
-    def __init__(self, ipr):
+    def __init__(self, ipr, module=None):
         self.ipr = ipr
+        self.module = module  # for the lease file a DHCP client takes along (atomic_write)
 
     def index(self, name):
         found = self.ipr.link_lookup(ifname=name)
@@ -1290,6 +1446,8 @@ class KernelApplier:
             request["IFA_CACHEINFO"] = {"ifa_valid": valid, "ifa_preferred": preferred, "valid": valid, "preferred": preferred, "cstamp": 0, "tstamp": 0}
         if address.proto is not None:
             request["IFA_PROTO"] = address.proto
+        if address.rt_priority:
+            request["IFA_RT_PRIORITY"] = address.rt_priority
         self.ipr.addr("add", **request)
 
     def op_del_address(self, address):
@@ -1346,6 +1504,12 @@ class KernelApplier:
             # kept both (an IPv6 multipath sibling), remove the old one.
             with suppress(ModuleError):
                 self.op_delete_route(old)
+
+    def op_stop_dhcp_client(self, argv):
+        _dhcp_client.stop_client(argv)
+
+    def op_start_dhcp_client(self, argv, lease=None, old=None, new=None):
+        _dhcp_client.start_client(argv, lease=lease, module=self.module, old=old, new=new)
 
     def op_delete_route(self, route):
         try:
@@ -1443,8 +1607,12 @@ def connection_addresses(environ=None, proc="/proc", pid=None, depth=32):
 # --------------------------------------------------------------------------
 # The module's flow
 # --------------------------------------------------------------------------
-def manage_bridge(params, check_mode=False, fail_after_step=None, connection=(), session=iproute_session):
+def manage_bridge(params, check_mode=False, fail_after_step=None, connection=(), session=iproute_session, module=None, find_clients=None):
     """params -> BridgeSpec -> one snapshot (read without pyroute2) -> plan -> apply unless check mode -> result dict.
+
+    ``find_clients`` (interfaces -> DhcpClients; default: from /proc) finds the
+    DHCP clients of the ports, which move with their addresses; ``module``
+    writes the lease file they take along.
 
     Raises ModuleError (nothing changed, or everything restored) on bad input
     and on a failed step.
@@ -1452,7 +1620,11 @@ def manage_bridge(params, check_mode=False, fail_after_step=None, connection=(),
     spec = BridgeSpec.from_params(params)
     watch = set(spec.ports) | {spec.name}
     before = read_snapshot()
-    plan = plan_bridge(before, spec, connection)
+    find_clients = _dhcp_client.find_clients if find_clients is None else find_clients
+    clients = find_clients([*spec.ports, spec.name]) if spec.state == "present" else []
+    plan = plan_bridge(before, spec, connection, clients)
+    on_bridge = [c for c in clients if c.interface == spec.name]
+    on_bridge += [_dhcp_client.parse_client(step.args["argv"]) for step in plan.steps if step.op == "start_dhcp_client"]
     if spec.state == "present" and before.link(spec.name) is not None:
         watch.update(before.ports_of(spec.name))
     shown_ports = tuple(p for p in spec.ports if before.link(p) is not None)
@@ -1467,6 +1639,8 @@ def manage_bridge(params, check_mode=False, fail_after_step=None, connection=(),
             "after_header": "%s (runtime)" % spec.name,
         },
         "bridge": bridge_view(predicted, spec.name),
+        "expiring_addresses": expiring_addresses(predicted, spec.name, on_bridge),
+        "dhcp_clients": [client_view(c) for c in on_bridge],
     }
     if plan.warnings:
         result["warnings"] = plan.warnings
@@ -1475,12 +1649,15 @@ def manage_bridge(params, check_mode=False, fail_after_step=None, connection=(),
     # Only a change needs pyroute2.
     with session() as ipr:
         try:
-            apply_plan(KernelApplier(ipr), plan, fail_after_step=fail_after_step)
+            apply_plan(KernelApplier(ipr, module), plan, fail_after_step=fail_after_step)
         except ApplyError as exc:
             raise _failure(exc, before, read_snapshot(), watch, plan) from exc
     after = read_snapshot()
     result["diff"]["after"] = bridge_view(after, spec.name, shown_ports)
     result["bridge"] = bridge_view(after, spec.name)
+    on_bridge = find_clients([spec.name])
+    result["expiring_addresses"] = expiring_addresses(after, spec.name, on_bridge)
+    result["dhcp_clients"] = [client_view(c) for c in on_bridge]
     return result
 
 

@@ -442,6 +442,7 @@ def address_message(buf, start, end):
         4: ("IFA_BROADCAST", ip),
         6: ("IFA_CACHEINFO", _IFA_CACHEINFO),
         8: ("IFA_FLAGS", _unsigned),
+        9: ("IFA_RT_PRIORITY", _unsigned),
         11: ("IFA_PROTO", _unsigned),
     }
     attrs = attributes(buf, start + _IFADDRMSG.size, end)

@@ -121,8 +121,24 @@ options:
     description:
       - Move the IPv4 and IPv6 addresses of the ports, and the routes through the ports (the default route too, with
         their gateways, metrics, scopes, tables and protocols), to the bridge.
-      - Link-local IPv6 addresses, temporary addresses and the kernel's own routes stay; the bridge makes its own.
-      - Addresses keep their remaining lifetime; an address from DHCP then needs a DHCP client on the bridge.
+      - Routes move after the routes they need (on-link routes before gateway routes), so explicit prefix routes of
+        C(noprefixroute) addresses, as NetworkManager and systemd-networkd set them, move with their metrics and
+        source hints.
+      - Link-local IPv6 addresses, temporary addresses and the kernel's own routes (prefix routes it makes for an
+        address, routes learned from router advertisements, which expire) stay; the bridge makes its own.
+      - Addresses keep their flags, metric and remaining lifetime.
+      - The DHCP client that holds a port's lease moves too, so that the lease is renewed on the bridge and the port gets
+        no address back at the next renewal. A C(dhclient), C(dhcpcd) or C(udhcpc) process bound to the port is stopped
+        (SIGTERM, no release) before anything else changes, and the same command line, with the bridge's name in place
+        of the port's (in the pid and lease file names too, as initscripts name them), is started last, with the lease
+        file carried over. The bridge has the port's MAC (O(mac=inherit)), so the server renews the same address. The
+        address goes to the bridge without the old lease's remaining time; the client sets it at its first renewal.
+        A failure restores the client on the port with everything else.
+      - NetworkManager and systemd-networkd run their DHCP clients themselves; give the bridge a profile of theirs
+        (the P(kvmhost.bridging.host_bridge#role) role does).
+      - An address with a lifetime whose client cannot be moved (none found, or one this module does not know) still
+        moves, with its remaining lifetime; the task warns that nothing renews it, and lists it in
+        RV(expiring_addresses).
       - A route with attributes this module cannot copy (an encapsulation, a nexthop object, an expiry) makes the task
         fail with nothing changed.
     type: bool
@@ -253,6 +269,38 @@ bridge:
       type: list
       elements: str
       sample: ["default via 198.18.0.1 dev breth0 proto boot"]
+dhcp_clients:
+  description: The DHCP clients bound to the bridge after the task (predicted in check mode).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The client program.
+      type: str
+      sample: dhclient
+    interface:
+      description: The interface it serves.
+      type: str
+      sample: breth0
+    family:
+      description: V(ipv4) or V(ipv6).
+      type: str
+      sample: ipv4
+    argv:
+      description: Its command line.
+      type: list
+      elements: str
+      sample: [dhclient, "-1", "-q", "-lf", /var/lib/dhclient/dhclient--breth0.lease, "-pf", /var/run/dhclient-breth0.pid, breth0]
+expiring_addresses:
+  description:
+    - Addresses on the bridge after the task (predicted in check mode) with a finite lifetime, such as a DHCP lease
+      that moved from a port, that no DHCP client on the bridge (RV(dhcp_clients)) renews. Each of them expires.
+    - Lifetimes are in seconds.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"address": "198.19.0.114/24", "valid_lft": 3600, "preferred_lft": 3600}]
 restored:
   description: On a failed step, whether the previous runtime state was restored exactly.
   returned: failure of a step
@@ -291,7 +339,7 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._netlink import (
 
 def run(module):
     fail_after = fail_after_step_from_env(os.environ)
-    return manage_bridge(module.params, check_mode=module.check_mode, fail_after_step=fail_after, connection=connection_addresses())
+    return manage_bridge(module.params, check_mode=module.check_mode, fail_after_step=fail_after, connection=connection_addresses(), module=module)
 
 
 def main():

@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lab"))
 sys.path.insert(0, HERE)
 
 import kvmblab  # noqa: E402
-from kvmb_ansible import AnsibleRunner  # noqa: E402
+from kvmb_ansible import CONFIGS, AnsibleRunner  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -52,9 +52,25 @@ def stock_host(lab):
         lab.remove_host(the_host)
 
 
+@pytest.fixture
+def firewalld_host(lab):
+    """A fresh lab host running Debian's firewalld (stock configuration) on its own system bus."""
+    the_host = lab.add_host(firewalld=True)
+    try:
+        yield the_host
+    finally:
+        lab.remove_host(the_host)
+
+
 @pytest.fixture(scope="session")
 def ansible(lab, tmp_path_factory):
     return AnsibleRunner(lab, str(tmp_path_factory.mktemp("ansible")))
+
+
+@pytest.fixture(scope="session", params=CONFIGS)
+def any_ansible(lab, tmp_path_factory, request):
+    """Ansible under each tested configuration in turn: plain SSH (linear), and Mitogen's mitogen_linear over SSH."""
+    return AnsibleRunner(lab, str(tmp_path_factory.mktemp("ansible-" + request.param)), config=request.param)
 
 
 @pytest.fixture

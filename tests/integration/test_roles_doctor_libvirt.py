@@ -65,7 +65,8 @@ def test_a_domain_whose_bridge_is_missing_or_no_bridge_is_named_with_its_fix(hos
 
     print("\n" + report)
     assert "[domain_bridge] db01:brgone: Domain db01 has an interface" in report
-    assert "checks run: forwarding, reject_rule, empty_bridge, stp, multicast_mac, nic_address, nm_controlled, bridge_mac, domain_bridge\n" in report
+    assert ("checks run: forwarding, reject_rule, empty_bridge, stp, multicast_mac, nic_address, nm_controlled, bridge_mac, domain_bridge,"
+            " dhcp_port, dhcp_expiry\n") in report
     assert "libvirt %s: 4 domains, 3 running" % uri in report  # bridge_info's report follows
     assert state(host) == before
     assert result.stats[host.name]["changed"] == 0
@@ -99,14 +100,14 @@ def test_without_libvirt_the_check_is_skipped_with_a_note(host, ansible):
     result, problems, report = doctor(ansible, host, doctor_libvirt_uri=uri)
     assert result.rc == 0, result.output
     assert domain_problems(problems) == {}
-    assert "checks run: forwarding, reject_rule, empty_bridge, stp, multicast_mac, nic_address, nm_controlled, bridge_mac\n" in report
+    assert "checks run: forwarding, reject_rule, empty_bridge, stp, multicast_mac, nic_address, nm_controlled, bridge_mac, dhcp_port, dhcp_expiry\n" in report
     assert "not run: domain_bridge, because libvirt at %s said nothing: not reachable: " % uri in report
 
     # the default URI on a lab host, which runs no libvirt daemon: no failure, also when the host fails on problems
     result, problems, report = doctor(ansible, host, doctor_fail_on_problems=True, doctor_skip=CHECKS)
     assert result.rc == 0, result.output
     assert problems == []
-    assert "checks run: \n" in report
+    assert "checks run: dhcp_port, dhcp_expiry\n" in report  # CHECKS skips the checks without libvirt but the DHCP ones
     assert "not run: domain_bridge, because libvirt at qemu:///system said nothing: not reachable: " in report
 
     # an empty URI does not ask libvirt

@@ -46,6 +46,8 @@ LAN_GATEWAY = "198.19.0.1"
 LAN_DHCP_RANGE = ("198.19.0.100", "198.19.0.250")
 MAX_HOSTS = 127
 STATE_ROOT = os.environ.get("KVMB_LAB_STATE", "/tmp/kvmb-lab")
+# What kvmb_vm.py starts inside hosts (/proc/<pid>/comm): stopped by PID like sshd and dnsmasq.
+VM_DAEMONS = ("libvirtd", "virtlogd", "qemu-system-x86")
 
 # What a RHEL 7/8 host ships in /etc/sysconfig/iptables: the rules every
 # bridged-VM guide ends up removing.
@@ -135,7 +137,7 @@ def _is_lab_process(pid):
     """Whether ``pid`` is (still) one of the daemons the lab starts, zombie or not."""
     try:
         with open("/proc/%d/comm" % pid) as handle:
-            return handle.read().strip() in ("sshd", "dnsmasq", "NetworkManager", "dbus-daemon")
+            return handle.read().strip() in ("sshd", "dnsmasq", "NetworkManager", "dbus-daemon", *VM_DAEMONS)
     except OSError:
         return False
 
@@ -178,6 +180,16 @@ def root_links():
         if len(parts) >= 2:
             names.append(parts[1].split("@", 1)[0])
     return names
+
+
+def stop_vms(lab, host_name):
+    """Stop the QEMU guests, libvirtd and virtlogd of one host by PID (kvmb_vm.py), QEMU first."""
+    state = lab._load()
+    if not any(rec.get("host") == host_name for rec in state.get("pids", {}).values()):
+        return
+    import kvmb_vm  # only labs with VMs need it
+
+    kvmb_vm.stop_host_vms(lab, host_name)
 
 
 class Guest:
@@ -235,9 +247,15 @@ class LabHost:
         self.address = record["address"]
         self.peer_address = record["peer_address"]
         self.pid = record["pid"]
+        self.dir = record.get("dir")
+        self.services = dict(record.get("services") or {})
 
     def __repr__(self):
         return "LabHost(%s %s pid=%s)" % (self.name, self.address, self.pid)
+
+    def restart_firewalld(self):
+        """Stop the host's firewalld by PID and start it again, as systemctl restart does."""
+        self.services = self.lab.restart_firewalld(self)
 
     def _nsenter(self, argv):
         return ["nsenter", "-t", str(self.pid), "-n", "-m", "-u", "--", *argv]
@@ -292,6 +310,9 @@ class Lab:
         self.python = python or sys.executable
         self.key = os.path.join(self.state_dir, "id_ed25519")
         self.udhcpc_script = os.path.join(self.state_dir, "udhcpc.script")
+        self.dhcp_hosts_path = os.path.join(self.state_dir, "dhcp-hosts")
+        # The LAN's default lease time (dnsmasq syntax: 600, 10m, 1h); one host's: set_dhcp_host().
+        self.lease_time = os.environ.get("KVMB_LAB_LEASE_TIME", "10m")
         self.inventory_path = os.path.join(self.state_dir, "inventory.yml")
 
     # -- state ---------------------------------------------------------------
@@ -326,6 +347,23 @@ class Lab:
             raise LabError("host index must be 1-%d" % MAX_HOSTS)
         base = int(MGMT_NET.network_address) + self.id * 512 + index * 4
         return str(ipaddress.ip_address(base + 1)), str(ipaddress.ip_address(base + 2))
+
+    def set_dhcp_host(self, mac, address=None, lease_time=None):
+        """Give the LAN's DHCP server an entry for ``mac``: a fixed ``address`` and/or a ``lease_time`` in seconds
+        (dnsmasq's minimum is 120); None removes the entry. dnsmasq re-reads its hosts file on SIGHUP."""
+        mac = mac.lower()
+        with self._locked():
+            with open(self.dhcp_hosts_path) as handle:
+                lines = [line for line in handle.read().splitlines() if line and not line.startswith(mac + ",")]
+            fields = [f for f in (address, "%d" % lease_time if lease_time else None) if f]
+            if fields:
+                lines.append(",".join([mac, *fields]))
+            with open(self.dhcp_hosts_path, "w") as handle:
+                handle.write("".join(line + "\n" for line in lines))
+            pid = self._load().get("pids", {}).get("dnsmasq", {}).get("pid")
+        if not pid or not _is_lab_process(pid):
+            raise LabError("the lab's dnsmasq does not run")
+        os.kill(pid, signal.SIGHUP)
 
     # -- up ------------------------------------------------------------------
     def up(self, hosts=2, stock_firewall=False):
@@ -368,9 +406,12 @@ class Lab:
         _run(["ip", "-n", ns, "-batch", "-"], input="\n".join(batch) + "\n")
         leases = os.path.join(self.state_dir, "dnsmasq.leases")
         pidfile = os.path.join(self.state_dir, "dnsmasq.pid")
+        with open(self.dhcp_hosts_path, "w"):
+            pass  # per-host entries (lease time, address): set_dhcp_host() writes them, dnsmasq reads them on SIGHUP
         argv = ["ip", "netns", "exec", ns, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
                 "--port=0", "--no-resolv", "--no-hosts", "--bind-interfaces", "--interface=lan0",
-                "--except-interface=lo", "--dhcp-range=%s,%s,255.255.255.0,10m" % LAN_DHCP_RANGE,
+                "--except-interface=lo", "--dhcp-range=%s,%s,255.255.255.0,%s" % (*LAN_DHCP_RANGE, self.lease_time),
+                "--dhcp-hostsfile=%s" % self.dhcp_hosts_path,
                 "--dhcp-option=option:router,%s" % LAN_GATEWAY, "--dhcp-leasefile=%s" % leases,
                 "--dhcp-authoritative", "--pid-file=%s" % pidfile, "--log-facility=%s" % os.path.join(self.state_dir, "dnsmasq.log"),
                 "--log-dhcp"]
@@ -381,8 +422,9 @@ class Lab:
             raise LabError("dnsmasq did not start in %s; see %s" % (ns, os.path.join(self.state_dir, "dnsmasq.log")))
         return {"netns": ns, "gateway": LAN_GATEWAY, "dnsmasq_pid": proc.pid}
 
-    def add_host(self, stock_firewall=False, networkmanager=False, eth1_method="disabled", ssh_via_lan=False):
-        """Add a host; with ``networkmanager`` it runs real NetworkManager (kvmb_nm) on keyfile profiles.
+    def add_host(self, stock_firewall=False, firewalld=False, networkmanager=False, eth1_method="disabled", ssh_via_lan=False):
+        """Add a host; with ``networkmanager`` it runs real NetworkManager (kvmb_nm) on keyfile profiles,
+        with ``firewalld`` real firewalld (kvmb_firewalld), each on the host's private system bus.
 
         ``eth1_method`` is the ipv4 method of a NetworkManager host's eth1 profile
         (``disabled``: no address, as on other hosts; ``auto``: DHCP from the LAN;
@@ -392,6 +434,8 @@ class Lab:
         """
         if ssh_via_lan and not (networkmanager and eth1_method in ("auto", "manual")):
             raise LabError("ssh_via_lan needs a NetworkManager host whose eth1 has an address (eth1_method auto or manual)")
+        if firewalld and networkmanager:
+            raise LabError("a lab host runs firewalld or NetworkManager, not both yet: each starts its own system bus")
         with self._locked():
             state = self._load()
             if not state.get("lan"):
@@ -404,6 +448,8 @@ class Lab:
             self._save(state)
         host = LabHost(self, record)
         self._wait_for_ssh(host)
+        if firewalld:
+            self._start_firewalld(host)
         if networkmanager:
             kvmb_nm.prepare_mounts(host, os.path.join(record["dir"], "var-lib-nm"))
             self._set_services(host.name, "start")
@@ -418,6 +464,33 @@ class Lab:
                 self._save(state)
         self.write_inventory()
         return host
+
+    # -- firewalld hosts (tests/lab/kvmb_firewalld.py) -------------------------
+    def _record_services(self, host, services):
+        with self._locked():
+            state = self._load()
+            state["hosts"][host.name]["services"] = services
+            self._save(state)
+        host.services = dict(services)
+        return host.services
+
+    def _start_firewalld(self, host):
+        import kvmb_firewalld
+
+        try:
+            services = kvmb_firewalld.start(host, host.dir)
+        except Exception:
+            self.remove_host(host)
+            raise
+        return self._record_services(host, services)
+
+    def restart_firewalld(self, host):
+        import kvmb_firewalld
+
+        services = dict(host.services)
+        kvmb_firewalld.stop_firewalld(services.pop("firewalld", None))
+        services["firewalld"] = kvmb_firewalld.start_firewalld(host, host.dir)
+        return self._record_services(host, services)
 
     def _record(self, name):
         record = self._load()["hosts"].get(name)
@@ -486,6 +559,8 @@ class Lab:
             'mount --make-rprivate / && '
             'mount -t overlay kvmb-etc -o "lowerdir=/etc,upperdir=$1/upper,workdir=$1/work" /etc && '
             'mount -t tmpfs -o mode=0755,size=64m kvmb-run /run && mkdir -p /run/sshd && '
+            # dhclient's leases (/var/lib/dhcp) stay in the host's own directory, never in this machine's.
+            'if [ -d /var/lib/dhcp ]; then mkdir -p "$1/var-lib-dhcp" && mount --bind "$1/var-lib-dhcp" /var/lib/dhcp; fi && '
             'hostname "$2" && exec /usr/sbin/sshd -D -f "$3" -E "$1/sshd.log"'
         )
         argv = ["ip", "netns", "exec", ns, "unshare", "--mount", "--uts", "--propagation", "private",
@@ -540,16 +615,21 @@ class Lab:
 
     def remove_host(self, host):
         name = host if isinstance(host, str) else host.name
+        stop_vms(self, name)
         with self._locked():
             state = self._load()
             record = state["hosts"].pop(name, None)
             for gname in [g for g, rec in state["guests"].items() if rec["host"] == name]:
                 self._remove_netns(state["guests"].pop(gname)["netns"])
             if record:
+                services = record.get("services") or {}
+                if "firewalld" in services:
+                    import kvmb_firewalld
+
+                    kvmb_firewalld.stop(services)
                 for key in ("NetworkManager", "dbus"):
                     state["pids"].pop("%s-%s" % (name, key), None)
-                services = list((record.get("services") or {}).values())
-                self._remove_netns(record["netns"], [record["pid"], *services], root_peer=record["peer"])
+                self._remove_netns(record["netns"], [record["pid"], *services.values()], root_peer=record["peer"])
                 # The LAN end of eth1 would also go away only asynchronously.
                 _run(["ip", "-n", self.lan_netns, "link", "del", record["lan_port"]], check=False)
                 shutil.rmtree(record["dir"], ignore_errors=True)
@@ -679,6 +759,9 @@ class Lab:
         namespaces = [ns for ns in netns_list() if ns.startswith(self.prefix)]
         # Guests first, then hosts, then the LAN; processes before namespaces.
         namespaces.sort(key=lambda ns: (0 if "-g" in ns[len(self.prefix):] else 1 if ns != self.lan_netns else 2))
+        for name in state.get("hosts", {}):
+            with contextlib.suppress(LabError, OSError, subprocess.SubprocessError):
+                stop_vms(self, name)
         for ns in namespaces:
             _stop_pids(netns_pids(ns))
         _stop_pids([pid for pid in recorded if _is_lab_process(pid)])

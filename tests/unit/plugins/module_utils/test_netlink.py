@@ -22,68 +22,7 @@ class Msg(dict):
         return self.attrs.get(name)
 
 
-# -- names and MACs --------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["breth0", "br0", "vnet123", "a", "b" * 15, "br-lan.10", "virbr0-nic"])
-def test_valid_ifnames(name):
-    assert nl.validate_ifname(name) == name
-
-
-@pytest.mark.parametrize(
-    ("name", "why"),
-    [
-        ("", "non-empty"),
-        (None, "non-empty"),
-        ("b" * 16, "longer than 15 bytes"),
-        ("é" * 8, "longer than 15 bytes"),
-        ("br/0", "'/'"),
-        ("br:0", "':'"),
-        ("br%d", "'%'"),
-        ("br 0", "white space"),
-        ("br\t0", "white space"),
-        (".", "reserved"),
-        ("..", "reserved"),
-        ("all", "reserved"),
-        ("default", "reserved"),
-        ("br\x7f", "control"),
-    ],
-)
-def test_invalid_ifnames(name, why):
-    with pytest.raises(ModuleError) as exc:
-        nl.validate_ifname(name, "bridge name")
-    assert why in exc.value.msg
-    assert "bridge name" in exc.value.msg
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ("52:54:00:12:34:56", "52:54:00:12:34:56"),
-        ("52:54:00:AB:CD:EF", "52:54:00:ab:cd:ef"),
-        ("52-54-00-ab-cd-ef", "52:54:00:ab:cd:ef"),
-        (" 02:00:00:00:00:01 ", "02:00:00:00:00:01"),
-    ],
-)
-def test_normalize_mac(value, expected):
-    assert nl.normalize_mac(value) == expected
-
-
-@pytest.mark.parametrize(
-    ("value", "why"),
-    [
-        ("52:54:00:12:34", "six hexadecimal octets"),
-        ("52:54:00:12:34:56:78", "six hexadecimal octets"),
-        ("52:54-00:12:34:56", "six hexadecimal octets"),
-        ("5254.0012.3456", "six hexadecimal octets"),
-        ("52:54:00:12:34:5g", "six hexadecimal octets"),
-        ("01:00:5e:00:00:01", "multicast"),
-        ("ff:ff:ff:ff:ff:ff", "multicast"),
-        ("00:00:00:00:00:00", "all-zero"),
-    ],
-)
-def test_bad_macs(value, why):
-    with pytest.raises(ModuleError) as exc:
-        nl.normalize_mac(value)
-    assert why in exc.value.msg
+# -- names and MACs: test_names.py (the one validator, _names) ----------------------------
 
 
 @pytest.mark.parametrize(
@@ -159,9 +98,52 @@ def test_migratable_addresses(address, movable):
     assert nl.is_migratable_address(address) is movable
 
 
-@pytest.mark.parametrize(("proto", "movable"), [(2, False), (9, False), (1, False), (3, True), (4, True), (16, True), (0, True)])
+@pytest.mark.parametrize(("proto", "movable"), [(2, False), (9, True), (1, False), (3, True), (4, True), (16, True), (0, True)])
 def test_movable_routes(proto, movable):
     assert nl.is_movable_route(nl.Route(AF_INET, proto=proto, dev="eth0")) is movable
+
+
+EXPIRES = ("RTA_EXPIRES",)
+NOPREFIX = nl.IFA_F_NOPREFIXROUTE
+PORT_ADDRESSES = [
+    nl.Address("eth0", AF_INET, "198.19.0.114", 24, local="198.19.0.114", flags=NOPREFIX, valid=3600, preferred=3600),
+    nl.Address("eth0", AF_INET, "198.18.5.2", 24, local="198.18.5.2", flags=0x80),
+    nl.Address("eth0", AF_INET, "198.18.6.2", 24, local="198.18.6.2", flags=0x80, rt_priority=50),
+    nl.Address("eth0", AF_INET6, "2001:db8:1::2", 64, flags=0x80),
+    nl.Address("eth0", AF_INET6, "2001:db8:2::2", 64, flags=0x80 | NOPREFIX),
+]
+
+
+@pytest.mark.parametrize(
+    ("route", "movable"),
+    [
+        # The kernel's own prefix route of an address: the kernel makes it again on the bridge.
+        (nl.Route(AF_INET, dst="198.18.5.0", dst_len=24, proto=2, scope=253, dev="eth0", prefsrc="198.18.5.2"), False),
+        (nl.Route(AF_INET, dst="198.18.6.0", dst_len=24, proto=2, scope=253, dev="eth0", priority=50), False),
+        (nl.Route(AF_INET6, dst="2001:db8:1::", dst_len=64, proto=2, dev="eth0", priority=256), False),
+        (nl.Route(AF_INET6, dst="fe80::", dst_len=64, proto=2, dev="eth0", priority=256), False),
+        # NetworkManager / networkd: the address has noprefixroute, its prefix route is explicit.
+        (nl.Route(AF_INET, dst="198.19.0.0", dst_len=24, proto=2, scope=253, dev="eth0", prefsrc="198.19.0.114", priority=100), True),
+        (nl.Route(AF_INET6, dst="2001:db8:2::", dst_len=64, proto=2, dev="eth0", priority=100), True),
+        # proto kernel with another metric than the address's prefix route: explicit.
+        (nl.Route(AF_INET, dst="198.18.5.0", dst_len=24, proto=2, scope=253, dev="eth0", priority=100), True),
+        (nl.Route(AF_INET6, dst="2001:db8:1::", dst_len=64, proto=2, dev="eth0", priority=100), True),
+        # Router advertisements: the kernel's routes expire; NetworkManager's (proto ra, no lifetime) move.
+        (nl.Route(AF_INET6, proto=9, dev="eth0", gateway="fe80::1", priority=1024, unsupported=EXPIRES), False),
+        (nl.Route(AF_INET6, dst="2001:db8:3::", dst_len=64, proto=2, dev="eth0", priority=256, unsupported=EXPIRES), False),
+        (nl.Route(AF_INET6, proto=9, dev="eth0", gateway="fe80::1", priority=100), True),
+        # The local table and redirects stay.
+        (nl.Route(AF_INET, table=255, type=2, dst="198.18.5.2", dst_len=32, proto=2, scope=254, dev="eth0"), False),
+        (nl.Route(AF_INET6, table=255, dst="ff00::", dst_len=8, proto=2, type=5, dev="eth0", priority=256), False),
+        (nl.Route(AF_INET, dst="198.18.9.9", dst_len=32, proto=1, dev="eth0", gateway="198.18.5.1"), False),
+        # proto kernel in another table: not a prefix route of an address.
+        (nl.Route(AF_INET, table=100, dst="198.18.5.0", dst_len=24, proto=2, scope=253, dev="eth0"), True),
+    ],
+)
+def test_movable_routes_tell_the_kernels_prefix_routes_from_explicit_ones(route, movable):
+    assert nl.is_movable_route(route, PORT_ADDRESSES) is movable
+    if route.proto == 2:
+        assert nl.is_movable_route(route) is False  # without the addresses, proto kernel stays
 
 
 # -- records ---------------------------------------------------------------------------

@@ -42,7 +42,7 @@ def host_snapshot(extra_links=(), extra_addresses=(), extra_routes=()):
         nl.Route(AF_INET6, dst="2001:db8::", dst_len=64, proto=2, dev="eth0", priority=256),
         nl.Route(AF_INET6, dst="fe80::", dst_len=64, proto=2, dev="eth0", priority=256),
         nl.Route(AF_INET6, proto=3, dev="eth0", gateway="2001:db8::1", priority=100, pref=0),
-        nl.Route(AF_INET6, proto=9, dev="eth0", gateway="fe80::1", priority=1024),
+        nl.Route(AF_INET6, proto=9, dev="eth0", gateway="fe80::1", priority=1024, unsupported=("RTA_EXPIRES",)),
         *extra_routes,
     ]
     return nl.Snapshot(links, addresses, routes)
@@ -641,7 +641,8 @@ def fake_kernel(monkeypatch):
             return False
 
     monkeypatch.setattr(nl, "read_snapshot", lambda source=None: state["snap"].copy())
-    monkeypatch.setattr(nl, "KernelApplier", lambda ipr: SimApplier(state["snap"], state["fail"]))
+    monkeypatch.setattr(nl, "KernelApplier", lambda ipr, module=None: SimApplier(state["snap"], state["fail"]))
+    monkeypatch.setattr(nl._dhcp_client, "find_clients", lambda interfaces: [])  # no DHCP client runs on the fake ports
     state["session"] = Session
     return state
 
