@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import subprocess
 import time
 
 import kvmblab
 import pytest
-from test_bridge import run
-from test_bridge_routes import LAN_GATEWAY, LanSession
+from test_bridge import run, wait_for_dad
+from test_bridge_routes import LAN_GATEWAY, LanSession, lan_v6  # noqa: F401 (lan_v6: a fixture)
 from test_roles_doctor import DOCTOR
 from test_roles_host_bridge import PLAYBOOK, SCRIPTS
 
@@ -200,3 +202,63 @@ def test_the_guides_reproduction_with_the_host_bridge_playbook(dhcp_host, lab, a
     assert again.rc == 0, again.output
     assert again.stats[host.name]["changed"] == 0, again.output
     assert clients(host) == [ON_BRIDGE]
+
+
+# -- DHCPv6 --------------------------------------------------------------------------------------------------
+DHCLIENT6 = ("dhclient", "-6", "-1", "-q", "-lf", "/var/lib/dhcp/dhclient6--eth1.lease", "-pf", "/run/dhclient6-eth1.pid", "eth1")
+ON_BRIDGE6 = ("dhclient", "-6", "-1", "-q", "-lf", "/var/lib/dhcp/dhclient6--breth0.lease", "-pf", "/run/dhclient6-breth0.pid", "breth0")
+
+
+@pytest.fixture
+def dhcpv6_server(lab, request):
+    """A DHCPv6 server on the LAN (fd00:198:19::/64, 2-minute leases), a dnsmasq of its own, stopped afterwards."""
+    request.getfixturevalue("lan_v6")  # the LAN's fd00:198:19::1/64
+    state = os.path.join(lab.state_dir, "dnsmasq6")
+    os.makedirs(state, exist_ok=True)
+    argv = ["ip", "netns", "exec", lab.lan_netns, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--port=0",
+            "--no-resolv", "--no-hosts", "--bind-interfaces", "--interface=lan0", "--except-interface=lo",
+            "--dhcp-range=fd00:198:19::100,fd00:198:19::1ff,64,%d" % LEASE, "--dhcp-authoritative",
+            "--dhcp-leasefile=%s" % os.path.join(state, "leases"), "--log-facility=%s" % os.path.join(state, "log"), "--log-dhcp"]  # fmt: skip
+    server = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        time.sleep(0.5)
+        assert server.poll() is None, "the DHCPv6 dnsmasq did not start; see %s" % os.path.join(state, "log")
+        yield
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def ipv6_global(host, dev):
+    found = []
+    for entry in json.loads(host.run(["ip", "-j", "-6", "addr", "show", "dev", dev, "scope", "global"]).stdout or "[]"):
+        for info in entry.get("addr_info", []):
+            valid = info.get("valid_life_time")
+            found.append(("%s/%s" % (info["local"], info["prefixlen"]), None if valid in (None, 4294967295) else valid))
+    return found
+
+
+def test_a_dhcpv6_client_moves_the_same_way(host, ansible, dhcpv6_server):
+    wait_for_dad(host)
+    host.run(list(DHCLIENT6), timeout=90)
+    [(leased, valid)] = ipv6_global(host, "eth1")
+    assert leased.endswith("/128") and valid is not None
+
+    result = run(ansible, host, name="breth0", ports=["eth1"])
+    assert result.get("failed") is not True, result
+    assert result["actions"][0].startswith("stop dhclient on eth1 (pid ")
+    assert result["actions"][-1] == "start dhclient on breth0: %s" % " ".join(ON_BRIDGE6)
+    assert [(c["family"], c["argv"]) for c in result["dhcp_clients"]] == [("ipv6", list(ON_BRIDGE6))]
+    assert result["expiring_addresses"] == []
+    assert clients(host) == [ON_BRIDGE6]
+    assert [a for a, _valid in ipv6_global(host, "breth0")] == [leased]
+    assert ipv6_global(host, "eth1") == []
+
+    # After a lease time, the address is still on breth0, renewed there by the client that moved (same DUID).
+    time.sleep(LEASE + 15)
+    [(address, valid)] = ipv6_global(host, "breth0")
+    assert address == leased and valid is not None and 0 < valid <= LEASE
+    assert ipv6_global(host, "eth1") == []
+    assert clients(host) == [ON_BRIDGE6]
+    again = run(ansible, host, name="breth0", ports=["eth1"])
+    assert again.get("failed") is not True and again["changed"] is False, again
