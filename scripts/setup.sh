@@ -21,7 +21,12 @@ kvmb_apt() {
     local wanted=(iproute2 iptables openssh-server openssh-client dnsmasq-base udhcpc
                   python3 python3-venv python3-dev gcc git rsync kmod procps shellcheck iputils-ping)
     wanted+=(libvirt0 libvirt-dev pkg-config libvirt-clients libxml2-utils)  # vm_interface: libvirt-python builds against libvirt-dev; virt-xml-validate
+    wanted+=(firewalld dbus-daemon)  # firewalld lab hosts: firewalld on a private system bus in the host's namespaces
+    wanted+=(network-manager dbus)  # NetworkManager lab hosts (issue 11); policy-rc.d keeps it from starting here
+    wanted+=(gir1.2-nm-1.0)  # keyfile tests: libnm 1.42's own keyfile reader (NM.keyfile_read) as the oracle
     wanted+=(isc-dhcp-client)  # bridge: a DHCP client moves from the NIC to the bridge (dhclient runs only inside lab hosts)
+    # Real VMs in lab hosts: libvirtd + virtlogd (never started here: policy-rc.d) and QEMU (TCG).
+    wanted+=(libvirt-daemon-system libvirt-daemon-driver-qemu qemu-system-x86)
     for pkg in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
     done
@@ -80,9 +85,30 @@ PY
     cp "$KVMB_ROOT/scripts/get_pip_offline.py" "$cache/get_pip_${version//./_}.py"
 }
 
+# Mitogen for Ansible, at the version of requirements-mitogen.txt, into the bench's cache
+# (pip --target, not into the venv): the integration tests and bench/ take it from there.
+kvmb_mitogen() {
+    local version target
+    version="$(sed -n 's/^mitogen==\([0-9.]*\).*/\1/p' "$KVMB_ROOT/requirements-mitogen.txt")"
+    target="$HOME/.cache/kvmhost-bench/mitogen-$version"
+    if [ ! -d "$target/ansible_mitogen" ]; then
+        _say "installing mitogen==$version into $target"
+        mkdir -p "$HOME/.cache/kvmhost-bench"
+        "$KVMB_VENV/bin/pip" install -q --no-deps --target "$target" "mitogen==$version" || { rm -rf "$target"; return 1; }
+    fi
+}
+
+# The VM guests' kernel and busybox initramfs, from Debian packages (apt-get
+# download, cached in /var/cache/kvmb-guest; nothing is installed).
+kvmb_guest_image() {
+    "$KVMB_PYTHON" "$KVMB_ROOT/tests/lab/guest/build.py" >/dev/null
+}
+
 kvmb_setup() {
     kvmb_apt
+    kvmb_guest_image
     kvmb_venv
+    kvmb_mitogen
     kvmb_ansible_test_bootstrap "$KVMB_VENV"
     export PATH="$KVMB_VENV/bin:$PATH"
     export ANSIBLE_COLLECTIONS_PATH="$KVMB_COLLECTIONS"

@@ -193,7 +193,8 @@ def add_domains(info, libvirt_info):
 
     ``libvirt_info`` is what ``_libvirt_iface.read_domains`` returns; a tap gets ``domain`` (the running domain
     whose interface has the tap as its target), ``domain_mac`` (the guest's MAC) and ``domain_model``, each
-    null when libvirt knows no such tap or was not reachable.
+    null when libvirt knows no such tap or was not reachable; a bridge gets ``libvirt_network``, the libvirt
+    network whose bridge it is (``_libvirt_iface.network_info``), or null.
     """
     owners = {}
     for item in libvirt_info["domains"]:
@@ -202,6 +203,9 @@ def add_domains(info, libvirt_info):
                 owners[iface["target"]] = (item["domain"], iface["mac"], iface["model"])
     for tap in _all_taps(info):
         tap["domain"], tap["domain_mac"], tap["domain_model"] = owners.get(tap["name"], (None, None, None))
+    networks = {net["bridge"]: net for net in libvirt_info.get("networks", []) if net["bridge"]}
+    for bridge in info["bridges"]:
+        bridge["libvirt_network"] = networks.get(bridge["name"])
     info["libvirt"] = libvirt_info
     info["report"] = render_report(info)
     return info
@@ -227,6 +231,17 @@ def _tap_note(port):
         details = ", ".join(x for x in (port.get("domain_mac"), port.get("domain_model")) if x)
         note += ", libvirt domain %s%s" % (port["domain"], " (%s)" % details if details else "")
     return note
+
+
+# libvirt's <forward mode> in a few words (``isolated``: the network has no <forward>).
+FORWARD_WORDS = {"nat": "NAT", "route": "routed", "open": "open", "isolated": "isolated", "bridge": "a host bridge"}
+
+
+def _network_note(bridge, net):
+    """``virbr2: libvirt network natnet (NAT, 198.18.122.0/24), active, autostart``."""
+    what = ", ".join([FORWARD_WORDS.get(net["forward"], net["forward"]), *net["subnets"]])
+    state = "active" if net["active"] else "inactive"
+    return "%s: libvirt network %s (%s), %s%s" % (bridge, net["network"], what, state, ", autostart" if net["autostart"] else "")
 
 
 def _port_note(port):
@@ -258,6 +273,8 @@ def render_report(info):
         addrs = ", ".join(a["cidr"] for a in br["addresses"]) or "no address"
         delay = "" if br["forward_delay"] is None else ", forward delay %gs" % br["forward_delay"]
         lines.append("%s: %s, mtu %s, mac %s, %s, STP %s%s" % (br["name"], br["operstate"], br["mtu"], br["mac"], addrs, br["stp_mode"], delay))
+        if br.get("libvirt_network"):
+            lines.append("  " + _network_note(br["name"], br["libvirt_network"]))
         if br["uplinks"]:
             lines.append("  bridged to the network outside the host through %s" % ", ".join(br["uplinks"]))
         else:

@@ -106,8 +106,8 @@ GENERIC_FLAGS = ("-f", "-4", "-6")
 # Matches that never restrict which packets a rule applies to.
 NEUTRAL_MATCHES = ("comment",)
 
-_CHAIN_NAME = re.compile(r"^[^\s\"'!\-][^\s\"']{0,27}$")
-_COUNTERS = re.compile(r"^\[\d+:\d+\]$")
+_CHAIN_NAME = re.compile(r"[^\s\"'!\-][^\s\"']{0,27}\Z")
+_COUNTERS = re.compile(r"\[\d+:\d+\]\Z")
 
 
 # --------------------------------------------------------------------------
@@ -727,10 +727,16 @@ def plan_file(request, family, path, data):
 
 
 def render_file(data, doc, table, change):
-    """The file's new bytes: removed lines dropped, new lines added, all else byte for byte."""
+    """The file's new bytes: removed lines dropped, new lines added, all else byte for byte.
+
+    New lines end as the file's lines do: CRLF when every line of the file
+    ends in CRLF, LF otherwise.
+    """
     raw_lines = data.split(b"\n")
     if doc.newline_at_end:
         raw_lines.pop()
+    terminated = raw_lines if doc.newline_at_end else raw_lines[:-1]
+    eol = b"\r\n" if terminated and all(line.endswith(b"\r") for line in terminated) else b"\n"
     out = [line + b"\n" for line in raw_lines]
     if not doc.newline_at_end and out:
         out[-1] = out[-1][:-1]
@@ -738,7 +744,7 @@ def render_file(data, doc, table, change):
     inserts = {}  # index -> list of lines to put before that line
 
     def add_before(index, text):
-        inserts.setdefault(index, []).append(text.encode("utf-8", "surrogateescape") + b"\n")
+        inserts.setdefault(index, []).append(text.encode("utf-8", "surrogateescape") + eol)
 
     chain_lines = [line for line in table.rules if line.chain == chain]
     uses_insert = any(line.verb == "-I" for line in chain_lines)
@@ -847,10 +853,11 @@ def check_firewalld(module):
     if rc == 0 and "running" in out and "not running" not in out:
         raise ModuleError(
             "firewalld is running: it owns the firewall and would put back or fight any rule changed behind its back,"
-            " so reject_rule changes nothing. Do one of these instead: let bridged guests bypass iptables with"
-            " kvmhost.bridging.ip_forward (bridge_nf_call: false); allow the bridged traffic through firewalld"
-            " (firewall-cmd --permanent --direct --add-rule ipv4 filter FORWARD 0 -m physdev --physdev-is-bridged -j ACCEPT,"
-            " then firewall-cmd --reload); or stop and disable firewalld and manage the rules with iptables-services."
+            " so reject_rule changes nothing. Do one of these instead: let the guests through firewalld with"
+            " kvmhost.bridging.firewalld_forward (the forwarding role does so by itself where firewalld runs: each"
+            " bridge in a zone with intra-zone forwarding, policies for routed bridges); let bridged guests bypass"
+            " iptables with kvmhost.bridging.ip_forward (bridge_nf_call: false); or stop and disable firewalld and"
+            " manage the rules with iptables-services."
         )
 
 
@@ -877,6 +884,27 @@ def _rules_diff(header, before, after):
         "before": "".join(line + "\n" for line in before),
         "after": "".join(line + "\n" for line in after),
     }
+
+
+def apply_all(module, live_plans, file_plans):
+    """Write the saved rules files first, then change the live rules; a failure says what was already changed.
+
+    A saved file that already holds the change while the live rules do not is
+    the safe side of a failure: the next run (or the next boot) completes it.
+    """
+    done = []
+    try:
+        for change, _data, new in file_plans:
+            if new is not None:
+                atomic_write(module, change.path, new)
+                done.append(change.path)
+        for backend, change, _before in live_plans:
+            apply_live(module, backend, change)
+            done.append("%s %s %s (live)" % (backend.label, change.table, change.chain))
+    except ModuleError as exc:
+        if not done:
+            raise
+        raise ModuleError("%s Already changed: %s." % (exc.msg, ", ".join(done)), changed=True, **exc.result) from exc
 
 
 def run(module):
@@ -946,11 +974,7 @@ def run(module):
                 )
 
         if not module.check_mode:
-            for backend, change, _before in live_plans:
-                apply_live(module, backend, change)
-            for change, _data, new in file_plans:
-                if new is not None:
-                    atomic_write(module, change.path, new)
+            apply_all(module, live_plans, file_plans)
         return changes, diffs
 
     with contextlib.ExitStack() as stack:

@@ -6,14 +6,19 @@ The guard protects one change, named by an id:
 
 - ``arm`` saves the listed files (their content, or that they do not exist)
   and a snapshot of the runtime network state in ``<state_dir>/guard-<id>.json``.
-- ``watch`` (run detached, by Ansible's async wrapper) waits until the
-  deadline for a decision. Without one it claims the decision ``rollback`` and
-  restores the runtime state and the files. The countdown begins when the
-  watcher starts or, when the guard was armed with ``start_within``, at the
-  ``start`` signal, so that only the risky part of a change runs against it.
+- the watcher, which ``arm`` starts detached on the host itself
+  (``start_watcher``: a double fork into its own session, moved into a
+  transient systemd scope where systemd runs), waits until the deadline for a
+  decision. Without one it claims the decision ``rollback`` and restores the
+  runtime state and the files. The countdown begins when the watcher starts
+  or, when the guard was armed with ``start_within``, at the ``start`` signal,
+  so that only the risky part of a change runs against it. Nothing of it
+  depends on the connection that armed it: not Ansible's async, not the
+  connection plugin or strategy, not the SSH session staying open.
 - ``start`` checks that the watcher runs and gives that signal.
 - ``confirm`` (run over a fresh connection, which proves that the host is
-  still reachable) claims the decision ``confirmed``.
+  still reachable) claims the decision ``confirmed``, waits for the watcher
+  to finish and returns the outcome with the confirmation.
 - ``rollback`` claims ``rollback`` at once and restores in its own process.
 - ``status`` reports what the guard knows, including the last outcome.
 
@@ -45,17 +50,25 @@ import errno
 import json
 import os
 import re
+import signal
+import stat
 import tempfile
 import time
+import traceback
+import warnings
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils import _dhcp_client, _netlink
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import atomic_write, read_bytes
+from ansible_collections.kvmhost.bridging.plugins.module_utils._names import validate_ifname
 
 STATE_DIR = "/run/kvmhost-bridging"
 FORMAT = 1
 POLL_INTERVAL = 0.1
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
+# timeout and start_within: at most a day (a watcher must be able to count it
+# with floats and time.sleep, and a guard left armed that long is a mistake).
+MAX_SECONDS = 86400
 
 CONFIRMED = "confirmed"
 ROLLBACK = "rollback"
@@ -97,6 +110,7 @@ class Paths:
 
     def __init__(self, state_dir, guard_id, scope=None):
         check_id(guard_id)
+        check_state_dir(state_dir)
         self.dir = state_dir
         self.id = guard_id
         base = os.path.join(state_dir, "guard-%s%s" % (guard_id, "." + scope if scope else ""))
@@ -104,9 +118,44 @@ class Paths:
         self.decision = base + ".decision"
         self.go = base + ".go"
         self.result = base + ".result.json"
+        self.watcher_error = base + ".watcher-error"
 
 
 # -- small file helpers -------------------------------------------------------
+
+
+def check_state_dir(path):
+    """Refuse a state directory that another user owns or can write to.
+
+    Whoever can create files there can plant a ``decision`` and decide the
+    guard's outcome. A directory that does not exist yet is fine: ensure_dir
+    creates it 0700.
+    """
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ModuleError("Cannot check the guard's state directory %s: %s." % (path, exc.strerror)) from exc
+    problems = []
+    if not stat.S_ISDIR(info.st_mode):
+        problems.append("it is not a directory")
+    if info.st_uid != os.geteuid():
+        problems.append("it is owned by uid %d, not by the user running the guard (uid %d)" % (info.st_uid, os.geteuid()))
+    if info.st_mode & 0o022:
+        problems.append("its mode %04o lets %s write to it" % (stat.S_IMODE(info.st_mode), "others" if info.st_mode & 0o002 else "its group"))
+    if problems:
+        raise ModuleError(
+            "The guard's state directory %s is not safe: %s; another user could decide the guard's outcome there. "
+            "Use a directory of your own with mode 0700 (the default %s is created so)." % (path, "; ".join(problems), STATE_DIR)
+        )
+
+
+def check_seconds(name, value, low, note=""):
+    """Refuse a number of seconds outside ``low``..MAX_SECONDS (a day); the watcher counts them with floats."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_SECONDS:
+        raise ModuleError("%s must be %d to %d seconds (a day)%s; got %s." % (name, low, MAX_SECONDS, note, value))
+    return value
 
 
 def ensure_dir(path):
@@ -114,6 +163,7 @@ def ensure_dir(path):
         os.makedirs(path, mode=0o700, exist_ok=True)
     except OSError as exc:
         raise ModuleError("Cannot create the guard's state directory %s: %s." % (path, exc.strerror)) from exc
+    check_state_dir(path)
 
 
 def read_json(path):
@@ -128,19 +178,8 @@ def read_json(path):
 
 
 def write_json(path, value):
-    """Write JSON to ``path`` atomically (temp file in the same directory, then rename), mode 0600."""
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(value, handle, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.rename(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Write JSON to ``path`` atomically with _fileio.atomic_write, mode 0600."""
+    atomic_write(None, path, json.dumps(value, sort_keys=True).encode("utf-8"), new_mode=0o600)
 
 
 def unlink(path):
@@ -227,28 +266,151 @@ def capture_files(paths):
 
 
 def restore_files(module, saved):
-    """Put every saved file back as it was; return what was done per path."""
+    """Put every saved file back as it was; return what was done per path.
+
+    Writes go through _fileio.atomic_write, so a symbolic link is restored
+    through (the file it names gets the content back, the link stays). A
+    file that cannot be restored is reported with ``action: failed`` and an
+    ``error``; the other files are restored all the same.
+    """
     done = []
     for item in saved:
-        path = item["path"]
-        current = read_bytes(path)
-        if not item["exists"]:
-            if current is None:
-                done.append({"path": path, "action": "unchanged"})
-            else:
-                os.unlink(path)
-                done.append({"path": path, "action": "removed"})
-            continue
-        data = base64.b64decode(item["content"])
-        if current == data:
-            done.append({"path": path, "action": "unchanged"})
-            continue
-        atomic_write(module, path, data, new_mode=item["mode"])
-        with contextlib.suppress(OSError):  # the owner and mode it had, whatever happened in between
-            os.chown(path, item["uid"], item["gid"])
-            os.chmod(path, item["mode"])
-        done.append({"path": path, "action": "restored" if current is not None else "recreated"})
+        try:
+            done.append(_restore_file(module, item))
+        except (ModuleError, OSError) as exc:
+            done.append({"path": item["path"], "action": "failed", "error": getattr(exc, "msg", None) or str(exc)})
     return done
+
+
+def _restore_file(module, item):
+    path = item["path"]
+    current = read_bytes(path)
+    if not item["exists"]:
+        if current is None:
+            return {"path": path, "action": "unchanged"}
+        os.unlink(path)
+        return {"path": path, "action": "removed"}
+    data = base64.b64decode(item["content"])
+    if current == data:
+        return {"path": path, "action": "unchanged"}
+    atomic_write(module, path, data, new_mode=item["mode"])
+    with contextlib.suppress(OSError):  # the owner and mode it had, whatever happened in between
+        os.chown(path, item["uid"], item["gid"])
+        os.chmod(path, item["mode"])
+    return {"path": path, "action": "restored" if current is not None else "recreated"}
+
+
+# -- the detached watcher -----------------------------------------------------
+
+SYSTEMD_RUNS = "/run/systemd/system"  # exists only where systemd is the init system (sd_booted())
+
+
+def _detach(work):
+    """In a freshly forked child: leave everything of the parent behind, run ``work()``, and end."""
+    try:
+        os.chdir("/")
+        os.umask(0o077)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        # Every other descriptor (an SSH channel's pipes, Mitogen's sockets, the spawn pipe) goes:
+        # the connection that armed the guard may close, and nothing of it must wait for the watcher.
+        _close_inherited()
+        # Signals as a fresh process has them (Mitogen and Ansible may have blocked or caught some),
+        # except the hang-up and interrupt of a terminal it never has.
+        with contextlib.suppress(ValueError, OSError, AttributeError):
+            signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        for sig, action in ((signal.SIGHUP, signal.SIG_IGN), (signal.SIGINT, signal.SIG_IGN), (signal.SIGPIPE, signal.SIG_IGN),
+                            (signal.SIGTERM, signal.SIG_DFL), (signal.SIGCHLD, signal.SIG_DFL)):
+            with contextlib.suppress(ValueError, OSError):
+                signal.signal(sig, action)
+        work()
+    finally:
+        os._exit(0)
+
+
+def _close_inherited():
+    """Close every descriptor above 2: those listed in /proc/self/fd, or a range where /proc cannot list them."""
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        os.closerange(3, 65536)
+        return
+    for fd in fds:
+        if fd > 2:
+            with contextlib.suppress(OSError):  # the listing's own descriptor is already closed
+                os.close(fd)
+
+
+def spawn_detached(work):
+    """Run ``work()`` in a grandchild in its own session, detached from this process; return the grandchild's PID.
+
+    The classic double fork: the child makes a new session (no controlling
+    terminal, no hang-up when the SSH session or the Mitogen context that
+    armed the guard goes), forks the grandchild and exits at once, so that the
+    grandchild belongs to init and never becomes a zombie of this process. The
+    grandchild has /dev/null as stdin, stdout and stderr and no other inherited
+    descriptor. It runs only code already imported here: under Mitogen the
+    module's imports come from the controller, which the grandchild cannot ask.
+    """
+    read_fd, write_fd = os.pipe()
+    with warnings.catch_warnings():
+        # Python >= 3.12 warns about fork() in a process with threads (Mitogen's broker): the grandchild
+        # runs only this thread's code and ends with os._exit().
+        warnings.simplefilter("ignore", DeprecationWarning)
+        child = os.fork()
+        if child == 0:
+            try:
+                os.close(read_fd)
+                os.setsid()
+                grandchild = os.fork()
+                if grandchild == 0:
+                    _detach(work)
+                os.write(write_fd, str(grandchild).encode("ascii"))
+            finally:
+                os._exit(0)
+    os.close(write_fd)
+    try:
+        os.waitpid(child, 0)
+        data = os.read(read_fd, 32)
+    finally:
+        os.close(read_fd)
+    if not data:
+        raise ModuleError("Could not start the guard's watcher: the fork that starts it failed on the host.")
+    return int(data)
+
+
+def systemd_scope_argv(busctl, unit, pid, description):
+    """busctl's call that moves ``pid`` into a new transient scope unit named ``unit``.
+
+    systemd's StartTransientUnit with the PIDs property, as ``systemd-run --scope``
+    does for itself: the watcher leaves the login session's scope, so that
+    logind's KillUserProcesses or the end of the session does not kill it.
+    """
+    return [busctl, "call", "--quiet", "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+            "org.freedesktop.systemd1.Manager", "StartTransientUnit", "ssa(sv)a(sa(sv))",
+            unit, "fail", "3",
+            "PIDs", "au", "1", str(pid),
+            "Description", "s", description,
+            "CollectMode", "s", "inactive-or-failed",
+            "0"]
+
+
+def busctl_scope(module):
+    """The ``scope`` of Guard.start_watcher over busctl, run with ``module.run_command``."""
+    busctl = module.get_bin_path("busctl")
+
+    def move(pid, unit, description):
+        if busctl is None:
+            return "busctl is not installed"
+        rc, out, err = module.run_command(systemd_scope_argv(busctl, unit, pid, description))
+        return None if rc == 0 else ((err or out).strip() or "busctl exited with %d" % rc)
+    return move
+
+
+def scope_unit(paths, arming):
+    """The name of the transient scope of one arming's watcher."""
+    return "kvmhost-bridging-guard-%s-%s.scope" % (paths.id, arming)
 
 
 # -- the guard ----------------------------------------------------------------
@@ -282,10 +444,8 @@ class Guard:
 
     # arm --------------------------------------------------------------------
     def arm(self, timeout, files, description, with_runtime, check_mode=False, start_within=0):
-        if timeout < 1:
-            raise ModuleError("timeout must be at least 1 second; got %s." % timeout)
-        if start_within < 0:
-            raise ModuleError("start_within must be 0 (count from the watcher's start) or more seconds; got %s." % start_within)
+        check_seconds("timeout", timeout, 1)
+        check_seconds("start_within", start_within, 0, " (0: count from the watcher's start)")
         state = read_json(self.paths.state)
         if state is not None and watcher_alive(state):
             raise ModuleError(
@@ -328,6 +488,63 @@ class Guard:
             "timeout": timeout,
             "warnings": warnings,
         }
+
+    # the watcher ------------------------------------------------------------
+    def start_watcher(self, wait, spawn=spawn_detached, scope=None, systemd_dir=SYSTEMD_RUNS):
+        """Start the armed guard's watcher detached on this host and wait (up to ``wait`` seconds) until it runs.
+
+        ``spawn(work)`` starts ``work`` detached and returns its PID. Where systemd
+        runs, ``scope(pid, unit, description)`` moves the watcher into a transient
+        scope unit and returns None, or what went wrong (a warning: the watcher
+        runs anyway). Without a running watcher the arming is withdrawn, since
+        nothing may change unguarded, and ModuleError says why.
+        """
+        state = self._load("arm")
+        unlink(self.paths.watcher_error)
+        pid = spawn(self._watch_detached)
+        out = {"watcher": pid, "scope": None, "warnings": []}
+        if scope is not None and os.path.isdir(systemd_dir):
+            unit = scope_unit(self.paths, state["arming"])
+            problem = scope(pid, unit, "kvmhost.bridging guard %s: %s" % (self.paths.id, state.get("description")))
+            if problem:
+                out["warnings"].append(
+                    "The guard's watcher (PID %s) runs in the session that armed it: moving it into the transient unit %s failed (%s). "
+                    "Where logind kills a session's processes when it ends (KillUserProcesses=yes), a rollback would not come."
+                    % (pid, unit, problem))
+            else:
+                out["scope"] = unit
+        end = self.clock() + wait
+        while True:
+            now = read_json(self.paths.state)
+            if now is not None and (now.get("watcher") or {}).get("pid") == pid and watcher_alive(now):
+                return out
+            if now is None and (read_json(self.paths.result) or {}).get("arming") == state["arming"]:
+                return out  # it ran, and a decision has already finished this arming
+            gone = not pid_alive(pid)
+            if gone or self.clock() >= end:
+                break
+            self.sleep(self.poll)
+        if not gone:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
+        why = (read_bytes(self.paths.watcher_error) or b"").decode("utf-8", "replace").strip().splitlines()
+        unlink(self.paths.state)
+        unlink(self.paths.go)
+        raise ModuleError(
+            "The watcher of guard %s (PID %s) %s; the guard is not armed and nothing was changed. %s" % (
+                self.paths.id, pid, "ended before it ran" if gone else "did not run within %ss" % wait,
+                ("It said: %s" % why[-1]) if why else "Check the host's process limits and its Python, or run the change without the guard."),
+            id=self.paths.id)
+
+    def _watch_detached(self):
+        """The watcher's whole life in its detached process; what stops it early is kept for start_watcher's message."""
+        try:
+            self.watch(pid=os.getpid())
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                text = exc.msg if isinstance(exc, ModuleError) else traceback.format_exc()
+                with open(self.paths.watcher_error, "w") as handle:
+                    handle.write(text)
 
     def _load(self, action):
         state = read_json(self.paths.state)
@@ -464,9 +681,12 @@ class Guard:
             while self.clock() < end and os.path.exists(self.paths.state):
                 self.sleep(self.poll)
             summary["watcher_done"] = not os.path.exists(self.paths.state)
+            outcome = read_json(self.paths.result)
+            summary["outcome"] = outcome if (outcome or {}).get("arming") == state["arming"] else None
         else:
             # No watcher (it never started, or died): finish here.
-            self._finish(state, decision, confirmed=True, waited=0)
+            summary["outcome"] = self._finish(state, decision, confirmed=True, waited=0)
+            summary["outcome"].pop("changed", None)
             summary["watcher_done"] = True
         return summary
 
@@ -493,10 +713,15 @@ class Guard:
 
     # status -----------------------------------------------------------------
     def status(self, wait=0):
-        """What the guard knows; while it is armed and its watcher has not started yet, wait up to ``wait`` seconds for it."""
+        """What the guard knows, including the last outcome.
+
+        While it is armed and its watcher has not started yet, or a decision has been
+        taken and its outcome is not recorded yet, wait up to ``wait`` seconds for that.
+        """
         state = read_json(self.paths.state)
         end = self.clock() + wait
-        while state is not None and not (state.get("watcher") and watcher_alive(state)) and self.clock() < end:
+        while state is not None and (not (state.get("watcher") and watcher_alive(state)) or os.path.exists(self.paths.decision)) \
+                and self.clock() < end:
             self.sleep(self.poll)
             state = read_json(self.paths.state)
         result = read_json(self.paths.result)
@@ -525,6 +750,7 @@ class Guard:
         except Exception as exc:
             files = []
             errors.append("files: %s" % exc)
+        errors.extend("%s: %s" % (item["path"], item["error"]) for item in files if item["action"] == "failed")
         what = state.get("description") or "the guarded change"
         msg = "Rolled back %s (%s): restored the previous %s at %s." % (
             what, decision.get("reason"),
@@ -715,7 +941,7 @@ class NetlinkRuntime(Runtime):
     """The runtime network state, read and restored over netlink with _netlink's session and applier."""
 
     def __init__(self, interfaces=(), session=None):
-        self.interfaces = tuple(interfaces or ())
+        self.interfaces = tuple(validate_ifname(name, "interfaces") for name in interfaces or ())
         self.session = session or _netlink.iproute_session
 
     def snapshot(self):

@@ -25,6 +25,7 @@ import ipaddress
 import re
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
+from ansible_collections.kvmhost.bridging.plugins.module_utils._names import normalize_mac, validate_ifname
 
 # ---------------------------------------------------------------------------
 # The value codec
@@ -413,7 +414,20 @@ class Line:
             return ["#NM: " + self.text]
         if self.value is None:
             return ["%s=" % self.key, "#NM: " + self.text]
+        if not self.bash_reads_it():
+            return ["#NM: " + self.text]
         return [self.text]
+
+    def bash_reads_it(self):
+        """True when bash assigns this line's key the value NetworkManager reads, and runs nothing.
+
+        bash takes only spaces and tabs as blanks before a name: behind
+        ``\\v``, ``\\f`` or ``\\r`` the line is a command named after it. And a
+        value that is not one of the safe spellings (bash_safe), such as an
+        unquoted backtick or ``$(...)``, may run a command when initscripts
+        sources the file.
+        """
+        return self.key is not None and not self.prefix.strip(" \t") and self.value is not None and bash_safe(self.raw, self.value)
 
 
 def parse_lines(text):
@@ -459,7 +473,7 @@ def read_files(config_dir, devices, reader):
     if "\0" in config_dir:
         raise ModuleError("config_dir must not contain a NUL byte.")
     for device in devices:
-        validate_device(device, "devices")
+        validate_ifname(device, "devices")
     found = {}
     for device in devices:
         path = config_dir.rstrip("/") + "/ifcfg-" + device
@@ -540,7 +554,7 @@ def plan_rewrite(before, desired, purge=False):
             changes.append(Change(key, "add", after=value))
             continue
         last = lines[positions[-1]]
-        if len(positions) == 1 and bash_safe(last.raw, value):
+        if len(positions) == 1 and last.value == value and last.bash_reads_it():
             continue
         removed.update(positions[:-1])
         lines[positions[-1]] = Line.assignment(key, value)
@@ -582,18 +596,43 @@ TYPES = {
 }
 
 # Keys that change the shell which sources the file (initscripts, as root,
-# with set -a) or that bash refuses to assign; never written from settings.
+# with set -a, which exports every assignment to every later command) or
+# that bash refuses to assign; never written from settings. Besides bash's
+# own variables: what the C library, the dynamic loader, the resolver and
+# the interpreters initscripts may start read from the environment.
 _SHELL_KEYS = frozenset(
     (
+        # bash
         "PATH", "IFS", "ENV", "BASH_ENV", "CDPATH", "GLOBIGNORE", "SHELLOPTS", "BASHOPTS", "PS1", "PS2", "PS3", "PS4",
         "PROMPT_COMMAND", "HOME", "SHELL", "OPTIND", "OPTARG", "OPTERR", "UID", "EUID", "PPID", "GROUPS", "FUNCNEST",
-        "TIMEFORMAT", "EXECIGNORE", "FIGNORE", "INPUTRC", "HISTFILE", "POSIXLY_CORRECT", "TMPDIR", "LANG", "LANGUAGE",
-        "NLSPATH", "TERM", "MAIL", "MAILPATH", "MAILCHECK",
+        "TIMEFORMAT", "EXECIGNORE", "FIGNORE", "INPUTRC", "HISTFILE", "HISTFILESIZE", "HISTSIZE", "HISTCONTROL", "HISTIGNORE",
+        "POSIXLY_CORRECT", "TMOUT", "HOSTFILE", "HOSTNAME", "HOSTTYPE", "MACHTYPE", "OSTYPE", "SHLVL", "RANDOM", "SECONDS",
+        "LINENO", "COLUMNS", "LINES", "PWD", "OLDPWD", "COMP_WORDBREAKS", "READLINE_LINE", "EPOCHREALTIME", "SRANDOM",
+        "MAIL", "MAILPATH", "MAILCHECK", "TERM", "TERMINFO", "TERMCAP", "TMPDIR", "USER", "LOGNAME",
+        # C library, locale and time zone
+        "LANG", "LANGUAGE", "NLSPATH", "LOCPATH", "GLIBC_TUNABLES", "TZ", "TZDIR", "GETCONF_DIR", "MSGVERB", "SEV_LEVEL",
+        "CHARSET", "RESOLV_HOST_CONF",
+        # resolver
+        "HOSTALIASES", "RES_OPTIONS", "LOCALDOMAIN", "RESOLV_MULTI", "RESOLV_REORDER", "RESOLV_SPOOF_CHECK", "RESOLV_ADD_TRIM_DOMAINS",
+        "RESOLV_OVERRIDE_TRIM_DOMAINS",
+        # interpreters and tools initscripts or its hooks may start
+        "PERL5LIB", "PERLLIB", "PERL5OPT", "PERL5DB", "PERLIO", "RUBYOPT", "RUBYLIB", "NODE_OPTIONS", "NODE_PATH", "TCLLIBPATH",
+        "GIT_EXEC_PATH", "EDITOR", "VISUAL", "PAGER", "SSL_CERT_FILE", "SSL_CERT_DIR", "OPENSSL_CONF", "OPENSSL_ENGINES",
+        "SYSTEMD_PAGER", "SYSTEMD_EDITOR", "SYSTEMD_LOG_LEVEL", "DBUS_SYSTEM_BUS_ADDRESS", "DBUS_SESSION_BUS_ADDRESS",
+        "XDG_CONFIG_HOME", "XDG_CONFIG_DIRS", "XDG_DATA_DIRS", "XDG_RUNTIME_DIR", "NOTIFY_SOCKET", "http_proxy", "https_proxy",
+        "HTTP_PROXY", "HTTPS_PROXY", "ftp_proxy", "no_proxy", "ALL_PROXY", "all_proxy",
     )
 )
-_SHELL_KEY_PREFIXES = ("LD_", "BASH", "LC_", "MALLOC_", "GCONV_", "PYTHON")
+# Whole families: the loader (LD_), bash (BASH), locale (LC_), malloc, iconv,
+# Python, Perl, Ruby, Lua, Java, Node, glibc's own (GLIBC_, GCONV_, NSS_),
+# SSL/TLS libraries and the resolver.
+_SHELL_KEY_PREFIXES = (
+    "LD_", "BASH", "LC_", "MALLOC_", "GCONV_", "GLIBC_", "NSS_", "PYTHON", "PERL", "RUBY", "LUA_", "JAVA_", "_JAVA", "JDK_",
+    "NODE_", "SSL", "OPENSSL", "GNUTLS", "GIO_", "GTK_", "DBUS_", "SYSTEMD_", "RES_", "RESOLV_",
+)
 
-_MAC_RE = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}\Z")
+# A bridge's forward delay is a u32 of centiseconds in the kernel.
+_DELAY_MAX = (2**32 - 1) // 100
 _IP_FAMILY_RE = re.compile(r"(?:IPADDR|PREFIX|NETMASK)[0-9]*\Z")
 _DNS_RE = re.compile(r"DNS[0-9]+\Z")
 _PORT_FORBIDDEN_RE = re.compile(r"(?:IPADDR|PREFIX|NETMASK|GATEWAY)[0-9]*\Z|DNS[0-9]+\Z|IPV6ADDR.*\Z|IPV6_DEFAULTGW\Z")
@@ -603,30 +642,6 @@ _BRIDGING_VALUE_RE = re.compile(r"[A-Za-z0-9_.:,+-]+\Z")
 
 def yes_no(flag):
     return "yes" if flag else "no"
-
-
-def validate_device(name, option="device"):
-    """Reject names the kernel refuses, and anything that would leave ifcfg-<name> in config_dir."""
-    if not isinstance(name, str) or name == "":
-        raise ModuleError("%s must not be empty." % option)
-    problems = []
-    if len(name.encode("utf-8", "surrogatepass")) > 15:
-        problems.append("it is longer than 15 bytes (the kernel's limit)")
-    if name in (".", ".."):
-        problems.append("it is . or ..")
-    if "/" in name:
-        problems.append("it contains /")
-    if ":" in name:
-        problems.append("it contains : (alias files are not supported)")
-    if "\0" in name:
-        problems.append("it contains a NUL byte")
-    if any(ch.isspace() for ch in name):
-        problems.append("it contains whitespace")
-    elif any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
-        problems.append("it contains a control character")
-    if problems:
-        raise ModuleError("%s %r is not a valid interface name: %s." % (option, name, "; ".join(problems)))
-    return name
 
 
 def validate_key(key, where="settings"):
@@ -650,14 +665,9 @@ def validate_value(value, where):
     return value
 
 
-def validate_mac(mac, option):
-    if not isinstance(mac, str) or not _MAC_RE.match(mac):
-        raise ModuleError("%s %r is not a MAC address; write six hex octets separated by colons, like 52:54:00:12:34:56." % (option, mac))
-    octets = [int(part, 16) for part in mac.split(":")]
-    if octets[0] & 1:
-        raise ModuleError("%s %s is a multicast address (lowest bit of the first octet set); an interface needs a unicast MAC." % (option, mac))
-    if not any(octets):
-        raise ModuleError("%s %s is the all-zero address; give the interface's real MAC." % (option, mac))
+def _ifcfg_mac(mac, option):
+    """A unicast MAC written as given: colons only, no surrounding space (the file keeps the user's text)."""
+    normalize_mac(mac, option, separators=":", strip=False)
     return mac
 
 
@@ -748,7 +758,7 @@ def build_request(params):
 
     Raises ModuleError for the first problem; nothing has been read or written then.
     """
-    device = validate_device(params.get("device"))
+    device = validate_ifname(params.get("device"), "device")
     config_dir = params.get("config_dir") or "/etc/sysconfig/network-scripts"
     if "\0" in config_dir:
         raise ModuleError("config_dir must not contain a NUL byte.")
@@ -768,7 +778,7 @@ def build_request(params):
     if kind is not None and kind not in TYPES:
         raise ModuleError("type %r is not one of %s." % (kind, ", ".join(sorted(TYPES))))
     if bridge is not None:
-        validate_device(bridge, "bridge")
+        validate_ifname(bridge, "bridge")
         if bridge == device:
             raise ModuleError("bridge %s names the device itself; a port must name another interface, the bridge it joins." % bridge)
         if kind == "bridge":
@@ -795,8 +805,8 @@ def build_request(params):
     if bridge_only and (bridge is not None or (kind is not None and kind != "bridge")):
         raise ModuleError("%s applies to a bridge (type: bridge), not to %s." % (" and ".join(bridge_only), "a bridge port" if bridge else "type %s" % kind))
     if delay is not None:
-        if delay < 0:
-            raise ModuleError("delay must be 0 or more seconds, not %d." % delay)
+        if not 0 <= delay <= _DELAY_MAX:
+            raise ModuleError("delay must be 0 or more seconds, at most %d (what the kernel can hold), not %d." % (_DELAY_MAX, delay))
         if stp and not 2 <= delay <= 30:
             raise ModuleError("delay %d is out of range: with stp: true the kernel accepts a forward delay of 2 to 30 seconds." % delay)
 
@@ -818,9 +828,9 @@ def build_request(params):
     if bootproto is not None:
         desired["BOOTPROTO"] = bootproto
     if params.get("hwaddr") is not None:
-        desired["HWADDR"] = validate_mac(params["hwaddr"], "hwaddr")
+        desired["HWADDR"] = _ifcfg_mac(params["hwaddr"], "hwaddr")
     if params.get("macaddr") is not None:
-        desired["MACADDR"] = validate_mac(params["macaddr"], "macaddr")
+        desired["MACADDR"] = _ifcfg_mac(params["macaddr"], "macaddr")
     if len(ifaces) == 1:
         desired["IPADDR"] = str(ifaces[0].ip)
         desired["PREFIX"] = str(ifaces[0].network.prefixlen)
@@ -884,4 +894,10 @@ def plan(before, request):
             "%s keeps %s from before it became a port of %s; initscripts ignores IP settings on a bridge port. "
             "Remove them (settings: {KEY: null}) or use purge: true." % (request.path, ", ".join(stale), request.desired["BRIDGE"])
         )
-    return plan_rewrite(before, desired, purge=request.purge), warnings
+    result = plan_rewrite(before, desired, purge=request.purge)
+    if result.commented and result.changed:
+        warnings.append(
+            "%s: commented out %d line(s) as '#NM: ' because bash, which sources the file as root, would run or read them"
+            " differently from NetworkManager: %s" % (request.path, len(result.commented), "; ".join(display(t) for t in result.commented))
+        )
+    return result, warnings

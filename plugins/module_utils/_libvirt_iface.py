@@ -4,7 +4,7 @@
 
 Two layers:
 
-- Pure (no libvirt): MAC rules (``normalize_mac``, ``derive_mac``), the domain
+- Pure (no libvirt): MAC derivation (``derive_mac``; the rules are _names'), the domain
   XML as an ElementTree (``DomainXML``), what a domain's interfaces are
   (``interfaces_of``) and the plan (``plan_interface``), which edits copies of
   the domain XML and returns the list of changes. Unit-tested without libvirt.
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import ipaddress
 import os
 import re
 import xml.etree.ElementTree as ET
@@ -44,6 +45,7 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._libvirt_dep impo
     libvirt,
     silence_libvirt_stderr,
 )
+from ansible_collections.kvmhost.bridging.plugins.module_utils._names import normalize_mac, validate_ifname
 
 # QEMU/KVM's OUI: libvirt's own choice for generated guest MACs.
 MAC_PREFIX = "52:54:00"
@@ -52,53 +54,29 @@ SYSFS_NET = "/sys/class/net"
 # Device XML indentation, as libvirt formats domain XML (two spaces a level;
 # <domain> level 0, <devices> level 1, an <interface> level 2).
 _INDENT = "  "
-
-_MAC_RE = re.compile(r"^[0-9a-f]{2}([:-])[0-9a-f]{2}(\1[0-9a-f]{2}){4}$")
-_BRIDGE_NAME_RE = re.compile(r"^[^/\s:%]{1,15}$")
+# libvirt's domain schema: <model type> is letters, digits, '-' and '_'.
+_MODEL_RE = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
+_MAC_HINT = "Or leave mac out to get one derived from the domain and the bridge."
 
 
 # ---------------------------------------------------------------------------
-# MAC addresses and names
+# MAC addresses (the rules live in _names) and models
 
 
-def normalize_mac(mac):
-    """Lower-case colon form of a unicast MAC; ModuleError for anything a guest NIC cannot use."""
-    text = (mac or "").strip().lower()
-    if not _MAC_RE.match(text):
+def check_model(model):
+    """Return ``model`` when libvirt's schema accepts it as <model type>; raise ModuleError otherwise."""
+    if not isinstance(model, str) or not _MODEL_RE.match(model):
         raise ModuleError(
-            "mac %r is not a MAC address: write six hexadecimal octets separated by colons, "
-            "for example 52:54:00:12:34:56" % (mac,)
+            "model %r is not a libvirt NIC model: use letters, digits, '-' and '_' only (at most 64), "
+            "for example virtio, e1000e or rtl8139." % (model,)
         )
-    text = text.replace("-", ":")
-    if int(text[:2], 16) & 1:
-        raise ModuleError(
-            "mac %s is a multicast address (the lowest bit of the first octet, %s, is set). A network card "
-            "cannot use it as its own address: the kernel refuses it with 'cannot assign requested address' "
-            "(EADDRNOTAVAIL). Use a unicast address, for example %s:xx:xx:xx, or leave mac out to get one "
-            "derived from the domain and the bridge." % (text, text[:2], MAC_PREFIX)
-        )
-    if text == "00:00:00:00:00:00":
-        raise ModuleError(
-            "mac 00:00:00:00:00:00 is not a valid address for a network card (the kernel refuses it with "
-            "'cannot assign requested address'); use a unicast address such as %s:xx:xx:xx." % MAC_PREFIX
-        )
-    return text
+    return model
 
 
 def derive_mac(domain, bridge):
     """52:54:00 and three octets of SHA-256("<domain>\\n<bridge>"): the same MAC on every run."""
     digest = hashlib.sha256(("%s\n%s" % (domain, bridge)).encode("utf-8")).hexdigest()
     return "%s:%s:%s:%s" % (MAC_PREFIX, digest[0:2], digest[2:4], digest[4:6])
-
-
-def check_bridge_name(bridge):
-    """A Linux interface name: 1 to 15 characters, no '/', ':', '%' or white space, not '.' or '..'."""
-    if not bridge or not _BRIDGE_NAME_RE.match(bridge) or bridge in (".", ".."):
-        raise ModuleError(
-            "bridge %r is not a Linux interface name (1 to 15 characters, without '/', ':', '%%' or white space)"
-            % (bridge,)
-        )
-    return bridge
 
 
 def uri_is_local(uri):
@@ -305,10 +283,10 @@ class Desired:
 
     def __init__(self, domain, bridge, state="present", mac=None, model=None):
         self.domain = domain
-        self.bridge = check_bridge_name(bridge)
+        self.bridge = validate_ifname(bridge, "bridge")
         self.state = state
-        self.mac = normalize_mac(mac) if mac else None
-        self.model = model or None
+        self.mac = normalize_mac(mac, "mac", hint=_MAC_HINT) if mac else None
+        self.model = check_model(model) if model else None
 
 
 def choose_mac(desired, views):
@@ -439,7 +417,7 @@ def lookup_domain(conn, name, uri):
     except LibvirtError as exc:
         if exc.get_error_code() != VIR_ERR_NO_DOMAIN:
             raise ModuleError("cannot look up domain %s at %s: %s" % (name, uri, exc)) from None
-    if re.match(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$", name):
+    if re.fullmatch(r"[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}", name):
         try:
             return conn.lookupByUUIDString(name)
         except LibvirtError:
@@ -607,15 +585,68 @@ def tap_owners(conn):
 BRIDGE_STATES = {"bridge": "bridge", "other": "not_a_bridge", None: "missing"}
 
 
+def _ip_network(ip):
+    """The subnet of a network's <ip> element (prefix, netmask, or libvirt's default for the address), or None."""
+    address = ip.get("address")
+    if not address:
+        return None
+    try:
+        addr = ipaddress.ip_address(address)
+        if ip.get("prefix"):
+            size = ip.get("prefix")
+        elif ip.get("netmask"):
+            size = ip.get("netmask")
+        elif addr.version == 6:
+            size = "64"
+        else:  # libvirt's default: the address class
+            first = int(address.split(".", 1)[0])
+            size = "8" if first < 128 else "16" if first < 192 else "24"
+        return str(ipaddress.ip_interface("%s/%s" % (address, size)).network)
+    except ValueError:
+        return None
+
+
+def network_info(xml_text, active=None, autostart=None):
+    """{network, bridge, forward, subnets, active, autostart} of a libvirt <network> XML.
+
+    ``forward`` is libvirt's forward mode (``nat`` when <forward> has no mode, ``isolated`` without <forward>);
+    ``subnets`` the networks of its <ip> elements, in CIDR notation.
+    """
+    root = _parse(xml_text, "network XML")
+    forward = root.find("forward")
+    bridge = root.find("bridge")
+    subnets = [net for net in (_ip_network(ip) for ip in root.findall("ip")) if net]
+    return {
+        "network": (root.findtext("name") or "").strip() or None,
+        "bridge": bridge.get("name") if bridge is not None else None,
+        "forward": "isolated" if forward is None else forward.get("mode", "nat"),
+        "subnets": subnets,
+        "active": active,
+        "autostart": autostart,
+    }
+
+
+def networks_of(conn):
+    """Every libvirt network (``network_info``), sorted by name; one that goes away while it is read is left out."""
+    networks = []
+    for net in conn.listAllNetworks(0):
+        try:
+            networks.append(network_info(net.XMLDesc(0), bool(net.isActive()), bool(net.autostart())))
+        except (LibvirtError, ModuleError):
+            continue
+    return sorted(networks, key=lambda item: item["network"] or "")
+
+
 def read_domains(uri, sysfs=SYSFS_NET):
     """What libvirt at ``uri`` says about its domains, or why it cannot say. Never raises, never fails a task.
 
-    {uri, status, msg, domains}: ``status`` is ``ok``, ``off`` (``uri`` is None: not looked up), ``missing``
+    {uri, status, msg, domains, networks}: ``status`` is ``ok``, ``off`` (``uri`` is None: not looked up), ``missing``
     (no libvirt-python), ``unreachable`` (no connection) or ``error`` (reading the domains failed); ``msg`` says
     why, or how many domains there are, in a few words. ``domains`` is ``domains_of``'s list; for a local URI each interface of type bridge
     also gets ``bridge_state`` (``bridge``, ``not_a_bridge`` or ``missing`` on this host), else null.
+    ``networks`` is ``networks_of``'s list (empty where the driver has no networks).
     """
-    result = {"uri": uri, "status": "ok", "msg": None, "domains": []}
+    result = {"uri": uri, "status": "ok", "msg": None, "domains": [], "networks": []}
     if uri is None:
         return dict(result, status="off", msg="not looked up (libvirt: never)")
     if not HAS_LIBVIRT:
@@ -629,6 +660,10 @@ def read_domains(uri, sysfs=SYSFS_NET):
         return dict(result, status="unreachable", msg="not reachable: no connection")
     try:
         domains = domains_of(conn)
+        try:
+            result["networks"] = networks_of(conn)
+        except LibvirtError:  # a driver without networks: the domains still tell
+            result["networks"] = []
     except (LibvirtError, ModuleError) as exc:
         return dict(result, status="error", msg="reading the domains failed: %s" % exc)
     finally:

@@ -4,7 +4,7 @@
 
 The layers, each usable on its own:
 
-- validation: validate_ifname(), normalize_mac();
+- validation: names and MACs through _names (validate_ifname(), normalize_mac());
 - reading: read_snapshot() dumps links, addresses and routes once (with
   _rtnl's standard-library reader, no pyroute2) into a Snapshot of plain
   records (Link, Address, Route) that name devices by name, never by index;
@@ -43,21 +43,21 @@ from __future__ import annotations
 import copy
 import errno
 import ipaddress
+import math
 import os
-import re
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from socket import AF_INET, AF_INET6
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils import _dhcp_client
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
+from ansible_collections.kvmhost.bridging.plugins.module_utils._names import IFNAMSIZ, normalize_mac, validate_ifname
 from ansible_collections.kvmhost.bridging.plugins.module_utils._pyroute2_dep import iproute, netlink_error
 from ansible_collections.kvmhost.bridging.plugins.module_utils._rtnl import MessageSource
 
 # --------------------------------------------------------------------------
 # Kernel constants (linux/if.h, if_addr.h, rtnetlink.h, if_bridge.h)
 # --------------------------------------------------------------------------
-IFNAMSIZ = 16
 IFF_UP = 0x1
 IFF_LOOPBACK = 0x8
 USER_HZ = 100  # netlink carries bridge timers in clock_t, hundredths of a second
@@ -127,6 +127,8 @@ BRIDGE_DEFAULTS = {
 # forward delay only while STP runs (and STP clamps it into range when it starts).
 TIMER_RANGES = {"hello_time": (1, 10), "max_age": (6, 40), "forward_delay": (2, 30)}
 AGEING_TIME_MAX = 1000000
+# IFLA_BR_FORWARD_DELAY is a u32 of centiseconds: the longest delay without STP.
+FORWARD_DELAY_MAX = (2**32 - 1) // 100
 MTU_MIN = 68
 MTU_MAX = 65535
 
@@ -137,57 +139,8 @@ TEST_FAIL_ENV = "KVMB_TEST_FAIL_AFTER_STEP"
 
 
 # --------------------------------------------------------------------------
-# Validation
+# Validation (interface names and MACs: _names)
 # --------------------------------------------------------------------------
-_IFNAME_BAD = re.compile(r"[/:%\s]")
-
-
-def validate_ifname(name, what="interface name"):
-    """Return ``name`` if the kernel would accept it as an interface name; raise ModuleError otherwise.
-
-    The kernel's rules (dev_valid_name): 1-15 bytes, not ``.`` or ``..``, no
-    ``/``, ``:`` or white space. ``%`` is refused too, because the kernel reads
-    it as a template (``br%d``) and picks a name of its own. ``all`` and
-    ``default`` would shadow /proc/sys/net/*/conf/{all,default}.
-    """
-    if not isinstance(name, str) or not name:
-        raise ModuleError("%s must be a non-empty string, got %r." % (what, name))
-    problems = []
-    if len(name.encode("utf-8")) >= IFNAMSIZ:
-        problems.append("it is longer than %d bytes" % (IFNAMSIZ - 1))
-    if name in (".", "..", "all", "default"):
-        problems.append("it is a reserved name")
-    if _IFNAME_BAD.search(name):
-        problems.append("it contains '/', ':', '%' or white space")
-    if any(ord(char) < 33 or ord(char) == 127 for char in name):
-        problems.append("it contains control characters")
-    if problems:
-        raise ModuleError("Invalid %s %r: %s. Use at most 15 letters, digits, '-', '_' or '.'." % (what, name, "; ".join(problems)))
-    return name
-
-
-_MAC_RE = re.compile(r"^[0-9a-f]{2}([:-])[0-9a-f]{2}(\1[0-9a-f]{2}){4}$")
-
-
-def normalize_mac(value, what="mac"):
-    """Return ``value`` as a lower-case colon-separated unicast Ethernet address; raise ModuleError otherwise.
-
-    Accepts ``aa:bb:cc:dd:ee:ff`` and ``AA-BB-CC-DD-EE-FF``; refuses multicast
-    (the low bit of the first octet) and all-zero addresses, which a bridge
-    cannot use as its own.
-    """
-    text = str(value).strip().lower()
-    if not _MAC_RE.match(text):
-        raise ModuleError("Invalid %s %r: use six hexadecimal octets separated by ':', like 52:54:00:12:34:56." % (what, value))
-    text = text.replace("-", ":")
-    first = int(text[:2], 16)
-    if first & 1:
-        raise ModuleError("Invalid %s %r: it is a multicast address (the low bit of the first octet is set)." % (what, value))
-    if text == "00:00:00:00:00:00":
-        raise ModuleError("Invalid %s %r: the all-zero address cannot be used." % (what, value))
-    return text
-
-
 def normalize_ip(text):
     """Return an IP address in canonical text form (IPv4-mapped IPv6 as IPv4, zone index dropped), or None."""
     try:
@@ -775,6 +728,12 @@ class BridgeSpec:
 def option_problems(options, stp=None):
     """Range problems of bridge options in user units; ``stp`` is the STP state when the options do not set it."""
     problems = []
+    options = dict(options)
+    for name in ("forward_delay", "hello_time", "max_age", "ageing_time"):
+        value = options.get(name)
+        if value is not None and not math.isfinite(value):
+            problems.append("%s %s is not a number of seconds; give a finite value." % (name, value))
+            del options[name]
     for name in ("hello_time", "max_age"):
         value = options.get(name)
         low, high = TIMER_RANGES[name]
@@ -784,6 +743,8 @@ def option_problems(options, stp=None):
         value = options.get(name)
         if value is not None and value < 0:
             problems.append("%s must not be negative." % name)
+    if options.get("forward_delay") is not None and options["forward_delay"] > FORWARD_DELAY_MAX:
+        problems.append("forward_delay must be at most %d seconds." % FORWARD_DELAY_MAX)
     if options.get("ageing_time") is not None and options["ageing_time"] > AGEING_TIME_MAX:
         problems.append("ageing_time must be at most %d seconds." % AGEING_TIME_MAX)
     priority = options.get("priority")

@@ -160,7 +160,7 @@ def config_order(listing, search_dirs=SEARCH_DIRS, sysctl_conf=SYSCTL_CONF, sysc
     chosen = {}
     for directory in search_dirs:
         for name in sorted(listing.get(directory, ())):
-            if name.endswith(".conf") and name not in chosen:
+            if name.endswith(".conf") and not name.startswith(".") and name not in chosen:
                 chosen[name] = os.path.join(directory, name)
     order = [chosen[name] for name in sorted(chosen)]
     if sysctl_conf_exists:
@@ -466,7 +466,9 @@ def gather(desired, sysctl_file, persist=True, root=""):
             continue
         except OSError as exc:
             raise ModuleError("Cannot list %s: %s." % (directory, exc.strerror)) from exc
-        listing[directory] = [n for n in names if n.endswith(".conf") and not os.path.isdir(root + os.path.join(directory, n))]
+        listing[directory] = [
+            n for n in names if n.endswith(".conf") and not n.startswith(".") and not os.path.isdir(root + os.path.join(directory, n))
+        ]
     for path in [*config_order(listing, sysctl_conf_exists=True), sysctl_file]:
         if path in contents:
             continue
@@ -477,14 +479,59 @@ def gather(desired, sysctl_file, persist=True, root=""):
     return State(runtime, listing, contents, realpaths, sysctl_conf_exists=contents.get(SYSCTL_CONF) is not None)
 
 
+def normalize_sysctl_file(path):
+    """``path`` without ``.``, ``..`` or doubled slashes; ModuleError for a name systemd-sysctl would not read.
+
+    systemd-sysctl reads ``*.conf`` and skips hidden files, so a dot-file
+    would be written and then ignored at every boot.
+    """
+    if not isinstance(path, str) or not os.path.isabs(path) or not path.endswith(".conf") or "\0" in path:
+        raise ModuleError("sysctl_file must be an absolute path ending in .conf (systemd-sysctl reads only *.conf), got %r." % (path,))
+    normal = "/" + os.path.normpath(path).lstrip("/")
+    name = os.path.basename(normal)
+    if name.startswith("."):
+        raise ModuleError(
+            "sysctl_file %s is a hidden file (its name starts with '.'); systemd-sysctl skips hidden files, so the values"
+            " would never be applied at boot. Use a name such as 90-forwarding.conf." % path
+        )
+    if not name.endswith(".conf") or name == ".conf":
+        raise ModuleError("sysctl_file must be an absolute path ending in .conf (systemd-sysctl reads only *.conf), got %r." % (path,))
+    return normal
+
+
+def _apply(module, result_plan, root, directories):
+    """Write the files first, then the runtime values; a failure says what was already changed."""
+    done = []
+    try:
+        for path, (_before, after) in sorted(result_plan.writes.items()):
+            if os.path.dirname(path) not in directories:
+                raise ModuleError("%s changed while this task ran; run it again." % os.path.dirname(path))
+            atomic_write(module, root + path, after.encode("utf-8", "surrogateescape"))
+            done.append(path)
+        for key, value in result_plan.runtime_writes:
+            write_runtime(key, value, root)
+            done.append("%s = %s (runtime)" % (key, value))
+    except ModuleError as exc:
+        if not done:
+            raise
+        raise ModuleError("%s Already changed: %s." % (exc.msg, ", ".join(done)), changed=True, **exc.result) from exc
+
+
+def _make_dirs(root, directories):
+    for directory in directories:
+        if not os.path.isdir(root + directory):
+            try:
+                os.makedirs(root + directory, mode=0o755)
+            except OSError as exc:
+                raise ModuleError("Cannot create %s: %s. Nothing was changed." % (directory, exc.strerror)) from exc
+
+
 def run(module, root=""):
     """The whole ip_forward task; returns the result dict (with ``warnings``)."""
     params = module.params
     if params["fix_overrides"] and not params["persist"]:
         raise ModuleError("fix_overrides needs persist: true: with persist: false this task writes no sysctl file to protect.")
-    sysctl_file = params["sysctl_file"]
-    if not os.path.isabs(sysctl_file) or not sysctl_file.endswith(".conf"):
-        raise ModuleError("sysctl_file must be an absolute path ending in .conf (systemd-sysctl reads only *.conf), got %r." % sysctl_file)
+    sysctl_file = normalize_sysctl_file(params["sysctl_file"])
     desired = desired_values(params)
     if not desired:
         raise ModuleError("Nothing to do: set at least one of ipv4, ipv6 or bridge_nf_call.")
@@ -495,23 +542,16 @@ def run(module, root=""):
     if result_plan.changed and not module.check_mode:
         if result_plan.writes:
             directories = sorted({os.path.dirname(path) for path in result_plan.writes})
+            _make_dirs(root, directories)
             with contextlib.ExitStack() as stack:
                 for directory in directories:
-                    if not os.path.isdir(root + directory):
-                        os.makedirs(root + directory, mode=0o755)
                     stack.enter_context(directory_lock(root + directory))
                 # Read again under the locks: another writer may have been faster.
                 state = gather(desired, sysctl_file, params["persist"], root)
                 result_plan = plan(state, desired, sysctl_file, params["persist"], params["fix_overrides"])
-                for key, value in result_plan.runtime_writes:
-                    write_runtime(key, value, root)
-                for path, (_before, after) in sorted(result_plan.writes.items()):
-                    if os.path.dirname(path) not in directories:
-                        raise ModuleError("%s changed while this task ran; run it again." % os.path.dirname(path))
-                    atomic_write(module, root + path, after.encode("utf-8", "surrogateescape"))
+                _apply(module, result_plan, root, directories)
         else:
-            for key, value in result_plan.runtime_writes:
-                write_runtime(key, value, root)
+            _apply(module, result_plan, root, ())
 
     result = {
         "changed": result_plan.changed,

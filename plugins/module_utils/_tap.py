@@ -42,7 +42,7 @@ import socket
 import struct
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
-from ansible_collections.kvmhost.bridging.plugins.module_utils._netlink import validate_ifname
+from ansible_collections.kvmhost.bridging.plugins.module_utils._names import ifname_problem, mac_problem
 from ansible_collections.kvmhost.bridging.plugins.module_utils._pyroute2_dep import netlink_error
 from ansible_collections.kvmhost.bridging.plugins.module_utils._rtnl import RtnlError, dump_links
 
@@ -57,7 +57,6 @@ REBUILD_PROPS = ("multi_queue",)
 # What a new tap gets for the properties the task leaves unset.
 CREATE_DEFAULTS = {"multi_queue": False, "vnet_hdr": True, "up": True, "mtu": 1500}
 
-IFNAMSIZ = 16
 MTU_MIN = 68
 MTU_MAX = 65521  # 65535 minus the Ethernet header: the tun driver's max_mtu
 ID_MAX = 2**31 - 1
@@ -94,48 +93,10 @@ TUN_DEVICE = "/dev/net/tun"
 SYS_PIDFD_GETFD = 438
 _NO_UNIFIED_SYSCALLS = ("mips", "alpha", "ia64")
 
-_MAC_RE = re.compile(r"^[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}$")
-
 
 # ---------------------------------------------------------------- validation
 
 
-def ifname_problem(name, what="interface name"):
-    """Why ``name`` cannot be a Linux interface name, or None when it can.
-
-    The kernel's rules come from the shared validate_ifname(); taps are also
-    limited to ASCII, because the tun ioctls carry the name as bytes that
-    tools print as ASCII.
-    """
-    try:
-        validate_ifname(name, what)
-    except ModuleError as exc:
-        return exc.msg
-    if not name.isascii():
-        return "Invalid %s %r: it has non-ASCII characters. Use at most 15 letters, digits, '-', '_' or '.'." % (what, name)
-    return None
-
-
-def normalize_mac(mac):
-    """Return ``(mac, problem)``: the MAC in lower case with colons, or why it is refused."""
-    if not isinstance(mac, str) or not _MAC_RE.match(mac.strip()):
-        return None, "mac %r is not a MAC address; write six hex octets such as 52:54:00:12:34:56" % (mac,)
-    octets = re.split(r"[:-]", mac.strip().lower())
-    norm = ":".join(octets)
-    first = int(octets[0], 16)
-    suggestion = "52:54:00:%s" % ":".join(octets[3:])
-    if first & 1:
-        return None, (
-            "mac %s is a multicast address (the lowest bit of the first octet, 0x%02x, is set); "
-            "the kernel refuses it with 'cannot assign requested address'. "
-            "Use a unicast address such as 52:54:00:xx:xx:xx (the locally administered range of KVM), e.g. %s" % (norm, first, suggestion)
-        )
-    if norm == "00:00:00:00:00:00":
-        return None, (
-            "mac 00:00:00:00:00:00 is not a valid station address; the kernel refuses it with 'cannot assign requested address'. "
-            "Use a unicast address such as 52:54:00:xx:xx:xx, e.g. %s" % suggestion
-        )
-    return norm, None
 
 
 def resolve_id(value, what):
@@ -145,7 +106,7 @@ def resolve_id(value, what):
     if isinstance(value, bool):
         return None, "%s must be a name or a number, not %r" % (what, value)
     text = str(value).strip()
-    if re.match(r"^[0-9]+$", text):
+    if re.fullmatch(r"[0-9]+", text):
         number = int(text)
         if number > ID_MAX:
             return None, "%s %s is out of range (0 to %d)" % (what, text, ID_MAX)
@@ -187,7 +148,7 @@ def build_desired(params):
             merged[key] = params.get(key) if value is None and key != "name" else value
         name = merged["name"]
         where = label + ("%s: " % name if isinstance(name, str) and name else "")
-        problem = ifname_problem(name, "tap name")
+        problem = ifname_problem(name, "tap name", ascii_only=True)
         if problem:
             problems.append(where + problem)
             continue
@@ -212,7 +173,7 @@ def _desired_props(merged, where, problems, macs):
     out = {}
     bridge = merged["bridge"]
     if bridge not in (None, ""):
-        problem = ifname_problem(bridge, "bridge name")
+        problem = ifname_problem(bridge, "bridge name", ascii_only=True)
         if problem:
             problems.append(where + problem)
     if bridge == merged["name"]:
@@ -224,7 +185,7 @@ def _desired_props(merged, where, problems, macs):
             problems.append(where + problem)
     out["mac"] = None
     if merged["mac"] is not None:
-        out["mac"], problem = normalize_mac(merged["mac"])
+        out["mac"], problem = mac_problem(merged["mac"])
         if problem:
             problems.append(where + problem)
         elif out["mac"] in macs:

@@ -116,6 +116,11 @@ bridges:
       description: Ports that lead outside the host (physical NICs, bonds, VLANs); empty for an isolated or NAT network.
       type: list
       elements: str
+    libvirt_network:
+      description:
+        - The libvirt network whose bridge this is (see RV(libvirt.networks)), or null when none is or libvirt said nothing.
+        - The report names it, its forward mode and subnets on the line after the bridge's.
+      type: dict
     ports:
       description: Ports of the bridge, in natural order (vnet2 before vnet10).
       type: list
@@ -257,6 +262,15 @@ libvirt:
           interfaces:
             - {view: live, type: bridge, mac: "52:54:00:12:34:56", bridge: breth0, network: null, model: virtio,
                target: vnet0, bridge_state: bridge}
+    networks:
+      description:
+        - Every libvirt network, sorted by name, with C(network) (name), C(bridge), C(forward) (libvirt's forward mode
+          V(nat), V(route), V(open), V(bridge), ..., or V(isolated) when the network has no C(<forward>)), C(subnets)
+          (CIDR), C(active) and C(autostart). Empty where libvirt said nothing or the driver has no networks.
+      type: list
+      elements: dict
+      sample:
+        - {network: natnet, bridge: virbr2, forward: nat, subnets: [198.18.122.0/24], active: true, autostart: true}
 report:
   description: A text like C(brctl show), then one line per bridge and per port saying what it is.
   returned: always

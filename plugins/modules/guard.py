@@ -16,17 +16,24 @@ description:
     (links, bridge membership, link states, MACs, MTUs, bridge options, addresses and routes) in
     C(<state_dir>/guard-<id>.net<inode>.json); the inode names the network namespace, so that namespaces that
     share C(/run) keep their guards apart.
-  - "V(watch) waits for the decision. Run it detached with C(async) and C(poll: 0). If nothing confirms within
-    O(timeout) seconds of its start, it restores the runtime state and the files (atomically) and returns
-    RV(rolled_back=true)."
+  - V(arm) also starts the watcher, detached on the host itself (a double fork into its own session, and where
+    systemd runs, a transient scope unit C(kvmhost-bridging-guard-<id>-<arming>.scope)), and returns once it runs.
+    If nothing confirms within O(timeout) seconds, the watcher restores the runtime state and the files (atomically).
+    It needs neither C(async) nor C(async_status), and nothing of the connection that armed it, so the guard works
+    with any strategy (linear, free, Mitogen's) and over C(ssh), C(paramiko_ssh) or Mitogen's SSH.
   - V(start) waits until the watcher runs and starts its countdown, for a guard armed with O(start_within). Changes
-    made between V(watch) and V(start), such as writing files, are restored by a rollback too, but do not count
+    made between V(arm) and V(start), such as writing files, are restored by a rollback too, but do not count
     against O(timeout).
   - "V(confirm) confirms the change. Run it after C(meta: reset_connection), so that it comes over a fresh
-    connection, which proves the host is still reachable. It waits for the watcher to finish, so that
-    C(async_status) gets the watcher's result at once."
+    connection, which proves the host is still reachable. It waits for the watcher to finish and returns the outcome
+    in RV(outcome)."
   - V(rollback) restores the saved state at once, for example after a task of the change has failed.
-  - V(status) reports whether the guard is armed and watched, the time left, and the last outcome.
+  - V(status) reports whether the guard is armed and watched, the time left, and the last outcome (RV(last)); with
+    O(wait), it first waits for a decision being carried out to finish, so that a play that lost the connection reads
+    the outcome once the host answers again.
+  - The guard needs a connection that reaches the host over its network. With a connection that does not (C(local),
+    containers, chroots) or that runs no Python modules (C(network_cli), C(httpapi), C(netconf)), V(arm) fails with a
+    message that says so, before anything is saved, since a confirmation over it would prove nothing.
   - Exactly one decision is taken for each arming, whichever comes first, so a confirmation that comes after the
     watcher has begun to roll back fails with a message that says so.
 author:
@@ -51,7 +58,7 @@ options:
       - What to do, see the description.
     type: str
     required: true
-    choices: [arm, watch, start, confirm, rollback, status]
+    choices: [arm, start, confirm, rollback, status]
   id:
     description:
       - Names the guarded change, so that guards of different changes do not meet.
@@ -60,9 +67,9 @@ options:
     required: true
   timeout:
     description:
-      - With V(arm), the seconds the watcher waits for a confirmation, counted from the start of V(watch), or from
+      - With V(arm), the seconds the watcher waits for a confirmation, counted from its start, or from
         V(start) with O(start_within).
-      - Run V(watch) with an C(async) of at least this plus the time a restore takes (30 seconds are plenty).
+      - At most V(86400) (a day).
     type: int
     default: 60
   start_within:
@@ -70,12 +77,14 @@ options:
       - With V(arm), V(0) makes the watcher count O(timeout) from its own start.
       - A positive value makes it count from the V(start) action instead, which must come within this many seconds
         of the watcher's start; if it does not, the watcher rolls back what was done so far and ends.
-      - Run V(watch) with an C(async) of at least O(start_within) plus O(timeout) plus the time a restore takes.
+      - At most V(86400) (a day).
     type: int
     default: 0
   files:
     description:
       - With V(arm), the absolute paths of the files that the change may write, create or remove.
+      - A symbolic link is restored through, like every writer of this collection writes through one. The file it
+        names gets its content back, and the link stays.
     type: list
     elements: path
     default: []
@@ -104,15 +113,19 @@ options:
     type: str
   wait:
     description:
+      - With V(arm), how many seconds to wait for the watcher to run before the action fails (and withdraws the arming).
       - With V(confirm), how many seconds to wait for the watcher to finish after the confirmation.
       - With V(start), how many seconds to wait for the watcher to run before the action fails.
-      - With V(status), how many seconds to wait for the watcher of an armed guard to start, so that a play can check
-        that the watcher runs before it makes the change. A guard that is not armed is reported at once.
+      - With V(status), how many seconds to wait for the watcher of an armed guard to start, or for a decision taken
+        to be carried out. A guard that is not armed, or armed and watched with nothing decided, is reported at once.
+      - At most V(86400) (a day).
     type: int
     default: 10
   state_dir:
     description:
       - Where the guard keeps its state. A directory on a tmpfs (it must not survive a reboot).
+      - It must be owned by the user the guard runs as and writable by nobody else (whoever can write there could
+        decide the guard's outcome); the guard refuses any other directory.
     type: path
     default: /run/kvmhost-bridging
 notes:
@@ -122,11 +135,10 @@ notes:
 seealso:
   - module: kvmhost.bridging.bridge
   - module: kvmhost.bridging.ifcfg
-  - module: ansible.builtin.async_status
 """
 
 EXAMPLES = r"""
-- name: Arm the guard
+- name: Arm the guard; its watcher starts detached on the host
   kvmhost.bridging.guard:
     action: arm
     id: host-bridge
@@ -137,22 +149,6 @@ EXAMPLES = r"""
     interfaces: [eth0, breth0]
     description: bridging eth0 into breth0
 
-- name: Watch for the confirmation, detached
-  kvmhost.bridging.guard:
-    action: watch
-    id: host-bridge
-  async: 90
-  poll: 0
-  register: guard_watch
-
-- name: Check that the watcher runs
-  kvmhost.bridging.guard:
-    action: status
-    id: host-bridge
-    wait: 30
-  register: guard_status
-  failed_when: not guard_status.watching
-
 - name: Bridge eth0
   kvmhost.bridging.bridge:
     name: breth0
@@ -161,18 +157,15 @@ EXAMPLES = r"""
 - name: Open a fresh connection
   ansible.builtin.meta: reset_connection
 
-- name: Confirm over it
+- name: Confirm over it; the watcher's outcome comes back with the confirmation
   kvmhost.bridging.guard:
     action: confirm
     id: host-bridge
+  register: guard_confirm
 
-- name: Collect the watcher's result
-  ansible.builtin.async_status:
-    jid: "{{ guard_watch.ansible_job_id }}"
-  register: guard_result
-  until: guard_result is finished
-  retries: 30
-  delay: 1
+- name: Show the outcome
+  ansible.builtin.debug:
+    msg: "{{ guard_confirm.outcome.msg }}"
 """
 
 RETURN = r"""
@@ -194,25 +187,25 @@ files:
   sample: [{path: /etc/sysconfig/network-scripts/ifcfg-breth0, exists: false}]
 confirmed:
   description: Whether the change was confirmed.
-  returned: with O(action=watch), O(action=confirm) and O(action=rollback)
+  returned: with O(action=confirm) and O(action=rollback)
   type: bool
   sample: true
 rolled_back:
   description: Whether the previous state was restored.
-  returned: with O(action=watch) and O(action=rollback)
+  returned: with O(action=rollback)
   type: bool
   sample: false
 reason:
   description: Why the decision was taken, for example V(no confirmation within 60s).
-  returned: with O(action=watch) and O(action=rollback)
+  returned: with O(action=rollback)
   type: str
 decided_by:
   description: Who took the decision, V(confirm), V(watcher) or V(rollback action).
-  returned: with O(action=watch) and O(action=rollback)
+  returned: with O(action=rollback)
   type: str
 finished_at:
   description: When the change was confirmed or restored (local time, ISO 8601).
-  returned: with O(action=watch) and O(action=rollback)
+  returned: with O(action=rollback)
   type: str
   sample: "2026-03-01T12:00:00+00:00"
 restored_files:
@@ -247,8 +240,25 @@ armed:
   type: bool
 watching:
   description: Whether a watcher runs for the guard.
-  returned: with O(action=status) and O(action=start)
+  returned: with O(action=arm), O(action=status) and O(action=start)
   type: bool
+watcher:
+  description: The PID of the watcher that O(action=arm) started.
+  returned: with O(action=arm) outside check mode
+  type: int
+  sample: 4242
+scope:
+  description: The transient systemd scope unit the watcher runs in, or V(null) where systemd does not run.
+  returned: with O(action=arm) outside check mode
+  type: str
+  sample: kvmhost-bridging-guard-host-bridge-5f2c9a1b3e4d6f70.scope
+outcome:
+  description:
+    - The watcher's outcome of the confirmed change, as RV(last) of O(action=status), or V(null) when the watcher
+      did not finish within O(wait).
+  returned: with O(action=confirm) outside check mode
+  type: dict
+  sample: {confirmed: true, rolled_back: false, decided_by: confirm, msg: Confirmed bridging eth0 into breth0.}
 last:
   description: The outcome of the guard's last change, as RV(confirmed), RV(rolled_back), RV(reason) and so on.
   returned: with O(action=status)
@@ -262,7 +272,7 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import fa
 from ansible_collections.kvmhost.bridging.plugins.module_utils._pyroute2_dep import assert_pyroute2
 
 ARGUMENT_SPEC = {
-    "action": {"type": "str", "required": True, "choices": ["arm", "watch", "start", "confirm", "rollback", "status"]},
+    "action": {"type": "str", "required": True, "choices": ["arm", "start", "confirm", "rollback", "status"]},
     "id": {"type": "str", "required": True},
     "timeout": {"type": "int", "default": 60},
     "start_within": {"type": "int", "default": 0},
@@ -279,18 +289,23 @@ ARGUMENT_SPEC = {
 def run(module):
     params = module.params
     action = params["action"]
+    _guard.check_seconds("wait", params["wait"], 0)
     paths = _guard.Paths(params["state_dir"], params["id"], _guard.netns_scope())
     runtime = _guard.NetlinkRuntime(params["interfaces"])
     guard = _guard.Guard(module, paths, runtime)
     if action == "arm":
         if params["runtime"]:
-            assert_pyroute2(module)
-        return guard.arm(params["timeout"], params["files"], params["description"], params["runtime"], module.check_mode,
-                         params["start_within"])
-    if action in ("watch", "rollback"):
+            assert_pyroute2(module)  # imported now: the detached watcher restores with it
+        result = guard.arm(params["timeout"], params["files"], params["description"], params["runtime"], module.check_mode,
+                           params["start_within"])
+        if module.check_mode:
+            return result
+        started = guard.start_watcher(params["wait"], scope=_guard.busctl_scope(module))
+        result["warnings"].extend(started.pop("warnings"))
+        result.update(started, watching=True)
+        return result
+    if action == "rollback":
         assert_pyroute2(module)
-        if action == "watch":
-            return guard.watch(check_mode=module.check_mode)
         return guard.rollback(params["reason"], module.check_mode)
     if action == "start":
         return guard.start(params["wait"], module.check_mode)

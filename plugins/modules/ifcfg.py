@@ -18,6 +18,12 @@ description:
     value differs change; new keys are appended. When the file is written, lines that neither reader can
     agree on (badly quoted values, lines that are not assignments) are kept as C(#NM:) comments, as
     NetworkManager does; their presence alone makes the module rewrite the file.
+  - The same goes for assignments that bash would read differently from NetworkManager, so that bash runs
+    nothing from a file this module writes. Examples are a value with an unquoted backtick or C($(...)), or a
+    line behind a vertical tab, form feed or carriage return. They are commented out with a warning, and a
+    managed key written so is rewritten.
+  - A file that is a symbolic link is written through; the link stays. A new file gets mode 0644 whatever the
+    umask.
   - Does not bring interfaces up or down; it only writes the file.
 author:
   - kvmhost.bridging contributors (@kvmhost)

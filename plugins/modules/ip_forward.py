@@ -66,6 +66,10 @@ options:
       - The drop-in file that holds the persistent values. Lines of other keys
         and comments in it are kept.
       - Use C(/etc/sysctl.conf) on hosts without systemd-sysctl (EL6).
+      - The path is normalised (C(/./), C(/../), C(//)). A hidden file name (starting with C(.)) is refused,
+        because systemd-sysctl skips hidden files.
+      - A symbolic link, such as C(/etc/sysctl.d/99-sysctl.conf -> ../sysctl.conf), is written through; the link
+        stays.
     type: path
     default: /etc/sysctl.d/90-kvmhost-bridging.conf
   fix_overrides:

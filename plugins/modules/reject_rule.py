@@ -94,6 +94,8 @@ options:
     description:
       - The saved IPv4 rules, in iptables-save format.
       - Defaults to C(/etc/sysconfig/iptables).
+      - A symbolic link is written through; the link stays. A file with CRLF line endings gets CRLF lines.
+      - The saved files are written before the live rules change.
     type: path
   rules_file_ipv6:
     description:

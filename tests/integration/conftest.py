@@ -16,13 +16,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lab"))
 sys.path.insert(0, HERE)
 
 import kvmblab  # noqa: E402
-from kvmb_ansible import AnsibleRunner  # noqa: E402
+from kvmb_ansible import CONFIGS, AnsibleRunner  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def lab():
-    if os.geteuid() != 0:
-        pytest.skip("the namespace lab needs root")
+    if os.geteuid() != 0:  # a failure, not a skip: without root not one integration test would run
+        pytest.fail("the namespace lab needs root: run the integration tests as root", pytrace=False)
     the_lab = kvmblab.Lab(int(os.environ.get("KVMB_LAB_ID", "0")))
     the_lab.down()  # anything left from an earlier, killed run
     try:
@@ -52,6 +52,32 @@ def stock_host(lab):
         lab.remove_host(the_host)
 
 
+@pytest.fixture
+def firewalld_host(lab):
+    """A fresh lab host running Debian's firewalld (stock configuration) on its own system bus."""
+    the_host = lab.add_host(firewalld=True)
+    try:
+        yield the_host
+    finally:
+        lab.remove_host(the_host)
+
+
 @pytest.fixture(scope="session")
 def ansible(lab, tmp_path_factory):
     return AnsibleRunner(lab, str(tmp_path_factory.mktemp("ansible")))
+
+
+@pytest.fixture(scope="session", params=CONFIGS)
+def any_ansible(lab, tmp_path_factory, request):
+    """Ansible under each tested configuration in turn: plain SSH (linear), and Mitogen's mitogen_linear over SSH."""
+    return AnsibleRunner(lab, str(tmp_path_factory.mktemp("ansible-" + request.param)), config=request.param)
+
+
+@pytest.fixture
+def nm_host(lab):
+    """A fresh lab host that runs real NetworkManager on keyfile profiles (eth0 static, eth1 no address)."""
+    the_host = lab.add_host(networkmanager=True)
+    try:
+        yield the_host
+    finally:
+        lab.remove_host(the_host)

@@ -12,6 +12,36 @@ from dataclasses import dataclass, field
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 BIN = os.path.dirname(sys.executable)
+# Mitogen for Ansible: the version pinned in requirements-mitogen.txt, installed by scripts/setup.sh
+# (pip --target, as bench/ does) into this directory, not into the venv.
+MITOGEN_PIN = os.path.join(ROOT, "requirements-mitogen.txt")
+
+
+def mitogen_dir():
+    """Where scripts/setup.sh installs the pinned Mitogen (the bench's cache directory)."""
+    with open(MITOGEN_PIN) as handle:
+        pin = next(line.strip() for line in handle if line.strip().startswith("mitogen=="))
+    return os.path.join(os.path.expanduser("~"), ".cache", "kvmhost-bench", "mitogen-" + pin.split("==", 1)[1])
+
+
+# The connection and strategy configurations the integration tests run under.
+CONFIGS = ("ssh", "mitogen")
+
+
+def config_env(name):
+    """The environment of one configuration: plain SSH (linear strategy), or Mitogen's mitogen_linear over SSH."""
+    if name == "ssh":
+        return {}
+    if name == "mitogen":
+        path = mitogen_dir()
+        if not os.path.isdir(os.path.join(path, "ansible_mitogen")):
+            raise RuntimeError("Mitogen is not installed in %s: run `. scripts/setup.sh`" % path)
+        return {
+            "ANSIBLE_STRATEGY": "mitogen_linear",
+            "ANSIBLE_STRATEGY_PLUGINS": os.path.join(path, "ansible_mitogen", "plugins", "strategy"),
+            "PYTHONPATH": path + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        }
+    raise ValueError(name)
 
 
 @dataclass
@@ -33,9 +63,11 @@ class PlayResult:
 class AnsibleRunner:
     """ansible-playbook against a lab's inventory, results recorded as JSON."""
 
-    def __init__(self, lab, workdir):
+    def __init__(self, lab, workdir, config="ssh"):
         self.lab = lab
         self.workdir = workdir
+        self.config = config
+        self.config_env = config_env(config)
 
     def env(self, extra=None):
         env = dict(os.environ)
@@ -51,6 +83,7 @@ class AnsibleRunner:
             "ANSIBLE_FORCE_COLOR": "False",
             "ANSIBLE_ROLES_PATH": os.path.join(ROOT, "roles"),
         })
+        env.update(self.config_env)
         if extra:
             env.update(extra)
         return env

@@ -271,4 +271,4 @@ def test_ansible_runner_runs_host_bridge_against_a_lab_host(lab, host, tmp_path)
     assert again["status"] == "successful", again["stdout"]
     stats = again["events"][-1]["event_data"]
     assert host.name in stats["ok"] and host.name not in stats["changed"]
-    assert not [e for e in _task_results(again, host) if e["event_data"]["task"] == "Arm the guard"]
+    assert not [e for e in _task_results(again, host) if e["event_data"]["task"] == "Arm the guard and start its watcher"]

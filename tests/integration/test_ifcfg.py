@@ -170,9 +170,12 @@ def test_purge_and_removal_of_keys(host, ansible):
 
 
 def test_errors_leave_files_alone(host, ansible):
+    # ifcfg-x is a directory: without the check, device x/../../kvmbX would write /etc/sysconfig/kvmbX.
+    host.run(["mkdir", SCRIPTS + "/ifcfg-x"])
+    sysconfig = host.run(["ls", "-A", "/etc/sysconfig"]).stdout
     before = {name: host.read_file(SCRIPTS + "/" + name) for name in ls(host)}
     cases = [
-        ({"device": "../../etc/passwd"}, "not a valid interface name"),
+        ({"device": "x/../../kvmbX"}, "not a valid interface name"),
         ({"device": "eth1", "bridge": "eth1"}, "names the device itself"),
         ({"device": "eth1", "bridge": "breth1", "addresses": ["198.18.200.10/24"]}, "ignores IP settings on a bridge port"),
         ({"device": "eth1", "hwaddr": "01:00:5e:00:00:01"}, "multicast"),
@@ -185,7 +188,8 @@ def test_errors_leave_files_alone(host, ansible):
         assert message in result["msg"], result["msg"]
         assert result["changed"] is False
     assert {name: host.read_file(SCRIPTS + "/" + name) for name in ls(host)} == before
-    assert host.read_file("/etc/passwd") == open("/etc/passwd").read()  # noqa: SIM115 - the host's overlay shows the machine's file
+    assert host.run(["ls", "-A", "/etc/sysconfig"]).stdout == sysconfig
+    assert host.read_file("/etc/sysconfig/kvmbX") is None
 
 
 def test_parallel_tasks_on_one_host_lose_no_update(host, ansible):

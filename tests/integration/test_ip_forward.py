@@ -174,3 +174,19 @@ def test_bad_input_fails_clearly_and_changes_nothing(host, ansible, args, messag
     assert message in result["msg"]
     assert proc(host, "net.ipv4.ip_forward") == "0"
     assert host.run(["ls", "-la", "/etc/sysctl.d"]).stdout == listing
+
+
+def test_sysctl_file_that_is_the_link_is_written_through_and_applied_at_boot(host, ansible):
+    """sysctl_file: /etc/sysctl.d/99-sysctl.conf -> ../sysctl.conf; the link stays, /etc/sysctl.conf gets the value (issue 13)."""
+    link = "/etc/sysctl.d/99-sysctl.conf"
+    assert host.run(["readlink", link]).stdout.strip() == "../sysctl.conf"
+    host.write_file("/etc/sysctl.conf", "# local settings\n")
+    host.run(["chmod", "0600", "/etc/sysctl.conf"])
+    result = ansible.module(host, MODULE, {"ipv4": True, "sysctl_file": link})
+    assert not result.get("failed"), result
+    assert result["changed"] is True
+    assert host.run(["readlink", link]).stdout.strip() == "../sysctl.conf"
+    assert host.read_file("/etc/sysctl.conf") == "# local settings\nnet.ipv4.ip_forward = 1\n"
+    assert host.run(["stat", "-c", "%a %U", "/etc/sysctl.conf"]).stdout.strip() == "600 root"
+    assert at_boot(host, "net.ipv4.ip_forward") == "1"
+    assert ansible.module(host, MODULE, {"ipv4": True, "sysctl_file": link})["changed"] is False

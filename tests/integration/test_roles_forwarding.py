@@ -69,6 +69,9 @@ def test_bridged_guest_gets_a_lease_after_forwarding(stock_host, ansible):
 
 @pytest.mark.parametrize(("policy", "expected"), [("0", "0"), ("1", "1")])
 def test_bridge_nf_call_policy(host, ansible, policy, expected):
+    # Start from the other value, so that the role must change each one.
+    for key in ("iptables", "ip6tables", "arptables"):
+        host.run(["sysctl", "-w", "net.bridge.bridge-nf-call-%s=%s" % (key, "1" if expected == "0" else "0")])
     result = ansible.playbook(FORWARDING, hosts=[host], extra_vars={"forwarding_bridge_nf_call": policy})
     assert result.rc == 0, result.output
     for key in ("iptables", "ip6tables", "arptables"):
@@ -89,8 +92,11 @@ def test_check_mode_changes_nothing(stock_host, ansible):
     host = stock_host
     rules = forward_rules(host)
     forward = sysctl(host, "net.ipv4.ip_forward")
+    saved = host.run(["sha256sum", "/etc/sysconfig/iptables"]).stdout
+    assert "-A FORWARD -j REJECT" in host.read_file("/etc/sysconfig/iptables")  # check mode would remove it
     result = ansible.playbook(FORWARDING, hosts=[host], check=True)
     assert result.rc == 0, result.output
     assert result.stats[host.name]["changed"] == 2
     assert forward_rules(host) == rules and sysctl(host, "net.ipv4.ip_forward") == forward
+    assert host.run(["sha256sum", "/etc/sysconfig/iptables"]).stdout == saved  # the saved rules, byte for byte
     assert host.read_file("/etc/sysctl.d/90-kvmhost-bridging.conf") is None

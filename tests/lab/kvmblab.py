@@ -38,12 +38,16 @@ import subprocess
 import sys
 import time
 
+import kvmb_nm
+
 MGMT_NET = ipaddress.ip_network("198.18.0.0/16")
 LAN_NET = ipaddress.ip_network("198.19.0.0/24")
 LAN_GATEWAY = "198.19.0.1"
 LAN_DHCP_RANGE = ("198.19.0.100", "198.19.0.250")
 MAX_HOSTS = 127
 STATE_ROOT = os.environ.get("KVMB_LAB_STATE", "/tmp/kvmb-lab")
+# What kvmb_vm.py starts inside hosts (/proc/<pid>/comm): stopped by PID like sshd and dnsmasq.
+VM_DAEMONS = ("libvirtd", "virtlogd", "qemu-system-x86")
 
 # What a RHEL 7/8 host ships in /etc/sysconfig/iptables: the rules every
 # bridged-VM guide ends up removing.
@@ -82,6 +86,9 @@ case "$1" in
 esac
 exit 0
 """
+
+
+SSH_COMMON_ARGS = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
 
 
 class LabError(RuntimeError):
@@ -130,7 +137,7 @@ def _is_lab_process(pid):
     """Whether ``pid`` is (still) one of the daemons the lab starts, zombie or not."""
     try:
         with open("/proc/%d/comm" % pid) as handle:
-            return handle.read().strip() in ("sshd", "dnsmasq")
+            return handle.read().strip() in ("sshd", "dnsmasq", "NetworkManager", "dbus-daemon", *VM_DAEMONS)
     except OSError:
         return False
 
@@ -173,6 +180,16 @@ def root_links():
         if len(parts) >= 2:
             names.append(parts[1].split("@", 1)[0])
     return names
+
+
+def stop_vms(lab, host_name):
+    """Stop the QEMU guests, libvirtd and virtlogd of one host by PID (kvmb_vm.py), QEMU first."""
+    state = lab._load()
+    if not any(rec.get("host") == host_name for rec in state.get("pids", {}).values()):
+        return
+    import kvmb_vm  # only labs with VMs need it
+
+    kvmb_vm.stop_host_vms(lab, host_name)
 
 
 class Guest:
@@ -230,9 +247,15 @@ class LabHost:
         self.address = record["address"]
         self.peer_address = record["peer_address"]
         self.pid = record["pid"]
+        self.dir = record.get("dir")
+        self.services = dict(record.get("services") or {})
 
     def __repr__(self):
         return "LabHost(%s %s pid=%s)" % (self.name, self.address, self.pid)
+
+    def restart_firewalld(self):
+        """Stop the host's firewalld by PID and start it again, as systemctl restart does."""
+        self.services = self.lab.restart_firewalld(self)
 
     def _nsenter(self, argv):
         return ["nsenter", "-t", str(self.pid), "-n", "-m", "-u", "--", *argv]
@@ -254,6 +277,19 @@ class LabHost:
 
     def add_guest(self, port=None, bridge=None):
         return self.lab.add_guest(self, port=port, bridge=bridge)
+
+    # -- NetworkManager hosts (kvmb_nm) -----------------------------------------
+    @property
+    def networkmanager(self):
+        return bool(self.lab._record(self.name).get("networkmanager"))
+
+    def stop_networkmanager(self):
+        """Stop this host's NetworkManager and its bus, by PID (a reboot's first half)."""
+        self.lab._set_services(self.name, None)
+
+    def start_networkmanager(self, timeout=60.0):
+        """Start this host's bus and NetworkManager again and wait for its start-up to complete."""
+        self.lab._set_services(self.name, "start", timeout=timeout)
 
     @property
     def guests(self):
@@ -386,22 +422,100 @@ class Lab:
             raise LabError("dnsmasq did not start in %s; see %s" % (ns, os.path.join(self.state_dir, "dnsmasq.log")))
         return {"netns": ns, "gateway": LAN_GATEWAY, "dnsmasq_pid": proc.pid}
 
-    def add_host(self, stock_firewall=False):
+    def add_host(self, stock_firewall=False, firewalld=False, networkmanager=False, eth1_method="disabled", ssh_via_lan=False):
+        """Add a host; with ``networkmanager`` it runs real NetworkManager (kvmb_nm) on keyfile profiles,
+        with ``firewalld`` real firewalld (kvmb_firewalld), each on the host's private system bus.
+
+        ``eth1_method`` is the ipv4 method of a NetworkManager host's eth1 profile
+        (``disabled``: no address, as on other hosts; ``auto``: DHCP from the LAN;
+        ``manual``: 198.19.0.<20+index>/24). With ``ssh_via_lan`` the inventory
+        reaches the host at eth1's address through the LAN namespace (ProxyCommand),
+        so the SSH session runs over the NIC a test bridges.
+        """
+        if ssh_via_lan and not (networkmanager and eth1_method in ("auto", "manual")):
+            raise LabError("ssh_via_lan needs a NetworkManager host whose eth1 has an address (eth1_method auto or manual)")
+        if firewalld and networkmanager:
+            raise LabError("a lab host runs firewalld or NetworkManager, not both yet: each starts its own system bus")
         with self._locked():
             state = self._load()
             if not state.get("lan"):
                 raise LabError("the lab is not up: run 'up' first")
             used = {h["index"] for h in state["hosts"].values()}
             index = next(i for i in range(1, MAX_HOSTS + 1) if i not in used)
-            record = self._make_host(index, stock_firewall)
+            record = self._make_host(index, stock_firewall, networkmanager=networkmanager, eth1_method=eth1_method,
+                                     ssh_via_lan=ssh_via_lan)
             state["hosts"][record["name"]] = record
             self._save(state)
         host = LabHost(self, record)
         self._wait_for_ssh(host)
+        if firewalld:
+            self._start_firewalld(host)
+        if networkmanager:
+            kvmb_nm.prepare_mounts(host, os.path.join(record["dir"], "var-lib-nm"))
+            self._set_services(host.name, "start")
+            kvmb_nm.activate_stock_profiles(host, host.name)
+        if ssh_via_lan:
+            address = kvmb_nm.ipv4_of(host, "eth1")
+            if not address:
+                raise LabError("eth1 of %s has no address to reach it by over the LAN" % host.name)
+            with self._locked():
+                state = self._load()
+                state["hosts"][host.name]["lan_address"] = address
+                self._save(state)
         self.write_inventory()
         return host
 
-    def _make_host(self, index, stock_firewall):
+    # -- firewalld hosts (tests/lab/kvmb_firewalld.py) -------------------------
+    def _record_services(self, host, services):
+        with self._locked():
+            state = self._load()
+            state["hosts"][host.name]["services"] = services
+            self._save(state)
+        host.services = dict(services)
+        return host.services
+
+    def _start_firewalld(self, host):
+        import kvmb_firewalld
+
+        try:
+            services = kvmb_firewalld.start(host, host.dir)
+        except Exception:
+            self.remove_host(host)
+            raise
+        return self._record_services(host, services)
+
+    def restart_firewalld(self, host):
+        import kvmb_firewalld
+
+        services = dict(host.services)
+        kvmb_firewalld.stop_firewalld(services.pop("firewalld", None))
+        services["firewalld"] = kvmb_firewalld.start_firewalld(host, host.dir)
+        return self._record_services(host, services)
+
+    def _record(self, name):
+        record = self._load()["hosts"].get(name)
+        if record is None:
+            raise LabError("no host %s in lab %d" % (name, self.id))
+        return record
+
+    def _set_services(self, name, action, timeout=60.0):
+        """Stop a NetworkManager host's daemons (by their recorded PIDs), and start them again if ``action``."""
+        record = self._record(name)
+        kvmb_nm.stop(record.get("services") or {})
+        services = {}
+        if action == "start":
+            services = kvmb_nm.start(LabHost(self, record), os.path.join(record["dir"], "NetworkManager.log"), timeout=timeout)
+        with self._locked():
+            state = self._load()
+            if name in state["hosts"]:
+                state["hosts"][name]["services"] = services
+                for key in ("NetworkManager", "dbus"):
+                    state["pids"].pop("%s-%s" % (name, key), None)
+                for key, pid in services.items():
+                    state["pids"]["%s-%s" % (name, key)] = {"pid": pid, "cmd": key}
+                self._save(state)
+
+    def _make_host(self, index, stock_firewall, networkmanager=False, eth1_method="disabled", ssh_via_lan=False):
         name = "h%d" % index
         ns = self.prefix + name
         peer = ns  # the root-side veth peer: kvmb-<id>-h<n>, at most 12 characters
@@ -426,7 +540,8 @@ class Lab:
         hdir = os.path.join(self.state_dir, "hosts", name)
         for sub in ("upper", "work"):
             os.makedirs(os.path.join(hdir, sub), exist_ok=True)
-        self._seed_etc(os.path.join(hdir, "upper"), name, ns, addr, peer_addr, stock_firewall)
+        self._seed_etc(os.path.join(hdir, "upper"), name, ns, addr, peer_addr, stock_firewall, networkmanager, eth1_method,
+                       kvmb_nm.lan_address(index))
         hostkey = os.path.join(hdir, "ssh_host_ed25519_key")
         if not os.path.exists(hostkey):
             _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", hostkey])
@@ -437,7 +552,8 @@ class Lab:
                 "PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
                 "UsePAM no\nStrictModes no\nUseDNS no\nMaxStartups 200:30:400\nMaxSessions 200\n"
                 "ClientAliveInterval 0\nAcceptEnv LANG LC_*\nSubsystem sftp internal-sftp\n"
-                % (addr, hostkey, os.path.join(hdir, "sshd.pid"), self.key)
+                # Over the LAN the address comes by DHCP later; 0.0.0.0 is every address of the host's own namespace.
+                % ("0.0.0.0" if ssh_via_lan else addr, hostkey, os.path.join(hdir, "sshd.pid"), self.key)  # noqa: S104
             )
         setup = (
             'mount --make-rprivate / && '
@@ -453,10 +569,10 @@ class Lab:
         if stock_firewall:
             _run(["ip", "netns", "exec", ns, "iptables-restore"], input=STOCK_IPTABLES)
         return {"index": index, "name": name, "netns": ns, "peer": peer, "address": addr, "peer_address": peer_addr,
-                "pid": proc.pid, "dir": hdir, "lan_port": lan_port}
+                "pid": proc.pid, "dir": hdir, "lan_port": lan_port, "networkmanager": bool(networkmanager)}
 
     @staticmethod
-    def _seed_etc(upper, name, ns, addr, gateway, stock_firewall):
+    def _seed_etc(upper, name, ns, addr, gateway, stock_firewall, networkmanager=False, eth1_method="disabled", lan_address=None):
         """Write the host's own /etc files into its overlay's upper layer."""
         scripts = os.path.join(upper, "sysconfig", "network-scripts")
         os.makedirs(scripts, exist_ok=True)
@@ -477,6 +593,10 @@ class Lab:
         }
         if stock_firewall:
             files[os.path.join(upper, "sysconfig", "iptables")] = STOCK_IPTABLES
+        if networkmanager:  # keyfiles instead of ifcfg files, as on EL9/EL10
+            for device in ("eth0", "eth1"):
+                del files[os.path.join(scripts, "ifcfg-" + device)]
+            kvmb_nm.seed(upper, name, mac0, addr, gateway, mac1, eth1_method, lan_address)
         for path, text in files.items():
             with open(path, "w") as handle:
                 handle.write(text)
@@ -495,13 +615,21 @@ class Lab:
 
     def remove_host(self, host):
         name = host if isinstance(host, str) else host.name
+        stop_vms(self, name)
         with self._locked():
             state = self._load()
             record = state["hosts"].pop(name, None)
             for gname in [g for g, rec in state["guests"].items() if rec["host"] == name]:
                 self._remove_netns(state["guests"].pop(gname)["netns"])
             if record:
-                self._remove_netns(record["netns"], [record["pid"]], root_peer=record["peer"])
+                services = record.get("services") or {}
+                if "firewalld" in services:
+                    import kvmb_firewalld
+
+                    kvmb_firewalld.stop(services)
+                for key in ("NetworkManager", "dbus"):
+                    state["pids"].pop("%s-%s" % (name, key), None)
+                self._remove_netns(record["netns"], [record["pid"], *services.values()], root_peer=record["peer"])
                 # The LAN end of eth1 would also go away only asynchronously.
                 _run(["ip", "-n", self.lan_netns, "link", "del", record["lan_port"]], check=False)
                 shutil.rmtree(record["dir"], ignore_errors=True)
@@ -564,12 +692,21 @@ class Lab:
 
     def inventory(self):
         hosts = {}
+        state = self._load()
         for host in self.hosts():
             hosts[host.name] = {
                 "ansible_host": host.address,
                 "kvmb_netns": host.netns,
                 "kvmb_pid": host.pid,
             }
+            lan_address = state["hosts"][host.name].get("lan_address")
+            if lan_address:  # SSH over the LAN NIC, through the LAN namespace
+                relay = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kvmb_relay.py")
+                hosts[host.name].update({
+                    "ansible_host": lan_address,
+                    "ansible_ssh_common_args": SSH_COMMON_ARGS + " -o ProxyCommand='ip netns exec %s %s %s %%h %%p'"
+                    % (self.lan_netns, self.python, relay),
+                })
         return {
             "all": {
                 "children": {"lab": {"hosts": hosts}},
@@ -577,7 +714,7 @@ class Lab:
                     "ansible_user": "root",
                     "ansible_ssh_private_key_file": self.key,
                     "ansible_python_interpreter": self.python,
-                    "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
+                    "ansible_ssh_common_args": SSH_COMMON_ARGS,
                     "kvmb_lab_id": self.id,
                     "kvmb_lan_gateway": LAN_GATEWAY,
                 },
@@ -622,6 +759,9 @@ class Lab:
         namespaces = [ns for ns in netns_list() if ns.startswith(self.prefix)]
         # Guests first, then hosts, then the LAN; processes before namespaces.
         namespaces.sort(key=lambda ns: (0 if "-g" in ns[len(self.prefix):] else 1 if ns != self.lan_netns else 2))
+        for name in state.get("hosts", {}):
+            with contextlib.suppress(LabError, OSError, subprocess.SubprocessError):
+                stop_vms(self, name)
         for ns in namespaces:
             _stop_pids(netns_pids(ns))
         _stop_pids([pid for pid in recorded if _is_lab_process(pid)])

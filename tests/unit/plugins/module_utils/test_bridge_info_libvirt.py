@@ -110,7 +110,7 @@ def test_read_domains_does_not_fail_when_libvirt_is_not_reachable(tmp_path):
 
 
 def test_read_domains_without_a_uri_does_not_look():
-    assert li.read_domains(None) == {"uri": None, "status": "off", "msg": "not looked up (libvirt: never)", "domains": []}
+    assert li.read_domains(None) == {"uri": None, "status": "off", "msg": "not looked up (libvirt: never)", "domains": [], "networks": []}
 
 
 def test_read_domains_without_libvirt_python(monkeypatch):
@@ -190,3 +190,54 @@ def test_bridge_info_and_the_test_driver_together():
     assert (taps["testnet0"]["domain"], taps["testnet0"]["domain_mac"]) == ("test", "aa:bb:cc:dd:ee:ff")
     assert info["libvirt"]["msg"] == "1 domain, 1 running"
     assert "testnet0: tap, no process holds it, libvirt domain test (aa:bb:cc:dd:ee:ff), carrier off" in info["report"]
+
+
+# -- libvirt networks: which one is behind each bridge (issue 15) -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("xml", "expected"),
+    [
+        # <forward/> without a mode is NAT; prefix
+        ("<network><name>natnet</name><forward/><bridge name='virbr2'/><ip address='198.18.122.1' prefix='24'/></network>",
+         ("natnet", "virbr2", "nat", ["198.18.122.0/24"])),
+        # netmask, and an IPv6 subnet beside it
+        ("<network><name>rtnet</name><forward mode='route'/><bridge name='virbr1'/><ip address='198.18.123.1' netmask='255.255.255.0'/>"
+         "<ip family='ipv6' address='fd00:7b::1' prefix='64'/></network>",
+         ("rtnet", "virbr1", "route", ["198.18.123.0/24", "fd00:7b::/64"])),
+        # no <forward>: isolated; no prefix or netmask: libvirt's default for the address class
+        ("<network><name>iso</name><bridge name='virbr5'/><ip address='198.18.124.1'/><ip address='10.1.2.3'/></network>",
+         ("iso", "virbr5", "isolated", ["198.18.124.0/24", "10.0.0.0/8"])),
+        # a host bridge that libvirt only names; no address of its own
+        ("<network><name>lan</name><forward mode='bridge'/><bridge name='breth0'/></network>", ("lan", "breth0", "bridge", [])),
+        ("<network><name>opennet</name><forward mode='open'/><bridge name='virbr6'/><ip address='198.18.125.1' prefix='25'/></network>",
+         ("opennet", "virbr6", "open", ["198.18.125.0/25"])),
+    ],
+)
+def test_network_info_reads_name_bridge_forward_mode_and_subnets(xml, expected):
+    found = li.network_info(xml, active=True, autostart=False)
+    assert (found["network"], found["bridge"], found["forward"], found["subnets"]) == expected
+    assert (found["active"], found["autostart"]) == (True, False)
+
+
+def test_read_domains_lists_the_networks(uri, sysfs):
+    found = li.read_domains(uri, sysfs=sysfs)
+    assert found["networks"] == [
+        {"network": "isolated", "bridge": "brnat", "forward": "isolated", "subnets": [], "active": True, "autostart": False},
+    ]
+
+
+def test_add_domains_names_the_libvirt_network_behind_each_bridge():
+    libvirt_info = dict(libvirt_ok(), networks=[
+        li.network_info("<network><name>natnet</name><forward mode='nat'/><bridge name='virbr0'/>"
+                        "<ip address='198.18.122.1' prefix='24'/></network>", active=True, autostart=True),
+        li.network_info("<network><name>gone</name><forward mode='route'/><bridge name='virbr9'/></network>", active=False, autostart=False),
+    ])
+    info = _bridge_info.add_domains(host_info(), libvirt_info)
+    by_name = {b["name"]: b for b in info["bridges"]}
+    assert by_name["virbr0"]["libvirt_network"]["network"] == "natnet"
+    assert by_name["breth0"]["libvirt_network"] is None
+    lines = info["report"].splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("virbr0: "))
+    assert lines[at + 1] == "  virbr0: libvirt network natnet (NAT, 198.18.122.0/24), active, autostart"
+    assert "virbr9" not in info["report"]  # no such bridge on the host: nothing to say about it

@@ -136,12 +136,22 @@ def test_is_accept_bridged(spec, expected):
 
 
 @pytest.mark.parametrize(
-    "spec",
-    ["-m", "-j", "-s", "!", "-j ACCEPT -j DROP", "", "--dport 22 -j ACCEPT", "! -m tcp -j ACCEPT"],
+    ("spec", "message"),
+    [
+        ("-m", "-m needs a match name"),
+        ("-j", "-j needs a name"),
+        ("-s", "-s needs a value"),
+        ("!", "'!' at the end of the rule"),
+        ("-j ACCEPT -j DROP", "more than one target"),
+        ("", "empty rule"),
+        ("--dport 22 -j ACCEPT", "unexpected '--dport'"),
+        ("! -m tcp -j ACCEPT", "'!' before -m"),
+    ],
 )
-def test_parse_rule_rejects_malformed(spec):
-    with pytest.raises(ValueError):
+def test_parse_rule_rejects_malformed(spec, message):
+    with pytest.raises(ValueError) as exc:
         rule(spec)
+    assert str(exc.value) == message
 
 
 def test_parse_save_structure():

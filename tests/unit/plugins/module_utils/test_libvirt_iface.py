@@ -129,10 +129,21 @@ def test_derived_macs_are_always_usable_unicast_addresses(domain, bridge):
     assert mac.startswith("52:54:00:")
 
 
-@pytest.mark.parametrize("bad", ["", "a/b", "br 0", "br:0", "%x", ".", "..", "sixteen-chars-xx"])
+@pytest.mark.parametrize("bad", ["", "a/b", "br 0", "br:0", "%x", ".", "..", "sixteen-chars-xx", "br0\n", "\u00e9" * 8, "all"])
 def test_bridge_names_must_be_interface_names(bad):
-    with pytest.raises(ModuleError, match="not a Linux interface name"):
-        li.check_bridge_name(bad)
+    with pytest.raises(ModuleError, match=r"is not a valid interface name|must be a non-empty string"):
+        li.Desired("web01", bad)
+
+
+@pytest.mark.parametrize("bad", ["virtio\x00", "virtio\n", "e1000 e", "<model/>", "", "v" * 65, 7])
+def test_models_must_be_libvirt_model_names(bad):
+    with pytest.raises(ModuleError, match="is not a libvirt NIC model"):
+        li.Desired("web01", "br0", model=bad) if bad != "" else li.check_model(bad)
+
+
+@pytest.mark.parametrize("good", ["virtio", "e1000e", "rtl8139", "virtio-net-pci", "ne2k_pci"])
+def test_models_libvirt_accepts(good):
+    assert li.Desired("web01", "br0", model=good).model == good
 
 
 @pytest.mark.parametrize(
@@ -383,8 +394,8 @@ def test_check_bridge_on_a_local_uri_reads_sysfs(tmp_path, bridge, message):
 # --- the XML written is valid for libvirt's schema -------------------------------
 
 
-@pytest.mark.skipif(shutil.which("virt-xml-validate") is None, reason="virt-xml-validate (libvirt-clients) is not installed")
 def test_planned_definitions_validate_against_libvirts_schema(tmp_path):
+    assert shutil.which("virt-xml-validate"), "virt-xml-validate is not installed: scripts/setup.sh installs it (libvirt-clients)"
     for desired in (li.Desired("web01", "breth0"), li.Desired("web01", "breth0", mac="52:54:00:aa:00:01", model="e1000e"),
                     li.Desired("web01", "brold", state="absent")):
         vs = views(WEB01, names=("config",))
@@ -409,16 +420,31 @@ desired_strategy = st.builds(
 def test_any_sequence_of_tasks_leaves_each_one_a_fixed_point(tasks):
     text = WEB01
     for desired in tasks:
+        before = {i["mac"]: i for i in li.interfaces_of(text)}
         vs = views(text, names=("config",))
         mac, _changes = li.plan_interface(desired, vs)
         text = vs["config"].to_string()
         again = views(text, names=("config",))
         assert li.plan_interface(desired, again)[1] == []
-        ifaces = li.interfaces_of(text)
+        after = {i["mac"]: i for i in li.interfaces_of(text)}
         if desired.state == "present":
-            (match,) = [i for i in ifaces if i["mac"] == mac]
+            match = after[mac]
             assert (match["type"], match["bridge"]) == ("bridge", desired.bridge)
-            assert match["model"] == (desired.model or match["model"])
+            if desired.model is not None:
+                assert match["model"] == desired.model
+            elif mac in before:  # an existing interface keeps the model it had
+                assert match["model"] == before[mac]["model"]
+            else:  # a new interface without a model gets virtio
+                assert match["model"] == "virtio"
+            # every other interface is left exactly as it was
+            assert {m: i for m, i in after.items() if m != mac} == {m: i for m, i in before.items() if m != mac}
         elif desired.mac is None:
-            assert not [i for i in ifaces if i["type"] == "bridge" and i["bridge"] == desired.bridge
+            assert not [i for i in after.values() if i["type"] == "bridge" and i["bridge"] == desired.bridge
                         and desired.model in (None, i["model"])]
+        else:
+            # absent with a MAC: exactly that interface goes, and only when it is on the bridge (and of the model,
+            # when one is given); every other interface stays as it was
+            old = before.get(desired.mac)
+            goes = (old is not None and old["type"] == "bridge" and old["bridge"] == desired.bridge
+                    and desired.model in (None, old["model"]))
+            assert after == {m: i for m, i in before.items() if not (goes and m == desired.mac)}

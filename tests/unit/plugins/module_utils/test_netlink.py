@@ -22,68 +22,7 @@ class Msg(dict):
         return self.attrs.get(name)
 
 
-# -- names and MACs --------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["breth0", "br0", "vnet123", "a", "b" * 15, "br-lan.10", "virbr0-nic"])
-def test_valid_ifnames(name):
-    assert nl.validate_ifname(name) == name
-
-
-@pytest.mark.parametrize(
-    ("name", "why"),
-    [
-        ("", "non-empty"),
-        (None, "non-empty"),
-        ("b" * 16, "longer than 15 bytes"),
-        ("é" * 8, "longer than 15 bytes"),
-        ("br/0", "'/'"),
-        ("br:0", "'/'"),
-        ("br%d", "'/'"),
-        ("br 0", "white space"),
-        ("br\t0", "white space"),
-        (".", "reserved"),
-        ("..", "reserved"),
-        ("all", "reserved"),
-        ("default", "reserved"),
-        ("br\x7f", "control"),
-    ],
-)
-def test_invalid_ifnames(name, why):
-    with pytest.raises(ModuleError) as exc:
-        nl.validate_ifname(name, "bridge name")
-    assert why in exc.value.msg
-    assert "bridge name" in exc.value.msg
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ("52:54:00:12:34:56", "52:54:00:12:34:56"),
-        ("52:54:00:AB:CD:EF", "52:54:00:ab:cd:ef"),
-        ("52-54-00-ab-cd-ef", "52:54:00:ab:cd:ef"),
-        (" 02:00:00:00:00:01 ", "02:00:00:00:00:01"),
-    ],
-)
-def test_normalize_mac(value, expected):
-    assert nl.normalize_mac(value) == expected
-
-
-@pytest.mark.parametrize(
-    ("value", "why"),
-    [
-        ("52:54:00:12:34", "six hexadecimal octets"),
-        ("52:54:00:12:34:56:78", "six hexadecimal octets"),
-        ("52:54-00:12:34:56", "six hexadecimal octets"),
-        ("5254.0012.3456", "six hexadecimal octets"),
-        ("52:54:00:12:34:5g", "six hexadecimal octets"),
-        ("01:00:5e:00:00:01", "multicast"),
-        ("ff:ff:ff:ff:ff:ff", "multicast"),
-        ("00:00:00:00:00:00", "all-zero"),
-    ],
-)
-def test_bad_macs(value, why):
-    with pytest.raises(ModuleError) as exc:
-        nl.normalize_mac(value)
-    assert why in exc.value.msg
+# -- names and MACs: test_names.py (the one validator, _names) ----------------------------
 
 
 @pytest.mark.parametrize(

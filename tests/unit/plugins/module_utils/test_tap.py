@@ -85,7 +85,7 @@ def plan(links, **kwargs):
 
 @pytest.mark.parametrize("name", ["vnet0", "tap-web01.0", "a", "x" * 15, "v_1"])
 def test_good_names(name):
-    assert _tap.ifname_problem(name) is None
+    assert _tap.ifname_problem(name, ascii_only=True) is None
 
 
 @pytest.mark.parametrize(
@@ -93,20 +93,20 @@ def test_good_names(name):
     [
         ("", "must be a non-empty string"),
         ("x" * 16, "it is longer than 15 bytes"),
-        ("vnet/0", "it contains '/', ':', '%' or white space"),
-        ("vnet:0", "it contains '/', ':', '%' or white space"),
-        ("vnet%d", "it contains '/', ':', '%' or white space"),
-        ("vnet 0", "it contains '/', ':', '%' or white space"),
-        ("vnet\t0", "it contains '/', ':', '%' or white space"),
-        (".", "it is a reserved name"),
-        ("..", "it is a reserved name"),
+        ("vnet/0", "it contains '/'"),
+        ("vnet:0", "it contains ':'"),
+        ("vnet%d", "it contains '%'"),
+        ("vnet 0", "it contains white space"),
+        ("vnet\t0", "it contains white space"),
+        (".", "reserved name"),
+        ("..", "reserved name"),
         ("all", "it is a reserved name"),
         ("vnét0", "non-ASCII"),
         (None, "must be a non-empty string"),
     ],
 )
 def test_bad_names(name, why):
-    assert why in _tap.ifname_problem(name)
+    assert why in _tap.ifname_problem(name, ascii_only=True)
 
 
 @pytest.mark.parametrize(
@@ -114,11 +114,11 @@ def test_bad_names(name, why):
     [("52:54:00:AB:CD:EF", "52:54:00:ab:cd:ef"), ("52-54-00-ab-cd-ef", "52:54:00:ab:cd:ef"), (" 02:00:00:00:00:01 ", "02:00:00:00:00:01")],
 )
 def test_mac_normalized(given, norm):
-    assert _tap.normalize_mac(given) == (norm, None)
+    assert _tap.mac_problem(given) == (norm, None)
 
 
 def test_multicast_mac_explains_kernel_refusal_and_suggests_kvm_range():
-    mac, problem = _tap.normalize_mac("11:22:33:44:55:66")
+    mac, problem = _tap.mac_problem("11:22:33:44:55:66")
     assert mac is None
     assert "multicast" in problem
     assert "cannot assign requested address" in problem
@@ -128,16 +128,16 @@ def test_multicast_mac_explains_kernel_refusal_and_suggests_kvm_range():
 
 @pytest.mark.parametrize("mac", ["01:00:5e:00:00:01", "ff:ff:ff:ff:ff:ff", "33:33:00:00:00:01"])
 def test_other_multicast_macs(mac):
-    assert "multicast" in _tap.normalize_mac(mac)[1]
+    assert "multicast" in _tap.mac_problem(mac)[1]
 
 
 @pytest.mark.parametrize("mac", ["52:54:00:ab:cd", "52:54:00:ab:cd:ef:01", "52:54:00:ab:cd:eg", "525400abcdef", "", 42])
 def test_malformed_macs(mac):
-    assert "is not a MAC address" in _tap.normalize_mac(mac)[1]
+    assert "is not a MAC address" in _tap.mac_problem(mac)[1]
 
 
 def test_zero_mac():
-    assert "not a valid station address" in _tap.normalize_mac("00:00:00:00:00:00")[1]
+    assert "not a valid station address" in _tap.mac_problem("00:00:00:00:00:00")[1]
 
 
 def test_resolve_ids():
@@ -192,7 +192,7 @@ def test_every_problem_is_reported_at_once():
     problems = info.value.result["problems"]
     assert len(problems) == 5
     assert problems[0].startswith("taps[0]: vnet0: mac 11:22:33:44:55:66 is a multicast address")
-    assert problems[1].startswith("taps[1]: way-too-long-name0: Invalid tap name 'way-too-long-name0': it is longer than 15 bytes")
+    assert problems[1].startswith("taps[1]: way-too-long-name0: tap name 'way-too-long-name0' is not a valid interface name: it is longer than 15 bytes")
     assert "no such user" in problems[2]
     assert "mtu 20 is out of range" in problems[3]
     assert "listed twice" in problems[4]
@@ -210,7 +210,7 @@ def test_same_mac_twice_is_refused():
 
 
 def test_bad_bridge_name_and_own_bridge():
-    with pytest.raises(ModuleError, match="Invalid bridge name 'br/0'"):
+    with pytest.raises(ModuleError, match="bridge name 'br/0' is not a valid interface name"):
         _tap.build_desired(params(name="vnet0", bridge="br/0"))
     with pytest.raises(ModuleError, match="cannot be its own bridge"):
         _tap.build_desired(params(name="vnet0", bridge="vnet0"))
