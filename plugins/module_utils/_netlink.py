@@ -578,6 +578,8 @@ def kernel_prefix_route(address):
     """The prefix route the kernel makes for ``address`` when it is added, or None (noprefixroute, /32, /128)."""
     if address.flags & IFA_F_NOPREFIXROUTE or address.family not in (AF_INET, AF_INET6):
         return None
+    if address.family == AF_INET and address.flags & IFA_F_SECONDARY:
+        return None  # the primary address of the network has it
     network = ipaddress.ip_interface("%s/%d" % (address.address, address.prefixlen)).network
     if network.prefixlen == network.max_prefixlen:
         return None
@@ -1299,7 +1301,8 @@ def _simulate_op(snap, op, args, auto):
     elif op == "del_address":
         gone = args["address"]
         snap.addresses = [a for a in snap.addresses if not (a.dev == gone.dev and a.key == gone.key and a.prefixlen == gone.prefixlen)]
-        snap.routes = [r for r in snap.routes if not _prefix_route_of(r, gone)]
+        # The prefix route goes with the last address of its network on the device.
+        snap.routes = [r for r in snap.routes if not _prefix_route_of(r, gone) or any(_prefix_route_of(r, a) for a in snap.addresses)]
     elif op in ("stop_dhcp_client", "start_dhcp_client"):
         pass  # processes, not kernel state
     elif op == "replace_route":

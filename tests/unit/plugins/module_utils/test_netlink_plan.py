@@ -441,7 +441,7 @@ NUMBER_OF_STEPS = len(_plan()[1].steps)
 
 def observed(snap):
     """What the migration changes, read straight off the records: breth0 (up, MAC), eth0's master,
-    the addresses on breth0 and on eth0, the routes through breth0."""
+    the addresses on breth0 and on eth0, the user's routes through breth0 (not the prefix routes the kernel makes)."""
     bridge = snap.links.get("breth0")
     v = {AF_INET: "v4", AF_INET6: "v6"}
     return {
@@ -449,7 +449,8 @@ def observed(snap):
         "eth0 master": snap.links["eth0"].master,
         "on breth0": sorted("%s/%d %s" % (a.ip, a.prefixlen, a.label) for a in snap.addresses if a.dev == "breth0"),
         "on eth0": sorted("%s/%d %s" % (a.ip, a.prefixlen, a.label) for a in snap.addresses if a.dev == "eth0"),
-        "via breth0": sorted("%s %s/%d table %d" % (v[r.family], r.dst, r.dst_len, r.table) for r in snap.routes if r.dev == "breth0"),
+        "via breth0": sorted("%s %s/%d table %d" % (v[r.family], r.dst, r.dst_len, r.table) for r in snap.routes
+                             if r.dev == "breth0" and nl.is_movable_route(r, snap.addresses)),
     }
 
 
