@@ -14,6 +14,7 @@ def checks_run(report):
     """The ids on the report's 'checks run:' line (other checks, DHCP, firewalld, NetworkManager, come and go with the host)."""
     return [name for name in report.split("checks run: ")[1].splitlines()[0].split(", ") if name]
 
+
 WEB01 = "3deda32b-04b6-47d0-b36a-b09037689f42"
 DB01 = "5cd044d1-9846-4d92-8bb2-850626374163"
 APP01 = "9a1c9c5e-2f7b-4c47-9b4e-1d0b7c0e0c01"
