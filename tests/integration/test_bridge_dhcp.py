@@ -233,6 +233,8 @@ def ipv6_global(host, dev):
     found = []
     for entry in json.loads(host.run(["ip", "-j", "-6", "addr", "show", "dev", dev, "scope", "global"]).stdout or "[]"):
         for info in entry.get("addr_info", []):
+            if "local" not in info:
+                continue  # ip -j lists the addresses the scope filter left out as {}
             valid = info.get("valid_life_time")
             found.append(("%s/%s" % (info["local"], info["prefixlen"]), None if valid in (None, 4294967295) else valid))
     return found
