@@ -13,7 +13,6 @@ after three lease times, which no shorter wait can show.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import subprocess
@@ -22,13 +21,13 @@ import time
 import kvmblab
 import pytest
 from test_bridge import run, wait_for_dad
-from test_bridge_routes import LAN_GATEWAY, LanSession, lan_v6  # noqa: F401 (lan_v6: a fixture)
+from test_bridge_routes import LAN_GATEWAY, V6_GATEWAY, LanSession
 from test_roles_doctor import DOCTOR
 from test_roles_host_bridge import PLAYBOOK, SCRIPTS
 
 LEASE = 120  # seconds: dnsmasq's shortest lease
 # Each test's host gets an address of its own: dnsmasq keeps an address for the MAC that leased it until the lease ends.
-_ADDRESSES = ("198.19.0.%d" % n for n in itertools.count(20))
+_ADDRESSES = []
 DHCLIENT = ("dhclient", "-1", "-q", "-lf", "/var/lib/dhcp/dhclient--eth1.lease", "-pf", "/run/dhclient-eth1.pid", "eth1")
 ON_BRIDGE = ("dhclient", "-1", "-q", "-lf", "/var/lib/dhcp/dhclient--breth0.lease", "-pf", "/run/dhclient-breth0.pid", "breth0")
 
@@ -62,7 +61,8 @@ def dhcp_host(host, lab):
     """The host with eth1 on DHCP: a fixed address, 2-minute leases, dhclient as initscripts starts it;
     the host's default route is the LAN's (its SSH from the machine runs over eth0's own /30)."""
     mac = json.loads(host.run(["ip", "-j", "link", "show", "eth1"]).stdout)[0]["address"]
-    host.lease = next(_ADDRESSES)
+    host.lease = "198.19.0.%d" % (20 + len(_ADDRESSES))
+    _ADDRESSES.append(host.lease)
     lab.set_dhcp_host(mac, host.lease, LEASE)
     try:
         host.run(["ip", "route", "del", "default"])
@@ -210,23 +210,27 @@ ON_BRIDGE6 = ("dhclient", "-6", "-1", "-q", "-lf", "/var/lib/dhcp/dhclient6--bre
 
 
 @pytest.fixture
-def dhcpv6_server(lab, request):
+def dhcpv6_server(lab):
     """A DHCPv6 server on the LAN (fd00:198:19::/64, 2-minute leases), a dnsmasq of its own, stopped afterwards."""
-    request.getfixturevalue("lan_v6")  # the LAN's fd00:198:19::1/64
+    lan = ["ip", "-n", lab.lan_netns, "addr"]
     state = os.path.join(lab.state_dir, "dnsmasq6")
     os.makedirs(state, exist_ok=True)
     argv = ["ip", "netns", "exec", lab.lan_netns, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--port=0",
             "--no-resolv", "--no-hosts", "--bind-interfaces", "--interface=lan0", "--except-interface=lo",
             "--dhcp-range=fd00:198:19::100,fd00:198:19::1ff,64,%d" % LEASE, "--dhcp-authoritative",
             "--dhcp-leasefile=%s" % os.path.join(state, "leases"), "--log-facility=%s" % os.path.join(state, "log"), "--log-dhcp"]  # fmt: skip
-    server = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    server = None
     try:
-        time.sleep(0.5)
+        subprocess.run([*lan, "add", V6_GATEWAY + "/64", "dev", "lan0", "nodad"], check=True)
+        server = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        time.sleep(0.5)  # dnsmasq checks its options at once
         assert server.poll() is None, "the DHCPv6 dnsmasq did not start; see %s" % os.path.join(state, "log")
         yield
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=10)
+        subprocess.run([*lan, "del", V6_GATEWAY + "/64", "dev", "lan0"], check=False)
 
 
 def ipv6_global(host, dev):
