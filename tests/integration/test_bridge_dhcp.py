@@ -145,6 +145,7 @@ def test_doctor_flags_a_client_left_on_the_port_and_the_module_moves_it(dhcp_hos
     assert [e["address"] for e in moved["expiring_addresses"]] == ["%s/24" % host.lease]
     assert any("nothing renews it on breth0" in w for w in moved["warnings"])
     host.run(list(DHCLIENT), timeout=60)  # dhclient back on the port, as the host's network scripts would start it
+    wait_for_dad(host)  # breth0's link-local address stops being tentative on its own
     before = host.run(["ip", "-o", "addr", "show"]).stdout
 
     result = ansible.playbook(DOCTOR, hosts=[host], extra_vars={"doctor_network_manager": "stopped"})
