@@ -83,7 +83,7 @@ class SkipGate:
 
     def pytest_terminal_summary(self, terminalreporter):
         write = terminalreporter.write_line
-        listed = [(nodeid, allowed_reason(nodeid, self.allowed)) for nodeid, _ in self.skipped]
+        listed = [(nodeid, allowed_reason(nodeid, self.allowed)) for nodeid, _reason in self.skipped]
         for nodeid, reason in listed:
             if reason is not None:
                 write("allowed skip: %s (%s)" % (nodeid, reason))

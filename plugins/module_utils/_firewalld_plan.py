@@ -22,12 +22,13 @@ import ipaddress
 import re
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
+from ansible_collections.kvmhost.bridging.plugins.module_utils._names import validate_ifname
 
 TARGETS = ("CONTINUE", "ACCEPT", "DROP", "REJECT")
 SPECIAL_ZONES = ("ANY", "HOST")
-NAME = re.compile(r"^[A-Za-z0-9_+-]{1,17}$")
+NAME = re.compile(r"[A-Za-z0-9_+-]{1,17}\Z")
 LIBVIRT_ZONES = ("libvirt", "libvirt-routed")
-LIBVIRT_BRIDGE = re.compile(r"^virbr[0-9]+$")
+LIBVIRT_BRIDGE = re.compile(r"virbr[0-9]+\Z")
 DIRECTIONS = ("out", "in")
 
 
@@ -97,6 +98,8 @@ def zone_wants(items):
     wants = []
     for item in items or []:
         _check_name("zone", item["name"])
+        for interface in item.get("interfaces") or ():
+            validate_ifname(interface, "zone %s interface" % item["name"])
         wants.append(ZoneWant(item["name"], item.get("interfaces") or (), item.get("forward"), item.get("masquerade")))
     return wants
 

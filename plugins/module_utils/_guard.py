@@ -183,8 +183,12 @@ def write_json(path, value):
 
 
 def unlink(path):
-    with contextlib.suppress(FileNotFoundError):
+    try:
         os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise ModuleError("Cannot remove the guard's file %s: %s." % (path, exc.strerror)) from exc
 
 
 def claim(paths, decision, by, reason=None):

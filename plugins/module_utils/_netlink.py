@@ -1301,8 +1301,9 @@ def _simulate_op(snap, op, args, auto):
     elif op == "del_address":
         gone = args["address"]
         snap.addresses = [a for a in snap.addresses if not (a.dev == gone.dev and a.key == gone.key and a.prefixlen == gone.prefixlen)]
-        # The prefix route goes with the last address of its network on the device.
-        snap.routes = [r for r in snap.routes if not _prefix_route_of(r, gone) or any(_prefix_route_of(r, a) for a in snap.addresses)]
+        # The kernel keeps the prefix route while another address of the device is in that prefix (a secondary goes alone).
+        remaining = [a for a in snap.addresses if a.dev == gone.dev]
+        snap.routes = [r for r in snap.routes if not _prefix_route_of(r, gone) or any(_prefix_route_of(r, a) for a in remaining)]
     elif op in ("stop_dhcp_client", "start_dhcp_client"):
         pass  # processes, not kernel state
     elif op == "replace_route":

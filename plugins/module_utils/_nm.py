@@ -24,6 +24,7 @@ import os
 import shlex
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
+from ansible_collections.kvmhost.bridging.plugins.module_utils._names import validate_ifname
 
 NM_BUS = "org.freedesktop.NetworkManager"
 NM_PATH = "/org/freedesktop/NetworkManager"
@@ -301,7 +302,8 @@ class Checkpoints:
         return out
 
     def create(self, devices, timeout, flags):
-        paths = [self.device_path(name) for name in devices]
+        names = [validate_ifname(name, "devices") for name in devices]  # every name before the first bus call
+        paths = [self.device_path(name) for name in names]
         try:
             return self.bus.call(NM_PATH, NM_IFACE, "CheckpointCreate", "aouu", len(paths), *paths, int(timeout), int(flags))[0]
         except BusCallError as exc:

@@ -16,6 +16,7 @@ public API and may change without notice.
 from __future__ import annotations
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
+from ansible_collections.kvmhost.bridging.plugins.module_utils._names import validate_ifname
 
 PROFILE_FIELDS = (
     "connection.id", "connection.uuid", "connection.interface-name", "connection.master", "connection.slave-type",
@@ -131,6 +132,8 @@ def _ip(details, family, bootproto=None, addresses=None, gateway=None, dns=None)
 
 def plan(state, nic, bridge, bootproto="inherit", addresses=(), gateway="", dns=(), stp=False, forward_delay=0):
     """The two profiles (bridge, port), what to activate, and whether NetworkManager already runs them."""
+    validate_ifname(nic, "nic")
+    validate_ifname(bridge, "bridge")
     if bootproto not in BOOTPROTOS:
         raise ModuleError("bootproto must be one of %s, not %r." % (", ".join(BOOTPROTOS), bootproto))
     if bootproto == "static" and not addresses:
@@ -238,6 +241,7 @@ def activation_needed(device, profile_uuid):
 
 def activate(run, profile, interface, wait=30, check_mode=False, nmcli="nmcli"):
     """Activate the profile named ``profile`` on ``interface`` unless NetworkManager already runs it there."""
+    validate_ifname(interface, "interface")
     rc, out, err = run([nmcli, "-g", "connection.uuid", "connection", "show", "id", profile])
     uuids = [line for line in out.splitlines() if line] if rc == 0 else []
     if len(uuids) != 1:

@@ -97,8 +97,6 @@ _NO_UNIFIED_SYSCALLS = ("mips", "alpha", "ia64")
 # ---------------------------------------------------------------- validation
 
 
-
-
 def resolve_id(value, what):
     """Return ``(id, problem)`` for a user or group given as a name or a number."""
     if value is None:

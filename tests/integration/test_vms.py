@@ -278,6 +278,28 @@ def test_a_plain_qemu_guest_on_a_tap_of_the_tap_module(vms, ansible):
         ansible.module(host, "kvmhost.bridging.tap", {"name": "vmtap0", "state": "absent"})
 
 
+def test_a_libvirt_domain_on_a_tap_of_the_tap_module(vms, ansible):
+    """<interface type='ethernet'> with <target managed='no'>: libvirt opens the tap the module made and leaves it alone."""
+    host, libvirtd, _web01 = vms
+    ensure_lan(ansible, host)
+    made = ansible.module(host, "kvmhost.bridging.tap", {"name": "vmtap1", "bridge": "breth0"})
+    assert made.get("changed") is True, made
+    try:
+        eth01 = libvirtd.define("eth01", [kvmb_vm.ethernet_nic("vmtap1", "52:54:00:e0:00:02")], start=True)
+        assert eth01.console.wait_lease("52:54:00:e0:00:02", network=LAN_NET)
+        info = ansible.module(host, INFO, {"libvirt_uri": URI})
+        port = {p["name"]: p for b in info["bridges"] for p in b["ports"]}["vmtap1"]
+        assert (port["domain"], port["guest"], port["persistent"]) == ("eth01", "eth01", True)
+        libvirtd.virsh("destroy", "eth01")
+        # libvirt did not delete the tap it did not make: it is still on breth0, and the module finds nothing to do
+        again = ansible.module(host, "kvmhost.bridging.tap", {"name": "vmtap1", "bridge": "breth0"})
+        assert again.get("changed") is False, again
+    finally:
+        libvirtd.virsh("destroy", "eth01", check=False)
+        libvirtd.virsh("undefine", "eth01", check=False)
+        ansible.module(host, "kvmhost.bridging.tap", {"name": "vmtap1", "state": "absent"})
+
+
 def test_teardown_leaves_no_vm_process(lab):
     """A host with libvirtd and a running domain: removing it stops QEMU, libvirtd and virtlogd by PID."""
     host = lab.add_host()

@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from ansible_collections.kvmhost.bridging.plugins.module_utils import _fileio, _guard, _ifcfg
+from ansible_collections.kvmhost.bridging.plugins.module_utils import _fileio, _firewalld_plan, _guard, _ifcfg, _nm, _nm_bridge
 from ansible_collections.kvmhost.bridging.plugins.module_utils import _firewall as fw
 from ansible_collections.kvmhost.bridging.plugins.module_utils import _netlink as nl
 from ansible_collections.kvmhost.bridging.plugins.module_utils import _sysctl as sc
@@ -404,3 +404,39 @@ def test_ifcfg_delay_fits_the_kernels_u32():
 def test_guard_interfaces_are_interface_names():
     with pytest.raises(ModuleError, match="is not a valid interface name"):
         _guard.NetlinkRuntime(["eth0", "br%d"])
+
+
+def test_firewalld_zone_names_and_interfaces_are_checked_in_full():
+    with pytest.raises(ModuleError, match="zone name"):
+        _firewalld_plan.zone_wants([{"name": "libvirt\n"}])
+    with pytest.raises(ModuleError, match="is not a valid interface name"):
+        _firewalld_plan.zone_wants([{"name": "libvirt", "interfaces": ["eth0 --permanent"]}])
+    assert _firewalld_plan.zone_wants([{"name": "libvirt", "interfaces": ["virbr0"]}])[0].interfaces == ("virbr0",)
+
+
+class NoBus:
+    """A bus that must not be asked: names are checked before anything is sent."""
+
+    def __getattr__(self, name):
+        raise AssertionError("the bus was used")
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: _nm.Checkpoints(NoBus()).create(["eth0", "eth0\n"], 60, 0),
+        lambda: _nm_bridge.plan({"devices": {}}, "all", "breth0"),
+        lambda: _nm_bridge.plan({"devices": {}}, "eth0", "br%d"),
+        lambda: _nm_bridge.activate(NoBus(), "breth0", "eth0/1"),
+    ],
+    ids=["checkpoint devices", "nic", "bridge", "activate interface"],
+)
+def test_networkmanager_names_go_through_the_one_validator(call):
+    with pytest.raises(ModuleError, match="is not a valid interface name"):
+        call()
+
+
+def test_guard_file_removal_failure_is_a_module_error(tmp_path):
+    (tmp_path / "guard-g1.decision").mkdir()  # unlink(2) of a directory fails with EISDIR
+    with pytest.raises(ModuleError, match="Cannot remove the guard's file"):
+        _guard.unlink(str(tmp_path / "guard-g1.decision"))

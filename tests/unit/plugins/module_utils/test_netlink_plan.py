@@ -441,7 +441,7 @@ NUMBER_OF_STEPS = len(_plan()[1].steps)
 
 def observed(snap):
     """What the migration changes, read straight off the records: breth0 (up, MAC), eth0's master,
-    the addresses on breth0 and on eth0, the user's routes through breth0 (not the prefix routes the kernel makes)."""
+    the addresses on breth0 and on eth0, the routes through breth0."""
     bridge = snap.links.get("breth0")
     v = {AF_INET: "v4", AF_INET6: "v6"}
     return {
@@ -449,36 +449,36 @@ def observed(snap):
         "eth0 master": snap.links["eth0"].master,
         "on breth0": sorted("%s/%d %s" % (a.ip, a.prefixlen, a.label) for a in snap.addresses if a.dev == "breth0"),
         "on eth0": sorted("%s/%d %s" % (a.ip, a.prefixlen, a.label) for a in snap.addresses if a.dev == "eth0"),
-        "via breth0": sorted("%s %s/%d table %d" % (v[r.family], r.dst, r.dst_len, r.table) for r in snap.routes
-                             if r.dev == "breth0" and nl.is_movable_route(r, snap.addresses)),
+        "via breth0": sorted("%s %s/%d table %d" % (v[r.family], r.dst, r.dst_len, r.table) for r in snap.routes if r.dev == "breth0"),
     }
 
 
 # The state after each step of the migration (forward_delay 0), written out by hand from what the step does.
+# Adding an address also gives its prefix route (proto kernel), once per prefix, as the kernel does.
 V4, V4_SECONDARY, V6, LINK_LOCAL = "198.18.0.2/24 %s", "198.18.0.3/24 %s", "2001:db8::2/64 None", "fe80::5054:ff:fe00:1/64 None"
 ON_ETH0 = sorted([V4 % "eth0", V4_SECONDARY % "eth0:1", V6, LINK_LOCAL])
 ON_BRETH0 = sorted([V4 % "None", V4_SECONDARY % "breth0:1", V6])
-ROUTES = ["v4 None/0 table 254", "v4 198.18.99.0/24 table 100", "v6 None/0 table 254"]
+PREFIX_V4, PREFIX_V6 = "v4 198.18.0.0/24 table 254", "v6 2001:db8::/64 table 254"
+DEFAULT_V4, TABLE_100, DEFAULT_V6 = "v4 None/0 table 254", "v4 198.18.99.0/24 table 100", "v6 None/0 table 254"
+PREFIXES = [PREFIX_V4, PREFIX_V6]
+ALL_ROUTES = sorted([*PREFIXES, DEFAULT_V4, TABLE_100, DEFAULT_V6])
+UP = (True, ETH0_MAC)
 AFTER_STEP = {
     1: {"breth0": (False, ETH0_MAC), "eth0 master": None, "on breth0": [], "on eth0": ON_ETH0, "via breth0": []},
-    2: {"breth0": (True, ETH0_MAC), "eth0 master": None, "on breth0": [], "on eth0": ON_ETH0, "via breth0": []},
-    3: {"breth0": (True, ETH0_MAC), "eth0 master": None, "on breth0": [V4 % "None"], "on eth0": ON_ETH0, "via breth0": []},
-    4: {"breth0": (True, ETH0_MAC), "eth0 master": None, "on breth0": sorted([V4 % "None", V4_SECONDARY % "breth0:1"]),
-        "on eth0": ON_ETH0, "via breth0": []},
-    5: {"breth0": (True, ETH0_MAC), "eth0 master": None, "on breth0": ON_BRETH0, "on eth0": ON_ETH0, "via breth0": []},
-    6: {"breth0": (True, ETH0_MAC), "eth0 master": "breth0", "on breth0": ON_BRETH0, "on eth0": ON_ETH0, "via breth0": []},
-    7: {"breth0": (True, ETH0_MAC), "eth0 master": "breth0", "on breth0": ON_BRETH0, "on eth0": ON_ETH0,
-        "via breth0": sorted(ROUTES[:1])},
-    8: {"breth0": (True, ETH0_MAC), "eth0 master": "breth0", "on breth0": ON_BRETH0, "on eth0": ON_ETH0,
-        "via breth0": sorted(ROUTES[:2])},
-    9: {"breth0": (True, ETH0_MAC), "eth0 master": "breth0", "on breth0": ON_BRETH0, "on eth0": ON_ETH0,
-        "via breth0": sorted(ROUTES)},
-    10: {"breth0": (True, ETH0_MAC), "eth0 master": "breth0", "on breth0": ON_BRETH0,
-         "on eth0": sorted([V4 % "eth0", V4_SECONDARY % "eth0:1", LINK_LOCAL]), "via breth0": sorted(ROUTES)},
-    11: {"breth0": (True, ETH0_MAC), "eth0 master": "breth0", "on breth0": ON_BRETH0,
-         "on eth0": sorted([V4 % "eth0", LINK_LOCAL]), "via breth0": sorted(ROUTES)},
-    12: {"breth0": (True, ETH0_MAC), "eth0 master": "breth0", "on breth0": ON_BRETH0, "on eth0": [LINK_LOCAL],
-         "via breth0": sorted(ROUTES)},
+    2: {"breth0": UP, "eth0 master": None, "on breth0": [], "on eth0": ON_ETH0, "via breth0": []},
+    3: {"breth0": UP, "eth0 master": None, "on breth0": [V4 % "None"], "on eth0": ON_ETH0, "via breth0": [PREFIX_V4]},
+    4: {"breth0": UP, "eth0 master": None, "on breth0": sorted([V4 % "None", V4_SECONDARY % "breth0:1"]), "on eth0": ON_ETH0,
+        "via breth0": [PREFIX_V4]},
+    5: {"breth0": UP, "eth0 master": None, "on breth0": ON_BRETH0, "on eth0": ON_ETH0, "via breth0": PREFIXES},
+    6: {"breth0": UP, "eth0 master": "breth0", "on breth0": ON_BRETH0, "on eth0": ON_ETH0, "via breth0": PREFIXES},
+    7: {"breth0": UP, "eth0 master": "breth0", "on breth0": ON_BRETH0, "on eth0": ON_ETH0, "via breth0": sorted([*PREFIXES, DEFAULT_V4])},
+    8: {"breth0": UP, "eth0 master": "breth0", "on breth0": ON_BRETH0, "on eth0": ON_ETH0,
+        "via breth0": sorted([*PREFIXES, DEFAULT_V4, TABLE_100])},
+    9: {"breth0": UP, "eth0 master": "breth0", "on breth0": ON_BRETH0, "on eth0": ON_ETH0, "via breth0": ALL_ROUTES},
+    10: {"breth0": UP, "eth0 master": "breth0", "on breth0": ON_BRETH0, "on eth0": sorted([V4 % "eth0", V4_SECONDARY % "eth0:1", LINK_LOCAL]),
+         "via breth0": ALL_ROUTES},
+    11: {"breth0": UP, "eth0 master": "breth0", "on breth0": ON_BRETH0, "on eth0": sorted([V4 % "eth0", LINK_LOCAL]), "via breth0": ALL_ROUTES},
+    12: {"breth0": UP, "eth0 master": "breth0", "on breth0": ON_BRETH0, "on eth0": [LINK_LOCAL], "via breth0": ALL_ROUTES},
 }
 
 
