@@ -140,12 +140,12 @@ def _take(sig, tokens, pos):
         if inner.startswith("{"):
             key_sig, value_sig = inner[1], inner[2:-1]
             out = {}
-            for _ in range(count):
+            for _index in range(count):
                 key, pos = _take(key_sig, tokens, pos)
                 out[key], pos = _take(value_sig, tokens, pos)
             return out, pos
         items = []
-        for _ in range(count):
+        for _index in range(count):
             item, pos = _take(inner, tokens, pos)
             items.append(item)
         return items, pos

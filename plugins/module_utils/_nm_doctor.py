@@ -30,6 +30,17 @@ def ifcfg_profiles(config_dir, listdir=os.listdir):
     return sorted(n for n in names if n.startswith("ifcfg-") and not _NOT_PROFILES.search(n))
 
 
+def isolated_bridges(profiles):
+    """Interface names of the bridges that a loaded keyfile makes and no loaded port profile joins: private networks for VMs."""
+    loaded = [p for p in profiles if p.get("loaded")]
+    joined = {p.get("controller") for p in loaded if p.get("controller")}
+    out = []
+    for p in loaded:
+        if p.get("type") == "bridge" and not ({p.get("interface_name"), p.get("id"), p.get("uuid")} & joined):
+            out.append(p.get("interface_name") or p.get("id"))
+    return sorted(out)
+
+
 def findings(nm_running, config_dir, ifcfg_files, profiles, skip=()):
     """The problems found, in the doctor's shape."""
     problems = []

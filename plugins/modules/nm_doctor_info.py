@@ -63,6 +63,12 @@ ifcfg_files:
   type: list
   elements: str
   sample: [ifcfg-eth0]
+isolated_bridges:
+  description: Bridges that a loaded keyfile makes and that no port profile joins (private networks for VMs).
+  returned: always
+  type: list
+  elements: str
+  sample: [isolbr0]
 problems:
   description: The problems, each with C(check), C(subject), C(problem) and C(fix).
   returned: always
@@ -82,7 +88,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import run_and_exit
 from ansible_collections.kvmhost.bridging.plugins.module_utils._keyfile_io import read_info
 from ansible_collections.kvmhost.bridging.plugins.module_utils._nm import Bus
-from ansible_collections.kvmhost.bridging.plugins.module_utils._nm_doctor import CHECKS, findings, ifcfg_profiles
+from ansible_collections.kvmhost.bridging.plugins.module_utils._nm_doctor import CHECKS, findings, ifcfg_profiles, isolated_bridges
 
 
 def run(module):
@@ -94,7 +100,7 @@ def run(module):
     running = bool(busctl) and Bus(module.run_command, busctl).name_has_owner()
     files = ifcfg_profiles(params["config_dir"])
     profiles = read_info(params["keyfile_dir"])["profiles"] if os.path.isdir(params["keyfile_dir"]) else []
-    return {"changed": False, "nm_running": running, "ifcfg_files": files,
+    return {"changed": False, "nm_running": running, "ifcfg_files": files, "isolated_bridges": isolated_bridges(profiles),
             "problems": findings(running, params["config_dir"], files, profiles, params["skip"])}
 
 

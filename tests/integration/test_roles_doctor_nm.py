@@ -44,3 +44,14 @@ def test_ifcfg_files_and_profiles_that_will_not_come_up(nm_host, ansible):
     assert "[nm_ifcfg] /etc/sysconfig/network-scripts" in report
     # Read-only: nothing changed.
     assert {name: nm_host.read_file("%s/%s" % (CONNS, name)) for name in before} == before
+
+
+def test_a_keyfile_bridge_without_ports_is_a_private_network_not_a_problem(nm_host, ansible):
+    made = ansible.playbook(os.path.join(ROOT, "playbooks", "isolated_bridge.yml"), hosts=[nm_host])
+    assert made.rc == 0, made.output
+    problems, report = doctor(ansible, nm_host)
+    assert "isolbr0" in report  # bridge_info's part of the report shows it
+    assert [p for p in problems if p["check"] == "empty_bridge"] == []
+    nm_host.run(["ip", "link", "add", "brstray", "type", "bridge"])  # a bridge no profile makes is still one
+    problems, _report = doctor(ansible, nm_host)
+    assert [p["subject"] for p in problems if p["check"] == "empty_bridge"] == ["brstray"]

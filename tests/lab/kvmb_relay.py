@@ -19,7 +19,7 @@ def main(host, port):
     stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()
     open_in = True
     while True:
-        ready, _, _ = select.select([sock] + ([stdin] if open_in else []), [], [])
+        ready = select.select([sock] + ([stdin] if open_in else []), [], [])[0]
         if stdin in ready:
             data = os.read(stdin, 65536)
             if data:

@@ -108,16 +108,16 @@ def test_create_resolves_devices_and_sends_the_flags():
 
 
 def test_create_of_an_unknown_device_says_so():
-    cps, _ = checkpoints({})
+    cps = checkpoints({})[0]
     with pytest.raises(ModuleError) as err:
         cps.create(["eth9"], 60, 6)
     assert "NetworkManager has no device eth9" in err.value.msg
 
 
 def test_a_refused_checkpoint_points_at_the_leftover():
-    cps, _ = checkpoints({
+    cps = checkpoints({
         "call %s CheckpointCreate" % MGR: (1, "", "Call failed: a checkpoint for device 'eth0' already exists"),
-    })
+    })[0]
     with pytest.raises(ModuleError) as err:
         cps.create([], 60, 6)
     assert "already exists" in err.value.msg and "action=status" in err.value.msg
@@ -134,14 +134,14 @@ def test_destroying_a_rolled_back_checkpoint_says_it_was_undone():
 
 def test_rollback_names_devices_read_before_the_rollback():
     cp = "/org/freedesktop/NetworkManager/Checkpoint/1"
-    cps, _ = checkpoints({
+    cps = checkpoints({
         "get-property %s Checkpoints" % MGR: (0, 'ao 1 "%s"\n' % cp, ""),
         "get-property org.freedesktop.NetworkManager %s org.freedesktop.NetworkManager.Checkpoint Devices" % cp:
             (0, 'ao 2 "/d/2" "/d/7"\n', ""),
         "get-property org.freedesktop.NetworkManager /d/2 org.freedesktop.NetworkManager.Device Interface": (0, 's "eth0"\n', ""),
         "get-property org.freedesktop.NetworkManager /d/7 org.freedesktop.NetworkManager.Device Interface": (0, 's "breth0"\n', ""),
         "call %s CheckpointRollback o %s" % (MGR, cp): (0, 'a{su} 2 "/d/2" 0 "/d/7" 3\n', ""),
-    })
+    })[0]
     results, names = cps.rollback(cp)
     restored = _nm.rollback_restored(results, names)
     assert restored == {"eth0": "restored", "breth0": "failed"}

@@ -171,7 +171,7 @@ def test_activate_brings_up_a_missing_device_but_not_in_check_mode():
 
 
 def test_activate_needs_exactly_one_profile():
-    run, _ = nmcli_answers({"-g connection.uuid connection show id x": (0, "a\nb\n", "")})
+    run = nmcli_answers({"-g connection.uuid connection show id x": (0, "a\nb\n", "")})[0]
     with pytest.raises(ModuleError) as err:
         _nm_bridge.activate(run, "x", "x")
     assert "more than one profile named x" in err.value.msg

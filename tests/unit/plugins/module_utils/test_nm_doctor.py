@@ -59,3 +59,9 @@ def test_profiles_that_do_not_come_up_at_boot():
 
 def test_a_plain_nic_profile_is_not_a_bridge_matter():
     assert _nm_doctor.findings(True, CFG, [], [profile(autoconnect=False)]) == []
+
+
+def test_isolated_bridges_are_bridges_no_port_joins():
+    isolated = profile(path="/c/isolbr0.nmconnection", id="isolbr0", uuid="u-iso", type="bridge", interface_name="isolbr0")
+    ignored = dict(isolated, id="br9", interface_name="br9", loaded=False)
+    assert _nm_doctor.isolated_bridges([BRIDGE, PORT, isolated, ignored]) == ["isolbr0"]
