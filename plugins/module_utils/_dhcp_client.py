@@ -288,7 +288,25 @@ def _executable(argv0):
     raise ModuleError("Cannot find the DHCP client program %s to start it again." % argv0)
 
 
-def start_client(argv, lease=None, module=None, timeout=START_TIMEOUT, old=None, new=None):
+IFA_F_TENTATIVE = 0x40
+LINK_LOCAL_TIMEOUT = 15  # seconds for duplicate address detection of a new link-local address (1 s by default)
+
+
+def link_local_ready(interface, path="/proc/net/if_inet6"):
+    """True if ``interface`` has an IPv6 link-local address that duplicate address detection has passed."""
+    try:
+        with open(path) as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return False
+    for line in lines:
+        fields = line.split()
+        if len(fields) == 6 and fields[5] == interface and fields[0].startswith("fe80") and not int(fields[4], 16) & IFA_F_TENTATIVE:
+            return True
+    return False
+
+
+def start_client(argv, lease=None, module=None, timeout=START_TIMEOUT, old=None, new=None, sleep=time.sleep, clock=time.monotonic):
     """Start ``argv``; first copy the lease file (``lease``: (source, destination)) for the new interface.
 
     A client that goes to the background once bound is waited for; one that
@@ -302,6 +320,11 @@ def start_client(argv, lease=None, module=None, timeout=START_TIMEOUT, old=None,
         data = read_bytes(lease[0])
         if data is not None:
             atomic_write(module, lease[1], lease_content(client.name, data, old, new), new_mode=0o644)
+    if client.family == AF_INET6:
+        # A DHCPv6 client speaks from the link-local address: a bridge made a moment ago is still checking it.
+        deadline = clock() + LINK_LOCAL_TIMEOUT
+        while not link_local_ready(client.interface) and clock() < deadline:
+            sleep(0.1)
     # The same argv[0] as before, so that the command line (what stop_client() matches) is the planned one.
     program = _executable(argv[0])
     if client.foreground:

@@ -81,7 +81,6 @@ RTPROT_REDIRECT = 1
 RTPROT_KERNEL = 2
 RTPROT_RA = 9
 IP6_RT_PRIO_ADDRCONF = 256  # the metric of the kernel's IPv6 prefix routes
-# Routes the kernel owns: it makes them again on the bridge from its addresses and RAs.
 RTNH_F_ONLINK = 0x4
 RT_TABLE_MAIN = 254
 RT_TABLE_LOCAL = 255
@@ -246,13 +245,6 @@ class Route:
     def expires(self):
         """True for a route with a lifetime (the kernel's own from router advertisements)."""
         return "RTA_EXPIRES" in self.unsupported
-
-    @property
-    def gateways(self):
-        """The gateways the route needs reachable: its own, or its nexthops'."""
-        if self.multipath:
-            return tuple(nh.gateway for nh in self.multipath if nh.gateway)
-        return (self.gateway,) if self.gateway else ()
 
     @property
     def devices(self):
@@ -586,6 +578,8 @@ def kernel_prefix_route(address):
     """The prefix route the kernel makes for ``address`` when it is added, or None (noprefixroute, /32, /128)."""
     if address.flags & IFA_F_NOPREFIXROUTE or address.family not in (AF_INET, AF_INET6):
         return None
+    if address.family == AF_INET and address.flags & IFA_F_SECONDARY:
+        return None  # the primary address of the network has it
     network = ipaddress.ip_interface("%s/%d" % (address.address, address.prefixlen)).network
     if network.prefixlen == network.max_prefixlen:
         return None

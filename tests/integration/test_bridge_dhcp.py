@@ -13,20 +13,21 @@ after three lease times, which no shorter wait can show.
 
 from __future__ import annotations
 
-import itertools
 import json
+import os
+import subprocess
 import time
 
 import kvmblab
 import pytest
-from test_bridge import run
-from test_bridge_routes import LAN_GATEWAY, LanSession
+from test_bridge import run, wait_for_dad
+from test_bridge_routes import LAN_GATEWAY, V6_GATEWAY, LanSession
 from test_roles_doctor import DOCTOR
 from test_roles_host_bridge import PLAYBOOK, SCRIPTS
 
 LEASE = 120  # seconds: dnsmasq's shortest lease
 # Each test's host gets an address of its own: dnsmasq keeps an address for the MAC that leased it until the lease ends.
-_ADDRESSES = ("198.19.0.%d" % n for n in itertools.count(20))
+_ADDRESSES = []
 DHCLIENT = ("dhclient", "-1", "-q", "-lf", "/var/lib/dhcp/dhclient--eth1.lease", "-pf", "/run/dhclient-eth1.pid", "eth1")
 ON_BRIDGE = ("dhclient", "-1", "-q", "-lf", "/var/lib/dhcp/dhclient--breth0.lease", "-pf", "/run/dhclient-breth0.pid", "breth0")
 
@@ -60,7 +61,8 @@ def dhcp_host(host, lab):
     """The host with eth1 on DHCP: a fixed address, 2-minute leases, dhclient as initscripts starts it;
     the host's default route is the LAN's (its SSH from the machine runs over eth0's own /30)."""
     mac = json.loads(host.run(["ip", "-j", "link", "show", "eth1"]).stdout)[0]["address"]
-    host.lease = next(_ADDRESSES)
+    host.lease = "198.19.0.%d" % (20 + len(_ADDRESSES))
+    _ADDRESSES.append(host.lease)
     lab.set_dhcp_host(mac, host.lease, LEASE)
     try:
         host.run(["ip", "route", "del", "default"])
@@ -143,6 +145,7 @@ def test_doctor_flags_a_client_left_on_the_port_and_the_module_moves_it(dhcp_hos
     assert [e["address"] for e in moved["expiring_addresses"]] == ["%s/24" % host.lease]
     assert any("nothing renews it on breth0" in w for w in moved["warnings"])
     host.run(list(DHCLIENT), timeout=60)  # dhclient back on the port, as the host's network scripts would start it
+    wait_for_dad(host)  # breth0's link-local address stops being tentative on its own
     before = host.run(["ip", "-o", "addr", "show"]).stdout
 
     result = ansible.playbook(DOCTOR, hosts=[host], extra_vars={"doctor_network_manager": "stopped"})
@@ -200,3 +203,69 @@ def test_the_guides_reproduction_with_the_host_bridge_playbook(dhcp_host, lab, a
     assert again.rc == 0, again.output
     assert again.stats[host.name]["changed"] == 0, again.output
     assert clients(host) == [ON_BRIDGE]
+
+
+# -- DHCPv6 --------------------------------------------------------------------------------------------------
+DHCLIENT6 = ("dhclient", "-6", "-1", "-q", "-lf", "/var/lib/dhcp/dhclient6--eth1.lease", "-pf", "/run/dhclient6-eth1.pid", "eth1")
+ON_BRIDGE6 = ("dhclient", "-6", "-1", "-q", "-lf", "/var/lib/dhcp/dhclient6--breth0.lease", "-pf", "/run/dhclient6-breth0.pid", "breth0")
+
+
+@pytest.fixture
+def dhcpv6_server(lab):
+    """A DHCPv6 server on the LAN (fd00:198:19::/64, 2-minute leases), a dnsmasq of its own, stopped afterwards."""
+    lan = ["ip", "-n", lab.lan_netns, "addr"]
+    state = os.path.join(lab.state_dir, "dnsmasq6")
+    os.makedirs(state, exist_ok=True)
+    argv = ["ip", "netns", "exec", lab.lan_netns, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--port=0",
+            "--no-resolv", "--no-hosts", "--bind-interfaces", "--interface=lan0", "--except-interface=lo",
+            "--dhcp-range=fd00:198:19::100,fd00:198:19::1ff,64,%d" % LEASE, "--dhcp-authoritative",
+            "--dhcp-leasefile=%s" % os.path.join(state, "leases"), "--log-facility=%s" % os.path.join(state, "log"), "--log-dhcp"]  # fmt: skip
+    server = None
+    try:
+        subprocess.run([*lan, "add", V6_GATEWAY + "/64", "dev", "lan0", "nodad"], check=True)
+        server = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        time.sleep(0.5)  # dnsmasq checks its options at once
+        assert server.poll() is None, "the DHCPv6 dnsmasq did not start; see %s" % os.path.join(state, "log")
+        yield
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=10)
+        subprocess.run([*lan, "del", V6_GATEWAY + "/64", "dev", "lan0"], check=False)
+
+
+def ipv6_global(host, dev):
+    found = []
+    for entry in json.loads(host.run(["ip", "-j", "-6", "addr", "show", "dev", dev, "scope", "global"]).stdout or "[]"):
+        for info in entry.get("addr_info", []):
+            if "local" not in info:
+                continue  # ip -j lists the addresses the scope filter left out as {}
+            valid = info.get("valid_life_time")
+            found.append(("%s/%s" % (info["local"], info["prefixlen"]), None if valid in (None, 4294967295) else valid))
+    return found
+
+
+def test_a_dhcpv6_client_moves_the_same_way(host, ansible, dhcpv6_server):
+    wait_for_dad(host)
+    host.run(list(DHCLIENT6), timeout=90)
+    [(leased, valid)] = ipv6_global(host, "eth1")
+    assert leased.endswith("/128") and valid is not None
+
+    result = run(ansible, host, name="breth0", ports=["eth1"])
+    assert result.get("failed") is not True, result
+    assert result["actions"][0].startswith("stop dhclient on eth1 (pid ")
+    assert result["actions"][-1] == "start dhclient on breth0: %s" % " ".join(ON_BRIDGE6)
+    assert [(c["family"], c["argv"]) for c in result["dhcp_clients"]] == [("ipv6", list(ON_BRIDGE6))]
+    assert result["expiring_addresses"] == []
+    assert clients(host) == [ON_BRIDGE6]
+    assert [a for a, _valid in ipv6_global(host, "breth0")] == [leased]
+    assert ipv6_global(host, "eth1") == []
+
+    # After a lease time, the address is still on breth0, renewed there by the client that moved (same DUID).
+    time.sleep(LEASE + 15)
+    [(address, valid)] = ipv6_global(host, "breth0")
+    assert address == leased and valid is not None and 0 < valid <= LEASE
+    assert ipv6_global(host, "eth1") == []
+    assert clients(host) == [ON_BRIDGE6]
+    again = run(ansible, host, name="breth0", ports=["eth1"])
+    assert again.get("failed") is not True and again["changed"] is False, again

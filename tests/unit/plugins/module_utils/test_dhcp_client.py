@@ -204,3 +204,16 @@ def test_no_client_moves_without_migrate_addresses():
     params.migrate_addresses = False
     plan = nl.plan_bridge(lease_snapshot(), params, (), [client])
     assert not [s for s in plan.steps if "dhcp" in s.op]
+
+
+def test_link_local_ready_reads_proc_net_if_inet6(tmp_path):
+    table = tmp_path / "if_inet6"
+    table.write_text(
+        "fe80000000000000505400fffe000002 04 40 20 c0   breth0\n"  # tentative
+        "fe80000000000000505400fffe000002 03 40 20 80     eth1\n"
+        "fd000198001900000000000000000114 03 80 00 80     eth1\n"
+    )
+    assert dc.link_local_ready("eth1", path=str(table)) is True
+    assert dc.link_local_ready("breth0", path=str(table)) is False
+    assert dc.link_local_ready("eth9", path=str(table)) is False
+    assert dc.link_local_ready("eth1", path=str(tmp_path / "missing")) is False
