@@ -304,10 +304,10 @@ def test_bulk_mixes_states_and_per_tap_settings(host, ansible):
 BAD_INPUTS = [
     ({"name": "vnet0", "bridge": "br9"}, "bridge br9 does not exist"),
     ({"name": "vnet0", "bridge": "eth1"}, "eth1 is a veth device, not a bridge"),
-    ({"name": "a-very-long-tap-name"}, "Invalid tap name 'a-very-long-tap-name': it is longer than 15 bytes"),
-    ({"name": "vnet/0"}, "Invalid tap name 'vnet/0': it contains '/'"),
-    ({"name": "vnet%d"}, "Invalid tap name 'vnet%d': it contains '/', ':', '%'"),
-    ({"name": "vnet0", "bridge": "br 0"}, "Invalid bridge name 'br 0'"),
+    ({"name": "a-very-long-tap-name"}, "tap name 'a-very-long-tap-name' is not a valid interface name: it is longer than 15 bytes"),
+    ({"name": "vnet/0"}, "tap name 'vnet/0' is not a valid interface name: it contains '/'"),
+    ({"name": "vnet%d"}, "tap name 'vnet%d' is not a valid interface name: it contains '%'"),
+    ({"name": "vnet0", "bridge": "br 0"}, "bridge name 'br 0' is not a valid interface name: it contains white space"),
     ({"name": "vnet0", "mac": "11:22:33:44:55:66"}, "cannot assign requested address"),
     ({"name": "vnet0", "mac": "52:54:00:zz:00:01"}, "is not a MAC address"),
     ({"name": "vnet0", "owner": "no-such-user-kvmb"}, "no such user"),
@@ -339,7 +339,7 @@ def test_every_bad_input_fails_and_changes_nothing(host, ansible):
 def test_multicast_mac_message_in_full(host, ansible):
     result = module(ansible, host, {"name": "vnet0", "mac": "11:22:33:44:55:66"})
     assert result["msg"] == (
-        "vnet0: mac 11:22:33:44:55:66 is a multicast address (the lowest bit of the first octet, 0x11, is set); the kernel refuses it with "
-        "'cannot assign requested address'. Use a unicast address such as 52:54:00:xx:xx:xx (the locally administered range of KVM), "
-        "e.g. 52:54:00:44:55:66"
+        "vnet0: mac 11:22:33:44:55:66 is a multicast address (the lowest bit of the first octet, 0x11, is set); a network card cannot use "
+        "it as its own address: the kernel refuses it with 'cannot assign requested address'. Use a unicast address such as "
+        "52:54:00:xx:xx:xx (the locally administered range of KVM), e.g. 52:54:00:44:55:66."
     )
