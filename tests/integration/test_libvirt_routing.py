@@ -140,6 +140,32 @@ def test_two_libvirt_networks_route_both_ways(libvirt_lab, ansible):
     after = ansible.playbook(PLAYBOOK, hosts=[host], extra_vars=EXTRA)
     assert after.rc == 0 and after.changed(host) == 0, after.output
 
+    # a simulated reboot: libvirtd stopped, its bridges and every firewall rule gone, libvirtd started again;
+    # the autostarted networks come back and the hook puts the routing back
+    libvirtd.virsh("net-autostart", "natnet")
+    libvirtd.virsh("net-autostart", "rtnet")
+    libvirtd.stop()
+    # what a reboot takes away: the networks' dnsmasq (by the PID libvirt recorded), /run's state, the bridges, the rules
+    for name in ("natnet", "rtnet"):
+        pid = host.run(["cat", "/run/libvirt/network/%s.pid" % name], check=False).stdout.strip()
+        if pid.isdigit():
+            host.run(["kill", pid], check=False)
+    host.run(["find", "/run/libvirt/network", "-mindepth", "1", "-delete"])
+    for bridge in ("virbr1", "virbr2"):
+        host.run(["ip", "link", "del", bridge])
+    for table in ("filter", "nat", "mangle"):
+        host.run(["iptables", "-t", table, "-F"])
+        host.run(["iptables", "-t", table, "-X"])
+    assert "kvmhost.bridging" not in firewall(host)
+    libvirtd.start()
+    kvmb_vm._wait(lambda: "kvmhost.bridging" in firewall(host), 60, "the hook's rules after libvirtd started")
+    host.run(["ip", "link", "set", guest_a.port, "master", "virbr2"])
+    host.run(["ip", "link", "set", guest_b.port, "master", "virbr1"])
+    forwarding(host, guest_a.port)
+    forwarding(host, guest_b.port)
+    assert guest_b.ping(A_ADDR, count=2) and guest_a.ping(B_ADDR)
+    assert guest_a.ping(LAN_GATEWAY)
+
     # state=absent takes it all away
     removed = ansible.module(host, MODULE, {"state": "absent"})
     assert removed["changed"] and not removed.get("failed"), removed
