@@ -33,6 +33,7 @@ import shlex
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import atomic_write, read_bytes, remove_file, text_diff
+from ansible_collections.kvmhost.bridging.plugins.module_utils._firewall import parse_save
 
 COMMENT = "kvmhost.bridging libvirt_routing"
 HOOK_PATH = "/etc/libvirt/hooks/network.d/50-kvmhost-bridging-routing"
@@ -266,3 +267,142 @@ def ensure(module, names, uri, hook_path, python, networks, state="present", che
         "uri": uri,
         "diff": diff,
     }
+
+
+# --------------------------------------------------------------------------
+# The doctor: which direction new connections pass, read from iptables-save
+# --------------------------------------------------------------------------
+
+# A packet from or to "the LAN": an address that is on none of the networks, through a NIC that is none of the bridges.
+OUTSIDE_ADDRESS = "192.0.2.1"
+OUTSIDE_IFACE = "(LAN)"
+TERMINAL = ("ACCEPT", "DROP", "REJECT")
+
+
+def _iface_matches(pattern, name):
+    if pattern.endswith("+"):
+        return name.startswith(pattern[:-1])
+    return pattern == name
+
+
+def _address_matches(value, address):
+    try:
+        return ipaddress.ip_address(address) in ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return False
+
+
+def _rule_matches(rule, packet):
+    """Whether ``rule`` (a _firewall.Rule) matches a new ICMP echo ``packet``; unknown matches do not match."""
+    for opt, negate, value in rule.generic:
+        if opt in ("-i", "-o"):
+            hit = _iface_matches(value, packet[opt])
+        elif opt in ("-s", "-d"):
+            hit = _address_matches(value, packet[opt])
+        elif opt == "-p":
+            hit = value in ("icmp", "1")
+        else:
+            hit = False
+        if hit == negate:
+            return False
+    for name, args in rule.matches:
+        if name == "comment":
+            continue
+        if name in ("conntrack", "state"):
+            args = list(args)
+            negate = "!" in args
+            states = [a for a in args if a not in ("!", "--ctstate", "--state")]
+            hit = any("NEW" in s.split(",") for s in states)
+            if hit == negate:
+                return False
+            continue
+        return False  # physdev (routed packets are not bridged), marks, sets...: not this packet
+    return True
+
+
+def _walk(table, chain, packet, depth=0):
+    """(verdict, chain, rule text) of ``packet`` through ``chain``; (None, ...) when the chain returns."""
+    if depth > 20:
+        return None, chain, None
+    for line in table.chain_rules(chain):
+        rule = line.rule
+        if rule is None or not _rule_matches(rule, packet):
+            continue
+        target = rule.goto or rule.target
+        if target in TERMINAL:
+            return target, chain, line.text
+        if target == "RETURN":
+            return None, chain, None
+        if target and table.has_chain(target):
+            verdict, where, text = _walk(table, target, packet, depth + 1)
+            if verdict is not None or rule.goto:
+                return verdict, where, text
+    return None, chain, None
+
+
+def verdict(table, packet):
+    """{verdict, chain, rule} of a new packet through FORWARD of an iptables-save filter ``table`` (_firewall.Table)."""
+    result, chain, text = _walk(table, "FORWARD", packet)
+    if result is None:
+        policy = table.chains.get("FORWARD", "ACCEPT")
+        return {"verdict": policy if policy in TERMINAL else "ACCEPT", "chain": "FORWARD", "rule": "policy %s" % policy}
+    return {"verdict": result, "chain": chain, "rule": text}
+
+
+def _endpoint(net):
+    if net is None:
+        return {"name": "the LAN", "iface": OUTSIDE_IFACE, "address": OUTSIDE_ADDRESS}
+    subnet = ipaddress.ip_network(_ipv4_subnets(net)[0])
+    return {"name": net["network"], "iface": net["bridge"], "address": str(next(subnet.hosts()) + 9), "net": net}
+
+
+def directions(networks, table):
+    """Every direction between the L3 libvirt networks and between each and the LAN, with its verdict."""
+    nets = [n for n in networks if n.get("active") and n.get("forward") in L3_MODES and n.get("bridge") and _ipv4_subnets(n)]
+    ends = [_endpoint(n) for n in nets]
+    out = []
+    for src in [*ends, _endpoint(None)]:
+        for dst in [*ends, _endpoint(None)]:
+            if src is dst or ("net" not in src and "net" not in dst):
+                continue
+            packet = {"-i": src["iface"], "-o": dst["iface"], "-s": src["address"], "-d": dst["address"]}
+            found = verdict(table, packet)
+            found.update({"from": src["name"], "to": dst["name"], "from_net": src.get("net"), "to_net": dst.get("net")})
+            out.append(found)
+    return out
+
+
+def _fix(rejected, names):
+    dst = rejected["to_net"]
+    playbook = "run playbooks/libvirt_routing.yml with libvirt_routing_networks=[%s]" % ", ".join(names)
+    if dst is not None and dst["forward"] == "nat":
+        return ("%s is NAT: libvirt accepts only replies into %s; %s (NAT to the outside kept), or change %s's forward "
+                "mode to route (virsh net-edit %s) if it needs no NAT." % (dst["network"], ", ".join(_ipv4_subnets(dst)), playbook,
+                                                                           dst["network"], dst["network"]))
+    return "%s, or accept the traffic in front of that rule." % playbook
+
+
+def doctor_problems(networks, save_text):
+    """(problems, report lines) of the doctor's libvirt_routing check from ``iptables-save -t filter`` text."""
+    doc = parse_save(save_text or "", "ipv4", "iptables-save")
+    table = doc.tables.get("filter")
+    if table is None:
+        return [], []
+    found = directions(networks, table)
+    problems, lines = [], []
+    for item in found:
+        word = "passes" if item["verdict"] == "ACCEPT" else "is rejected (%s)" % item["verdict"]
+        lines.append("libvirt routing: new connections %s -> %s %s: %s, chain %s" % (item["from"], item["to"], word, item["rule"], item["chain"]))
+        if item["verdict"] == "ACCEPT" or item["from_net"] is None or (item["to_net"] is None):
+            continue  # to or from the LAN: a NAT network takes no new connections from outside, by design
+        reverse = next((r for r in found if r["from"] == item["to"] and r["to"] == item["from"]), None)
+        back = " while %s -> %s passes" % (item["to"], item["from"]) if reverse and reverse["verdict"] == "ACCEPT" else ""
+        problems.append({
+            "check": "libvirt_routing",
+            "subject": "%s->%s" % (item["from"], item["to"]),
+            "problem": "New connections from libvirt network %s (%s) to %s (%s) are rejected by the rule '%s' in chain %s%s: "
+                       "a one-way ping." % (item["from"], item["from_net"]["bridge"], item["to"], item["to_net"]["bridge"],
+                                             item["rule"], item["chain"], back),
+            "fix": _fix(item, [item["to"], item["from"]]),
+        })
+    return problems, lines

@@ -13,6 +13,7 @@ import os
 
 import kvmb_vm
 import pytest
+from test_roles_doctor import doctor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PLAYBOOK = os.path.join(ROOT, "playbooks", "libvirt_routing.yml")
@@ -42,6 +43,13 @@ def forwarding(host, port):
     def ready():
         return "state forwarding" in host.run(["bridge", "link", "show", "dev", port]).stdout
     kvmb_vm._wait(ready, 90, "%s forwarding" % port)
+
+
+def routing_problems(result, host):
+    """The doctor's libvirt_routing problems (added after 'Check for the common failures', which test_roles_doctor reads)."""
+    found = [r["result"] for r in result.results if r["host"] == host.name and r["task"].endswith("Add the one-way routes to the problems")]
+    assert found, result.output
+    return {p["subject"]: p for p in found[-1]["ansible_facts"]["doctor_problems"] if p["check"] == "libvirt_routing"}
 
 
 def firewall(host):
@@ -93,6 +101,21 @@ def test_two_libvirt_networks_route_both_ways(libvirt_lab, ansible):
     assert not guest_b.ping(A_ADDR)
     assert guest_a.ping(LAN_GATEWAY)
 
+    # the doctor names natnet, the direction and the rule
+    result, _problems, report = doctor(ansible, host, doctor_libvirt_uri=kvmb_vm.URI, doctor_network_manager="stopped")
+    assert result.rc == 0, result.output
+    routing = routing_problems(result, host)
+    assert sorted(routing) == ["rtnet->natnet"], report
+    assert routing["rtnet->natnet"]["problem"] == (
+        "New connections from libvirt network rtnet (virbr1) to natnet (virbr2) are rejected by the rule "
+        "'-A LIBVIRT_FWI -o virbr2 -j REJECT --reject-with icmp-port-unreachable' in chain LIBVIRT_FWI while natnet -> rtnet "
+        "passes: a one-way ping.")
+    assert routing["rtnet->natnet"]["fix"].startswith(
+        "natnet is NAT: libvirt accepts only replies into 198.18.122.0/24; run playbooks/libvirt_routing.yml with "
+        "libvirt_routing_networks=[natnet, rtnet]")
+    assert "libvirt routing: new connections natnet -> rtnet passes: -A LIBVIRT_FWI -d 198.18.123.0/24 -o virbr1 -j ACCEPT, chain LIBVIRT_FWI" in report
+    assert "libvirt routing: new connections the LAN -> natnet is rejected (REJECT)" in report
+
     # --check --diff: nothing changes, the change is shown
     before = firewall(host)
     checked = ansible.playbook(PLAYBOOK, hosts=[host], extra_vars=EXTRA, check=True, diff=True)
@@ -122,6 +145,10 @@ def test_two_libvirt_networks_route_both_ways(libvirt_lab, ansible):
 
     again = ansible.playbook(PLAYBOOK, hosts=[host], extra_vars=EXTRA)
     assert again.rc == 0 and again.changed(host) == 0, again.output
+    result, _problems, report = doctor(ansible, host, doctor_libvirt_uri=kvmb_vm.URI, doctor_network_manager="stopped")
+    assert routing_problems(result, host) == {}, report
+    assert "0 problem(s) found" in report
+    assert "libvirt routing: new connections rtnet -> natnet passes: -A LIBVIRT_FWX -s 198.18.123.0/24 -d 198.18.122.0/24" in report
 
     # libvirtd reads its hooks when it starts: the role's handler restarts it (here the lab's way, no service manager)
     libvirtd.stop()

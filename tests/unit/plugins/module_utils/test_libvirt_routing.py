@@ -87,3 +87,75 @@ def test_the_hook_acts_only_on_started_of_its_networks(tmp_path, monkeypatch):
     monkeypatch.setattr(namespace["sys"], "argv", ["hook", "natnet", "started", "begin", "-"])
     namespace["main"]()
     assert [c for c in calls if c[1] == "-I"] == [("filter", "-I", "LIBVIRT_FWX"), ("nat", "-I", "LIBVIRT_PRT"), ("filter", "-I", "LIBVIRT_FWX")]
+
+
+# iptables-save -t filter of a libvirt 9.0 host (the lab) with natnet (NAT, virbr2) and rtnet (route, virbr1) started.
+LIBVIRT9_FILTER = """\
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:LIBVIRT_FWI - [0:0]
+:LIBVIRT_FWO - [0:0]
+:LIBVIRT_FWX - [0:0]
+:LIBVIRT_INP - [0:0]
+:LIBVIRT_OUT - [0:0]
+-A INPUT -j LIBVIRT_INP
+-A FORWARD -j LIBVIRT_FWX
+-A FORWARD -j LIBVIRT_FWI
+-A FORWARD -j LIBVIRT_FWO
+-A OUTPUT -j LIBVIRT_OUT
+-A LIBVIRT_FWI -d 198.18.123.0/24 -o virbr1 -j ACCEPT
+-A LIBVIRT_FWI -o virbr1 -j REJECT --reject-with icmp-port-unreachable
+-A LIBVIRT_FWI -d 198.18.122.0/24 -o virbr2 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A LIBVIRT_FWI -o virbr2 -j REJECT --reject-with icmp-port-unreachable
+-A LIBVIRT_FWO -s 198.18.123.0/24 -i virbr1 -j ACCEPT
+-A LIBVIRT_FWO -i virbr1 -j REJECT --reject-with icmp-port-unreachable
+-A LIBVIRT_FWO -s 198.18.122.0/24 -i virbr2 -j ACCEPT
+-A LIBVIRT_FWO -i virbr2 -j REJECT --reject-with icmp-port-unreachable
+-A LIBVIRT_FWX -i virbr1 -o virbr1 -j ACCEPT
+-A LIBVIRT_FWX -i virbr2 -o virbr2 -j ACCEPT
+COMMIT
+"""
+ROUTED = """\
+-A LIBVIRT_FWX -s 198.18.123.0/24 -d 198.18.122.0/24 -i virbr1 -o virbr2 -m comment --comment "kvmhost.bridging libvirt_routing" -j ACCEPT
+-A LIBVIRT_FWX -s 198.18.122.0/24 -d 198.18.123.0/24 -i virbr2 -o virbr1 -m comment --comment "kvmhost.bridging libvirt_routing" -j ACCEPT
+"""
+
+
+def test_the_doctor_names_the_one_way_direction_its_rule_and_chain():
+    problems, lines = lr.doctor_problems([NATNET, RTNET, LAN], LIBVIRT9_FILTER)
+    assert [p["subject"] for p in problems] == ["rtnet->natnet"]
+    assert "'-A LIBVIRT_FWI -o virbr2 -j REJECT --reject-with icmp-port-unreachable' in chain LIBVIRT_FWI" in problems[0]["problem"]
+    assert "while natnet -> rtnet passes" in problems[0]["problem"]
+    assert problems[0]["fix"].startswith("natnet is NAT: libvirt accepts only replies into 198.18.122.0/24; run "
+                                         "playbooks/libvirt_routing.yml with libvirt_routing_networks=[natnet, rtnet]")
+    # the LAN: NAT takes no new connections from outside (information, no problem); a routed network does
+    assert ("libvirt routing: new connections the LAN -> natnet is rejected (REJECT): -A LIBVIRT_FWI -o virbr2 -j REJECT "
+            "--reject-with icmp-port-unreachable, chain LIBVIRT_FWI") in lines
+    assert ("libvirt routing: new connections the LAN -> rtnet passes: -A LIBVIRT_FWI -d 198.18.123.0/24 -o virbr1 -j ACCEPT, "
+            "chain LIBVIRT_FWI") in lines
+    assert len(lines) == 6
+
+
+def test_after_the_fix_both_ways_pass_through_our_rules():
+    fixed = LIBVIRT9_FILTER.replace("-A LIBVIRT_FWX -i virbr1 -o virbr1", ROUTED + "-A LIBVIRT_FWX -i virbr1 -o virbr1")
+    problems, lines = lr.doctor_problems([NATNET, RTNET], fixed)
+    assert problems == []
+    assert any(line.startswith("libvirt routing: new connections rtnet -> natnet passes: -A LIBVIRT_FWX -s 198.18.123.0/24") for line in lines)
+
+
+def test_inactive_or_single_networks_and_no_rules_say_nothing():
+    assert lr.doctor_problems([NATNET], LIBVIRT9_FILTER) == ([], [
+        "libvirt routing: new connections natnet -> the LAN passes: -A LIBVIRT_FWO -s 198.18.122.0/24 -i virbr2 -j ACCEPT, chain LIBVIRT_FWO",
+        "libvirt routing: new connections the LAN -> natnet is rejected (REJECT): -A LIBVIRT_FWI -o virbr2 -j REJECT "
+        "--reject-with icmp-port-unreachable, chain LIBVIRT_FWI",
+    ])
+    assert lr.doctor_problems([dict(NATNET, active=False), RTNET], "") == ([], [])
+
+
+def test_a_drop_policy_and_negations_are_followed():
+    save = "*filter\n:FORWARD DROP [0:0]\n-A FORWARD ! -s 198.18.123.0/24 -o virbr1 -j ACCEPT\nCOMMIT\n"
+    problems, _lines = lr.doctor_problems([NATNET, RTNET], save)
+    assert {p["subject"] for p in problems} == {"rtnet->natnet"}
+    assert "'policy DROP' in chain FORWARD" in problems[0]["problem"]
