@@ -143,5 +143,3 @@ def run(module):
     result["msg"] = "; ".join(lines)
     result["summary"] = lines
     return result
-
-

@@ -18,7 +18,7 @@ description:
     uplink but with a host address is routed; it goes into O(routed_zone), and one policy per direction of
     O(routed_directions) joins it to O(routed_to_zone). firewalld applies policies only to interfaces bound to a
     zone, so when O(routed_to_zone) is the default zone, the host's interfaces with an address and no zone are bound
-    to it explicitly (for them nothing else changes: they were in the default zone already).
+    to it explicitly (for them nothing else changes, they were in the default zone already).
   - Works through C(firewall-cmd) only, never with direct rules. It reads the runtime and the permanent
     configuration once (C(--list-all-zones), C(--list-all-policies)), plans, then applies the permanent changes,
     reloads firewalld where the runtime needs it (new zones and policies exist in the permanent configuration
@@ -198,6 +198,16 @@ firewalld:
   returned: always
   type: dict
   sample: {running: true, version: 1.3.3, default_zone: public}
+  contains:
+    running:
+      description: Whether firewalld runs (C(firewall-cmd --state)).
+      type: bool
+    version:
+      description: firewalld's version, or V(null) when it does not run.
+      type: str
+    default_zone:
+      description: The default zone, or V(null) when firewalld does not run.
+      type: str
 bridges:
   description:
     - Per bridge of O(bridges), its kind (V(bridged), V(isolated) or V(routed)), zone, uplinks, host address,

@@ -43,6 +43,16 @@ firewalld:
   returned: always
   type: dict
   sample: {running: true, version: 1.3.3, default_zone: public}
+  contains:
+    running:
+      description: Whether firewalld runs (C(firewall-cmd --state)).
+      type: bool
+    version:
+      description: firewalld's version, or V(null) when it does not run.
+      type: str
+    default_zone:
+      description: The default zone, or V(null) when firewalld does not run.
+      type: str
 zones:
   description: The runtime zones, each with C(interfaces), C(forward), C(masquerade) and C(target); empty when firewalld does not run.
   returned: always

@@ -172,3 +172,13 @@ def test_site_on_a_network_scripts_host(stock_host, ansible):
     assert fwd["firewalld"]["running"] is False and not fwd["changed"]
     rules = stock_host.run(["iptables", "-S", "FORWARD"]).stdout
     assert "REJECT" not in rules
+
+
+def test_site_on_a_networkmanager_host(nm_host, ansible):
+    """NetworkManager without firewalld: the firewalld step finds no firewalld on the host's bus and changes nothing."""
+    result = ansible.playbook(SITE, hosts=[nm_host], extra_vars=BRIDGE_ETH1)
+    assert result.rc == 0, result.output
+    (fwd,) = task_results(result, nm_host, "Let the guests through firewalld (zones with forwarding, policies for routed bridges)")
+    assert fwd["firewalld"]["running"] is False and not fwd["changed"]
+    again = ansible.playbook(SITE, hosts=[nm_host], extra_vars=BRIDGE_ETH1)
+    assert again.rc == 0 and again.stats[nm_host.name]["changed"] == 0, again.output

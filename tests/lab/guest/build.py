@@ -35,7 +35,7 @@ BUSYBOX = "busybox-static"
 # Loaded in this order by init: each needs the ones before it.
 MODULES = ("virtio_ring", "virtio", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_pci",
            "failover", "net_failover", "virtio_net")
-FORMAT = "1"  # bump when the layout of the initramfs changes
+FORMAT = "2"  # bump when the layout of the initramfs changes
 
 
 class GuestImageError(RuntimeError):
@@ -106,6 +106,9 @@ class _Cpio:
     def file(self, name, data, mode=0o644):
         self._entry(name, stat.S_IFREG | mode, data)
 
+    def symlink(self, name, target):
+        self._entry(name, stat.S_IFLNK | 0o777, target.encode())
+
     def chardev(self, name, major, minor):
         self._entry(name, stat.S_IFCHR | 0o600, rdev=(major, minor))
 
@@ -132,6 +135,8 @@ def _initramfs(kernel_root, busybox_root, kernel_version):
         cpio.directory(name)
     cpio.chardev("dev/console", 5, 1)
     cpio.file("bin/busybox", _read(os.path.join(busybox_root, "bin", "busybox")), 0o755)
+    # init and the udhcpc script start with #!/bin/sh: busybox is that shell.
+    cpio.symlink("bin/sh", "busybox")
     cpio.file("init", _read(os.path.join(HERE, "init")), 0o755)
     cpio.file("etc/udhcpc.script", _read(os.path.join(HERE, "udhcpc.script")), 0o755)
     for name in MODULES:
