@@ -397,12 +397,12 @@ def doctor_problems(networks, save_text):
             continue  # to or from the LAN: a NAT network takes no new connections from outside, by design
         reverse = next((r for r in found if r["from"] == item["to"] and r["to"] == item["from"]), None)
         back = " while %s -> %s passes" % (item["to"], item["from"]) if reverse and reverse["verdict"] == "ACCEPT" else ""
+        values = (item["from"], item["from_net"]["bridge"], item["to"], item["to_net"]["bridge"], item["rule"], item["chain"], back)
         problems.append({
             "check": "libvirt_routing",
             "subject": "%s->%s" % (item["from"], item["to"]),
             "problem": "New connections from libvirt network %s (%s) to %s (%s) are rejected by the rule '%s' in chain %s%s: "
-                       "a one-way ping." % (item["from"], item["from_net"]["bridge"], item["to"], item["to_net"]["bridge"],
-                                             item["rule"], item["chain"], back),
+                       "a one-way ping." % values,
             "fix": _fix(item, [item["to"], item["from"]]),
         })
     return problems, lines
