@@ -9,9 +9,11 @@ network restart; they also stay through a libvirtd restart.
 
 from __future__ import annotations
 
+import json
 import os
 
 import kvmb_vm
+import kvmblab
 import pytest
 from test_roles_doctor import doctor
 
@@ -91,6 +93,10 @@ def libvirt_lab(lab):
             libvirtd.virsh("net-undefine", name, check=False, timeout=60)
         libvirtd.stop()
         lab.remove_host(host)
+    # the teardown left nothing: no namespace of the host or its guests, no recorded libvirtd, virtlogd or QEMU
+    assert not [ns for ns in kvmblab.netns_list() if ns == host.netns or ns.startswith(host.netns + "-")]
+    with open(lab.state_file) as handle:
+        assert not [key for key in json.load(handle)["pids"] if key.startswith(host.name + "-")]
 
 
 def test_two_libvirt_networks_route_both_ways(libvirt_lab, ansible):
