@@ -1,0 +1,408 @@
+# Copyright: (c) 2026, kvmhost.bridging contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Routing between libvirt networks, both ways: read, plan and apply.
+
+libvirt's iptables rules (libvirt 9) let a NAT network take only replies
+(``LIBVIRT_FWI -o virbrN -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT``
+then ``-o virbrN -j REJECT``), so a guest on another network cannot open a
+connection to a guest on the NAT network. The fix keeps every network's own
+mode (a NAT network keeps its NAT to the outside) and adds, for every ordered
+pair of listed networks, one ACCEPT rule in ``LIBVIRT_FWX`` (the first chain
+FORWARD jumps to, where libvirt's own rules are only ACCEPTs) and, for a NAT
+source, one RETURN rule at the top of the nat table's ``LIBVIRT_PRT`` so that
+traffic between the networks is routed, not masqueraded.
+
+libvirt removes and re-adds its own rules on a network (re)start; rules added
+once by hand then land behind its rules or are lost with a flushed chain. A
+hook (``/etc/libvirt/hooks/network.d/``, run by libvirtd with the network's
+name and ``started``) puts the rules back on every start of a listed network.
+
+Layers: ``plan`` is pure (unit-tested); ``read_networks`` and the iptables
+runner touch the host.
+
+PRIVATE: this module is internal to kvmhost.bridging; it is not part of the
+public API and may change without notice.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import shlex
+
+from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
+from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import atomic_write, read_bytes, remove_file, text_diff
+from ansible_collections.kvmhost.bridging.plugins.module_utils._firewall import parse_save
+
+COMMENT = "kvmhost.bridging libvirt_routing"
+HOOK_PATH = "/etc/libvirt/hooks/network.d/50-kvmhost-bridging-routing"
+L3_MODES = ("nat", "route", "open", "isolated")
+
+HOOK_TEMPLATE = """\
+#!%(python)s
+# Managed by kvmhost.bridging (libvirt_routing): do not edit.
+# libvirtd runs this with the network's name and an operation; on "started" of
+# one of the networks below it puts the routing rules back (libvirt rebuilds its own).
+import subprocess
+import sys
+
+NETWORKS = %(networks)s
+RULES = %(rules)s
+
+
+def iptables(table, verb, chain, args):
+    argv = ["iptables", "-w", "-t", table, verb, chain]
+    if verb == "-I":
+        argv.append("1")
+    return subprocess.run(argv + args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False).returncode
+
+
+def main():
+    if len(sys.argv) < 3 or sys.argv[1] not in NETWORKS or sys.argv[2] != "started":
+        return 0
+    for table, chain, args in RULES:
+        while iptables(table, "-C", chain, args) == 0:
+            if iptables(table, "-D", chain, args) != 0:
+                break
+        iptables(table, "-I", chain, args)
+    return 0
+
+
+sys.exit(main())
+"""
+
+
+def _ipv4_subnets(network):
+    return [s for s in network.get("subnets") or [] if ipaddress.ip_network(s).version == 4]
+
+
+def rule_args(rule):
+    """The iptables arguments of a planned rule (without table, verb and chain)."""
+    args = ["-s", rule["source"], "-d", rule["destination"]]
+    if rule["chain"] == "LIBVIRT_FWX":
+        args = ["-i", rule["in"], "-o", rule["out"], *args]
+    return [*args, "-m", "comment", "--comment", COMMENT, "-j", rule["target"]]
+
+
+def describe(rule):
+    return "iptables -t %s -I %s 1 %s" % (rule["table"], rule["chain"], " ".join(rule_args(rule)))
+
+
+def plan(names, networks):
+    """The rules that let ``names`` (libvirt network names) reach each other both ways.
+
+    ``networks`` is _libvirt_iface.networks_of's list. Returns {networks: [...],
+    rules: [...]}; every network says what is done for it (``method``). Raises
+    ModuleError, before anything changes, for unknown names, networks without a
+    bridge or IPv4 subnet, non-routed forward modes and overlapping subnets.
+    """
+    names = list(dict.fromkeys(names))
+    if len(names) < 2:
+        raise ModuleError("libvirt_routing needs at least two network names, got %s." % (names or "none"))
+    by_name = {n["network"]: n for n in networks}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise ModuleError(
+            "Unknown libvirt network(s): %s. Defined networks: %s (virsh net-list --all). Nothing was changed."
+            % (", ".join(unknown), ", ".join(sorted(by_name)) or "none"),
+        )
+    chosen = []
+    for name in names:
+        net = by_name[name]
+        if net["forward"] not in L3_MODES:
+            raise ModuleError(
+                "libvirt network %s has forward mode %s: its guests are on a host bridge or device, not on a subnet "
+                "the host routes; leave it out of libvirt_routing_networks. Nothing was changed." % (name, net["forward"]),
+            )
+        if not net.get("bridge") or not _ipv4_subnets(net):
+            raise ModuleError(
+                "libvirt network %s has no bridge or no IPv4 subnet (<ip address=... prefix=...>): there is nothing to "
+                "route to. Nothing was changed." % name,
+            )
+        chosen.append(net)
+    for i, first in enumerate(chosen):
+        for second in chosen[i + 1:]:
+            for a in _ipv4_subnets(first):
+                for b in _ipv4_subnets(second):
+                    if ipaddress.ip_network(a).overlaps(ipaddress.ip_network(b)):
+                        raise ModuleError(
+                            "libvirt networks %s (%s) and %s (%s) overlap: the host cannot route between them. Give one "
+                            "of them another subnet (virsh net-edit). Nothing was changed." % (first["network"], a, second["network"], b),
+                        )
+    rules = []
+    for src in chosen:
+        for dst in chosen:
+            if src is dst:
+                continue
+            for s in _ipv4_subnets(src):
+                for d in _ipv4_subnets(dst):
+                    rules.append({"table": "filter", "chain": "LIBVIRT_FWX", "in": src["bridge"], "out": dst["bridge"],
+                                  "source": s, "destination": d, "target": "ACCEPT",
+                                  "networks": [src["network"], dst["network"]]})
+                    if src["forward"] == "nat":
+                        rules.append({"table": "nat", "chain": "LIBVIRT_PRT", "in": None, "out": None,
+                                      "source": s, "destination": d, "target": "RETURN",
+                                      "networks": [src["network"], dst["network"]]})
+    summary = []
+    for net in chosen:
+        method = ("hook: NAT kept to the outside, new connections from the other networks accepted, no NAT between them"
+                  if net["forward"] == "nat" else
+                  "hook: forward mode %s kept, new connections from and to the other networks accepted" % net["forward"])
+        summary.append({"network": net["network"], "bridge": net["bridge"], "forward": net["forward"],
+                        "subnets": _ipv4_subnets(net), "method": method})
+    return {"networks": summary, "rules": rules}
+
+
+def hook_text(planned, python):
+    """The hook script for ``planned`` (plan's result), run by ``python``."""
+    rules = [[r["table"], r["chain"], rule_args(r)] for r in planned["rules"]]
+    return HOOK_TEMPLATE % {
+        "python": python,
+        "networks": json.dumps(sorted(n["network"] for n in planned["networks"])),
+        "rules": json.dumps(rules, indent=1),
+    }
+
+
+class Iptables:
+    """iptables through an AnsibleModule's run_command (argv lists)."""
+
+    def __init__(self, module):
+        self.module = module
+        self.binary = module.get_bin_path("iptables")
+
+    def run(self, table, verb, chain, args=()):
+        if not self.binary:
+            raise ModuleError("iptables is not installed; libvirt_routing works with libvirt's iptables backend.")
+        argv = [self.binary, "-w", "-t", table, verb, chain]
+        if verb == "-I":
+            argv.append("1")
+        rc, _out, err = self.module.run_command(argv + list(args))
+        return rc, err
+
+    def has_chains(self):
+        return self.run("filter", "-S", "LIBVIRT_FWX")[0] == 0 and self.run("nat", "-S", "LIBVIRT_PRT")[0] == 0
+
+    def ours(self, table, chain):
+        """Our rules in ``chain`` as iptables -S argument lists (after the chain name)."""
+        rc, out, _err = self.module.run_command([self.binary, "-w", "-t", table, "-S", chain])
+        if rc != 0:
+            return []
+        return [line for line in out.splitlines() if COMMENT in line and line.startswith("-A %s " % chain)]
+
+
+def _rule_line(rule):
+    """``rule`` as an iptables -S line (the order iptables prints may differ: compare with ``_key``)."""
+    return "-A %s %s" % (rule["chain"], " ".join(shlex.quote(arg) for arg in rule_args(rule)))
+
+
+def _key(line):
+    """An iptables -S line as a set of (option, values): the same rule, whatever the order of its options."""
+    tokens = shlex.split(line)
+    options, current = [], None
+    for token in tokens:
+        if token.startswith("-") and not token[1:].replace(".", "").replace("/", "").isdigit():
+            current = [token]
+            options.append(current)
+        elif current is not None:
+            current.append(token)
+    return frozenset(tuple(option) for option in options)
+
+
+def ensure(module, names, uri, hook_path, python, networks, state="present", check_mode=False):
+    """Read (networks given), plan, compare and apply; the module's result."""
+    ipt = Iptables(module)
+    planned = plan(names, networks) if state == "present" else {"networks": [], "rules": []}
+    if state == "present" and not ipt.has_chains():
+        raise ModuleError(
+            "libvirt's iptables chains (LIBVIRT_FWX, nat LIBVIRT_PRT) are not there: start a libvirt network first, or "
+            "this libvirt uses its nftables backend (libvirt 10+), which libvirt_routing does not handle yet. Nothing was changed.",
+        )
+    wanted_hook = hook_text(planned, python) if state == "present" else None
+    raw = read_bytes(hook_path)
+    current_hook = raw.decode("utf-8", "replace") if raw is not None else None
+
+    wanted_lines = {}
+    for rule in planned["rules"]:
+        wanted_lines.setdefault((rule["table"], rule["chain"]), []).append((_rule_line(rule), rule))
+    to_add, to_remove = [], []
+    for table, chain in (("filter", "LIBVIRT_FWX"), ("nat", "LIBVIRT_PRT")):
+        present = ipt.ours(table, chain)
+        present_keys = {_key(line) for line in present}
+        wanted = wanted_lines.get((table, chain), [])
+        wanted_keys = {_key(line) for line, _r in wanted}
+        for line, rule in wanted:
+            if _key(line) not in present_keys:
+                to_add.append(rule)
+        for line in present:
+            if _key(line) not in wanted_keys:
+                to_remove.append((table, chain, line))
+    hook_changes = current_hook != wanted_hook
+    changed = bool(to_add or to_remove or hook_changes)
+    before_rules = "".join("%s\n" % line for t, c in (("filter", "LIBVIRT_FWX"), ("nat", "LIBVIRT_PRT")) for line in ipt.ours(t, c))
+    after_rules = "".join("%s\n" % line for lines in wanted_lines.values() for line, _r in lines)
+    diff = [text_diff(hook_path, current_hook, wanted_hook),
+            {"before_header": "iptables rules (runtime)", "after_header": "iptables rules (runtime)",
+             "before": before_rules, "after": after_rules}]
+    if changed and not check_mode:
+        for table, chain, line in to_remove:
+            spec = line.split(" ", 2)[2]
+            module.run_command([ipt.binary, "-w", "-t", table, "-D", chain, *shlex.split(spec)], check_rc=False)
+        for rule in to_add:
+            rc, err = ipt.run(rule["table"], "-I", rule["chain"], rule_args(rule))
+            if rc != 0:
+                raise ModuleError("iptables could not add %s: %s" % (describe(rule), err.strip()))
+        if hook_changes:
+            if wanted_hook is None:
+                remove_file(module, hook_path)
+            else:
+                os.makedirs(os.path.dirname(hook_path), exist_ok=True)
+                atomic_write(module, hook_path, wanted_hook.encode("utf-8"), new_mode=0o755)
+    return {
+        "changed": changed,
+        "networks": planned["networks"],
+        "rules": [describe(r) for r in planned["rules"]],
+        "hook": hook_path,
+        "hook_changed": hook_changes,
+        "uri": uri,
+        "diff": diff,
+    }
+
+
+# --------------------------------------------------------------------------
+# The doctor: which direction new connections pass, read from iptables-save
+# --------------------------------------------------------------------------
+
+# A packet from or to "the LAN": an address that is on none of the networks, through a NIC that is none of the bridges.
+OUTSIDE_ADDRESS = "192.0.2.1"
+OUTSIDE_IFACE = "(LAN)"
+TERMINAL = ("ACCEPT", "DROP", "REJECT")
+
+
+def _iface_matches(pattern, name):
+    if pattern.endswith("+"):
+        return name.startswith(pattern[:-1])
+    return pattern == name
+
+
+def _address_matches(value, address):
+    try:
+        return ipaddress.ip_address(address) in ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return False
+
+
+def _rule_matches(rule, packet):
+    """Whether ``rule`` (a _firewall.Rule) matches a new ICMP echo ``packet``; unknown matches do not match."""
+    for opt, negate, value in rule.generic:
+        if opt in ("-i", "-o"):
+            hit = _iface_matches(value, packet[opt])
+        elif opt in ("-s", "-d"):
+            hit = _address_matches(value, packet[opt])
+        elif opt == "-p":
+            hit = value in ("icmp", "1")
+        else:
+            hit = False
+        if hit == negate:
+            return False
+    for name, args in rule.matches:
+        if name == "comment":
+            continue
+        if name in ("conntrack", "state"):
+            args = list(args)
+            negate = "!" in args
+            states = [a for a in args if a not in ("!", "--ctstate", "--state")]
+            hit = any("NEW" in s.split(",") for s in states)
+            if hit == negate:
+                return False
+            continue
+        return False  # physdev (routed packets are not bridged), marks, sets...: not this packet
+    return True
+
+
+def _walk(table, chain, packet, depth=0):
+    """(verdict, chain, rule text) of ``packet`` through ``chain``; (None, ...) when the chain returns."""
+    if depth > 20:
+        return None, chain, None
+    for line in table.chain_rules(chain):
+        rule = line.rule
+        if rule is None or not _rule_matches(rule, packet):
+            continue
+        target = rule.goto or rule.target
+        if target in TERMINAL:
+            return target, chain, line.text
+        if target == "RETURN":
+            return None, chain, None
+        if target and table.has_chain(target):
+            verdict, where, text = _walk(table, target, packet, depth + 1)
+            if verdict is not None or rule.goto:
+                return verdict, where, text
+    return None, chain, None
+
+
+def verdict(table, packet):
+    """{verdict, chain, rule} of a new packet through FORWARD of an iptables-save filter ``table`` (_firewall.Table)."""
+    result, chain, text = _walk(table, "FORWARD", packet)
+    if result is None:
+        policy = table.chains.get("FORWARD", "ACCEPT")
+        return {"verdict": policy if policy in TERMINAL else "ACCEPT", "chain": "FORWARD", "rule": "policy %s" % policy}
+    return {"verdict": result, "chain": chain, "rule": text}
+
+
+def _endpoint(net):
+    if net is None:
+        return {"name": "the LAN", "iface": OUTSIDE_IFACE, "address": OUTSIDE_ADDRESS}
+    subnet = ipaddress.ip_network(_ipv4_subnets(net)[0])
+    return {"name": net["network"], "iface": net["bridge"], "address": str(next(subnet.hosts()) + 9), "net": net}
+
+
+def directions(networks, table):
+    """Every direction between the L3 libvirt networks and between each and the LAN, with its verdict."""
+    nets = [n for n in networks if n.get("active") and n.get("forward") in L3_MODES and n.get("bridge") and _ipv4_subnets(n)]
+    ends = [_endpoint(n) for n in nets]
+    out = []
+    for src in [*ends, _endpoint(None)]:
+        for dst in [*ends, _endpoint(None)]:
+            if src is dst or ("net" not in src and "net" not in dst):
+                continue
+            packet = {"-i": src["iface"], "-o": dst["iface"], "-s": src["address"], "-d": dst["address"]}
+            found = verdict(table, packet)
+            found.update({"from": src["name"], "to": dst["name"], "from_net": src.get("net"), "to_net": dst.get("net")})
+            out.append(found)
+    return out
+
+
+def _fix(rejected, names):
+    dst = rejected["to_net"]
+    playbook = "run playbooks/libvirt_routing.yml with libvirt_routing_networks=[%s]" % ", ".join(names)
+    if dst is not None and dst["forward"] == "nat":
+        return ("%s is NAT: libvirt accepts only replies into %s; %s (NAT to the outside kept), or change %s's forward "
+                "mode to route (virsh net-edit %s) if it needs no NAT." % (dst["network"], ", ".join(_ipv4_subnets(dst)), playbook,
+                                                                           dst["network"], dst["network"]))
+    return "%s, or accept the traffic in front of that rule." % playbook
+
+
+def doctor_problems(networks, save_text):
+    """(problems, report lines) of the doctor's libvirt_routing check from ``iptables-save -t filter`` text."""
+    doc = parse_save(save_text or "", "ipv4", "iptables-save")
+    table = doc.tables.get("filter")
+    if table is None:
+        return [], []
+    found = directions(networks, table)
+    problems, lines = [], []
+    for item in found:
+        word = "passes" if item["verdict"] == "ACCEPT" else "is rejected (%s)" % item["verdict"]
+        lines.append("libvirt routing: new connections %s -> %s %s: %s, chain %s" % (item["from"], item["to"], word, item["rule"], item["chain"]))
+        if item["verdict"] == "ACCEPT" or item["from_net"] is None or (item["to_net"] is None):
+            continue  # to or from the LAN: a NAT network takes no new connections from outside, by design
+        reverse = next((r for r in found if r["from"] == item["to"] and r["to"] == item["from"]), None)
+        back = " while %s -> %s passes" % (item["to"], item["from"]) if reverse and reverse["verdict"] == "ACCEPT" else ""
+        values = (item["from"], item["from_net"]["bridge"], item["to"], item["to_net"]["bridge"], item["rule"], item["chain"], back)
+        problems.append({
+            "check": "libvirt_routing",
+            "subject": "%s->%s" % (item["from"], item["to"]),
+            "problem": "New connections from libvirt network %s (%s) to %s (%s) are rejected by the rule '%s' in chain %s%s: "
+                       "a one-way ping." % values,
+            "fix": _fix(item, [item["to"], item["from"]]),
+        })
+    return problems, lines
