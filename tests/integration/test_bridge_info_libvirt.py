@@ -121,7 +121,7 @@ def test_no_libvirt_is_no_failure(host, ansible):
 
     # libvirt: never does not look
     never = info(ansible, host, {"libvirt": "never", "libvirt_uri": uri})
-    assert never["libvirt"] == {"uri": None, "status": "off", "msg": "not looked up (libvirt: never)", "domains": []}
+    assert never["libvirt"] == {"uri": None, "status": "off", "msg": "not looked up (libvirt: never)", "domains": [], "networks": []}
     assert ports(never)["vnet0"]["domain"] is None
 
     # a Python without libvirt-python (Debian's own python3; bridge_info needs no other library)
