@@ -30,6 +30,9 @@ def _alive(pid):
 def start_system_bus(host, log_path, timeout=30.0):
     """Start dbus-daemon --system in ``host``'s namespaces; return its PID once the socket answers."""
     host.run(["mkdir", "-p", "/run/dbus"])
+    # A bus stopped earlier (a daemon restart in a test) can leave its socket behind: remove it, so that the
+    # probe below waits for the new daemon's socket, not for a stale file nobody listens on.
+    host.run(["rm", "-f", SOCKET])
     with open(log_path, "ab") as log:
         proc = host.popen(
             ["dbus-daemon", "--system", "--nofork", "--nopidfile"],
