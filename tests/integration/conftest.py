@@ -6,6 +6,7 @@ session and torn down at the end, also when tests fail.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -32,34 +33,35 @@ def lab():
         the_lab.down()
 
 
-@pytest.fixture
-def host(lab):
-    """A fresh lab host for one test, removed afterwards."""
-    the_host = lab.add_host()
+@contextlib.contextmanager
+def fresh_host(lab, **kind):
+    """A new lab host of ``kind`` (lab.add_host's options), removed afterwards, also when the test fails."""
+    the_host = lab.add_host(**kind)
     try:
         yield the_host
     finally:
         lab.remove_host(the_host)
+
+
+@pytest.fixture
+def host(lab):
+    """A fresh lab host for one test, removed afterwards."""
+    with fresh_host(lab) as the_host:
+        yield the_host
 
 
 @pytest.fixture
 def stock_host(lab):
     """A fresh lab host with the stock RHEL firewall, at runtime and in /etc/sysconfig/iptables."""
-    the_host = lab.add_host(stock_firewall=True)
-    try:
+    with fresh_host(lab, stock_firewall=True) as the_host:
         yield the_host
-    finally:
-        lab.remove_host(the_host)
 
 
 @pytest.fixture
 def firewalld_host(lab):
     """A fresh lab host running Debian's firewalld (stock configuration) on its own system bus."""
-    the_host = lab.add_host(firewalld=True)
-    try:
+    with fresh_host(lab, firewalld=True) as the_host:
         yield the_host
-    finally:
-        lab.remove_host(the_host)
 
 
 @pytest.fixture(scope="session")
@@ -76,8 +78,5 @@ def any_ansible(lab, tmp_path_factory, request):
 @pytest.fixture
 def nm_host(lab):
     """A fresh lab host that runs real NetworkManager on keyfile profiles (eth0 static, eth1 no address)."""
-    the_host = lab.add_host(networkmanager=True)
-    try:
+    with fresh_host(lab, networkmanager=True) as the_host:
         yield the_host
-    finally:
-        lab.remove_host(the_host)
