@@ -37,13 +37,13 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
 import time
 from dataclasses import dataclass
 from socket import AF_INET, AF_INET6
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import atomic_write, read_bytes
+from ansible_collections.kvmhost.bridging.plugins.module_utils._process import CommandTimeout, run_bounded, start_detached
 
 CLIENT_NAMES = ("dhclient", "dhcpcd", "udhcpc", "udhcpc6")
 
@@ -328,19 +328,17 @@ def start_client(argv, lease=None, module=None, timeout=START_TIMEOUT, old=None,
     # The same argv[0] as before, so that the command line (what stop_client() matches) is the planned one.
     program = _executable(argv[0])
     if client.foreground:
-        subprocess.Popen(
-            argv, executable=program, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
+        start_detached(program, argv)
         return
+    if module is None:
+        raise ModuleError("Starting %s needs the module's run_command." % " ".join(argv))
     try:
-        done = subprocess.run(
-            argv, executable=program, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired as exc:
+        rc, out, err = run_bounded(module, argv, timeout, executable=program)
+    except CommandTimeout as exc:
         raise ModuleError("The DHCP client %s did not get a lease within %ds." % (" ".join(argv), timeout)) from exc
-    if done.returncode != 0:
-        output = done.stdout.decode("utf-8", "replace").strip().splitlines()[-3:]
-        raise ModuleError("The DHCP client %s failed (exit %d): %s" % (" ".join(argv), done.returncode, " / ".join(output) or "no output"))
+    if rc != 0:
+        output = ((out or "") + (err or "")).strip().splitlines()[-3:]
+        raise ModuleError("The DHCP client %s failed (exit %d): %s" % (" ".join(argv), rc, " / ".join(output) or "no output"))
 
 
 # --------------------------------------------------------------------------

@@ -55,12 +55,12 @@ import stat
 import tempfile
 import time
 import traceback
-import warnings
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils import _dhcp_client, _netlink
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import atomic_write, read_bytes
 from ansible_collections.kvmhost.bridging.plugins.module_utils._names import validate_ifname
+from ansible_collections.kvmhost.bridging.plugins.module_utils._process import spawn_detached
 
 STATE_DIR = "/run/kvmhost-bridging"
 FORMAT = 1
@@ -307,81 +307,6 @@ def _restore_file(module, item):
 # -- the detached watcher -----------------------------------------------------
 
 SYSTEMD_RUNS = "/run/systemd/system"  # exists only where systemd is the init system (sd_booted())
-
-
-def _detach(work):
-    """In a freshly forked child: leave everything of the parent behind, run ``work()``, and end."""
-    try:
-        os.chdir("/")
-        os.umask(0o077)
-        devnull = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(devnull, fd)
-        # Every other descriptor (an SSH channel's pipes, Mitogen's sockets, the spawn pipe) goes:
-        # the connection that armed the guard may close, and nothing of it must wait for the watcher.
-        _close_inherited()
-        # Signals as a fresh process has them (Mitogen and Ansible may have blocked or caught some),
-        # except the hang-up and interrupt of a terminal it never has.
-        with contextlib.suppress(ValueError, OSError, AttributeError):
-            signal.pthread_sigmask(signal.SIG_SETMASK, [])
-        for sig, action in ((signal.SIGHUP, signal.SIG_IGN), (signal.SIGINT, signal.SIG_IGN), (signal.SIGPIPE, signal.SIG_IGN),
-                            (signal.SIGTERM, signal.SIG_DFL), (signal.SIGCHLD, signal.SIG_DFL)):
-            with contextlib.suppress(ValueError, OSError):
-                signal.signal(sig, action)
-        work()
-    finally:
-        os._exit(0)
-
-
-def _close_inherited():
-    """Close every descriptor above 2: those listed in /proc/self/fd, or a range where /proc cannot list them."""
-    try:
-        fds = [int(name) for name in os.listdir("/proc/self/fd")]
-    except OSError:
-        os.closerange(3, 65536)
-        return
-    for fd in fds:
-        if fd > 2:
-            with contextlib.suppress(OSError):  # the listing's own descriptor is already closed
-                os.close(fd)
-
-
-def spawn_detached(work):
-    """Run ``work()`` in a grandchild in its own session, detached from this process; return the grandchild's PID.
-
-    The classic double fork: the child makes a new session (no controlling
-    terminal, no hang-up when the SSH session or the Mitogen context that
-    armed the guard goes), forks the grandchild and exits at once, so that the
-    grandchild belongs to init and never becomes a zombie of this process. The
-    grandchild has /dev/null as stdin, stdout and stderr and no other inherited
-    descriptor. It runs only code already imported here: under Mitogen the
-    module's imports come from the controller, which the grandchild cannot ask.
-    """
-    read_fd, write_fd = os.pipe()
-    with warnings.catch_warnings():
-        # Python >= 3.12 warns about fork() in a process with threads (Mitogen's broker): the grandchild
-        # runs only this thread's code and ends with os._exit().
-        warnings.simplefilter("ignore", DeprecationWarning)
-        child = os.fork()
-        if child == 0:
-            try:
-                os.close(read_fd)
-                os.setsid()
-                grandchild = os.fork()
-                if grandchild == 0:
-                    _detach(work)
-                os.write(write_fd, str(grandchild).encode("ascii"))
-            finally:
-                os._exit(0)
-    os.close(write_fd)
-    try:
-        os.waitpid(child, 0)
-        data = os.read(read_fd, 32)
-    finally:
-        os.close(read_fd)
-    if not data:
-        raise ModuleError("Could not start the guard's watcher: the fork that starts it failed on the host.")
-    return int(data)
 
 
 def systemd_scope_argv(busctl, unit, pid, description):

@@ -128,25 +128,40 @@ def test_start_client_refuses_what_is_no_client():
 
 
 class FakeModule:
+    """atomic_move for the lease copy; run_command records what it was asked to run and answers ``answer``."""
+
+    def __init__(self, answer=(0, "", "")):
+        self.answer, self.ran = answer, []
+
     def atomic_move(self, src, dst, unsafe_writes=False):
         os.replace(src, dst)
 
+    def run_command(self, args, executable=None, **kwargs):
+        self.ran.append((list(args), executable))
+        return self.answer
 
-def test_start_client_carries_the_lease_over(tmp_path, monkeypatch):
+
+def test_start_client_carries_the_lease_over(tmp_path):
     old, new = tmp_path / "dhclient--eth1.lease", tmp_path / "dhclient--breth0.lease"
     old.write_text(LEASE)
-    ran = []
-    monkeypatch.setattr(dc.subprocess, "run", lambda argv, **kw: ran.append(argv) or subprocess.CompletedProcess(argv, 0, b""))
+    module = FakeModule()
     argv = ("/sbin/dhclient", "-1", "-lf", str(new), "breth0")
-    dc.start_client(argv, lease=(str(old), str(new)), module=FakeModule(), old="eth1", new="breth0")
-    assert ran == [argv]
+    dc.start_client(argv, lease=(str(old), str(new)), module=module, old="eth1", new="breth0")
+    assert module.ran == [(list(argv), "/sbin/dhclient")]
     assert 'interface "breth0";' in new.read_text() and old.read_text() == LEASE
 
 
-def test_start_client_failure_says_what_the_client_said(monkeypatch):
-    monkeypatch.setattr(dc.subprocess, "run", lambda argv, **kw: subprocess.CompletedProcess(argv, 2, b"No DHCPOFFERS received.\n"))
+def test_start_client_keeps_the_planned_argv0_and_runs_the_program_it_names(monkeypatch):
+    monkeypatch.setattr(dc, "_executable", lambda name: "/usr/sbin/" + name)
+    module = FakeModule()
+    dc.start_client(("dhclient", "-1", "breth0"), module=module)
+    assert module.ran == [(["dhclient", "-1", "breth0"], "/usr/sbin/dhclient")]
+
+
+def test_start_client_failure_says_what_the_client_said():
+    module = FakeModule((2, "No DHCPOFFERS received.\n", ""))
     with pytest.raises(ModuleError, match=r"failed \(exit 2\): No DHCPOFFERS received."):
-        dc.start_client(("/sbin/dhclient", "-1", "breth0"))
+        dc.start_client(("/sbin/dhclient", "-1", "breth0"), module=module)
 
 
 # -- the bridge plan around a client --------------------------------------------------------------
