@@ -143,17 +143,107 @@ def machine():
 
 
 @contextlib.contextmanager
-def lab_up(lab_id, hosts, stock_firewall=True, log=print):
-    """A fresh lab with ``hosts`` hosts, torn down afterwards whatever happens."""
+def lab_up(lab_id, hosts, stock_firewall=True, log=print, networkmanager=False):
+    """A fresh lab with ``hosts`` hosts, torn down afterwards whatever happens.
+
+    With ``networkmanager`` every host runs real NetworkManager on keyfile
+    profiles (tests/lab/kvmb_nm.py; eth1's profile has no address, as the
+    network-scripts hosts' ifcfg-eth1 has none).
+    """
     lab = kvmblab.Lab(lab_id)
     lab.down()  # whatever an earlier, killed run left
     try:
         start = time.monotonic()
-        lab.up(hosts=hosts, stock_firewall=stock_firewall)
-        log("  lab %d: %d hosts up in %.1f s" % (lab_id, hosts, time.monotonic() - start))
+        if networkmanager:
+            lab.up(hosts=0)
+            for _i in range(hosts):
+                lab.add_host(stock_firewall=stock_firewall, networkmanager=True)
+        else:
+            lab.up(hosts=hosts, stock_firewall=stock_firewall)
+        log("  lab %d: %d %shosts up in %.1f s" % (lab_id, hosts, "NetworkManager " if networkmanager else "", time.monotonic() - start))
         yield lab
     finally:
         lab.down()
+
+
+# ------------------------------------------------------------------ NetworkManager's own log
+
+
+def nm_log_events(text):
+    """(timestamp, kind, device or None, line) of the lines of a NetworkManager log that time its work.
+
+    kinds: checkpoint-create, checkpoint-adjust, checkpoint-destroy, connections-load,
+    connection-activate, activation-start, activation-done.
+    """
+    events = []
+    for line in text.splitlines():
+        lb, rb = line.find("["), line.find("]")
+        if lb < 0 or rb < lb:
+            continue
+        try:
+            stamp = float(line[lb + 1:rb])
+        except ValueError:
+            continue
+        rest = line[rb + 1:].strip()
+        device = None
+        if rest.startswith("device (") and ")" in rest:
+            device = rest[len("device ("):rest.index(")")]
+        kind = None
+        if 'op="checkpoint-create"' in rest:
+            kind = "checkpoint-create"
+        elif 'op="checkpoint-adjust-rollback-timeout"' in rest:
+            kind = "checkpoint-adjust"
+        elif 'op="checkpoint-destroy"' in rest:
+            kind = "checkpoint-destroy"
+        elif 'op="connections-load"' in rest:
+            kind = "connections-load"
+        elif 'op="connection-activate"' in rest:
+            kind = "connection-activate"
+        elif device and "Activation: starting connection" in rest:
+            kind = "activation-start"
+        elif device and "Activation: successful" in rest:
+            kind = "activation-done"
+        if kind:
+            events.append((stamp, kind, device, rest))
+    return events
+
+
+def nm_log_timings(text):
+    """What NetworkManager itself spent on one host's bridging, from its log (seconds), or None.
+
+    - activation: the sum over devices of each activation's start to its success
+      (NetworkManager's own work: the bridge when its profile loads, the port on `nmcli connection up`);
+    - under_checkpoint: checkpoint-create to checkpoint-destroy (the time the host ran
+      with a pending rollback, most of it waiting for Ansible's next task);
+    - create_to_load, load_to_adjust, adjust_to_activate, activate_to_destroy: the steps
+      between those, as the play drove them.
+    """
+    events = nm_log_events(text)
+    created = next((stamp for stamp, kind, _device, _line in events if kind == "checkpoint-create"), None)
+    if created is None:
+        return None
+    first = {}  # the first event of each kind from the checkpoint on (the lab's own activations come before)
+    for stamp, kind, _device, _line in events:
+        if stamp >= created:
+            first.setdefault(kind, stamp)
+    activation, starts = 0.0, {}
+    for stamp, kind, device, _line in events:
+        if stamp < created:
+            continue
+        if kind == "activation-start":
+            starts[device] = stamp
+        elif kind == "activation-done" and device in starts:
+            activation += stamp - starts.pop(device)
+    out = {"activation": activation}
+
+    def gap(a, b):
+        return first[b] - first[a] if a in first and b in first else None
+    out["under_checkpoint"] = gap("checkpoint-create", "checkpoint-destroy")
+    out["create_to_load"] = gap("checkpoint-create", "connections-load")
+    out["load_to_adjust"] = gap("connections-load", "checkpoint-adjust")
+    out["adjust_to_activate"] = gap("checkpoint-adjust", "connection-activate")
+    out["activate_to_destroy"] = gap("connection-activate", "checkpoint-destroy")
+    return out
 
 
 class ChildClock:
@@ -242,6 +332,17 @@ def config_env(name):
 # ------------------------------------------------------------------ playbook runs
 
 
+# Actions that run on the controller only: no round trip to the managed host.
+LOCAL_ACTIONS = {
+    "set_fact", "debug", "fail", "assert", "meta", "include_tasks", "import_tasks", "include_role", "import_role",
+    "validate_argument_spec", "add_host", "group_by", "include_vars", "set_stats", "pause",
+}
+
+
+def is_local_action(action):
+    return (action or "").rsplit(".", 1)[-1] in LOCAL_ACTIONS
+
+
 @dataclass
 class TaskTiming:
     name: str
@@ -250,6 +351,8 @@ class TaskTiming:
     span: float = 0.0  # start of this task to the start of the next one (or to the stats)
     results: dict = field(default_factory=dict)  # host -> result record
     items: list = field(default_factory=list)  # loop item result times, in order
+    action: str | None = None
+    retries: int = 0  # failed attempts of an `until` loop, over all hosts
 
     @property
     def label(self):
@@ -260,6 +363,33 @@ class TaskTiming:
 
     def changed(self):
         return sum(1 for r in self.results.values() if r.get("changed"))
+
+    def round_trips(self):
+        """Executions on managed hosts, over all hosts: a result (or each loop item) and each retry.
+
+        0 for actions that run on the controller only. `wait_for_connection` counts once
+        although it may try more than once.
+        """
+        if is_local_action(self.action):
+            return 0
+        trips = 0
+        for res in self.results.values():
+            if res["status"] in ("skipped",) and not res.get("items"):
+                continue
+            trips += res.get("items") or 1
+        return trips + self.retries
+
+    def profile(self):
+        """A JSON-able summary of the task: its cost, what ran where, and the round trips."""
+        statuses = {}
+        for res in self.results.values():
+            key = "changed" if res["status"] == "ok" and res.get("changed") else res["status"]
+            statuses[key] = statuses.get(key, 0) + 1
+        done = sorted(res["t"] - self.start for res in self.results.values() if res["status"] != "skipped")
+        return {"name": self.name, "action": self.action, "span": round(self.span, 3), "statuses": statuses,
+                "round_trips": self.round_trips(), "retries": self.retries,
+                # when the first and the last host's result came, counted from the task's start
+                "first_result": round(done[0], 3) if done else None, "last_result": round(done[-1], 3) if done else None}
 
     def item_durations(self):
         """Seconds each loop item took (the first counted from the task's start)."""
@@ -286,6 +416,14 @@ class PlayRun:
 
     def changed_total(self):
         return sum(s.get("changed", 0) for s in self.stats.values())
+
+    def profile(self):
+        """Every task's profile (TaskTiming.profile), in the order the tasks ran."""
+        return [t.profile() for t in self.tasks]
+
+    def round_trips_per_host(self):
+        hosts = len(self.stats) or 1
+        return sum(t.round_trips() for t in self.tasks) / hosts
 
     def failures(self):
         bad = []
@@ -373,7 +511,7 @@ class Ansible:
         tasks, by_uuid, stats, end = [], {}, {}, None
         for event in events:
             if event["type"] == "task_start":
-                task = TaskTiming(event["task"], event["uuid"], event["t"])
+                task = TaskTiming(event["task"], event["uuid"], event["t"], action=event.get("action"))
                 if tasks and tasks[-1].span == 0.0:
                     tasks[-1].span = event["t"] - tasks[-1].start
                 tasks.append(task)
@@ -382,6 +520,10 @@ class Ansible:
                 task = by_uuid.get(event["uuid"])
                 if task is not None:
                     task.results[event["host"]] = event
+            elif event["type"] == "retry":
+                task = by_uuid.get(event["uuid"])
+                if task is not None:
+                    task.retries += 1
             elif event["type"] == "item":
                 task = by_uuid.get(event["uuid"])
                 if task is not None:

@@ -13,7 +13,11 @@ bulk       1000 taps on one bridge: the tap module in one task, against raw
 inventory  bridge_info with 10 to 1000 ports; a line fitted through the medians.
 fleet      playbooks/site.yml (host_bridge and forwarding) on 20 and 50 hosts
            against bench/classic/classic.yml (the classic guide, step by step),
-           first run and idempotent re-run; the physical floor per host.
+           first run and idempotent re-run; the physical floor per host. On the
+           smallest fleet also the NetworkManager column: the guarded host_bridge
+           play on hosts that run NetworkManager, against the classic playbook on
+           network-scripts hosts, with each task's cost and round trips and
+           NetworkManager's own timings from its log.
 
 Nothing here fails on a time: a missed target is reported, not raised. The
 exit status is non-zero only when the benchmark itself could not run (a task
@@ -42,6 +46,9 @@ MODULES_DIR = os.path.join(ROOT, "plugins", "modules")
 MODULE_PATH = os.path.join(kvmbench.COLLECTIONS, "ansible_collections", "kvmhost", "bridging", "plugins", "modules")
 CLASSIC = os.path.join(HERE, "classic", "classic.yml")
 BRIDGE_FORWARDING = os.path.join(HERE, "fleet", "bridge_forwarding.yml")
+HOST_BRIDGE = os.path.join(ROOT, "playbooks", "host_bridge.yml")
+NM_VARIANT = "host_bridge (NetworkManager)"
+INITSCRIPTS_VARIANT = "host_bridge (initscripts)"
 SITE = os.path.join(ROOT, "playbooks", "site.yml")
 NIC, BRIDGE = "eth1", "breth1"
 # The guard's timeout covers the linear strategy's walk over every host from the countdown's start to the
@@ -404,7 +411,8 @@ class Bench:
         if not have_roles:
             self.note("playbooks/host_bridge.yml or forwarding.yml has not landed: the fleet section measures only the classic playbook")
         configs = [c for c in self.configs if c != "no-pipelining" or self.args.fleet_no_pipelining]
-        plan = []  # (size, config, variant, playbook, extra vars, re-run?)
+        nm = have_roles and not self.args.no_fleet_nm and os.path.exists(HOST_BRIDGE)
+        plan = []  # (size, config, variant, playbook, extra vars, re-run?, NetworkManager hosts?)
         for size in sizes:
             for config in configs:
                 if config != configs[0] and size != sizes[0]:
@@ -412,33 +420,48 @@ class Bench:
                 if have_roles:
                     # The role with its default guard, under every configuration (Mitogen too: the guard's
                     # watcher starts itself on the host, with no async).
-                    plan.append((size, config, "bridge+forwarding", BRIDGE_FORWARDING, SITE_VARS, True))
-                plan.append((size, config, "classic", CLASSIC, CLASSIC_VARS, size == sizes[0] or self.args.fleet_all_reruns))
+                    plan.append((size, config, "bridge+forwarding", BRIDGE_FORWARDING, SITE_VARS, True, False))
+                plan.append((size, config, "classic", CLASSIC, CLASSIC_VARS, size == sizes[0] or self.args.fleet_all_reruns, False))
+                if nm and size == sizes[0] and config == configs[0]:
+                    # The NetworkManager column (issue 11): the guarded host_bridge play on NetworkManager hosts. The
+                    # classic playbook is not run there: it writes NM_CONTROLLED=no ifcfg files (which no
+                    # NetworkManager of EL9/EL10 reads as a bridge) and changes links behind NetworkManager's back,
+                    # so the issue's baseline is the classic playbook on network-scripts hosts, in the same run.
+                    # The same play on network-scripts hosts shows what the backend itself costs.
+                    plan.append((size, config, NM_VARIANT, HOST_BRIDGE, SITE_VARS, True, True))
+                    plan.append((size, config, INITSCRIPTS_VARIANT, HOST_BRIDGE, SITE_VARS, True, False))
                 if self.args.fleet_site and os.path.exists(SITE) and size == sizes[0] and config == configs[0]:
-                    plan.append((size, config, "site.yml", SITE, SITE_VARS, True))  # the whole site.yml once, for scale
+                    plan.append((size, config, "site.yml", SITE, SITE_VARS, True, False))  # the whole site.yml once, for scale
         pinged = set()
         reps = self.args.fleet_reps
-        for size, config, variant, playbook, extra, rerun in plan:
-            entry = {"size": size, "config": config, "variant": variant, "first_walls": [], "rerun_walls": [], "runs": []}
+        for size, config, variant, playbook, extra, rerun, on_nm in plan:
+            entry = {"size": size, "config": config, "variant": variant, "networkmanager": on_nm,
+                     "first_walls": [], "rerun_walls": [], "runs": []}
             try:
                 for _rep in range(reps):
-                    with kvmbench.lab_up(LAB_IDS["fleet"], size, stock_firewall=True, log=log) as lab:
-                        if (size, config) not in pinged:
-                            pinged.add((size, config))
+                    with kvmbench.lab_up(LAB_IDS["fleet"], size, stock_firewall=True, log=log, networkmanager=on_nm) as lab:
+                        if (size, config, on_nm) not in pinged:
+                            pinged.add((size, config, on_nm))
                             ping = self.ansible.playbook(json.dumps([{"name": "ping", "hosts": "all", "gather_facts": False, "tasks": [
                                 {"name": "ping", "ansible.builtin.ping": {}}]}]), lab.inventory_path, config=config)
                             self.check_run(ping, "fleet ping")
                             entry["ping_wall"] = ping.wall
                         for phase in ("first", "rerun") if rerun else ("first",):
                             log("  fleet: %s on %d hosts, %s, %s run" % (variant, size, config, phase))
+                            load = kvmbench.loadavg()
                             run = self.ansible.playbook(playbook, lab.inventory_path, config=config, extra_vars=extra)
                             entry["runs"].append({"phase": phase, "wall": run.wall, "cpu": run.controller_cpu,
                                                   "changed": run.changed_total(), "tasks": len(run.tasks),
-                                                  "slowest_tasks": sorted(((round(t.span, 3), t.name) for t in run.tasks), reverse=True)[:8]})
+                                                  "load_at_start": load, "load_at_end": kvmbench.loadavg(),
+                                                  "round_trips_per_host": run.round_trips_per_host(),
+                                                  "slowest_tasks": sorted(((round(t.span, 3), t.name) for t in run.tasks), reverse=True)[:8],
+                                                  "profile": run.profile()})
                             self.check_run(run, "%s %s run (%s, %d hosts)" % (variant, phase, config, size))
                             entry[phase + "_walls"].append(run.wall)
                             entry.setdefault(phase + "_cpu", []).append(run.controller_cpu)
                             entry.setdefault(phase + "_changed", []).append(run.changed_total())
+                        if on_nm:
+                            entry.setdefault("nm_log", []).append(self.nm_timings(lab))
             except Exception as exc:  # one failed variant does not end the section
                 entry["error"] = str(exc)[:3000]
                 out["failed"].append("%s, %d hosts, %s: %s" % (variant, size, config, str(exc)[:300]))
@@ -475,6 +498,9 @@ class Bench:
         self.table("fleet: wall time of ansible-playbook, median of %d run(s) each" % self.args.fleet_reps,
                    ["hosts", "config", "playbook", "first", "min-max", "re-run", "min-max", "re-run/first", "ctl CPU 1st", "ctl CPU 2nd",
                     "changed 1st", "changed 2nd", "ping play", "netlink+file x hosts"], rows)
+        for e in out["runs"]:
+            if e["variant"] in (NM_VARIANT, INITSCRIPTS_VARIANT) and not e.get("error"):
+                self.print_profile(e)
         for size in sizes:
             for config in configs:
                 runs = {e["variant"].split(",")[0]: e for e in out["runs"]
@@ -488,9 +514,61 @@ class Bench:
                     x = ratio(site["rerun"]["median"], site["first"]["median"])
                     self.target("fleet", "%s re-run <= 0.5x first, %d hosts (%s)" % (site["variant"], size, config), x, 0.5, x <= 0.5,
                                 "re-run %s, first %s: %s" % (fmt_s(site["rerun"]["median"]), fmt_s(site["first"]["median"]), fmt_x(x)))
+                nmrun = runs.get(NM_VARIANT)
+                if nmrun and "classic" in runs:
+                    x = ratio(nmrun["first"]["median"], runs["classic"]["first"]["median"])
+                    self.target("fleet", "host_bridge on NM hosts <= 1.0x classic (initscripts hosts), %d hosts (%s)" % (size, config),
+                                x, 1.0, x <= 1.0, "%s vs classic %s: %s" % (fmt_s(nmrun["first"]["median"]),
+                                                                          fmt_s(runs["classic"]["first"]["median"]), fmt_x(x)))
+                if nmrun and nmrun["rerun"]:
+                    x = ratio(nmrun["rerun"]["median"], nmrun["first"]["median"])
+                    self.target("fleet", "host_bridge on NM hosts: re-run <= 0.5x first, %d hosts (%s)" % (size, config), x, 0.5, x <= 0.5,
+                                "re-run %s, first %s: %s" % (fmt_s(nmrun["rerun"]["median"]), fmt_s(nmrun["first"]["median"]), fmt_x(x)))
         self.results["sections"]["fleet"] = out
         if out["failed"]:
             raise RuntimeError("fleet runs failed: %s" % "; ".join(out["failed"]))
+
+    @staticmethod
+    def nm_timings(lab):
+        """NetworkManager's own timings of the bridging on every host of ``lab`` (from its log), summarised."""
+        per = []
+        for host in lab.hosts():
+            path = os.path.join(host.dir, "NetworkManager.log")
+            if os.path.exists(path):
+                with open(path, encoding="utf-8", errors="replace") as handle:
+                    timings = kvmbench.nm_log_timings(handle.read())
+                if timings:
+                    per.append(timings)
+        keys = ["activation", "create_to_load", "load_to_adjust", "adjust_to_activate", "activate_to_destroy", "under_checkpoint"]
+        return {"hosts": len(per), **{k: summary([p[k] for p in per]) for k in keys}}
+
+    def print_profile(self, entry):
+        """Each task's cost in the first run and the re-run of one fleet variant (the last repetition)."""
+        by_phase = {}
+        for run in entry["runs"]:
+            by_phase[run["phase"]] = run  # the last repetition of each phase
+        first, rerun = by_phase.get("first"), by_phase.get("rerun")
+        if not first:
+            return
+        hosts = entry["size"]
+        again = {t["name"]: t for t in (rerun or {}).get("profile", [])}
+        rows = []
+        for t in first["profile"]:
+            r = again.get(t["name"], {})
+            if t["span"] < 0.1 and not t["round_trips"] and r.get("span", 0) < 0.1:
+                continue
+            name = t["name"].split(" : ", 1)[-1]
+            rows.append([name[:64], (t["action"] or "").rsplit(".", 1)[-1], fmt_s(t["span"]), "%.1f" % (t["round_trips"] / hosts),
+                         str(t["retries"]), fmt_s(r.get("span")), "%.1f" % (r.get("round_trips", 0) / hosts)])
+        self.table("fleet: %s on %d hosts, %s: task cost (start to next start) and round trips per host (tasks under 0.1 s "
+                   "with none left out)" % (entry["variant"], hosts, entry["config"]),
+                   ["task", "action", "first", "trips/host", "retries", "re-run", "trips/host"], rows)
+        log("  round trips per host: first run %.1f, re-run %s; wall %s and %s"
+            % (first["round_trips_per_host"], "-" if not rerun else "%.1f" % rerun["round_trips_per_host"],
+               fmt_s(first["wall"]), fmt_s((rerun or {}).get("wall"))))
+        for nm_log in entry.get("nm_log", []):
+            log("  NetworkManager's log, median over %d hosts: %s" % (nm_log["hosts"], ", ".join(
+                "%s %s" % (k, fmt_s((v or {}).get("median"))) for k, v in nm_log.items() if k != "hosts")))
 
 
 def main(argv=None):
@@ -502,6 +580,8 @@ def main(argv=None):
     parser.add_argument("--fleet-sizes", help="comma-separated host counts of the fleet section (default 20,50; 3 with --quick)")
     parser.add_argument("--fleet-site", action="store_true", help="also run the whole playbooks/site.yml (every role) on the smallest fleet")
     parser.add_argument("--fleet-reps", type=int, default=1, help="runs of each fleet playbook, each on a fresh lab (default 1)")
+    parser.add_argument("--no-fleet-nm", action="store_true",
+                        help="leave out the NetworkManager column (host_bridge on NetworkManager hosts, and on network-scripts hosts)")
     parser.add_argument("--fleet-all-reruns", action="store_true", help="also re-run the classic playbook on the larger fleets")
     parser.add_argument("--lab-id", type=int, help="run every section on this one lab id, one section after the other (default: ids 30-34)")
     parser.add_argument("--json", default="/tmp/kvmb-bench-results.json", help="where to write the raw results")

@@ -16,7 +16,8 @@ name: kvmb_bench_timer
 type: aggregate
 short_description: Record task start and result times for the benchmarks
 description:
-  - Appends one JSON object per task start, task result and loop item, and one with the play stats,
+  - Appends one JSON object per task start (with its action), task result, loop item and retry of an
+    C(until) loop, and one with the play stats,
     to the file named by E(KVMB_BENCH_RECORD).
 options: {}
 """
@@ -52,10 +53,10 @@ class CallbackModule(CallbackBase):
         self._write({"type": "playbook_start"})
 
     def v2_playbook_on_task_start(self, task, is_conditional):
-        self._write({"type": "task_start", "task": task.get_name(), "uuid": task._uuid})
+        self._write({"type": "task_start", "task": task.get_name(), "uuid": task._uuid, "action": task.action})
 
     def v2_playbook_on_handler_task_start(self, task):
-        self._write({"type": "task_start", "task": task.get_name(), "uuid": task._uuid, "handler": True})
+        self._write({"type": "task_start", "task": task.get_name(), "uuid": task._uuid, "action": task.action, "handler": True})
 
     def _result(self, result, status):
         data = result._result
@@ -78,6 +79,10 @@ class CallbackModule(CallbackBase):
 
     def v2_runner_on_unreachable(self, result):
         self._result(result, "unreachable")
+
+    def v2_runner_retry(self, result):
+        # An `until` loop's failed attempt: one more round trip to the host (async_status polling, for one).
+        self._write({"type": "retry", "host": result._host.get_name(), "uuid": result._task._uuid})
 
     def _item(self, result, status):
         self._write({"type": "item", "status": status, "host": result._host.get_name(), "uuid": result._task._uuid})
