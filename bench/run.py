@@ -417,11 +417,11 @@ class Bench:
             for config in configs:
                 if config != configs[0] and size != sizes[0]:
                     continue  # other configurations on the smallest fleet only: the budget is ~20 minutes
+                plan.append((size, config, "classic", CLASSIC, CLASSIC_VARS, size == sizes[0] or self.args.fleet_all_reruns, False))
                 if have_roles:
                     # The role with its default guard, under every configuration (Mitogen too: the guard's
                     # watcher starts itself on the host, with no async).
                     plan.append((size, config, "bridge+forwarding", BRIDGE_FORWARDING, SITE_VARS, True, False))
-                plan.append((size, config, "classic", CLASSIC, CLASSIC_VARS, size == sizes[0] or self.args.fleet_all_reruns, False))
                 if nm and size == sizes[0] and config == configs[0]:
                     # The NetworkManager column (issue 11): the guarded host_bridge play on NetworkManager hosts. The
                     # classic playbook is not run there: it writes NM_CONTROLLED=no ifcfg files (which no
@@ -456,6 +456,8 @@ class Bench:
                                                   "round_trips_per_host": run.round_trips_per_host(),
                                                   "slowest_tasks": sorted(((round(t.span, 3), t.name) for t in run.tasks), reverse=True)[:8],
                                                   "profile": run.profile()})
+                            log("    %s, changed %d, %.1f round trips per host, load %.1f to %.1f"
+                                % (fmt_s(run.wall), run.changed_total(), run.round_trips_per_host(), load[0], kvmbench.loadavg()[0]))
                             self.check_run(run, "%s %s run (%s, %d hosts)" % (variant, phase, config, size))
                             entry[phase + "_walls"].append(run.wall)
                             entry.setdefault(phase + "_cpu", []).append(run.controller_cpu)
@@ -471,6 +473,9 @@ class Bench:
             entry["first_cpu_median"] = (summary(entry.get("first_cpu", [])) or {}).get("median")
             entry["rerun_cpu_median"] = (summary(entry.get("rerun_cpu", [])) or {}).get("median")
             out["runs"].append(entry)
+            # What is measured so far, in case a long run is cut short.
+            with open(self.args.json + ".partial", "w") as handle:
+                json.dump({"machine": self.results["machine"], "fleet": out}, handle, indent=1, default=str)
         # The physical floor: the same end state by netlink and file writes, per host.
         hosts = 1 if self.quick else 3
         with kvmbench.lab_up(LAB_IDS["physical"], hosts, stock_firewall=True, log=log) as lab:
