@@ -353,6 +353,8 @@ class TaskTiming:
     items: list = field(default_factory=list)  # loop item result times, in order
     action: str | None = None
     retries: int = 0  # failed attempts of an `until` loop, over all hosts
+    ssh_bytes: int | None = None  # size of the SSH operations' log at the task's start
+    ssh_ops: int | None = None  # ssh, sftp and scp processes the task started, over all hosts (when counted)
 
     @property
     def label(self):
@@ -387,7 +389,7 @@ class TaskTiming:
             statuses[key] = statuses.get(key, 0) + 1
         done = sorted(res["t"] - self.start for res in self.results.values() if res["status"] != "skipped")
         return {"name": self.name, "action": self.action, "span": round(self.span, 3), "statuses": statuses,
-                "round_trips": self.round_trips(), "retries": self.retries,
+                "round_trips": self.round_trips(), "retries": self.retries, "ssh_ops": self.ssh_ops,
                 # when the first and the last host's result came, counted from the task's start
                 "first_result": round(done[0], 3) if done else None, "last_result": round(done[-1], 3) if done else None}
 
@@ -407,6 +409,7 @@ class PlayRun:
     first_event: float | None = None
     last_event: float | None = None
     controller_cpu: float | None = None  # user+sys seconds of ansible-playbook and its children (workers, ssh)
+    ssh_ops: dict | None = None  # {"ssh": n, "ssh-control": n, "sftp": n, "scp": n} over the run, when counted
 
     def by_label(self, label):
         return [t for t in self.tasks if t.label == label]
@@ -425,6 +428,12 @@ class PlayRun:
         hosts = len(self.stats) or 1
         return sum(t.round_trips() for t in self.tasks) / hosts
 
+    def ssh_ops_per_host(self):
+        """SSH processes (connections' commands, file transfers, control commands) per host, or None."""
+        if self.ssh_ops is None:
+            return None
+        return sum(self.ssh_ops.values()) / (len(self.stats) or 1)
+
     def failures(self):
         bad = []
         for task in self.tasks:
@@ -432,6 +441,54 @@ class PlayRun:
                 if res["status"] in ("failed", "unreachable"):
                     bad.append("%s on %s: %s" % (task.name, host, res.get("msg", "")[:300]))
         return bad
+
+
+SSH_WRAPPER = """#!/bin/sh
+# kvmb bench: note one line per SSH operation, then run the real program.
+case " $* " in *" -O "*) kind=%(name)s-control ;; *) kind=%(name)s ;; esac
+echo "$kind" >> "$KVMB_BENCH_SSH_LOG"
+exec %(real)s "$@"
+"""
+
+
+def ssh_wrappers(directory):
+    """sh wrappers of ssh, sftp and scp that note each run in $KVMB_BENCH_SSH_LOG; return their env settings."""
+    env = {}
+    os.makedirs(directory, exist_ok=True)
+    for name in ("ssh", "sftp", "scp"):
+        real = shutil.which(name)
+        if not real:
+            continue
+        path = os.path.join(directory, name)
+        with open(path, "w") as handle:
+            handle.write(SSH_WRAPPER % {"name": name, "real": real})
+        os.chmod(path, 0o700)
+        env["ANSIBLE_%s_EXECUTABLE" % name.upper()] = path
+    return env
+
+
+def _ssh_counts(path, tasks, end_bytes):
+    """Count the wrappers' log lines per task (between its start and the next task's) and in all."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    ends, offset = [], 0
+    for line in data.splitlines(keepends=True):
+        offset += len(line)
+        ends.append(offset)
+
+    def lines_before(size):
+        return sum(1 for e in ends if e <= size)
+    marks = [t.ssh_bytes for t in tasks] + [end_bytes if end_bytes is not None else len(data)]
+    for task, a, b in zip(tasks, marks, marks[1:]):
+        if a is not None and b is not None:
+            task.ssh_ops = lines_before(b) - lines_before(a)
+    counts = {}
+    for line in data.decode("utf-8", "replace").split():
+        counts[line] = counts.get(line, 0) + 1
+    return counts
 
 
 def _stop_control_masters(cp_dir):
@@ -450,7 +507,7 @@ class Ansible:
     def __init__(self, workdir):
         self.workdir = workdir
 
-    def env(self, config, record, cp_dir):
+    def env(self, config, record, cp_dir, ssh_log=None):
         env = dict(os.environ)
         env["PATH"] = BIN + os.pathsep + env.get("PATH", "")
         env.update({
@@ -466,10 +523,18 @@ class Ansible:
             "KVMB_BENCH_RECORD": record,
         })
         env.update(config_env(config))
+        if ssh_log and config != "mitogen":  # Mitogen keeps its own connections: nothing to count per task
+            env["KVMB_BENCH_SSH_LOG"] = ssh_log
+            env.update(ssh_wrappers(os.path.join(os.path.dirname(ssh_log), "bin")))
         return env
 
-    def playbook(self, playbook, inventory, config="pipelining", extra_vars=None, forks=5, limit=None, timeout=1800):
-        """Run a playbook (a path, or YAML/JSON text); return a PlayRun."""
+    def playbook(self, playbook, inventory, config="pipelining", extra_vars=None, forks=5, limit=None, timeout=1800,
+                 count_ssh=False):
+        """Run a playbook (a path, or YAML/JSON text); return a PlayRun.
+
+        With ``count_ssh`` (not under Mitogen) every ssh, sftp and scp process Ansible starts is
+        counted, per task and in all (a wrapper script per program: about a millisecond each).
+        """
         with tempfile.TemporaryDirectory(dir=self.workdir) as tmp:
             if "\n" in playbook or not os.path.exists(playbook):
                 path = os.path.join(tmp, "play.yml")
@@ -478,6 +543,7 @@ class Ansible:
             else:
                 path = playbook
             record = os.path.join(tmp, "record.jsonl")
+            ssh_log = os.path.join(tmp, "ssh-ops.log") if count_ssh and config != "mitogen" else None
             cp_dir = tempfile.mkdtemp(prefix="cp", dir="/tmp")  # short: unix socket paths are limited to 108 bytes
             argv = [os.path.join(BIN, "ansible-playbook"), "-i", inventory, "-f", str(forks), path]
             if extra_vars:
@@ -490,7 +556,7 @@ class Ansible:
             try:
                 before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 start = time.monotonic()
-                proc = subprocess.run(argv, env=self.env(config, record, cp_dir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                proc = subprocess.run(argv, env=self.env(config, record, cp_dir, ssh_log), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                       text=True, timeout=timeout, check=False, cwd=tmp)
                 wall = time.monotonic() - start
                 after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -502,7 +568,10 @@ class Ansible:
             if os.path.exists(record):
                 with open(record) as handle:
                     events = [json.loads(line) for line in handle]
-        run = self._parse(proc.returncode, wall, events, proc.stdout)
+            run = self._parse(proc.returncode, wall, events, proc.stdout)
+            if ssh_log:
+                end = next((e.get("ssh_bytes") for e in events if e["type"] == "stats"), None)
+                run.ssh_ops = _ssh_counts(ssh_log, run.tasks, end)
         run.controller_cpu = cpu
         return run
 
@@ -511,7 +580,7 @@ class Ansible:
         tasks, by_uuid, stats, end = [], {}, {}, None
         for event in events:
             if event["type"] == "task_start":
-                task = TaskTiming(event["task"], event["uuid"], event["t"], action=event.get("action"))
+                task = TaskTiming(event["task"], event["uuid"], event["t"], action=event.get("action"), ssh_bytes=event.get("ssh_bytes"))
                 if tasks and tasks[-1].span == 0.0:
                     tasks[-1].span = event["t"] - tasks[-1].start
                 tasks.append(task)

@@ -449,15 +449,18 @@ class Bench:
                         for phase in ("first", "rerun") if rerun else ("first",):
                             log("  fleet: %s on %d hosts, %s, %s run" % (variant, size, config, phase))
                             load = kvmbench.loadavg()
-                            run = self.ansible.playbook(playbook, lab.inventory_path, config=config, extra_vars=extra)
+                            run = self.ansible.playbook(playbook, lab.inventory_path, config=config, extra_vars=extra, count_ssh=True)
                             entry["runs"].append({"phase": phase, "wall": run.wall, "cpu": run.controller_cpu,
+                                                  "ssh_ops": run.ssh_ops, "ssh_ops_per_host": run.ssh_ops_per_host(),
                                                   "changed": run.changed_total(), "tasks": len(run.tasks),
                                                   "load_at_start": load, "load_at_end": kvmbench.loadavg(),
                                                   "round_trips_per_host": run.round_trips_per_host(),
                                                   "slowest_tasks": sorted(((round(t.span, 3), t.name) for t in run.tasks), reverse=True)[:8],
                                                   "profile": run.profile()})
-                            log("    %s, changed %d, %.1f round trips per host, load %.1f to %.1f"
-                                % (fmt_s(run.wall), run.changed_total(), run.round_trips_per_host(), load[0], kvmbench.loadavg()[0]))
+                            ssh_ops = run.ssh_ops_per_host()
+                            log("    %s, changed %d, %.1f round trips and %s SSH operations per host %s, load %.1f to %.1f"
+                                % (fmt_s(run.wall), run.changed_total(), run.round_trips_per_host(),
+                                   "-" if ssh_ops is None else "%.1f" % ssh_ops, run.ssh_ops or "", load[0], kvmbench.loadavg()[0]))
                             self.check_run(run, "%s %s run (%s, %d hosts)" % (variant, phase, config, size))
                             entry[phase + "_walls"].append(run.wall)
                             entry.setdefault(phase + "_cpu", []).append(run.controller_cpu)
@@ -504,7 +507,7 @@ class Bench:
                    ["hosts", "config", "playbook", "first", "min-max", "re-run", "min-max", "re-run/first", "ctl CPU 1st", "ctl CPU 2nd",
                     "changed 1st", "changed 2nd", "ping play", "netlink+file x hosts"], rows)
         for e in out["runs"]:
-            if e["variant"] in (NM_VARIANT, INITSCRIPTS_VARIANT) and not e.get("error"):
+            if e["variant"] in (NM_VARIANT, INITSCRIPTS_VARIANT, "classic") and e["size"] == sizes[0] and not e.get("error"):
                 self.print_profile(e)
         for size in sizes:
             for config in configs:
@@ -563,13 +566,18 @@ class Bench:
             if t["span"] < 0.1 and not t["round_trips"] and r.get("span", 0) < 0.1:
                 continue
             name = t["name"].split(" : ", 1)[-1]
-            rows.append([name[:64], (t["action"] or "").rsplit(".", 1)[-1], fmt_s(t["span"]), "%.1f" % (t["round_trips"] / hosts),
-                         str(t["retries"]), fmt_s(r.get("span")), "%.1f" % (r.get("round_trips", 0) / hosts)])
+            def per_host(value):
+                return "-" if value is None else "%.1f" % (value / hosts)
+            rows.append([name[:64], (t["action"] or "").rsplit(".", 1)[-1], fmt_s(t["span"]), per_host(t["round_trips"]),
+                         per_host(t.get("ssh_ops")), str(t["retries"]), fmt_s(r.get("span")), per_host(r.get("round_trips")),
+                         per_host(r.get("ssh_ops"))])
         self.table("fleet: %s on %d hosts, %s: task cost (start to next start) and round trips per host (tasks under 0.1 s "
                    "with none left out)" % (entry["variant"], hosts, entry["config"]),
-                   ["task", "action", "first", "trips/host", "retries", "re-run", "trips/host"], rows)
-        log("  round trips per host: first run %.1f, re-run %s; wall %s and %s"
-            % (first["round_trips_per_host"], "-" if not rerun else "%.1f" % rerun["round_trips_per_host"],
+                   ["task", "action", "first", "trips/host", "ssh/host", "retries", "re-run", "trips/host", "ssh/host"], rows)
+        log("  per host: first run %.1f round trips and %s SSH operations (%s), re-run %s and %s; wall %s and %s"
+            % (first["round_trips_per_host"], "-" if first.get("ssh_ops_per_host") is None else "%.1f" % first["ssh_ops_per_host"],
+               first.get("ssh_ops"), "-" if not rerun else "%.1f" % rerun["round_trips_per_host"],
+               "-" if not rerun or rerun.get("ssh_ops_per_host") is None else "%.1f" % rerun["ssh_ops_per_host"],
                fmt_s(first["wall"]), fmt_s((rerun or {}).get("wall"))))
         for nm_log in entry.get("nm_log", []):
             log("  NetworkManager's log, median over %d hosts: %s" % (nm_log["hosts"], ", ".join(

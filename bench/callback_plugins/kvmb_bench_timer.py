@@ -38,12 +38,20 @@ class CallbackModule(CallbackBase):
     def __init__(self):
         super().__init__()
         self._path = os.environ.get("KVMB_BENCH_RECORD")
+        self._ssh_log = os.environ.get("KVMB_BENCH_SSH_LOG")
         self._handle = None
 
     def _write(self, record):
         if not self._path:
             return
         record["t"] = time.monotonic()
+        if self._ssh_log and record["type"] in ("task_start", "stats"):
+            # How far the harness's ssh/sftp/scp wrappers' log has grown: the SSH operations between two task
+            # starts belong to the first task (the linear strategy ends a task on every host before the next).
+            try:
+                record["ssh_bytes"] = os.path.getsize(self._ssh_log)
+            except OSError:
+                record["ssh_bytes"] = 0
         if self._handle is None:
             self._handle = open(self._path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the whole run
         self._handle.write(json.dumps(record, default=str) + "\n")
