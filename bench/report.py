@@ -121,6 +121,39 @@ def fleet(sec):
                      fmt_s(per_host * e["size"])])
     out += table(["hosts", "config", "playbook", "first run", "re-run", "re-run / first", "controller CPU 1st", "controller CPU 2nd",
                   "changed 1st", "changed 2nd", "one ping task", "netlink + file work x hosts"], rows)
+    for e in sec["runs"]:
+        out += task_profile(e)
+    return out
+
+
+def task_profile(entry):
+    """Each task's cost and round trips of a fleet run whose profile was recorded (the last repetition)."""
+    phases = {r["phase"]: r for r in entry.get("runs", []) if r.get("profile")}
+    first, rerun = phases.get("first"), phases.get("rerun") or {}
+    if not first or entry.get("error"):
+        return ""
+    hosts = entry["size"]
+
+    def per_host(value):
+        return "-" if value is None else "%.1f" % (value / hosts)
+    again = {t["name"]: t for t in rerun.get("profile", [])}
+    rows = []
+    for t in first["profile"]:
+        r = again.get(t["name"], {})
+        if t["span"] < 0.1 and not t["round_trips"] and not t.get("ssh_ops") and r.get("span", 0) < 0.1:
+            continue
+        rows.append([t["name"].split(" : ", 1)[-1], (t["action"] or "").rsplit(".", 1)[-1], fmt_s(t["span"]), per_host(t["round_trips"]),
+                     per_host(t.get("ssh_ops")), fmt_s(r.get("span")), per_host(r.get("round_trips")), per_host(r.get("ssh_ops"))])
+    total = ["all tasks", "", fmt_s(first["wall"]), "%.1f" % first["round_trips_per_host"],
+             "-" if first.get("ssh_ops_per_host") is None else "%.1f" % first["ssh_ops_per_host"], fmt_s(rerun.get("wall")),
+             "-" if not rerun else "%.1f" % rerun["round_trips_per_host"],
+             "-" if rerun.get("ssh_ops_per_host") is None else "%.1f" % rerun["ssh_ops_per_host"]]
+    out = "\n%s on %d hosts (%s), per task:\n\n" % (entry["variant"], hosts, entry["config"])
+    out += table(["task", "action", "first run", "round trips / host", "SSH ops / host", "re-run", "round trips / host", "SSH ops / host"],
+                 [*rows, total])
+    for nm_log in entry.get("nm_log", []):
+        out += "\nNetworkManager's log, median over %d hosts: %s\n" % (nm_log["hosts"], ", ".join(
+            "%s %s" % (k, fmt_s((v or {}).get("median"))) for k, v in nm_log.items() if k != "hosts"))
     return out
 
 
