@@ -467,6 +467,8 @@ class Bench:
                             entry.setdefault(phase + "_changed", []).append(run.changed_total())
                         if on_nm:
                             entry.setdefault("nm_log", []).append(self.nm_timings(lab))
+                            if "direct" not in entry:
+                                entry["direct"] = self.nm_direct(lab.hosts()[0])
             except Exception as exc:  # one failed variant does not end the section
                 entry["error"] = str(exc)[:3000]
                 out["failed"].append("%s, %d hosts, %s: %s" % (variant, size, config, str(exc)[:300]))
@@ -549,6 +551,75 @@ class Bench:
                     per.append(timings)
         keys = ["activation", "create_to_load", "load_to_adjust", "adjust_to_activate", "activate_to_destroy", "under_checkpoint"]
         return {"hosts": len(per), **{k: summary([p[k] for p in per]) for k in keys}}
+
+    def module_json(self, host, module, args):
+        """Run a module directly on the host (as direct_module does) once; return (wall, CPU, its JSON result)."""
+        path = os.path.join(self.workdir, "args-%s.json" % module)
+        with open(path, "w") as handle:
+            json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
+        argv = ["env", "PYTHONPATH=" + kvmbench.COLLECTIONS, PYTHON, os.path.join(MODULE_PATH, module + ".py"), path]
+        with kvmbench.ChildClock() as clock:
+            proc = host.run(argv, check=False, timeout=300)
+        try:
+            result = json.loads(proc.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            result = {"failed": True, "msg": (proc.stdout + proc.stderr)[-2000:]}
+        if proc.returncode != 0 or result.get("failed"):
+            raise RuntimeError("direct run of %s failed: %s" % (module, result.get("msg")))
+        return clock.wall, clock.cpu, result
+
+    def nm_direct(self, host):
+        """What the NetworkManager path's modules cost on a bridged NetworkManager host without Ansible (no SSH, no
+        AnsiballZ): each module run directly, one nmcli and one busctl process, and the port's activation.
+
+        Returns {what: {"wall": summary, "cpu": summary}}; taken after the re-run, so the plan and the
+        profile checks find nothing to do, as on a re-run.
+        """
+        reps = 3 if self.quick else 5
+        plan_args = {"nic": NIC, "bridge": BRIDGE, "bootproto": "inherit", "addresses": [], "gateway": "", "dns": [],
+                     "stp": False, "forward_delay": 0}
+        _w, _c, plan = self.module_json(host, "nm_bridge_plan", plan_args)
+        keys = ("name", "type", "interface", "controller", "cloned_mac_address", "autoconnect", "stp", "forward_delay",
+                "ipv4", "ipv6", "settings")
+        checks = [{**{k: item[k] for k in keys if k in item}, "_ansible_check_mode": True} for item in plan["keyfiles"]]
+        samples = {}
+
+        def add(what, wall, cpu):
+            samples.setdefault(what, ([], []))
+            samples[what][0].append(wall)
+            samples[what][1].append(cpu)
+
+        for _rep in range(reps):
+            for what, code in (("python -c pass", "pass"), ("import ansible basic", "import ansible.module_utils.basic")):
+                with kvmbench.ChildClock() as clock:
+                    host.run([PYTHON, "-c", code])
+                add(what, clock.wall, clock.cpu)
+            for what, argv in (("one nmcli process (device show)", ["nmcli", "-g", "GENERAL.STATE", "device", "show", NIC]),
+                               ("one busctl call (a property)", ["busctl", "--system", "get-property", "org.freedesktop.NetworkManager",
+                                                                 "/org/freedesktop/NetworkManager", "org.freedesktop.NetworkManager",
+                                                                 "Version"])):
+                with kvmbench.ChildClock() as clock:
+                    host.run(argv)
+                add(what, clock.wall, clock.cpu)
+            add("network_backend_info", *self.module_json(host, "network_backend_info", {"backend": "auto", "profile_format": "auto"})[:2])
+            add("ifcfg_info (2 devices)", *self.module_json(host, "ifcfg_info", {"devices": [NIC, BRIDGE]})[:2])
+            add("nm_bridge_plan", *self.module_json(host, "nm_bridge_plan", plan_args)[:2])
+            for i, args in enumerate(checks):
+                add("nm_keyfile check, profile %d" % (i + 1), *self.module_json(host, "nm_keyfile", args)[:2])
+            wall, cpu, made = self.module_json(host, "nm_checkpoint", {"action": "create", "timeout": 300})
+            add("nm_checkpoint create", wall, cpu)
+            add("nm_checkpoint adjust", *self.module_json(host, "nm_checkpoint", {"action": "adjust", "checkpoint": made["checkpoint"],
+                                                                                  "timeout": 300})[:2])
+            with kvmbench.ChildClock() as clock:
+                host.run(["nmcli", "--wait", "30", "connection", "up", "uuid", plan["port_uuid"]], timeout=120)
+            add("nmcli connection up (the port; the play runs it under async)", clock.wall, clock.cpu)
+            add("nm_checkpoint destroy", *self.module_json(host, "nm_checkpoint", {"action": "destroy", "checkpoint": made["checkpoint"],
+                                                                                   "timeout": 300})[:2])
+        out = {what: {"wall": summary(w), "cpu": summary(c)} for what, (w, c) in samples.items()}
+        self.table("fleet: the NetworkManager path's modules run directly on one bridged host (no SSH, no AnsiballZ)",
+                   ["what", "wall median", "min", "max", "n", "CPU median"],
+                   [self.srow(k, v["wall"], fmt_s(v["cpu"]["median"])) for k, v in out.items()])
+        return out
 
     def print_profile(self, entry):
         """Each task's cost in the first run and the re-run of one fleet variant (the last repetition)."""
