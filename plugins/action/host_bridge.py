@@ -12,7 +12,6 @@ ansible.builtin.reboot does), so the flow is the same under any strategy
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import time
 
@@ -51,26 +50,38 @@ class _Lost(Exception):
     """The connection failed during a step."""
 
 
-@contextlib.contextmanager
-def _time_limit(seconds):
-    """Raise _StepTimeout in the block after ``seconds``; keep an alarm set before (the task's own timeout)."""
-    if not seconds:
-        yield
-        return
+class _Limit:
+    """A time limit for a block: SIGALRM raises _StepTimeout after ``seconds`` and ``expired`` says it did.
 
-    def expired(signum, frame):
+    A connection that waits in its own loop may turn the exception into its own (Mitogen raises its TimeoutError),
+    so the caller asks ``expired``. An alarm set before (the task's own timeout) is set again afterwards.
+    """
+
+    def __init__(self, seconds):
+        self.seconds = int(seconds or 0)
+        self.expired = False
+        self._previous = None
+        self._outer = 0
+        self._started = 0.0
+
+    def _expire(self, signum, frame):
+        self.expired = True
         raise _StepTimeout()
 
-    started = time.monotonic()
-    previous = signal.signal(signal.SIGALRM, expired)
-    outer = signal.alarm(int(seconds))
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-        if outer:
-            signal.alarm(max(1, int(outer - (time.monotonic() - started))))
+    def __enter__(self):
+        if self.seconds:
+            self._started = time.monotonic()
+            self._previous = signal.signal(signal.SIGALRM, self._expire)
+            self._outer = signal.alarm(self.seconds)
+        return self
+
+    def __exit__(self, *exc):
+        if self.seconds:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, self._previous)
+            if self._outer:
+                signal.alarm(max(1, int(self._outer - (time.monotonic() - self._started))))
+        return False
 
 
 def _clean(result):
@@ -87,11 +98,22 @@ class ActionModule(ActionBase):
         saved = self._task.check_mode
         if check is not None:
             self._task.check_mode = check
+        limiter = _Limit(limit)
         try:
-            with _time_limit(limit):
+            with limiter:
                 result = self._execute_module(module_name=name, module_args=args, task_vars=task_vars)
+        except _StepTimeout:
+            raise
         except AnsibleConnectionFailure as exc:
+            if limiter.expired:
+                raise _StepTimeout() from exc
             raise _Lost(str(exc)) from exc
+        except Exception as exc:
+            if limiter.expired:
+                raise _StepTimeout() from exc
+            if type(exc).__module__.startswith("mitogen"):
+                raise _Lost("%s: %s" % (type(exc).__name__, exc)) from exc  # Mitogen's stream and channel errors
+            raise
         finally:
             self._task.check_mode = saved
         if result.get("unreachable"):
