@@ -28,6 +28,9 @@ COLLECTION_DEST = "/usr/share/ansible/collections/ansible_collections/kvmhost/br
 PLAYBOOK = "host_bridge.yml"
 
 
+# The host_bridge role's one task (the kvmhost.bridging.host_bridge action).
+BRIDGE_TASK = "Bridge the NIC (plan, arm the guard, apply, confirm over a fresh connection)"
+
 def _tool(name):
     path = os.path.join(BIN, name)
     if not os.path.exists(path):
@@ -246,8 +249,8 @@ def test_ansible_runner_runs_host_bridge_against_a_lab_host(lab, host, tmp_path)
     results = _task_results(job, host)
     assert not [e for e in results if e["event"] in ("runner_on_failed", "runner_on_unreachable")]
     changed = {e["event_data"]["task"] for e in results if e["event"] == "runner_on_ok" and e["event_data"]["res"].get("changed")}
-    assert "Bridge the NIC (plan, arm the guard, apply, confirm over a fresh connection)" in changed
-    bridged = [e["event_data"]["res"] for e in results if e["event_data"]["task"] == "Bridge the NIC (plan, arm the guard, apply, confirm over a fresh connection)"]
+    assert BRIDGE_TASK in changed
+    bridged = [e["event_data"]["res"] for e in results if e["event_data"]["task"] == BRIDGE_TASK]
     assert [res["planned"][0] for res in bridged] == ["write /etc/sysconfig/network-scripts/ifcfg-brawx"]
     assert bridged[-1]["guard"]["decision"]["confirmed"] is True
     stats = job["events"][-1]["event_data"]
