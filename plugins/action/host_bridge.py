@@ -36,6 +36,8 @@ ARGUMENT_SPEC = {
     "rollback_timeout": {"type": "int", "default": 60},
     "config_dir": {"type": "path", "default": "/etc/sysconfig/network-scripts"},
     "install_pyroute2": {"type": "bool", "default": True},
+    "backend": {"type": "str", "default": "initscripts", "choices": ["initscripts", "networkmanager"]},
+    "nm_config_dir": {"type": "path", "default": "/etc/NetworkManager/system-connections"},
 }
 
 PREFIX = "kvmhost.bridging."
@@ -170,6 +172,9 @@ class ActionModule(ActionBase):
         problems = hb.nic_problems(facts, args["nic"], nic, name)
         if problems:
             return {"failed": True, "changed": False, "msg": "host_bridge: " + problems[0]}
+
+        if args["backend"] == "networkmanager":
+            return self._networkmanager(args, nic, task_vars, host)
 
         read = {}
         if args["persist"]:
@@ -325,3 +330,114 @@ class ActionModule(ActionBase):
                         msg=hb.rollback_message(host, plan["what"], plan["files"], timeout, failure, cut, decision, outcome))
         return dict(report, changed=True, msg="host_bridge: %s, confirmed over a fresh connection (%s)." % (
             plan["what"], "; ".join(report["planned"])))
+
+    def _networkmanager(self, args, nic, task_vars, host):
+        """The bridge's keyfile and the NIC's own profile as its port, activated under a NetworkManager checkpoint."""
+        name, timeout = args["name"], args["rollback_timeout"]
+        plan = self._module(PREFIX + "nm_bridge_plan", {
+            "nic": nic, "bridge": name, "bootproto": args["bootproto"], "addresses": args["addresses"],
+            "gateway": args["gateway"], "dns": args["dns"], "stp": args["stp"], "forward_delay": args["forward_delay"]},
+            task_vars)
+        report = {"backend": "networkmanager", "nic": nic, "bridge": name}
+        if plan.get("failed"):
+            return dict(report, failed=True, changed=False, msg=plan.get("msg"))
+        what = plan["what"]
+        keyfiles = [hb.keyfile_args(item, args["nm_config_dir"]) for item in plan["keyfiles"]]
+        probes = []
+        for item in keyfiles:
+            probe = self._module(PREFIX + "nm_keyfile", item, task_vars, check=True)
+            if probe.get("failed"):
+                return dict(report, failed=True, changed=False, msg=probe.get("msg"))
+            probes.append(probe)
+        diffs = [probe["diff"] for probe in probes if probe.get("diff")]
+        report["planned"] = [probe.get("path") or item["name"] for probe, item in zip(probes, keyfiles)
+                             if probe.get("changed_keys")]
+        if self._task.check_mode:
+            # The keyfile diff is the whole run: nothing is written.
+            return dict(report, changed=any(probe.get("changed") for probe in probes), diff=diffs,
+                        msg="host_bridge: would %s through NetworkManager." % what)
+        if not hb.nm_needed(plan, probes):
+            return dict(report, changed=False, msg="host_bridge: %s is bridged into %s as asked." % (nic, name))
+
+        checkpoints = PREFIX + "nm_checkpoint"
+        checkpoint = None
+        if timeout > 0:
+            # The countdown is long until the profiles are written, and the rollback timeout from the activation on.
+            taken = self._module(checkpoints, {"action": "create", "timeout": max(timeout * 5, 300)}, task_vars, check=False)
+            report["checkpoint"] = {"create": _clean(taken)}
+            if taken.get("failed"):
+                return dict(report, failed=True, changed=False, msg=taken.get("msg"))
+            checkpoint = taken["checkpoint"]
+        steps = {}
+
+        def failed(step, result, failure=None):
+            """Roll back at once after a failed step (or fail without a checkpoint)."""
+            if checkpoint is None:
+                return dict(report, steps=steps, failed=True, changed=True,
+                            msg=hb.nm_unguarded_message(host, what, step, result))
+            rolled = self._module(checkpoints, {
+                "action": "rollback", "checkpoint": checkpoint, "what": what, "label": "host_bridge: %s" % host,
+                "failure": failure or hb.step_failure(step, result)},
+                task_vars, check=False)
+            report["checkpoint"]["rollback"] = _clean(rolled)
+            return dict(report, steps=steps, failed=True, changed=True, msg=rolled.get("msg"))
+
+        for item in keyfiles:
+            written = self._module(PREFIX + "nm_keyfile", dict(item, reload=True), task_vars, check=False)
+            steps.setdefault(hb.NM_STEP_WRITE, []).append(_clean(written))
+            if written.get("diff"):
+                diffs.append(written["diff"])
+            if written.get("failed"):
+                return failed(hb.NM_STEP_WRITE, written)
+        report["diff"] = diffs
+        if checkpoint is not None:
+            adjusted = self._module(checkpoints, {"action": "adjust", "checkpoint": checkpoint, "timeout": timeout},
+                                    task_vars, check=False)
+            steps[hb.NM_STEP_ADJUST] = _clean(adjusted)
+            if adjusted.get("failed"):
+                return failed(hb.NM_STEP_ADJUST, adjusted)
+
+        # Under the checkpoint the activation has a time limit: when the new profiles cut the connection, the
+        # activation still completes on the host and the confirmation over a fresh connection decides.
+        limit = hb.step_timeout(timeout) if checkpoint is not None else None
+        activation, cut = None, False
+        try:
+            activation = self._module("ansible.legacy.command", {"argv": hb.activation_argv(plan["port_uuid"], timeout)},
+                                      task_vars, check=False, limit=limit)
+        except (_StepTimeout, _Lost):
+            if checkpoint is None:
+                raise
+            cut = True
+        steps[hb.NM_STEP_ACTIVATE] = _clean(activation)
+        if activation is not None and (activation.get("failed") or activation.get("rc")):
+            if checkpoint is None:
+                return failed(hb.NM_STEP_ACTIVATE, activation)
+            return failed(hb.NM_STEP_ACTIVATE, activation, hb.activation_failure(plan["port_profile"], activation))
+        if checkpoint is None:
+            return dict(report, steps=steps, changed=True, msg="host_bridge: %s done without a checkpoint." % what)
+
+        # Confirm over a fresh connection: it goes through the host's new network, which proves it.
+        if cut and not self._answers(task_vars, hb.step_timeout(timeout)):
+            if not self._answers(task_vars, timeout + 60):
+                return dict(report, steps=steps, failed=True, changed=True,
+                            msg=hb.unreachable_message(host, what, timeout, backend="networkmanager"))
+        else:
+            self._reset()
+        # Destroying the checkpoint confirms the change; when NetworkManager already rolled back (the host came
+        # back only after the timeout), this fails with what was restored.
+        try:
+            destroyed = self._module(checkpoints, {"action": "destroy", "checkpoint": checkpoint, "timeout": timeout,
+                                                   "what": what, "label": "host_bridge: %s" % host},
+                                     task_vars, check=False, limit=timeout + 60)
+        except (_StepTimeout, _Lost):
+            if not self._answers(task_vars, timeout + 60):
+                return dict(report, steps=steps, failed=True, changed=True,
+                            msg=hb.unreachable_message(host, what, timeout, backend="networkmanager"))
+            destroyed = self._module(checkpoints, {"action": "destroy", "checkpoint": checkpoint, "timeout": timeout,
+                                                   "what": what, "label": "host_bridge: %s" % host},
+                                     task_vars, check=False, limit=timeout + 60)
+        report["checkpoint"]["destroy"] = _clean(destroyed)
+        if destroyed.get("failed"):
+            return dict(report, steps=steps, failed=True, changed=True, msg=destroyed.get("msg"))
+        return dict(report, steps=steps, changed=True,
+                    msg="host_bridge: %s through NetworkManager, confirmed over a fresh connection." % what)

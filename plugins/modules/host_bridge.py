@@ -6,7 +6,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: host_bridge
-short_description: Bridge a host's NIC on a network-scripts host, under the rollback guard, in one task
+short_description: Bridge a host's NIC under a rollback guard or a NetworkManager checkpoint, in one task
 version_added: 0.1.0
 description:
   - Bridges a NIC of a host whose network is brought up by the network service (network-scripts) into a Linux
@@ -15,13 +15,27 @@ description:
     where needed, arm M(kvmhost.bridging.guard), write the files, start the guard's countdown, bridge the NIC, set the
     static addresses and the default route, and confirm over a fresh connection (the connection is reset, as
     M(ansible.builtin.reboot) reconnects). Without the confirmation the host restores itself."
+  - With O(backend=networkmanager) it writes the bridge's keyfile and turns the NIC's own profile into its port
+    (M(kvmhost.bridging.nm_bridge_plan), M(kvmhost.bridging.nm_keyfile)), activates them under a checkpoint
+    (M(kvmhost.bridging.nm_checkpoint)), and confirms by destroying the checkpoint over a fresh connection; without the
+    confirmation NetworkManager restores the devices and the profiles by itself.
   - A step that fails rolls back at once. A step that cuts the connection is rolled back by the host itself
     O(rollback_timeout) seconds after the change; the action waits for the host to answer again and fails with what
     was restored.
   - It uses no async, so it works the same under any strategy (linear, free, Mitogen's) over ssh or paramiko.
   - This is an action plugin that runs the collection's modules; the P(kvmhost.bridging.host_bridge#role) role
-    calls it with its variables, after gathering the network facts (it reads RV(ansible_facts) of the host).
+    calls it with its variables, after gathering the network facts (it reads the host's C(ansible_facts)).
 options:
+  backend:
+    description:
+      - What brings the host's network up, as M(kvmhost.bridging.network_backend_info) chose it.
+    type: str
+    choices: [initscripts, networkmanager]
+    default: initscripts
+  nm_config_dir:
+    description: With O(backend=networkmanager), the directory of the keyfiles.
+    type: path
+    default: /etc/NetworkManager/system-connections
   name:
     description: The bridge.
     type: str
@@ -76,26 +90,30 @@ options:
     description: Install python3-pyroute2 with the host's package manager when the host's Python cannot import it.
     type: bool
     default: true
+extends_documentation_fragment:
+  - kvmhost.bridging.attributes
 attributes:
   check_mode:
     support: full
-    description: In check mode the writers run in check mode and the action reports what it would do.
+    details: In check mode the writers run in check mode and the action reports what it would do.
   diff_mode:
     support: full
-    description: Returns the ifcfg files' diffs.
-  platform:
+    details: Returns the diffs of the ifcfg files or the keyfiles.
+  idempotent:
     support: full
-    platforms: posix
+    details: A second run finds the host bridged as asked, arms nothing and reports no change.
+  platform:
+    platforms: linux
 notes:
   - The host's facts must include the network and python subsets (M(ansible.builtin.setup) with
     O(ansible.builtin.setup#module:gather_subset=[!all, !min, network, python])).
-  - NetworkManager hosts are bridged by the P(kvmhost.bridging.host_bridge#role) role through keyfiles and a checkpoint.
 seealso:
   - module: kvmhost.bridging.guard
   - module: kvmhost.bridging.ifcfg
   - module: kvmhost.bridging.bridge
+  - module: kvmhost.bridging.nm_checkpoint
 author:
-  - kvmhost.bridging contributors
+  - kvmhost.bridging contributors (@kvmhost)
 """
 
 EXAMPLES = r"""
@@ -156,6 +174,12 @@ pyroute2:
 steps:
   description: The results of the change's steps, by step.
   returned: when a change was made
+  type: dict
+checkpoint:
+  description:
+    - With O(backend=networkmanager), the results of M(kvmhost.bridging.nm_checkpoint), C(create), C(destroy) (the
+      confirmation) and C(rollback).
+  returned: when a change was made under a checkpoint
   type: dict
 guard:
   description:

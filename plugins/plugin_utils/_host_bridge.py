@@ -281,3 +281,42 @@ def unguarded_message(host, what, failure):
 def pyroute2_message(python):
     return ("The host's Python (%s) cannot import pyroute2 and host_bridge_install_pyroute2 is false. Install "
             "python3-pyroute2 (EPEL on EL8), or set host_bridge_install_pyroute2: true." % python)
+
+
+# NetworkManager hosts: the steps, as the messages say them.
+NM_STEP_WRITE = "Write the profiles"
+NM_STEP_ADJUST = "Start the checkpoint's countdown"
+NM_STEP_ACTIVATE = "Activate the port (NetworkManager brings the bridge up with it)"
+_KEYFILE_KEYS = ("controller", "cloned_mac_address", "autoconnect", "stp", "forward_delay", "ipv4", "ipv6")
+
+
+def keyfile_args(item, config_dir, reload=False):
+    """nm_keyfile's arguments for one profile of nm_bridge_plan's RV(keyfiles)."""
+    args = {"name": item["name"], "type": item["type"], "interface": item["interface"],
+            "settings": item.get("settings") or {}, "config_dir": config_dir}
+    args.update({key: item[key] for key in _KEYFILE_KEYS if item.get(key) is not None})
+    if reload:
+        args["reload"] = True
+    return args
+
+
+def nm_needed(plan_result, probes):
+    """Whether NetworkManager must change anything: the devices do not run the profiles, or a profile changes."""
+    return not plan_result.get("runtime_ok") or any(probe.get("changed_keys") for probe in probes)
+
+
+def activation_argv(port_uuid, rollback_timeout):
+    """nmcli's activation of the port (NetworkManager brings the bridge up with it)."""
+    return ["nmcli", "--wait", str(max(int(rollback_timeout) // 2, 30)), "connection", "up", "uuid", port_uuid]
+
+
+def activation_failure(port_profile, result):
+    """Why the activation failed, for the rollback's message."""
+    text = (result or {}).get("stderr") or (result or {}).get("msg") or "no message"
+    return "NetworkManager could not activate %s: %s" % (port_profile, str(text).strip())
+
+
+def nm_unguarded_message(host, what, step, result):
+    """The message after a failed step through NetworkManager without a checkpoint (host_bridge_rollback_timeout 0)."""
+    return ("host_bridge: %s: %s failed at '%s': %s (host_bridge_rollback_timeout is 0: nothing was rolled back)."
+            % (host, what, step, str((result or {}).get("msg") or (result or {}).get("stderr") or "no message").strip()))

@@ -220,3 +220,31 @@ def test_the_other_messages():
     assert hb.pyroute2_message("/usr/bin/python3") == (
         "The host's Python (/usr/bin/python3) cannot import pyroute2 and host_bridge_install_pyroute2 is false. Install "
         "python3-pyroute2 (EPEL on EL8), or set host_bridge_install_pyroute2: true.")
+
+
+def test_keyfile_arguments_leave_out_what_the_plan_does_not_set():
+    item = {"name": "breth1", "type": "bridge", "interface": "breth1", "cloned_mac_address": MAC, "stp": False,
+            "forward_delay": 0, "ipv4": {"method": "auto"}, "controller": None}
+    assert hb.keyfile_args(item, "/etc/NetworkManager/system-connections") == {
+        "name": "breth1", "type": "bridge", "interface": "breth1", "settings": {}, "cloned_mac_address": MAC,
+        "stp": False, "forward_delay": 0, "ipv4": {"method": "auto"}, "config_dir": "/etc/NetworkManager/system-connections"}
+    port = hb.keyfile_args({"name": "eth1", "type": "ethernet", "interface": "eth1", "controller": "breth1",
+                            "settings": {"ipv4": None}}, "/d", reload=True)
+    assert port == {"name": "eth1", "type": "ethernet", "interface": "eth1", "controller": "breth1",
+                    "settings": {"ipv4": None}, "config_dir": "/d", "reload": True}
+
+
+def test_networkmanager_needs_a_change_when_a_profile_changes_or_the_devices_do_not_run_them():
+    assert not hb.nm_needed({"runtime_ok": True}, [{"changed_keys": []}, {"changed": False}])
+    assert hb.nm_needed({"runtime_ok": False}, [])
+    assert hb.nm_needed({"runtime_ok": True}, [{"changed_keys": ["ipv4.method"]}])
+
+
+def test_the_activation_and_its_failure():
+    assert hb.activation_argv("8c1f", 60) == ["nmcli", "--wait", "30", "connection", "up", "uuid", "8c1f"]
+    assert hb.activation_argv("8c1f", 120)[2] == "60"
+    assert hb.activation_failure("eth1", {"rc": 4, "stderr": "Error: Connection activation failed.\n"}) == (
+        "NetworkManager could not activate eth1: Error: Connection activation failed.")
+    assert hb.nm_unguarded_message("kvm1", "bridging eth1 into breth1", hb.NM_STEP_WRITE, {"msg": "mode 0644"}) == (
+        "host_bridge: kvm1: bridging eth1 into breth1 failed at 'Write the profiles': mode 0644 "
+        "(host_bridge_rollback_timeout is 0: nothing was rolled back).")
