@@ -26,10 +26,9 @@ COLLECTIONS = os.environ.get("ANSIBLE_COLLECTIONS_PATH", os.path.expanduser("~/.
 COLLECTION_DEST = "/usr/share/ansible/collections/ansible_collections/kvmhost/bridging"
 
 PLAYBOOK = "host_bridge.yml"
-
-
 # The host_bridge role's one task (the kvmhost.bridging.host_bridge action).
 BRIDGE_TASK = "Bridge the NIC (plan, arm the guard, apply, confirm over a fresh connection)"
+
 
 def _tool(name):
     path = os.path.join(BIN, name)
