@@ -205,3 +205,58 @@ def test_two_libvirt_networks_route_both_ways(libvirt_lab, ansible):
     assert hook_text(host) is None
     assert "kvmhost.bridging" not in firewall(host)
     assert not guest_b.ping(A_ADDR)
+
+
+def test_forward_mode_route_and_open_instead_of_rules(libvirt_lab, ansible):
+    """The other method: natnet's forward mode becomes route (no NAT), through libvirt's own definition."""
+    host, libvirtd, guest_a, guest_b = libvirt_lab
+    extra = dict(EXTRA, libvirt_routing_methods={"natnet": "route"})
+    assert not guest_b.ping(A_ADDR)
+    defined = libvirtd.virsh("net-dumpxml", "--inactive", "natnet").stdout
+    assert "<forward mode='nat'" in defined
+
+    # --check --diff: the new definition is shown, nothing changes
+    checked = ansible.playbook(PLAYBOOK, hosts=[host], extra_vars=extra, check=True, diff=True)
+    assert checked.rc == 0 and checked.changed(host) == 1, checked.output
+    assert "libvirt network natnet (definition)" in checked.output and '<forward mode="route" />' in checked.output
+    assert libvirtd.virsh("net-dumpxml", "--inactive", "natnet").stdout == defined
+    assert not guest_b.ping(A_ADDR)
+
+    played = ansible.playbook(PLAYBOOK, hosts=[host], extra_vars=extra)
+    assert played.rc == 0 and played.changed(host) == 1, played.output
+    assert "natnet: forward mode route: changed from nat in libvirt's definition" in played.output
+    assert "rtnet: forward mode route: libvirt's own rules route it to the other networks, nothing to add" in played.output
+    assert "<forward mode='route'/>" in libvirtd.virsh("net-dumpxml", "--inactive", "natnet").stdout
+    assert "<forward mode='route'/>" in libvirtd.virsh("net-dumpxml", "natnet").stdout  # restarted with it
+    # no rules and no hook of ours: libvirt's own rules route between two routed networks
+    assert hook_text(host) is None and "kvmhost.bridging" not in firewall(host)
+    host.run(["ip", "link", "set", guest_a.port, "master", "virbr2"])  # the restart made a new bridge
+    forwarding(host, guest_a.port)
+    assert guest_b.ping(A_ADDR, count=2) and guest_a.ping(B_ADDR)
+    assert not guest_a.ping(LAN_GATEWAY)  # the price of route mode: no NAT, and the lab LAN has no route back
+    again = ansible.playbook(PLAYBOOK, hosts=[host], extra_vars=extra)
+    assert again.rc == 0 and again.changed(host) == 0, again.output
+    result, _problems, report = doctor(ansible, host, doctor_libvirt_uri=kvmb_vm.URI, doctor_network_manager="stopped")
+    assert routing_problems(result, host) == {}, report
+
+    # the definition persists through a libvirtd restart and a network restart
+    libvirtd.stop()
+    libvirtd.start()
+    libvirtd.virsh("net-destroy", "natnet")
+    libvirtd.virsh("net-start", "natnet")
+    host.run(["ip", "link", "set", guest_a.port, "master", "virbr2"])
+    forwarding(host, guest_a.port)
+    assert guest_b.ping(A_ADDR, count=2) and guest_a.ping(B_ADDR)
+
+    # open mode for rtnet: libvirt adds no rules for it at all; both ways still pass
+    extra_open = dict(EXTRA, libvirt_routing_method="open", libvirt_routing_methods={"natnet": "route"})
+    opened = ansible.playbook(PLAYBOOK, hosts=[host], extra_vars=extra_open)
+    assert opened.rc == 0 and opened.changed(host) == 1, opened.output
+    assert "rtnet: forward mode open: changed from route" in opened.output
+    assert "<forward mode='open'/>" in libvirtd.virsh("net-dumpxml", "rtnet").stdout
+    assert "virbr1" not in firewall(host)
+    host.run(["ip", "link", "set", guest_b.port, "master", "virbr1"])
+    forwarding(host, guest_b.port)
+    assert guest_b.ping(A_ADDR, count=2) and guest_a.ping(B_ADDR)
+    again = ansible.playbook(PLAYBOOK, hosts=[host], extra_vars=extra_open)
+    assert again.rc == 0 and again.changed(host) == 0, again.output
