@@ -26,8 +26,8 @@ description:
   - The other way, per network (O(method), O(methods)), is to change the network's forward mode to C(route) or
     C(open) in libvirt's own definition (net-define, then a restart of the network when it runs), where the network
     needs no NAT. libvirt's own rules then route it; no rules of this module are kept between two such networks.
-    A restart re-creates the network's bridge; guests' interfaces on it must be plugged again (libvirt does so for
-    its running domains).
+    A restart re-creates the network's bridge; the ports that were on the old one (running guests' taps) must be
+    plugged into it again.
 author:
   - kvmhost.bridging contributors (@kvmhost)
 extends_documentation_fragment:
