@@ -184,11 +184,12 @@ def plan(names, networks, methods=None):
                                       % net["forward"]})
             continue
         if picked != "rules":
+            if net["network"] in modes:
+                said = "forward mode %s: changed from %s in libvirt's definition (network restarted; no NAT)" % (picked, net["forward"])
+            else:
+                said = "forward mode %s already: libvirt's own rules route it, nothing to add" % picked
             summary.append({"network": net["network"], "bridge": net["bridge"], "forward": picked,
-                            "subnets": _ipv4_subnets(net), "method_name": picked,
-                            "method": ("forward mode %s: changed from %s in libvirt's definition (network restarted; no NAT)"
-                                       % (picked, net["forward"])) if net["network"] in modes else
-                                      "forward mode %s already: libvirt's own rules route it, nothing to add" % picked})
+                            "subnets": _ipv4_subnets(net), "method_name": picked, "method": said})
             continue
         method = ("hook: NAT kept to the outside, new connections from the other networks accepted, no NAT between them"
                   if net["forward"] == "nat" else

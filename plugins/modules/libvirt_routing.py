@@ -20,7 +20,7 @@ description:
     written (RV(hook_changed)) libvirtd must be restarted once (the kvmhost.bridging.libvirt_routing role does it).
   - Works with libvirt's iptables firewall backend (libvirt 9 and older, EL9) and its nftables backend (libvirt 10+
     with C(firewall_backend = "nftables"), EL10). With nftables the rules go into libvirt's own table
-    C(ip libvirt_network): accepts at the top of C(guest_cross) (the first chain its forward chain jumps to) and, for
+    C(ip libvirt_network), accepts at the top of C(guest_cross) (the first chain its forward chain jumps to) and, for
     a NAT source, a C(return) at the top of C(guest_nat), in one C(nft -f) transaction. A forward chain of another
     table cannot do it, since an accept ends only its own base chain and libvirt's reject in a later one still drops.
   - The other way, per network (O(method), O(methods)), is to change the network's forward mode to C(route) or
@@ -81,7 +81,7 @@ options:
     default: rules
   methods:
     description:
-      - O(method) per network name, for example C({natnet: rules, labnet: route}); names must be in O(networks).
+      - "O(method) per network name, for example C({natnet: rules, labnet: route}); names must be in O(networks)."
     type: dict
     default: {}
   backend:
