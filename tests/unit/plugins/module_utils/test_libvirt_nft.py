@@ -190,3 +190,46 @@ def test_the_forward_mode_is_changed_in_the_definition_and_nat_dropped():
     assert lr.with_forward_mode(after, "route") is None
     isolated = "<network><name>iso</name><bridge name='virbr5'/><ip address='198.18.125.1' prefix='24'/></network>"
     assert "<name>iso</name><forward mode=\"open\" />" in lr.with_forward_mode(isolated, "open")
+
+
+class FakeHost:
+    """An AnsibleModule's run_command on a host where libvirt uses nftables: nft lists ``current``, iptables is absent."""
+
+    def __init__(self, current):
+        self.current, self.applied = current, []
+
+    def get_bin_path(self, name):
+        return "/usr/sbin/nft" if name == "nft" else None
+
+    def run_command(self, argv, data=None, binary_data=False, check_rc=False):
+        if argv[1:3] == ["-j", "list"]:
+            return 0, json.dumps(self.current), ""
+        if argv[1:] == ["-f", "-"]:
+            self.applied.append(data)
+            return 0, "", ""
+        raise AssertionError(argv)
+
+
+@pytest.mark.parametrize("check_mode", [True, False])
+def test_ensure_picks_nftables_and_applies_one_transaction(tmp_path, monkeypatch, check_mode):
+    monkeypatch.setattr(lr, "atomic_write", lambda module, path, data, new_mode: (tmp_path / "hook").write_bytes(data))
+    host = FakeHost(captured("ruleset"))
+    hook = str(tmp_path / "hooks" / "hook")
+    result = lr.ensure(host, ["natnet", "rtnet"], "qemu:///system", hook, "/usr/bin/python3", [NATNET, RTNET],
+                       check_mode=check_mode)
+    assert result["changed"] and result["backend"] == "nftables" and result["hook_changed"]
+    assert result["rules"][0].startswith("nft insert rule ip libvirt_network guest_cross")
+    assert result["diff"][1]["before"] == "" and result["diff"][1]["after"].count("kvmhost.bridging") == 3
+    if check_mode:
+        assert host.applied == [] and not (tmp_path / "hook").exists()
+    else:
+        assert host.applied == ["\n".join(lnft.compare(captured("ruleset"), PLANNED)[2]) + "\n"]
+        assert (tmp_path / "hook").read_text().startswith("#!/usr/bin/python3\n")
+
+
+def test_ensure_with_the_rules_in_place_changes_nothing(tmp_path):
+    host = FakeHost(captured("after"))
+    hook = tmp_path / "hook"
+    hook.write_text(lnft.hook_text(PLANNED, ["natnet", "rtnet"], "/usr/bin/python3"))
+    result = lr.ensure(host, ["natnet", "rtnet"], "qemu:///system", str(hook), "/usr/bin/python3", [NATNET, RTNET])
+    assert not result["changed"] and host.applied == []
