@@ -315,3 +315,20 @@ def test_report_lists_each_problem_with_its_fix_and_the_checks_run():
     assert lines[4] == "not run: domain_bridge, because libvirt at qemu:///system said nothing: not reachable: no socket"
     assert lines[-1] == "bridge name ..."
     assert doc.report("kvm01", doc.Outcome([], []), [], lib, "").startswith("doctor: kvm01: 0 problem(s) found.\n")
+
+
+# ---------------------------------------------------------------------------- the ifcfg reader the doctor uses
+
+
+def test_read_ifcfg_reads_the_files_as_networkmanager_does(tmp_path):
+    from ansible_collections.kvmhost.bridging.plugins.module_utils._doctor_read import read_ifcfg
+
+    (tmp_path / "ifcfg-eth1").write_text("DEVICE=eth1\nBRIDGE=\"br0\"\nNM_CONTROLLED=yes # by hand\nNM_CONTROLLED='no'\n")
+    (tmp_path / "ifcfg-lan").write_text("DEVICE=eth2\nTYPE=Bridge\n")
+    (tmp_path / "ifcfg-eth1.bak").write_text("DEVICE=eth1\nBRIDGE=brold\n")  # a backup: not read
+    (tmp_path / "route-eth1").write_text("198.18.0.0/24 via 198.19.0.1\n")
+    assert read_ifcfg(str(tmp_path)) == {
+        "eth1": {"FILE": "ifcfg-eth1", "DEVICE": "eth1", "BRIDGE": "br0", "NM_CONTROLLED": "no"},
+        "eth2": {"FILE": "ifcfg-lan", "DEVICE": "eth2", "TYPE": "Bridge"},
+    }
+    assert read_ifcfg(str(tmp_path / "missing")) == {}
