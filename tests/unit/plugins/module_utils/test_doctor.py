@@ -332,3 +332,55 @@ def test_read_ifcfg_reads_the_files_as_networkmanager_does(tmp_path):
         "eth2": {"FILE": "ifcfg-lan", "DEVICE": "eth2", "TYPE": "Bridge"},
     }
     assert read_ifcfg(str(tmp_path / "missing")) == {}
+
+
+# ---------------------------------------------------------------------------- the FORWARD reader the doctor uses
+
+SAVE = """*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+%s
+COMMIT
+"""
+ACCEPT_BRIDGED = "-A FORWARD -m physdev --physdev-is-bridged -j ACCEPT"
+
+
+class FakeModule:
+    """iptables-nft only (no legacy), with ``rules`` in FORWARD; firewalld absent or running."""
+
+    def __init__(self, rules, firewalld=False):
+        self.rules = rules
+        self.firewalld = firewalld
+
+    def get_bin_path(self, name, required=False):
+        known = {"iptables-nft-save", "iptables-nft-restore", "iptables"} | ({"firewall-cmd"} if self.firewalld else set())
+        return "/usr/sbin/" + name if name in known else None
+
+    def run_command(self, argv, **kwargs):
+        name = argv[0].rsplit("/", 1)[-1]
+        if name == "firewall-cmd":
+            return 0, "running\n", ""
+        if name == "iptables":
+            return 0, "iptables v1.8.9 (nf_tables)\n", ""
+        assert name == "iptables-nft-save", argv
+        return 0, SAVE % "\n".join(self.rules), ""
+
+
+@pytest.mark.parametrize(("rules", "rejects", "first"), [
+    ([REJECT], [REJECT], False),
+    ([ACCEPT_BRIDGED, REJECT], [REJECT], True),
+    ([REJECT, ACCEPT_BRIDGED], [REJECT], False),
+    (["-A FORWARD -i virbr0 -j REJECT --reject-with icmp-port-unreachable"], ["-A FORWARD -i virbr0 -j REJECT --reject-with icmp-port-unreachable"], False),
+    ([], [], False),
+])  # fmt: skip
+def test_read_forward(rules, rejects, first):
+    from ansible_collections.kvmhost.bridging.plugins.module_utils._doctor_read import read_forward
+
+    assert read_forward(FakeModule(rules)) == Forward(rejects=rejects, accept_bridged_first=first)
+
+
+def test_read_forward_says_nothing_where_firewalld_runs():
+    from ansible_collections.kvmhost.bridging.plugins.module_utils._doctor_read import read_forward
+
+    assert read_forward(FakeModule([REJECT], firewalld=True)) is None
