@@ -615,7 +615,7 @@ class Bench:
                                                                                   "timeout": 300})[:2])
             with kvmbench.ChildClock() as clock:
                 host.run(["nmcli", "--wait", "30", "connection", "up", "uuid", plan["port_uuid"]], timeout=120)
-            add("nmcli connection up (the port; the play runs it under async)", clock.wall, clock.cpu)
+            add("nmcli connection up (the port: the activation)", clock.wall, clock.cpu)
             add("nm_checkpoint destroy", *self.module_json(host, "nm_checkpoint", {"action": "destroy", "checkpoint": made["checkpoint"],
                                                                                    "timeout": 300})[:2])
         out = {what: {"wall": summary(w), "cpu": summary(c)} for what, (w, c) in samples.items()}
