@@ -125,7 +125,7 @@ run_unit() {
 run_integration() {
     need_root integration || return 1
     python -m pytest -q -p no:cacheprovider -p kvmb_skips -rs -o testpaths=tests/integration \
-        -n "$INTEGRATION_WORKERS" --dist loadfile --no-loadscope-reorder --max-worker-restart 0 \
+        -n "$INTEGRATION_WORKERS" --dist loadfile --no-loadscope-reorder --max-worker-restart 0 --durations 15 \
         tests/integration
 }
 
