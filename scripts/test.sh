@@ -11,9 +11,9 @@
 # KVMB_INTEGRATION_WORKERS (default 2) pytest-xdist workers, each on its own lab:
 # KVMB_LAB_ID, KVMB_LAB_ID+1, ... KVMB_STAGES limits the stages (e.g.
 # KVMB_STAGES="ruff unit").
-# Stages that need no lab (lint, sanity, unit, build, latest) run one after the
-# other in the background while the integration and Molecule stages run; their
-# output is printed, in order, after those.
+# The other stages (lint, sanity, unit, build, latest, then Molecule on its lab
+# 20) run one after the other in the background while the integration stage
+# runs; their output is printed, in order, after it.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -21,6 +21,11 @@ cd "$ROOT" || exit 1
 . scripts/setup.sh || { echo "setup failed"; exit 1; }
 export KVMB_LAB_ID="${KVMB_LAB_ID:-0}"
 INTEGRATION_WORKERS="${KVMB_INTEGRATION_WORKERS:-2}"
+MOLECULE_LAB=20 MOLECULE_LOCK=/tmp/kvmb-molecule.lock  # extensions/molecule/config.yml's lab
+if [ "$KVMB_LAB_ID" -le "$MOLECULE_LAB" ] && [ $((KVMB_LAB_ID + INTEGRATION_WORKERS)) -gt "$MOLECULE_LAB" ]; then
+    echo "the integration labs $KVMB_LAB_ID-$((KVMB_LAB_ID + INTEGRATION_WORKERS - 1)) would include Molecule's lab $MOLECULE_LAB: pick another KVMB_LAB_ID"
+    exit 1
+fi
 STAGES="${KVMB_STAGES:-ruff lint sanity unit build integration molecule latest}"
 
 # Whatever happens, the labs of this run are torn down (one per integration
@@ -32,11 +37,15 @@ teardown() {
         echo "stopped the background stages; their output so far:"
         cat "$COUNTS_DIR/background.log" 2>/dev/null
     fi
-    rm -rf "${COUNTS_DIR:-}"
     local n
     for ((n = 0; n < INTEGRATION_WORKERS; n++)); do
         python "$ROOT/tests/lab" down --id $((KVMB_LAB_ID + n)) >/dev/null 2>&1 || true
     done
+    # Molecule's lab, if this run's Molecule had started (and nobody else holds it now).
+    if [ -e "${COUNTS_DIR:-/nonexistent}/molecule.started" ]; then
+        flock -w 10 "$MOLECULE_LOCK" python "$ROOT/tests/lab" down --id "$MOLECULE_LAB" >/dev/null 2>&1 || true
+    fi
+    rm -rf "${COUNTS_DIR:-}"
 }
 trap teardown EXIT
 trap 'exit 130' INT TERM
@@ -140,14 +149,18 @@ run_molecule() {
     fi
     local eph rc=0
     eph="$(mktemp -d)"
-    # Also when this script is interrupted mid-run, lab 20 goes down.
-    trap 'python "$ROOT/tests/lab" down --id 20 >/dev/null 2>&1 || true; teardown' EXIT
-    # Lab 20 is Molecule's on this machine: the lock keeps two runs from sharing it.
-    MOLECULE_EPHEMERAL_DIRECTORY="$eph" flock /tmp/kvmb-molecule.lock molecule test --all || rc=$?
-    # The default scenario's destroy has run, also after a failed scenario; this
-    # covers a Molecule that crashed or was killed, and fails on any leftover.
-    python "$ROOT/tests/lab" down --id 20 || rc=1
-    trap teardown EXIT
+    # Lab 20 is Molecule's on this machine, for every clone: its lock keeps two
+    # runs apart, and is held until the check below has run. When this script is
+    # interrupted, teardown stops Molecule and removes lab 20 under the same lock.
+    touch "$COUNTS_DIR/molecule.started"
+    (
+        flock 9
+        MOLECULE_EPHEMERAL_DIRECTORY="$eph" molecule test --all || rc=$?
+        # The default scenario's destroy has run, also after a failed scenario; this
+        # covers a Molecule that crashed or was killed, and fails on any leftover.
+        python "$ROOT/tests/lab" down --id "$MOLECULE_LAB" || rc=1
+        exit $rc
+    ) 9> "$MOLECULE_LOCK" || rc=$?
     rm -rf "$eph"
     return $rc
 }
@@ -182,21 +195,21 @@ run_latest() {
 
 run_start=$SECONDS
 stage ruff ruff check .
-# The stages without a lab, in the background (own process group, so that
-# teardown can stop all of it); output kept and printed after the lab stages.
+# The other stages, in the background (own process group, so that teardown can
+# stop all of it); output kept and printed after the integration stage.
 background_stages() {
     stage lint ansible-lint --profile production
     stage sanity run_sanity
     stage unit run_unit
     stage build run_build
     stage latest run_latest
+    stage molecule run_molecule
 }
 set -m
 background_stages > "$COUNTS_DIR/background.log" 2>&1 < /dev/null &
 background_pid=$!
 set +m
 stage integration run_integration
-stage molecule run_molecule
 wait "$background_pid"
 background_pid=""
 cat "$COUNTS_DIR/background.log"
