@@ -37,10 +37,14 @@ teardown() {
         echo "stopped the background stages; their output so far:"
         cat "$COUNTS_DIR/background.log" 2>/dev/null
     fi
+    # Only a run whose integration stage started touches the integration labs
+    # (KVMB_STAGES="ruff" must not remove a lab another run of this id uses).
     local n
-    for ((n = 0; n < INTEGRATION_WORKERS; n++)); do
-        python "$ROOT/tests/lab" down --id $((KVMB_LAB_ID + n)) >/dev/null 2>&1 || true
-    done
+    if [ -e "${COUNTS_DIR:-/nonexistent}/integration.started" ]; then
+        for ((n = 0; n < INTEGRATION_WORKERS; n++)); do
+            python "$ROOT/tests/lab" down --id $((KVMB_LAB_ID + n)) >/dev/null 2>&1 || true
+        done
+    fi
     # Molecule's lab, if this run's Molecule had started (and nobody else holds it now).
     if [ -e "${COUNTS_DIR:-/nonexistent}/molecule.started" ]; then
         flock -w 10 "$MOLECULE_LOCK" python "$ROOT/tests/lab" down --id "$MOLECULE_LAB" >/dev/null 2>&1 || true
@@ -133,6 +137,7 @@ run_unit() {
 # worker is not replaced, so no lab id beyond the last worker's is used.
 run_integration() {
     need_root integration || return 1
+    touch "$COUNTS_DIR/integration.started"
     python -m pytest -q -p no:cacheprovider -p kvmb_skips -rs -o testpaths=tests/integration \
         -n "$INTEGRATION_WORKERS" --dist loadfile --no-loadscope-reorder --max-worker-restart 0 --durations 15 \
         tests/integration
@@ -215,6 +220,7 @@ set +m
 stage integration run_integration
 wait "$background_pid"
 background_pid=""
+rm -f "$COUNTS_DIR/molecule.started"  # its own check removed lab 20 under the lock
 cat "$COUNTS_DIR/background.log"
 
 passed=0 failed=0 failures=() skipped_stages=()
@@ -224,10 +230,9 @@ for name in ruff lint sanity unit build integration molecule latest; do
     elif [ -e "$COUNTS_DIR/$name.skipped" ]; then skipped_stages+=("$(cat "$COUNTS_DIR/$name.skipped")")
     fi
 done
-rm -rf "$COUNTS_DIR"
 echo
 [ "${#skipped_stages[@]}" -gt 0 ] && printf 'skipped stage: %s\n' "${skipped_stages[@]}"
 [ "$failed" -gt 0 ] && echo "failed stages: ${failures[*]}"
 echo "all stages: $((SECONDS - run_start))s"
 echo "stages: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+[ "$failed" -eq 0 ]  # teardown (EXIT) removes the labs of a started integration stage, and COUNTS_DIR
