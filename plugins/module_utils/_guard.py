@@ -32,8 +32,8 @@ Times are CLOCK_BOOTTIME seconds: they keep counting while the host
 suspends and do not jump with the wall clock, and every process on the host
 reads the same clock.
 
-The runtime snapshot and restore are those of ``_netlink``; this module holds
-only the glue. Everything else is plain file handling, testable without root.
+The runtime snapshot is _kernel_snapshot's and the restore _kernel_apply's
+(plan_restore()); this module holds only the glue. Everything else is plain file handling, testable without root.
 
 PRIVATE: this module is internal to kvmhost.bridging; it is not part of the
 public API and may change without notice.
@@ -44,7 +44,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import dataclasses
 import datetime
 import errno
 import json
@@ -56,7 +55,7 @@ import tempfile
 import time
 import traceback
 
-from ansible_collections.kvmhost.bridging.plugins.module_utils import _dhcp_client, _netlink
+from ansible_collections.kvmhost.bridging.plugins.module_utils import _dhcp_client, _kernel_apply, _kernel_snapshot
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import atomic_write, read_bytes
 from ansible_collections.kvmhost.bridging.plugins.module_utils._names import validate_ifname
@@ -350,7 +349,7 @@ class Runtime:
 
     ``snapshot()`` returns a JSON-serialisable value; ``restore(value)``
     returns a short description of what it put back. The default one is
-    _netlink's; the unit tests pass their own.
+    NetlinkRuntime (below); the unit tests pass their own.
     """
 
     def snapshot(self):
@@ -717,188 +716,43 @@ class Guard:
         return dict(result, changed=rolled_back)
 
 
-# -- the runtime network state (glue over _netlink) -----------------------------
+# -- the runtime network state (glue over _kernel_snapshot and _kernel_apply) --
 
-
-def snapshot_to_json(snapshot):
-    """A Snapshot of _netlink as plain JSON values."""
-    return {
-        "links": [dataclasses.asdict(link) for link in snapshot.links.values()],
-        "addresses": [dataclasses.asdict(address) for address in snapshot.addresses],
-        "routes": [dataclasses.asdict(route) for route in snapshot.routes],
-    }
-
-
-def _route_from_json(data):
-    data = dict(data)
-    data["multipath"] = tuple(_netlink.Nexthop(**hop) for hop in data.get("multipath") or ())
-    data["metrics"] = tuple(tuple(pair) for pair in data.get("metrics") or ())
-    data["unsupported"] = tuple(data.get("unsupported") or ())
-    return _netlink.Route(**data)
-
-
-def snapshot_from_json(data):
-    """The Snapshot that snapshot_to_json() was given."""
-    return _netlink.Snapshot(
-        links=[_netlink.Link(**link) for link in data.get("links") or ()],
-        addresses=[_netlink.Address(**address) for address in data.get("addresses") or ()],
-        routes=[_route_from_json(route) for route in data.get("routes") or ()],
-    )
-
-
-def _restorable_addresses(snapshot, name):
-    """The addresses of ``name`` that a restore manages: the user's, not the kernel's own."""
-    return {(a.family, a.ip, a.prefixlen): a for a in snapshot.addresses_on(name) if _netlink.is_migratable_address(a)}
-
-
-def _restorable_routes(snapshot, names):
-    routes = []
-    for route in snapshot.routes:
-        if _netlink.is_movable_route(route, snapshot.addresses) and any(route.uses(name) for name in names) and route not in routes:
-            routes.append(route)
-    return routes
-
-
-def restore_scope(saved, now, interfaces):
-    """The links a restore looks at: ``interfaces`` (or every link but loopback) and the ports of those that are bridges."""
-    every = {name for name, link in list(saved.links.items()) + list(now.links.items()) if not link.loopback}
-    names = set(interfaces) if interfaces else every
-    for snap in (saved, now):
-        for name in list(names):
-            link = snap.link(name)
-            if link is not None and link.kind == "bridge":
-                names.update(snap.ports_of(name))
-    return names
-
-
-def plan_restore(saved, now, interfaces=()):
-    """The (op, args, description) steps that bring ``now`` back to ``saved`` for the links in scope.
-
-    Bridges that did not exist are deleted (other new links, such as a guest's
-    tap, are left alone); bridges that are gone are created again; then the
-    masters, MTUs, MACs, bridge options and link states, the addresses (added
-    before the extra ones are removed) and last the routes, whose gateways need
-    the addresses. The kernel's own addresses and routes are not touched.
-    """
-    names = restore_scope(saved, now, interfaces)
-    steps = []
-    for name in sorted(names):
-        old, new = saved.link(name), now.link(name)
-        if old is None and new is not None and new.kind == "bridge":
-            steps.append(("delete_link", {"name": name}, "delete bridge %s, which did not exist" % name))
-    for name in sorted(names):
-        old, new = saved.link(name), now.link(name)
-        if old is not None and new is None and old.kind == "bridge":
-            steps.append(("create_bridge", {"name": name, "mac": old.mac or None, "mtu": old.mtu or None, "options": dict(old.bridge)},
-                          "create bridge %s again" % name))
-    gone = {args["name"] for op, args, _text in steps if op == "delete_link"}
-    for name in sorted(names):
-        old = saved.link(name)
-        new = now.link(name)
-        if old is None or name in gone or (new is None and old.kind != "bridge"):
-            continue
-        recreated = new is None
-        changes = {}
-        master_differs = recreated or (old.master or None) != (new.master or None)
-        if master_differs and (old.master or not recreated):
-            changes["master"] = old.master or ""
-        if not recreated and old.mtu and old.mtu != new.mtu:
-            changes["mtu"] = old.mtu
-        if not recreated and old.mac and old.mac != new.mac:
-            changes["mac"] = old.mac
-        if not recreated and old.kind == "bridge":
-            options = {key: value for key, value in old.bridge.items() if new.bridge.get(key) != value}
-            if options:
-                changes["options"] = options
-        if changes:
-            text = ", ".join("%s %s" % (key, value if value != "" else "none") for key, value in sorted(changes.items()))
-            steps.append(("set_link", dict(changes, name=name), "set %s %s" % (name, text)))
-    for name in sorted(names):
-        old = saved.link(name)
-        new = now.link(name)
-        if old is None or name in gone:
-            continue
-        if new is None or old.up != new.up:
-            steps.append(("set_link", {"name": name, "up": old.up}, "bring %s %s" % (name, "up" if old.up else "down")))
-    for name in sorted(names):
-        if saved.link(name) is None or name in gone:
-            continue
-        before = _restorable_addresses(saved, name)
-        after = _restorable_addresses(now, name) if now.link(name) is not None else {}
-        for key, address in before.items():
-            if key not in after:
-                steps.append(("add_address", {"address": address}, "add %s to %s" % (address.cidr, name)))
-    for name in sorted(names):
-        if saved.link(name) is None or name in gone or now.link(name) is None:
-            continue
-        before = _restorable_addresses(saved, name)
-        for key, address in _restorable_addresses(now, name).items():
-            if key not in before:
-                steps.append(("del_address", {"address": address}, "remove %s from %s" % (address.cidr, name)))
-    before_routes = _restorable_routes(saved, names)
-    now_routes = [r for r in _restorable_routes(now, names) if not any(r.uses(name) for name in gone)]
-    for route in sorted(before_routes, key=_netlink.route_needs_onlink):  # on-link routes before the gateways they reach
-        if route not in now_routes:
-            steps.append(("replace_route", {"route": route}, "restore route '%s'" % route.describe()))
-    restored_keys = {route.key for route in before_routes}
-    for route in now_routes:
-        if route not in before_routes and route.key not in restored_keys:
-            steps.append(("delete_route", {"route": route}, "remove route '%s'" % route.describe()))
-    return steps
-
-
-def plan_client_restore(saved, now, names):
-    """(stops, starts): the (op, args, description) steps that bring the DHCP clients of ``names`` back to ``saved``.
-
-    ``saved``: the command lines (lists) the snapshot found; ``now``: the
-    DhcpClients running. A client that was not there (the one a bridging
-    started on the bridge) stops; one that is gone (the one it stopped on the
-    NIC) starts again, as it ran, with its own lease file.
-    """
-    saved = [tuple(argv) for argv in saved]
-    wanted = [argv for argv in saved if (_dhcp_client.parse_client(argv) or _NO_CLIENT).interface in names]
-    running = [client.argv for client in now if client.interface in names]
-    stops = [("stop_dhcp_client", {"argv": argv}, "stop %s" % " ".join(argv)) for argv in running if argv not in saved]
-    starts = [("start_dhcp_client", {"argv": argv}, "start %s" % " ".join(argv)) for argv in wanted if argv not in running]
-    return stops, starts
-
-
-_NO_CLIENT = _dhcp_client.DhcpClient("", 0, (), "")
 
 
 class NetlinkRuntime(Runtime):
-    """The runtime network state, read and restored over netlink with _netlink's session and applier."""
+    """The runtime network state, read and restored over netlink with _kernel_apply's session and applier."""
 
     def __init__(self, interfaces=(), session=None):
         self.interfaces = tuple(validate_ifname(name, "interfaces") for name in interfaces or ())
-        self.session = session or _netlink.iproute_session
+        self.session = session or _kernel_apply.iproute_session
 
     def snapshot(self):
-        snapshot = _netlink.read_snapshot()
+        snapshot = _kernel_snapshot.read_snapshot()
         clients = _dhcp_client.find_clients(list(snapshot.links))
-        return {"interfaces": list(self.interfaces), "snapshot": snapshot_to_json(snapshot), "dhcp_clients": [list(c.argv) for c in clients]}
+        return {"interfaces": list(self.interfaces), "snapshot": _kernel_snapshot.snapshot_to_json(snapshot), "dhcp_clients": [list(c.argv) for c in clients]}
 
     def restore(self, snapshot):
         """Apply plan_restore(); go on after a failed step. Return the steps done; raise listing the ones that failed."""
-        wanted = snapshot_from_json(snapshot["snapshot"])
+        wanted = _kernel_snapshot.snapshot_from_json(snapshot["snapshot"])
         interfaces = snapshot.get("interfaces") or ()
         done, failed = [], []
-        now = _netlink.read_snapshot()
+        now = _kernel_snapshot.read_snapshot()
         stops, starts = [], []
         if snapshot.get("dhcp_clients") is not None:  # a snapshot from before the guard covered the DHCP clients has none
-            names = restore_scope(wanted, now, interfaces)
-            stops, starts = plan_client_restore(snapshot["dhcp_clients"], _dhcp_client.find_clients(sorted(names)), names)
+            names = _kernel_apply.restore_scope(wanted, now, interfaces)
+            stops, starts = _kernel_apply.plan_client_restore(snapshot["dhcp_clients"], _dhcp_client.find_clients(sorted(names)), names)
         with self.session() as ipr:
-            applier = _netlink.KernelApplier(ipr)
-            for op, args, text in stops + plan_restore(wanted, now, interfaces) + starts:
+            applier = _kernel_apply.KernelApplier(ipr)
+            for step in stops + _kernel_apply.plan_restore(wanted, now, interfaces) + starts:
                 try:
-                    applier.run(op, args)
-                    done.append(text)
+                    applier.run(step.op, step.args)
+                    done.append(step.description)
                 except Exception as exc:  # restore the rest whatever failed
-                    failed.append("%s: %s" % (text, _netlink.describe_error(exc)))
-            left = _netlink.state_differences(
-                _netlink.runtime_state(wanted, restore_scope(wanted, wanted, interfaces)),
-                _netlink.runtime_state(_netlink.read_snapshot(), restore_scope(wanted, wanted, interfaces)),
+                    failed.append("%s: %s" % (step.description, _kernel_apply.describe_error(exc)))
+            left = _kernel_snapshot.state_differences(
+                _kernel_snapshot.runtime_state(wanted, _kernel_apply.restore_scope(wanted, wanted, interfaces)),
+                _kernel_snapshot.runtime_state(_kernel_snapshot.read_snapshot(), _kernel_apply.restore_scope(wanted, wanted, interfaces)),
             )
         if failed:
             raise RestoreError(done, failed, left)
