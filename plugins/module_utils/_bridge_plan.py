@@ -300,74 +300,109 @@ def _relabel(label, port, bridge):
 def _plan_present(snapshot, spec, bridge, connection, clients=()):
     plan = Plan()
     port_links = _check_ports(snapshot, spec, bridge)
-    name = spec.name
-    current_ports = snapshot.ports_of(name) if bridge is not None else []
-    to_attach = [link for link in port_links if link.master != name]
+    current_ports = snapshot.ports_of(spec.name) if bridge is not None else []
+    to_attach = [link for link in port_links if link.master != spec.name]
+    mac = _bridge_mac(plan, spec, port_links)
+    current_options, wanted = _bridge_options(spec, bridge)
+    moves_addr, moves_route = [], []
+    if spec.migrate_addresses:
+        moves_addr = _address_moves(snapshot, spec, port_links)
+        moves_route = _route_moves(snapshot, spec, port_links)
+    client_moves, moves_addr = _client_moves(plan, spec, port_links, clients, moves_addr)
+    if not spec.force:
+        _keep_connection(snapshot, spec, bridge, connection, to_attach, current_ports, moves_addr)
+    # -- 0. the DHCP clients stop on the ports first (a rollback starts them last) --
+    for client, _argv, _lease in client_moves:
+        plan.add(
+            "stop_dhcp_client",
+            "stop %s on %s (pid %d)" % (client.name, client.interface, client.pid),
+            {"argv": client.argv},
+            undo=[("start_dhcp_client", {"argv": client.argv})],
+        )
+    _plan_bridge_link(plan, spec, bridge, mac, wanted, current_options)
+    _plan_onto_bridge(plan, spec, bridge, port_links, to_attach, moves_addr)
+    _plan_off_ports(plan, spec, bridge, current_ports, moves_addr, moves_route, client_moves)
+    return plan
 
-    # -- MAC ----------------------------------------------------------------
-    mac = None
+
+def _bridge_mac(plan, spec, port_links):
+    """The MAC the bridge gets (None: its own), warning when ``inherit`` finds no physical port."""
     if spec.mac == "inherit":
         uplinks = [link for link in port_links if not is_guest_port(link)]
         if uplinks:
-            mac = uplinks[0].mac
-        elif port_links:
-            plan.warnings.append("mac: inherit found no physical port among %s; %s keeps its own MAC." % (", ".join(spec.ports), name))
-    elif spec.mac != "keep":
-        mac = spec.mac
+            return uplinks[0].mac
+        if port_links:
+            plan.warnings.append("mac: inherit found no physical port among %s; %s keeps its own MAC." % (", ".join(spec.ports), spec.name))
+        return None
+    return None if spec.mac == "keep" else spec.mac
 
-    # -- options ------------------------------------------------------------
+
+def _bridge_options(spec, bridge):
+    """(the bridge's options now, the wanted ones), in netlink units; raise ModuleError for options out of range."""
     current_options = dict(BRIDGE_DEFAULTS)
     if bridge is not None:
         current_options.update(bridge.bridge)
-    stp_now = bool(current_options.get("stp"))
-    problems = option_problems(spec.options, stp=stp_now)
+    problems = option_problems(spec.options, stp=bool(current_options.get("stp")))
     if problems:
         raise ModuleError(" ".join(problems))
-    wanted = {opt: option_to_kernel(opt, value) for opt, value in spec.options.items()}
+    return current_options, {opt: option_to_kernel(opt, value) for opt, value in spec.options.items()}
 
-    # -- addresses and routes to move ----------------------------------------
-    moves_addr = []  # (port Address, bridge Address or None when the bridge has it already)
-    moves_route = []  # (old Route, new Route)
-    if spec.migrate_addresses:
-        on_bridge = {a.key: a for a in snapshot.addresses_on(name)}
-        port_names = [link.name for link in port_links]
-        for link in port_links:
-            for address in snapshot.addresses_on(link.name):
-                if not is_migratable_address(address):
-                    continue
-                existing = on_bridge.get(address.key)
-                if existing is not None and existing.prefixlen != address.prefixlen:
-                    raise ModuleError(
-                        "%s is on %s as /%d and on %s as /%d; remove one of them first." % (address.ip, link.name, address.prefixlen, name, existing.prefixlen)
-                    )
-                new = None
-                if existing is None:
-                    flags = address.flags & IFA_SETTABLE_FLAGS
-                    if address.family == AF_INET6:
-                        flags |= IFA_F_NODAD  # already ours on this link: no duplicate detection needed
-                    new = replace(address, dev=name, flags=flags, label=_relabel(address.label, link.name, name))
-                    on_bridge[address.key] = new
-                moves_addr.append((address, new))
-        seen = set()
-        for route in snapshot.routes:
-            if not any(route.uses(port) for port in port_names) or not is_movable_route(route, snapshot.addresses):
+
+def _address_moves(snapshot, spec, port_links):
+    """(port Address, bridge Address or None when the bridge has it already) for each address that moves."""
+    name = spec.name
+    moves_addr = []
+    on_bridge = {a.key: a for a in snapshot.addresses_on(name)}
+    for link in port_links:
+        for address in snapshot.addresses_on(link.name):
+            if not is_migratable_address(address):
                 continue
-            if route in seen:
-                continue
-            seen.add(route)
-            if route.unsupported:
+            existing = on_bridge.get(address.key)
+            if existing is not None and existing.prefixlen != address.prefixlen:
                 raise ModuleError(
-                    "Cannot move route '%s': it has %s, which this module does not copy. Move that route to %s yourself,"
-                    " or set migrate_addresses: false." % (route.describe(), ", ".join(route.unsupported), name)
+                    "%s is on %s as /%d and on %s as /%d; remove one of them first." % (address.ip, link.name, address.prefixlen, name, existing.prefixlen)
                 )
-            new = route
-            for port in port_names:
-                new = new.on(port, name)
-            moves_route.append((route, new))
-        moves_route = order_route_moves(moves_route)
+            new = None
+            if existing is None:
+                flags = address.flags & IFA_SETTABLE_FLAGS
+                if address.family == AF_INET6:
+                    flags |= IFA_F_NODAD  # already ours on this link: no duplicate detection needed
+                new = replace(address, dev=name, flags=flags, label=_relabel(address.label, link.name, name))
+                on_bridge[address.key] = new
+            moves_addr.append((address, new))
+    return moves_addr
 
-    # -- DHCP clients move with the addresses they lease ---------------------------
-    client_moves = []  # (client on the port, argv on the bridge, lease file move)
+
+def _route_moves(snapshot, spec, port_links):
+    """(old Route, new Route) for each route of the ports that moves, in an order the kernel accepts."""
+    port_names = [link.name for link in port_links]
+    moves_route = []
+    seen = set()
+    for route in snapshot.routes:
+        if not any(route.uses(port) for port in port_names) or not is_movable_route(route, snapshot.addresses):
+            continue
+        if route in seen:
+            continue
+        seen.add(route)
+        if route.unsupported:
+            raise ModuleError(
+                "Cannot move route '%s': it has %s, which this module does not copy. Move that route to %s yourself,"
+                " or set migrate_addresses: false." % (route.describe(), ", ".join(route.unsupported), spec.name)
+            )
+        new = route
+        for port in port_names:
+            new = new.on(port, spec.name)
+        moves_route.append((route, new))
+    return order_route_moves(moves_route)
+
+
+def _client_moves(plan, spec, port_links, clients, moves_addr):
+    """(client moves, address moves): the DHCP clients move with the addresses they lease.
+
+    A client move is (client on the port, argv on the bridge, lease file move).
+    """
+    name = spec.name
+    client_moves = []
     if spec.migrate_addresses:
         port_names = {link.name for link in port_links}
         for client in clients:
@@ -383,46 +418,43 @@ def _plan_present(snapshot, spec, bridge, connection, clients=()):
     moves_addr = [
         (old, replace(new, valid=None, preferred=None) if new is not None and (old.dev, old.family) in renewed else new) for old, new in moves_addr
     ]
+    return client_moves, moves_addr
 
-    # -- 0. the DHCP clients stop on the ports first (a rollback starts them last) --
-    for client, _argv, _lease in client_moves:
-        plan.add(
-            "stop_dhcp_client",
-            "stop %s on %s (pid %d)" % (client.name, client.interface, client.pid),
-            {"argv": client.argv},
-            undo=[("start_dhcp_client", {"argv": client.argv})],
-        )
 
-    # -- the connection must survive -----------------------------------------
-    if not spec.force:
-        moved_ips = {normalize_ip(old.ip) for old, _new in moves_addr}
-        for link in to_attach:
-            cut = [ip for ip in _connection_on(snapshot, link.name, connection) if normalize_ip(ip) not in moved_ips]
-            if cut:
-                raise ModuleError(
-                    "Refusing to make %s a port of %s: it carries %s, the address this Ansible connection uses, and it would not move"
-                    " to the bridge (migrate_addresses: false, or a link-local address), so the connection would be cut."
-                    " Set migrate_addresses: true, or force: true." % (link.name, name, ", ".join(cut))
-                )
-        if spec.ports_exclusive and bridge is not None:
-            carried = _connection_on(snapshot, name, connection)
-            uplinks = [p for p in current_ports if p not in spec.ports and not is_guest_port(snapshot.link(p))]
-            if carried and uplinks:
-                raise ModuleError(
-                    "Refusing to detach %s from %s: %s carries %s, the address this Ansible connection uses, and the connection may"
-                    " run through %s. List %s in ports, or set force: true."
-                    % (", ".join(uplinks), name, name, ", ".join(carried), " or ".join(uplinks), " and ".join(uplinks))
-                )
-        if not spec.up:
-            carried = _connection_on(snapshot, name, connection) if bridge is not None else []
-            carried += [new.ip for _old, new in moves_addr if new is not None and normalize_ip(new.ip) in connection]
-            if carried and (bridge is None or bridge.up or moves_addr):
-                raise ModuleError(
-                    "Refusing to leave %s down: it carries %s, the address this Ansible connection uses. Set up: true, or force: true."
-                    % (name, ", ".join(sorted(set(carried))))
-                )
+def _keep_connection(snapshot, spec, bridge, connection, to_attach, current_ports, moves_addr):
+    """Raise ModuleError when the plan would cut the connection that runs it (unless force)."""
+    name = spec.name
+    moved_ips = {normalize_ip(old.ip) for old, _new in moves_addr}
+    for link in to_attach:
+        cut = [ip for ip in _connection_on(snapshot, link.name, connection) if normalize_ip(ip) not in moved_ips]
+        if cut:
+            raise ModuleError(
+                "Refusing to make %s a port of %s: it carries %s, the address this Ansible connection uses, and it would not move"
+                " to the bridge (migrate_addresses: false, or a link-local address), so the connection would be cut."
+                " Set migrate_addresses: true, or force: true." % (link.name, name, ", ".join(cut))
+            )
+    if spec.ports_exclusive and bridge is not None:
+        carried = _connection_on(snapshot, name, connection)
+        uplinks = [p for p in current_ports if p not in spec.ports and not is_guest_port(snapshot.link(p))]
+        if carried and uplinks:
+            raise ModuleError(
+                "Refusing to detach %s from %s: %s carries %s, the address this Ansible connection uses, and the connection may"
+                " run through %s. List %s in ports, or set force: true."
+                % (", ".join(uplinks), name, name, ", ".join(carried), " or ".join(uplinks), " and ".join(uplinks))
+            )
+    if not spec.up:
+        carried = _connection_on(snapshot, name, connection) if bridge is not None else []
+        carried += [new.ip for _old, new in moves_addr if new is not None and normalize_ip(new.ip) in connection]
+        if carried and (bridge is None or bridge.up or moves_addr):
+            raise ModuleError(
+                "Refusing to leave %s down: it carries %s, the address this Ansible connection uses. Set up: true, or force: true."
+                % (name, ", ".join(sorted(set(carried))))
+            )
 
-    # -- 1. the bridge itself --------------------------------------------------
+
+def _plan_bridge_link(plan, spec, bridge, mac, wanted, current_options):
+    """Step 1: the bridge itself, created or set to the wanted MAC, MTU and options."""
+    name = spec.name
     if bridge is None:
         create = {"name": name, "mac": mac, "mtu": spec.mtu, "options": wanted}
         details = []
@@ -434,30 +466,31 @@ def _plan_present(snapshot, spec, bridge, connection, clients=()):
         plan.add(
             "create_bridge", "create bridge %s%s" % (name, " (%s)" % ", ".join(details) if details else ""), create, undo=[("delete_link", {"name": name})]
         )
-    else:
-        if mac and mac != bridge.mac:
-            plan.add(
-                "set_link", "set %s mac %s (was %s)" % (name, mac, bridge.mac), _set_link(name, mac=mac), undo=[("set_link", _set_link(name, mac=bridge.mac))]
-            )
-        if spec.mtu and spec.mtu != bridge.mtu:
-            plan.add(
-                "set_link",
-                "set %s mtu %d (was %d)" % (name, spec.mtu, bridge.mtu),
-                _set_link(name, mtu=spec.mtu),
-                undo=[("set_link", _set_link(name, mtu=bridge.mtu))],
-            )
-        _plan_options(plan, name, wanted, current_options)
+        return
+    if mac and mac != bridge.mac:
+        plan.add(
+            "set_link", "set %s mac %s (was %s)" % (name, mac, bridge.mac), _set_link(name, mac=mac), undo=[("set_link", _set_link(name, mac=bridge.mac))]
+        )
+    if spec.mtu and spec.mtu != bridge.mtu:
+        plan.add(
+            "set_link",
+            "set %s mtu %d (was %d)" % (name, spec.mtu, bridge.mtu),
+            _set_link(name, mtu=spec.mtu),
+            undo=[("set_link", _set_link(name, mtu=bridge.mtu))],
+        )
+    _plan_options(plan, name, wanted, current_options)
 
+
+def _plan_onto_bridge(plan, spec, bridge, port_links, to_attach, moves_addr):
+    """Steps 2 to 4: the bridge up, the addresses onto it, then the ports into it."""
+    name = spec.name
     # -- 2. up before anything moves onto it -----------------------------------
-    bridge_up = bridge is not None and bridge.up
-    if spec.up and not bridge_up:
+    if spec.up and not (bridge is not None and bridge.up):
         plan.add("set_link", "bring %s up" % name, _set_link(name, up=True), undo=[("set_link", _set_link(name, up=False))])
-
     # -- 3. addresses onto the bridge first ------------------------------------
     for old, new in moves_addr:
         if new is not None:
             plan.add("add_address", "add %s to %s (from %s)" % (new.cidr, name, old.dev), {"address": new}, undo=[("del_address", {"address": new})])
-
     # -- 4. ports ---------------------------------------------------------------
     for link in to_attach:
         undo_master = link.master or ""
@@ -469,26 +502,26 @@ def _plan_present(snapshot, spec, bridge, connection, clients=()):
             if not link.up:
                 plan.add("set_link", "bring port %s up" % link.name, _set_link(link.name, up=True), undo=[("set_link", _set_link(link.name, up=False))])
 
+
+def _plan_off_ports(plan, spec, bridge, current_ports, moves_addr, moves_route, client_moves):
+    """Steps 5 to 9: the routes, the addresses off the ports, the unlisted ports, down, the DHCP clients."""
+    name = spec.name
     # -- 5. routes, each in one atomic replace ----------------------------------
     for old, new in moves_route:
         plan.add(
             "replace_route", "move route '%s' to %s" % (old.describe(), name), {"route": new, "old": old}, undo=[("replace_route", {"route": old, "old": new})]
         )
-
     # -- 6. addresses off the ports, secondaries first ----------------------------
     for old, _new in reversed(moves_addr):
         plan.add("del_address", "remove %s from %s" % (old.cidr, old.dev), {"address": old}, undo=[("add_address", {"address": old})])
-
     # -- 7. ports that are not listed --------------------------------------------
     if spec.ports_exclusive:
         for port in current_ports:
             if port not in spec.ports:
                 plan.add("set_link", "detach %s from %s" % (port, name), _set_link(port, master=""), undo=[("set_link", _set_link(port, master=name))])
-
     # -- 8. down, last --------------------------------------------------------------
-    if not spec.up and bridge_up:
+    if not spec.up and bridge is not None and bridge.up:
         plan.add("set_link", "bring %s down" % name, _set_link(name, up=False), undo=[("set_link", _set_link(name, up=True))])
-
     # -- 9. the DHCP clients start on the bridge, with the lease carried over --------
     for client, argv, lease in client_moves:
         plan.add(
@@ -497,7 +530,6 @@ def _plan_present(snapshot, spec, bridge, connection, clients=()):
             {"argv": argv, "lease": lease, "old": client.interface, "new": name},
             undo=[("stop_dhcp_client", {"argv": argv})],
         )
-    return plan
 
 
 def unrenewed_warning(address, bridge):

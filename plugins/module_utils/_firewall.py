@@ -479,6 +479,78 @@ def apply_all(module, live_plans, file_plans):
         raise ModuleError("%s Already changed: %s." % (exc.msg, ", ".join(done)), changed=True, **exc.result) from exc
 
 
+def _plan_live_all(module, request, backends):
+    """(live plans, whether the chain exists in any backend): the live rules of every family, read and planned."""
+    live_plans = []
+    chain_known = request.chain in TABLE_BUILTINS[request.table]
+    for family in request.families:
+        documents = []
+        for backend in backends[family]:
+            document = read_live(module, backend)
+            documents.append((backend.name, document))
+            table = document.tables.get(request.table)
+            chain_known = chain_known or bool(table and table.has_chain(request.chain))
+        default = None
+        if request.mode in ("accept_first", "add_reject"):
+            default = default_backend(module, family, backends[family])
+        for change, before in plan_live(request, family, documents, default):
+            live_plans.append((next(b for b in backends[family] if b.name == change.backend), change, before))
+    return live_plans, chain_known
+
+
+def _plan_files_all(request, warnings):
+    """(file plans, whether the chain exists in a saved rules file): the saved rules files, read and planned."""
+    file_plans = []
+    chain_known = False
+    if not request.persist:
+        return file_plans, chain_known
+    for family in request.families:
+        path = request.files[family]
+        data = read_bytes(path)
+        if data is not None:
+            table = parse_save(data.decode("utf-8", "surrogateescape"), family, path).tables.get(request.table)
+            chain_known = chain_known or bool(table and table.has_chain(request.chain))
+        change, new = plan_file(request, family, path, data)
+        if data is None and request.mode in ("accept_first", "add_reject"):
+            warnings.append(
+                "%s does not exist, so the rule inserted now is not saved for the next boot;"
+                " save the live rules there if the host uses iptables-services." % path
+            )
+        file_plans.append((change, data, new))
+    return file_plans, chain_known
+
+
+def _changes_and_diffs(live_plans, file_plans):
+    """The Changes the plans make and the diff of each (live chains, then saved files)."""
+    changes = []
+    diffs = []
+    for backend, change, before in live_plans:
+        changes.append(change)
+        diffs.append(
+            _rules_diff("%s %s %s (live)" % (backend.label, change.table, change.chain), [line.text for line in before], chain_after(before, change))
+        )
+    for change, data, new in file_plans:
+        if new is not None:
+            changes.append(change)
+            diffs.append(text_diff(change.path, data.decode("utf-8", "surrogateescape"), new.decode("utf-8", "surrogateescape")))
+    return changes, diffs
+
+
+def _work(module, request, backends, warnings):
+    """Read, plan and (unless check mode) apply, under the caller's locks; return (changes, diffs)."""
+    live_plans, live_known = _plan_live_all(module, request, backends)
+    file_plans, file_known = _plan_files_all(request, warnings)
+    if not (live_known or file_known):
+        raise ModuleError(
+            "Chain %s does not exist in the %s table of any iptables backend%s. Check the chain name (it is case-sensitive)."
+            % (request.chain, request.table, " or saved rules file" if request.persist else "")
+        )
+    changes, diffs = _changes_and_diffs(live_plans, file_plans)
+    if not module.check_mode:
+        apply_all(module, live_plans, file_plans)
+    return changes, diffs
+
+
 def run(module):
     """The whole reject_rule task; returns the result dict (with ``warnings``)."""
     request = build_request(module.params)
@@ -490,69 +562,10 @@ def run(module):
     backends = {family: discover_backends(module, family) for family in request.families}
     file_dirs = sorted({os.path.dirname(path) for path in request.files.values()}) if request.persist else []
     lock_dirs = [d for d in file_dirs if os.path.isdir(d)] if not module.check_mode else []
-
-    def work():
-        live_plans = []
-        chain_known = request.chain in TABLE_BUILTINS[request.table]
-        for family in request.families:
-            documents = []
-            for backend in backends[family]:
-                document = read_live(module, backend)
-                documents.append((backend.name, document))
-                table = document.tables.get(request.table)
-                chain_known = chain_known or bool(table and table.has_chain(request.chain))
-            default = None
-            if request.mode in ("accept_first", "add_reject"):
-                default = default_backend(module, family, backends[family])
-            for change, before in plan_live(request, family, documents, default):
-                live_plans.append((next(b for b in backends[family] if b.name == change.backend), change, before))
-
-        file_plans = []
-        if request.persist:
-            for family in request.families:
-                path = request.files[family]
-                data = read_bytes(path)
-                if data is not None:
-                    table = parse_save(data.decode("utf-8", "surrogateescape"), family, path).tables.get(request.table)
-                    chain_known = chain_known or bool(table and table.has_chain(request.chain))
-                change, new = plan_file(request, family, path, data)
-                if data is None and request.mode in ("accept_first", "add_reject"):
-                    warnings.append(
-                        "%s does not exist, so the rule inserted now is not saved for the next boot;"
-                        " save the live rules there if the host uses iptables-services." % path
-                    )
-                file_plans.append((change, data, new))
-
-        if not chain_known:
-            raise ModuleError(
-                "Chain %s does not exist in the %s table of any iptables backend%s. Check the chain name (it is case-sensitive)."
-                % (request.chain, request.table, " or saved rules file" if request.persist else "")
-            )
-
-        changes = []
-        diffs = []
-        for backend, change, before in live_plans:
-            changes.append(change)
-            diffs.append(
-                _rules_diff(
-                    "%s %s %s (live)" % (backend.label, change.table, change.chain), [line.text for line in before], chain_after(before, change)
-                )
-            )
-        for change, data, new in file_plans:
-            if new is not None:
-                changes.append(change)
-                diffs.append(
-                    text_diff(change.path, data.decode("utf-8", "surrogateescape"), new.decode("utf-8", "surrogateescape"))
-                )
-
-        if not module.check_mode:
-            apply_all(module, live_plans, file_plans)
-        return changes, diffs
-
     with contextlib.ExitStack() as stack:
         for directory in lock_dirs:  # sorted, so two tasks never deadlock
             stack.enter_context(directory_lock(directory))
-        changes, diffs = work()
+        changes, diffs = _work(module, request, backends, warnings)
 
     result = {
         "changed": bool(changes),
