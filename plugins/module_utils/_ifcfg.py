@@ -304,39 +304,44 @@ def build_request(params):
 
     warnings = []
     kind = params.get("type")
-    bridge = params.get("bridge")
-    bootproto = params.get("bootproto")
-    addresses = params.get("addresses")
-    gateway = params.get("gateway")
-    dns = params.get("dns")
     settings = params.get("settings") or {}
-
     if kind is not None and kind not in TYPES:
         raise ModuleError("type %r is not one of %s." % (kind, ", ".join(sorted(TYPES))))
-    if bridge is not None:
-        validate_ifname(bridge, "bridge")
-        if bridge == device:
-            raise ModuleError("bridge %s names the device itself; a port must name another interface, the bridge it joins." % bridge)
-        if kind == "bridge":
-            raise ModuleError("%s is a bridge (type: bridge) and cannot be a port of bridge %s; Linux does not nest bridges." % (device, bridge))
-        ip_options = []
-        if addresses:
-            ip_options.append("addresses")
-        if gateway:
-            ip_options.append("gateway")
-        if dns:
-            ip_options.append("dns")
-        if bootproto in ("dhcp", "static"):
-            ip_options.append("bootproto: %s" % bootproto)
-        ip_options += ["settings.%s" % key for key in settings if isinstance(key, str) and _PORT_FORBIDDEN_RE.match(key) and settings[key] is not None]
-        if ip_options:
-            raise ModuleError(
-                "%s is a port of bridge %s (BRIDGE=%s): initscripts ignores IP settings on a bridge port, so %s would "
-                "have no effect. Put them in the bridge's own ifcfg (device: %s) and use bootproto: none here."
-                % (device, bridge, bridge, ", ".join(ip_options), bridge)
-            )
-    stp = params.get("stp")
-    delay = params.get("delay")
+    _check_port(params, device, settings)
+    _check_bridge_timers(params)
+    ifaces, gateway_ip, servers = _checked_addressing(params, settings, warnings)
+    desired = _desired_keys(params, device, ifaces, gateway_ip, servers)
+    families = _add_settings(desired, params, settings)
+    return Request(path, desired, bool(params.get("purge")), families, warnings)
+
+
+def _check_port(params, device, settings):
+    """A bridge port (``bridge`` set) names another device, is no bridge itself and carries no IP settings."""
+    bridge = params.get("bridge")
+    if bridge is None:
+        return
+    kind = params.get("type")
+    bootproto = params.get("bootproto")
+    validate_ifname(bridge, "bridge")
+    if bridge == device:
+        raise ModuleError("bridge %s names the device itself; a port must name another interface, the bridge it joins." % bridge)
+    if kind == "bridge":
+        raise ModuleError("%s is a bridge (type: bridge) and cannot be a port of bridge %s; Linux does not nest bridges." % (device, bridge))
+    ip_options = [option for option in ("addresses", "gateway", "dns") if params.get(option)]
+    if bootproto in ("dhcp", "static"):
+        ip_options.append("bootproto: %s" % bootproto)
+    ip_options += ["settings.%s" % key for key in settings if isinstance(key, str) and _PORT_FORBIDDEN_RE.match(key) and settings[key] is not None]
+    if ip_options:
+        raise ModuleError(
+            "%s is a port of bridge %s (BRIDGE=%s): initscripts ignores IP settings on a bridge port, so %s would "
+            "have no effect. Put them in the bridge's own ifcfg (device: %s) and use bootproto: none here."
+            % (device, bridge, bridge, ", ".join(ip_options), bridge)
+        )
+
+
+def _check_bridge_timers(params):
+    """stp and delay belong to a bridge, and delay to the range the kernel holds."""
+    kind, bridge, stp, delay = params.get("type"), params.get("bridge"), params.get("stp"), params.get("delay")
     bridge_only = [name for name, given in (("stp", stp is not None), ("delay", delay is not None)) if given]
     if bridge_only and (bridge is not None or (kind is not None and kind != "bridge")):
         raise ModuleError("%s applies to a bridge (type: bridge), not to %s." % (" and ".join(bridge_only), "a bridge port" if bridge else "type %s" % kind))
@@ -346,23 +351,29 @@ def build_request(params):
         if stp and not 2 <= delay <= 30:
             raise ModuleError("delay %d is out of range: with stp: true the kernel accepts a forward delay of 2 to 30 seconds." % delay)
 
+
+def _checked_addressing(params, settings, warnings):
+    """(interfaces, gateway or None, DNS servers), validated; a gateway outside every subnet is a warning."""
+    addresses, gateway, dns = params.get("addresses"), params.get("gateway"), params.get("dns")
     ifaces = [validate_address(text) for text in addresses] if addresses else []
     if len({str(iface.ip) for iface in ifaces}) != len(ifaces):
         raise ModuleError("addresses lists the same address twice.")
-    if bootproto == "static" and not ifaces and not any(isinstance(k, str) and re.match(r"IPADDR[0-9]*\Z", k) and settings[k] is not None for k in settings):
+    static_in_settings = any(isinstance(k, str) and re.match(r"IPADDR[0-9]*\Z", k) and settings[k] is not None for k in settings)
+    if params.get("bootproto") == "static" and not ifaces and not static_in_settings:
         raise ModuleError("bootproto: static needs an address; give addresses, like [198.18.5.10/24].")
     gateway_ip = validate_gateway(gateway) if gateway else None
     if gateway_ip is not None and ifaces and not any(gateway_ip in iface.network for iface in ifaces):
         warnings.append("gateway %s is not in the subnet of any of the addresses; initscripts adds the route anyway, but check it." % gateway_ip)
     servers = [validate_dns(text) for text in dns] if dns else []
+    return ifaces, gateway_ip, servers
 
+
+def _desired_keys(params, device, ifaces, gateway_ip, servers):
+    """The keys the module's own options write."""
     desired = {"DEVICE": device}
-    if kind is not None:
-        desired["TYPE"] = TYPES[kind]
-    if bridge is not None:
-        desired["BRIDGE"] = bridge
-    if bootproto is not None:
-        desired["BOOTPROTO"] = bootproto
+    for option, key, convert in (("type", "TYPE", TYPES.__getitem__), ("bridge", "BRIDGE", str), ("bootproto", "BOOTPROTO", str)):
+        if params.get(option) is not None:
+            desired[key] = convert(params[option])
     if params.get("hwaddr") is not None:
         desired["HWADDR"] = _ifcfg_mac(params["hwaddr"], "hwaddr")
     if params.get("macaddr") is not None:
@@ -381,19 +392,23 @@ def build_request(params):
     for option, key in (("onboot", "ONBOOT"), ("nm_controlled", "NM_CONTROLLED"), ("userctl", "USERCTL"), ("peerdns", "PEERDNS"), ("peerntp", "PEERNTP")):
         if params.get(option) is not None:
             desired[key] = yes_no(params[option])
-    if stp is not None:
-        desired["STP"] = yes_no(stp)
-    if delay is not None:
-        desired["DELAY"] = str(delay)
+    if params.get("stp") is not None:
+        desired["STP"] = yes_no(params["stp"])
+    if params.get("delay") is not None:
+        desired["DELAY"] = str(params["delay"])
     bridging_opts = params.get("bridging_opts")
     if bridging_opts is not None:
         desired["BRIDGING_OPTS"] = _bridging_opts_text(bridging_opts) if bridging_opts else None
+    return desired
 
+
+def _add_settings(desired, params, settings):
+    """Add ``settings`` to ``desired``; return the key patterns the options own (their stale keys go)."""
     from_options = set(desired)
     families = []
-    if addresses is not None:
+    if params.get("addresses") is not None:
         families.append((_IP_FAMILY_RE, "addresses"))
-    if dns is not None:
+    if params.get("dns") is not None:
         families.append((_DNS_RE, "dns"))
     for key, value in settings.items():
         validate_key(key)
@@ -403,7 +418,7 @@ def build_request(params):
             if regex.match(key):
                 raise ModuleError("settings.%s: the %s option manages all %s keys; set it there, not in settings." % (key, option, key.rstrip("0123456789")))
         desired[key] = None if value is None else _setting_text(key, value)
-    return Request(path, desired, bool(params.get("purge")), [regex for regex, _option in families], warnings)
+    return [regex for regex, _option in families]
 
 
 def stale_port_keys(request, current_keys):
