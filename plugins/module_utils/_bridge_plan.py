@@ -650,64 +650,88 @@ def simulate(snapshot, steps):
 
 
 def _simulate_op(snap, op, args, auto):
-    if op == "create_bridge":
-        index = max([link.index for link in snap.links.values()] + [0]) + 1
-        options = dict(BRIDGE_DEFAULTS)
-        options.update(args.get("options") or {})
-        if options.get("stp"):
-            low, high = TIMER_RANGES["forward_delay"]
-            options["forward_delay"] = min(max(options["forward_delay"], low * USER_HZ), high * USER_HZ)
-        snap.links[args["name"]] = Link(index=index, name=args["name"], kind="bridge", mac=args.get("mac") or "", mtu=args.get("mtu") or 1500, bridge=options)
-        if not args.get("mac"):
-            auto.add((args["name"], "mac"))
-        if not args.get("mtu"):
-            auto.add((args["name"], "mtu"))
-    elif op == "delete_link":
-        name = args["name"]
-        snap.links.pop(name, None)
-        for link in snap.links.values():
-            if link.master == name:
-                link.master = None
-        snap.addresses = [a for a in snap.addresses if a.dev != name]
-        snap.routes = [r for r in snap.routes if not r.uses(name)]
-    elif op == "set_link":
-        link = snap.links[args["name"]]
-        if "mac" in args:
-            link.mac = args["mac"]
-            auto.discard((link.name, "mac"))
-        if "mtu" in args:
-            link.mtu = args["mtu"]
-            auto.discard((link.name, "mtu"))
-        if "up" in args:
-            link.up = bool(args["up"])
-        if "options" in args:
-            link.bridge.update(args["options"])
-        if "master" in args:
-            link.master = args["master"] or None
-            master = snap.links.get(link.master) if link.master else None
-            if master is not None:
-                ports = [snap.links[p] for p in snap.ports_of(master.name)]
-                if (master.name, "mac") in auto:
-                    master.mac = min(p.mac for p in ports)
-                if (master.name, "mtu") in auto:
-                    master.mtu = min(p.mtu for p in ports)
-    elif op == "add_address":
-        address = args["address"]
-        snap.addresses.append(address)
-        prefix = kernel_prefix_route(address)
-        if prefix is not None and not any(prefix_route_of(r, address) for r in snap.routes):
-            snap.routes.append(prefix)
-    elif op == "del_address":
-        gone = args["address"]
-        snap.addresses = [a for a in snap.addresses if not (a.dev == gone.dev and a.key == gone.key and a.prefixlen == gone.prefixlen)]
-        # The kernel keeps the prefix route while another address of the device is in that prefix (a secondary goes alone).
-        remaining = [a for a in snap.addresses if a.dev == gone.dev]
-        snap.routes = [r for r in snap.routes if not prefix_route_of(r, gone) or any(prefix_route_of(r, a) for a in remaining)]
-    elif op in ("stop_dhcp_client", "start_dhcp_client"):
-        pass  # processes, not kernel state
-    elif op == "replace_route":
-        new, old = args["route"], args.get("old")
-        snap.routes = [r for r in snap.routes if r.key != new.key and r != old]
-        snap.routes.append(new)
-    else:  # pragma: no cover - a programming error
+    if op in ("stop_dhcp_client", "start_dhcp_client"):
+        return  # processes, not kernel state
+    simulator = _SIMULATORS.get(op)
+    if simulator is None:  # pragma: no cover - a programming error
         raise ValueError("unknown op %s" % op)
+    simulator(snap, args, auto)
+
+
+def _simulate_create_bridge(snap, args, auto):
+    index = max([link.index for link in snap.links.values()] + [0]) + 1
+    options = dict(BRIDGE_DEFAULTS)
+    options.update(args.get("options") or {})
+    if options.get("stp"):
+        low, high = TIMER_RANGES["forward_delay"]
+        options["forward_delay"] = min(max(options["forward_delay"], low * USER_HZ), high * USER_HZ)
+    snap.links[args["name"]] = Link(index=index, name=args["name"], kind="bridge", mac=args.get("mac") or "", mtu=args.get("mtu") or 1500, bridge=options)
+    if not args.get("mac"):
+        auto.add((args["name"], "mac"))
+    if not args.get("mtu"):
+        auto.add((args["name"], "mtu"))
+
+
+def _simulate_delete_link(snap, args, _auto):
+    name = args["name"]
+    snap.links.pop(name, None)
+    for link in snap.links.values():
+        if link.master == name:
+            link.master = None
+    snap.addresses = [a for a in snap.addresses if a.dev != name]
+    snap.routes = [r for r in snap.routes if not r.uses(name)]
+
+
+def _simulate_set_link(snap, args, auto):
+    link = snap.links[args["name"]]
+    if "mac" in args:
+        link.mac = args["mac"]
+        auto.discard((link.name, "mac"))
+    if "mtu" in args:
+        link.mtu = args["mtu"]
+        auto.discard((link.name, "mtu"))
+    if "up" in args:
+        link.up = bool(args["up"])
+    if "options" in args:
+        link.bridge.update(args["options"])
+    if "master" in args:
+        link.master = args["master"] or None
+        master = snap.links.get(link.master) if link.master else None
+        if master is not None:
+            ports = [snap.links[p] for p in snap.ports_of(master.name)]
+            if (master.name, "mac") in auto:
+                master.mac = min(p.mac for p in ports)
+            if (master.name, "mtu") in auto:
+                master.mtu = min(p.mtu for p in ports)
+
+
+def _simulate_add_address(snap, args, _auto):
+    address = args["address"]
+    snap.addresses.append(address)
+    prefix = kernel_prefix_route(address)
+    if prefix is not None and not any(prefix_route_of(r, address) for r in snap.routes):
+        snap.routes.append(prefix)
+
+
+def _simulate_del_address(snap, args, _auto):
+    gone = args["address"]
+    snap.addresses = [a for a in snap.addresses if not (a.dev == gone.dev and a.key == gone.key and a.prefixlen == gone.prefixlen)]
+    # The kernel keeps the prefix route while another address of the device is in that prefix (a secondary goes alone).
+    remaining = [a for a in snap.addresses if a.dev == gone.dev]
+    snap.routes = [r for r in snap.routes if not prefix_route_of(r, gone) or any(prefix_route_of(r, a) for a in remaining)]
+
+
+def _simulate_replace_route(snap, args, _auto):
+    new, old = args["route"], args.get("old")
+    snap.routes = [r for r in snap.routes if r.key != new.key and r != old]
+    snap.routes.append(new)
+
+
+_SIMULATORS = {
+    "create_bridge": _simulate_create_bridge,
+    "delete_link": _simulate_delete_link,
+    "set_link": _simulate_set_link,
+    "add_address": _simulate_add_address,
+    "del_address": _simulate_del_address,
+    "replace_route": _simulate_replace_route,
+}

@@ -312,61 +312,91 @@ def plan_restore(saved, now, interfaces=()):
     before the extra ones are removed) and last the routes, whose gateways need
     the addresses. The kernel's own addresses and routes are not touched.
     """
-    names = restore_scope(saved, now, interfaces)
+    names = sorted(restore_scope(saved, now, interfaces))
+    steps = _restore_bridges(saved, now, names)
+    gone = {step.args["name"] for step in steps if step.op == "delete_link"}
+    kept = [name for name in names if saved.link(name) is not None and name not in gone]
+    steps += _restore_links(saved, now, kept)
+    steps += _restore_addresses(saved, now, kept)
+    steps += _restore_routes(saved, now, set(names), gone)
+    return steps
+
+
+def _restore_bridges(saved, now, names):
+    """Delete the bridges that did not exist, then create again those that are gone."""
     steps = []
-    for name in sorted(names):
+    for name in names:
         old, new = saved.link(name), now.link(name)
         if old is None and new is not None and new.kind == "bridge":
             steps.append(Step("delete_link", "delete bridge %s, which did not exist" % name, {"name": name}))
-    for name in sorted(names):
+    for name in names:
         old, new = saved.link(name), now.link(name)
         if old is not None and new is None and old.kind == "bridge":
             args = {"name": name, "mac": old.mac or None, "mtu": old.mtu or None, "options": dict(old.bridge)}
             steps.append(Step("create_bridge", "create bridge %s again" % name, args))
-    gone = {step.args["name"] for step in steps if step.op == "delete_link"}
-    for name in sorted(names):
-        old = saved.link(name)
-        new = now.link(name)
-        if old is None or name in gone or (new is None and old.kind != "bridge"):
+    return steps
+
+
+def _link_changes(old, new):
+    """What set_link must change to bring link ``new`` (None: created again) back to ``old``."""
+    recreated = new is None
+    changes = {}
+    master_differs = recreated or (old.master or None) != (new.master or None)
+    if master_differs and (old.master or not recreated):
+        changes["master"] = old.master or ""
+    if recreated:
+        return changes
+    if old.mtu and old.mtu != new.mtu:
+        changes["mtu"] = old.mtu
+    if old.mac and old.mac != new.mac:
+        changes["mac"] = old.mac
+    if old.kind == "bridge":
+        options = {key: value for key, value in old.bridge.items() if new.bridge.get(key) != value}
+        if options:
+            changes["options"] = options
+    return changes
+
+
+def _restore_links(saved, now, names):
+    """Masters, MTUs, MACs and bridge options, then the link states, of the links that were there."""
+    steps = []
+    for name in names:
+        old, new = saved.link(name), now.link(name)
+        if new is None and old.kind != "bridge":
             continue
-        recreated = new is None
-        changes = {}
-        master_differs = recreated or (old.master or None) != (new.master or None)
-        if master_differs and (old.master or not recreated):
-            changes["master"] = old.master or ""
-        if not recreated and old.mtu and old.mtu != new.mtu:
-            changes["mtu"] = old.mtu
-        if not recreated and old.mac and old.mac != new.mac:
-            changes["mac"] = old.mac
-        if not recreated and old.kind == "bridge":
-            options = {key: value for key, value in old.bridge.items() if new.bridge.get(key) != value}
-            if options:
-                changes["options"] = options
+        changes = _link_changes(old, new)
         if changes:
             text = ", ".join("%s %s" % (key, value if value != "" else "none") for key, value in sorted(changes.items()))
             steps.append(Step("set_link", "set %s %s" % (name, text), dict(changes, name=name)))
-    for name in sorted(names):
-        old = saved.link(name)
-        new = now.link(name)
-        if old is None or name in gone:
-            continue
+    for name in names:
+        old, new = saved.link(name), now.link(name)
         if new is None or old.up != new.up:
             steps.append(Step("set_link", "bring %s %s" % (name, "up" if old.up else "down"), {"name": name, "up": old.up}))
-    for name in sorted(names):
-        if saved.link(name) is None or name in gone:
-            continue
+    return steps
+
+
+def _restore_addresses(saved, now, names):
+    """The missing addresses back first, then the extra ones removed."""
+    steps = []
+    for name in names:
         before = _restorable_addresses(saved, name)
         after = _restorable_addresses(now, name) if now.link(name) is not None else {}
         for key, address in before.items():
             if key not in after:
                 steps.append(Step("add_address", "add %s to %s" % (address.cidr, name), {"address": address}))
-    for name in sorted(names):
-        if saved.link(name) is None or name in gone or now.link(name) is None:
+    for name in names:
+        if now.link(name) is None:
             continue
         before = _restorable_addresses(saved, name)
         for key, address in _restorable_addresses(now, name).items():
             if key not in before:
                 steps.append(Step("del_address", "remove %s from %s" % (address.cidr, name), {"address": address}))
+    return steps
+
+
+def _restore_routes(saved, now, names, gone):
+    """The user's routes back (on-link ones before the gateways they reach), then the extra ones removed."""
+    steps = []
     before_routes = _restorable_routes(saved, names)
     now_routes = [r for r in _restorable_routes(now, names) if not any(r.uses(name) for name in gone)]
     for route in sorted(before_routes, key=route_needs_onlink):  # on-link routes before the gateways they reach
