@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from dataclasses import dataclass
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._ifcfg_codec import KEY_RE, Line, display, parse, parse_lines, read_values, render_lines
@@ -22,30 +23,28 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._names import nor
 # The rewrite plan
 
 
+@dataclass
 class Change:
     """One key change: ``action`` is add, set or remove."""
 
-    __slots__ = ("action", "after", "before", "key")
+    key: str
+    action: str
+    before: str | None = None
+    after: str | None = None
 
-    def __init__(self, key, action, before=None, after=None):
-        self.key = key
-        self.action = action
-        self.before = before
-        self.after = after
-
-    def as_dict(self):
+    def as_dict(self) -> dict[str, str | None]:
         return {"key": self.key, "action": self.action, "before": self.before, "after": self.after}
 
 
+@dataclass
 class Plan:
     """What a rewrite does: the key changes, the lines it comments out, the new content."""
 
-    def __init__(self, before, after, changes, commented, values):
-        self.before = before  # text or None (no file)
-        self.after = after  # text or None (file removed)
-        self.changes = changes
-        self.commented = commented  # original text of lines kept as #NM: comments
-        self.values = values  # {key: value} NetworkManager reads after the change
+    before: str | None  # text or None (no file)
+    after: str | None  # text or None (file removed)
+    changes: list[Change]
+    commented: list[str]  # original text of lines kept as #NM: comments
+    values: dict[str, str]  # {key: value} NetworkManager reads after the change
 
     @property
     def changed(self):

@@ -15,6 +15,7 @@ public API and may change without notice.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 
@@ -136,6 +137,7 @@ def _normalize_address(family, value):
     return value + ("/32" if family == "ipv4" else "/128")
 
 
+@dataclass(frozen=True, repr=False)
 class Rule:
     """The parsed form of one rule: what it matches and what it does.
 
@@ -145,25 +147,22 @@ class Rule:
     --reject-with. The order of generic options and of matches does not count.
     """
 
-    __slots__ = ("generic", "goto", "matches", "target", "target_args")
+    generic: tuple = ()
+    matches: tuple = ()
+    target: str | None = None
+    target_args: tuple = ()
+    goto: str | None = None
 
-    def __init__(self, generic=(), matches=(), target=None, target_args=(), goto=None):
-        self.generic = tuple(sorted(generic))
-        self.matches = tuple(sorted(matches))
-        self.target = target
-        self.target_args = tuple(target_args)
-        self.goto = goto
+    def __post_init__(self) -> None:
+        # The canonical form: the order of generic options and of matches does not count.
+        object.__setattr__(self, "generic", tuple(sorted(self.generic)))
+        object.__setattr__(self, "matches", tuple(sorted(self.matches)))
+        object.__setattr__(self, "target_args", tuple(self.target_args))
 
-    def _key(self):
+    def _key(self) -> tuple:
         return (self.generic, self.matches, self.target, self.target_args, self.goto)
 
-    def __eq__(self, other):
-        return isinstance(other, Rule) and self._key() == other._key()
-
-    def __hash__(self):
-        return hash(self._key())
-
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Rule(%r)" % (self._key(),)
 
     @property

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import os
+from dataclasses import dataclass
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import (
@@ -101,27 +102,25 @@ def desired_values(params):
 # --------------------------------------------------------------------------
 
 
+@dataclass(repr=False)
 class Assignment:
     """One ``key = value`` (or ``-key`` exclusion) line of a sysctl.d file."""
 
-    __slots__ = ("glob", "index", "key", "path", "value")
+    path: str
+    index: int  # 0-based line number
+    key: str  # path form (net/ipv4/ip_forward)
+    value: str | None  # None: "-key" without value, excludes the key from globs
+    glob: bool = False
 
-    def __init__(self, path, index, key, value, glob=False):
-        self.path = path
-        self.index = index  # 0-based line number
-        self.key = key  # path form (net/ipv4/ip_forward)
-        self.value = value  # None: "-key" without value, excludes the key from globs
-        self.glob = glob
-
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Assignment(%r, %d, %r, %r)" % (self.path, self.index, self.key, self.value)
 
-    def matches(self, key):
+    def matches(self, key: str) -> bool:
         if self.glob:
             return fnmatch.fnmatchcase(key, self.key)
         return self.key == key
 
-    def describe(self):
+    def describe(self) -> str:
         return "%s line %d (%s = %s)" % (self.path, self.index + 1, key_name(self.key), self.value)
 
 
