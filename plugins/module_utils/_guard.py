@@ -44,6 +44,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import dataclasses
 import datetime
 import errno
 import json
@@ -54,6 +55,7 @@ import stat
 import tempfile
 import time
 import traceback
+from typing import Any
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils import _dhcp_client, _kernel_apply, _kernel_snapshot
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
@@ -236,11 +238,60 @@ def process_start(pid):
         return None
 
 
-def watcher_alive(state):
+@dataclasses.dataclass
+class Watcher:
+    """The watcher's process, as it records itself in the state file."""
+
+    pid: int
+    start: int | None = None  # process_start(pid): a PID reused by another process does not count
+    started_boottime: float | None = None
+    deadline_boottime: float | None = None  # None until the countdown starts
+
+
+@dataclasses.dataclass
+class GuardState:
+    """The state file of an armed guard (``guard-<id>.json``)."""
+
+    format: int = FORMAT
+    id: str = ""
+    description: str | None = None
+    timeout: float = 0
+    start_within: float = 0
+    armed_at: str | None = None
+    armed_boottime: float = 0.0
+    arming: str = ""  # a random id of this arming; the outcome carries it
+    files: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # capture_files()
+    runtime: Any = None  # Runtime.snapshot(), None when the runtime is not guarded
+    watcher: Watcher | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> GuardState:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {key: value for key, value in data.items() if key in known}
+        watcher = values.get("watcher")
+        if watcher:
+            values["watcher"] = Watcher(**{key: value for key, value in watcher.items() if key in _WATCHER_FIELDS})
+        return cls(**values)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_WATCHER_FIELDS = frozenset(f.name for f in dataclasses.fields(Watcher))
+
+
+def read_state(path: str) -> GuardState | None:
+    """The GuardState in ``path``, or None when there is none."""
+    data = read_json(path)
+    return None if data is None else GuardState.from_json(data)
+
+
+def watcher_alive(state: GuardState | None) -> bool:
     """Whether the watcher recorded in ``state`` still runs (same PID and same start time)."""
-    watcher = (state or {}).get("watcher") or {}
-    pid = watcher.get("pid")
-    return bool(pid) and pid_alive(pid) and process_start(pid) == watcher.get("start")
+    watcher = state.watcher if state is not None else None
+    if watcher is None or not watcher.pid:
+        return False
+    return pid_alive(watcher.pid) and process_start(watcher.pid) == watcher.start
 
 
 # -- files --------------------------------------------------------------------
@@ -374,39 +425,37 @@ class Guard:
     def arm(self, timeout, files, description, with_runtime, check_mode=False, start_within=0):
         check_seconds("timeout", timeout, 1)
         check_seconds("start_within", start_within, 0, " (0: count from the watcher's start)")
-        state = read_json(self.paths.state)
-        if state is not None and watcher_alive(state):
+        state = read_state(self.paths.state)
+        if state is not None and state.watcher is not None and watcher_alive(state):
             raise ModuleError(
                 "A guarded change with id %s is in progress (watcher PID %s, armed at %s). Wait for it to be confirmed or "
                 "rolled back (at most %ss), or run the guard with action=rollback." % (
-                    self.paths.id, state["watcher"]["pid"], state.get("armed_at"), state.get("timeout")),
+                    self.paths.id, state.watcher.pid, state.armed_at, state.timeout),
                 id=self.paths.id,
             )
         warnings = []
         if state is not None:
             warnings.append("Replaced an earlier arming of guard %s (armed at %s) whose watcher never ran or is gone."
-                            % (self.paths.id, state.get("armed_at")))
+                            % (self.paths.id, state.armed_at))
         saved = capture_files(files)
         snapshot = self.runtime.snapshot() if with_runtime else None
-        state = {
-            "format": FORMAT,
-            "id": self.paths.id,
-            "description": description,
-            "timeout": timeout,
-            "start_within": start_within,
-            "armed_at": wall_clock(),
-            "armed_boottime": self.clock(),
-            "arming": binascii.hexlify(os.urandom(8)).decode("ascii"),
-            "files": saved,
-            "runtime": snapshot,
-            "watcher": None,
-        }
+        state = GuardState(
+            id=self.paths.id,
+            description=description,
+            timeout=timeout,
+            start_within=start_within,
+            armed_at=wall_clock(),
+            armed_boottime=self.clock(),
+            arming=binascii.hexlify(os.urandom(8)).decode("ascii"),
+            files=saved,
+            runtime=snapshot,
+        )
         if not check_mode:
             ensure_dir(self.paths.dir)
             unlink(self.paths.decision)
             unlink(self.paths.result)
             unlink(self.paths.go)
-            write_json(self.paths.state, state)
+            write_json(self.paths.state, state.to_json())
         return {
             "changed": False,
             "armed": not check_mode,
@@ -432,8 +481,8 @@ class Guard:
         pid = spawn(self._watch_detached)
         out = {"watcher": pid, "scope": None, "warnings": []}
         if scope is not None and os.path.isdir(systemd_dir):
-            unit = scope_unit(self.paths, state["arming"])
-            problem = scope(pid, unit, "kvmhost.bridging guard %s: %s" % (self.paths.id, state.get("description")))
+            unit = scope_unit(self.paths, state.arming)
+            problem = scope(pid, unit, "kvmhost.bridging guard %s: %s" % (self.paths.id, state.description))
             if problem:
                 out["warnings"].append(
                     "The guard's watcher (PID %s) runs in the session that armed it: moving it into the transient unit %s failed (%s). "
@@ -443,10 +492,10 @@ class Guard:
                 out["scope"] = unit
         end = self.clock() + wait
         while True:
-            now = read_json(self.paths.state)
-            if now is not None and (now.get("watcher") or {}).get("pid") == pid and watcher_alive(now):
+            now = read_state(self.paths.state)
+            if now is not None and now.watcher is not None and now.watcher.pid == pid and watcher_alive(now):
                 return out
-            if now is None and (read_json(self.paths.result) or {}).get("arming") == state["arming"]:
+            if now is None and (read_json(self.paths.result) or {}).get("arming") == state.arming:
                 return out  # it ran, and a decision has already finished this arming
             gone = not pid_alive(pid)
             if gone or self.clock() >= end:
@@ -490,7 +539,7 @@ class Guard:
                               id=self.paths.id)
         if state.get("format") != FORMAT:
             raise ModuleError("%s was written by another version of the guard; remove it and arm again." % self.paths.state)
-        return state
+        return GuardState.from_json(state)
 
     # watch ------------------------------------------------------------------
     def watch(self, pid=None, check_mode=False):
@@ -502,15 +551,15 @@ class Guard:
         """
         state = self._load("watch")
         if watcher_alive(state):
-            raise ModuleError("Guard %s already has a watcher (PID %s)." % (self.paths.id, state["watcher"]["pid"]), id=self.paths.id)
+            raise ModuleError("Guard %s already has a watcher (PID %s)." % (self.paths.id, state.watcher.pid), id=self.paths.id)
         if check_mode:
             return {"changed": False, "confirmed": False, "rolled_back": False, "msg": "Check mode: not watching."}
         pid = pid or os.getpid()
         started = self.clock()
-        start_within = state.get("start_within") or 0
-        deadline = None if start_within else started + state["timeout"]
-        state["watcher"] = {"pid": pid, "start": process_start(pid), "started_boottime": started, "deadline_boottime": deadline}
-        write_json(self.paths.state, state)
+        start_within = state.start_within or 0
+        deadline = None if start_within else started + state.timeout
+        state.watcher = Watcher(pid, process_start(pid), started, deadline)
+        write_json(self.paths.state, state.to_json())
         decision = None
         while True:
             decision = read_json(self.paths.decision)
@@ -521,13 +570,13 @@ class Guard:
             if deadline is None:
                 go = read_json(self.paths.go)
                 if go is not None:
-                    deadline = go["at_boottime"] + state["timeout"]
-                    state["watcher"]["deadline_boottime"] = deadline
-                    write_json(self.paths.state, state)
+                    deadline = go["at_boottime"] + state.timeout
+                    state.watcher.deadline_boottime = deadline
+                    write_json(self.paths.state, state.to_json())
                 elif now >= started + start_within:
                     reason = "the change did not start within %ss" % start_within
             elif now >= deadline:
-                reason = "no confirmation within %ss" % state["timeout"]
+                reason = "no confirmation within %ss" % state.timeout
             if reason is not None:
                 won, decision = claim(self.paths, ROLLBACK, "watcher", reason)
                 if won:
@@ -536,7 +585,7 @@ class Guard:
             if not os.path.exists(self.paths.state):
                 # Another process decided and finished between two looks.
                 result = read_json(self.paths.result)
-                if result is not None and result.get("arming") == state["arming"]:
+                if result is not None and result.get("arming") == state.arming:
                     return dict(result, changed=bool(result.get("rolled_back")))
                 raise ModuleError("The state of guard %s disappeared while watching; nothing was restored." % self.paths.id)
             self.sleep(self.poll)
@@ -564,15 +613,15 @@ class Guard:
         if go is None:
             go = {"at": wall_clock(), "at_boottime": self.clock()}
             write_json(self.paths.go, go)
-        armed = read_json(self.paths.state) or {}
+        armed = read_state(self.paths.state)
         return {"changed": False, "id": self.paths.id, "watching": True, "started_at": go["at"],
-                "remaining": round(go["at_boottime"] + armed.get("timeout", 0) - self.clock(), 3)}
+                "remaining": round(go["at_boottime"] + (armed.timeout if armed is not None else 0) - self.clock(), 3)}
 
     def _await_result(self, state, decision, limit=120.0):
         end = self.clock() + limit
         while self.clock() < end:
             result = read_json(self.paths.result)
-            if result is not None and result.get("arming") == state["arming"]:
+            if result is not None and result.get("arming") == state.arming:
                 return dict(result, changed=bool(result.get("rolled_back")), watcher="saw the decision of %s" % decision.get("by"))
             self.sleep(self.poll)
         raise ModuleError("Guard %s: %s decided %s, but no outcome was recorded within %ss." % (
@@ -601,7 +650,7 @@ class Guard:
             "changed": False,
             "confirmed": True,
             "id": self.paths.id,
-            "since_arm": round(now - state["armed_boottime"], 3),
+            "since_arm": round(now - state.armed_boottime, 3),
             "remaining": round(deadline - now, 3) if deadline else None,
         }
         if watcher_alive(state):
@@ -610,7 +659,7 @@ class Guard:
                 self.sleep(self.poll)
             summary["watcher_done"] = not os.path.exists(self.paths.state)
             outcome = read_json(self.paths.result)
-            summary["outcome"] = outcome if (outcome or {}).get("arming") == state["arming"] else None
+            summary["outcome"] = outcome if (outcome or {}).get("arming") == state.arming else None
         else:
             # No watcher (it never started, or died): finish here.
             summary["outcome"] = self._finish(state, decision, confirmed=True, waited=0)
@@ -633,11 +682,10 @@ class Guard:
 
     def _deadline(self, state):
         """When the watcher rolls back: recorded by it, or known from the start signal; None before the countdown."""
-        watcher = state.get("watcher") or {}
-        if watcher.get("deadline_boottime"):
-            return watcher["deadline_boottime"]
+        if state.watcher is not None and state.watcher.deadline_boottime:
+            return state.watcher.deadline_boottime
         go = read_json(self.paths.go)
-        return go["at_boottime"] + state["timeout"] if go else None
+        return go["at_boottime"] + state.timeout if go else None
 
     # status -----------------------------------------------------------------
     def status(self, wait=0):
@@ -646,18 +694,17 @@ class Guard:
         While it is armed and its watcher has not started yet, or a decision has been
         taken and its outcome is not recorded yet, wait up to ``wait`` seconds for that.
         """
-        state = read_json(self.paths.state)
+        state = read_state(self.paths.state)
         end = self.clock() + wait
-        while state is not None and (not (state.get("watcher") and watcher_alive(state)) or os.path.exists(self.paths.decision)) \
-                and self.clock() < end:
+        while state is not None and (not watcher_alive(state) or os.path.exists(self.paths.decision)) and self.clock() < end:
             self.sleep(self.poll)
-            state = read_json(self.paths.state)
+            state = read_state(self.paths.state)
         result = read_json(self.paths.result)
         out = {"changed": False, "id": self.paths.id, "armed": state is not None, "watching": False, "last": result}
         if state is not None:
             out["watching"] = watcher_alive(state)
-            out["description"] = state.get("description")
-            out["armed_at"] = state.get("armed_at")
+            out["description"] = state.description
+            out["armed_at"] = state.armed_at
             deadline = self._deadline(state)
             if deadline:
                 out["remaining"] = round(deadline - self.clock(), 3)
@@ -668,22 +715,22 @@ class Guard:
     def _roll_back(self, state, decision):
         errors = []
         runtime = None
-        if state.get("runtime") is not None:
+        if state.runtime is not None:
             try:
-                runtime = self.runtime.restore(state["runtime"])
+                runtime = self.runtime.restore(state.runtime)
             except Exception as exc:  # restore the files whatever happened to the links
                 errors.append("runtime state: %s" % exc)
         try:
-            files = restore_files(self.module, state.get("files") or [])
+            files = restore_files(self.module, state.files or [])
         except Exception as exc:
             files = []
             errors.append("files: %s" % exc)
         errors.extend("%s: %s" % (item["path"], item["error"]) for item in files if item["action"] == "failed")
-        what = state.get("description") or "the guarded change"
+        what = state.description or "the guarded change"
         msg = "Rolled back %s (%s): restored the previous %s at %s." % (
             what, decision.get("reason"),
-            " and ".join(x for x in ("runtime network state" if state.get("runtime") is not None else "",
-                                     "files" if state.get("files") else "") if x) or "state",
+            " and ".join(x for x in ("runtime network state" if state.runtime is not None else "",
+                                     "files" if state.files else "") if x) or "state",
             wall_clock())
         if errors:
             msg += " Some parts could not be restored: %s." % "; ".join(errors)
@@ -693,22 +740,22 @@ class Guard:
     def _finish(self, state, decision, confirmed, rolled_back=False, waited=None, **extra):
         result = {
             "id": self.paths.id,
-            "description": state.get("description"),
+            "description": state.description,
             "confirmed": confirmed,
             "rolled_back": rolled_back,
             "decision": decision.get("decision"),
             "decided_by": decision.get("by"),
             "reason": decision.get("reason"),
             "decision_at": decision.get("at"),
-            "armed_at": state.get("armed_at"),
-            "arming": state.get("arming"),
+            "armed_at": state.armed_at,
+            "arming": state.arming,
             "finished_at": wall_clock(),
         }
         if waited is not None:
             result["waited"] = round(max(waited, 0), 3)
         result.update(extra)
         if "msg" not in result:
-            result["msg"] = "Confirmed %s." % (state.get("description") or "the guarded change")
+            result["msg"] = "Confirmed %s." % (state.description or "the guarded change")
         write_json(self.paths.result, result)
         unlink(self.paths.state)
         unlink(self.paths.decision)

@@ -196,7 +196,7 @@ def test_confirm_while_watcher_rolls_back_is_too_late(env):
     guard.arm(60, [str(existing), str(new)], "x", True)
     won, decision = _guard.claim(guard.paths, _guard.ROLLBACK, "watcher", "no confirmation within 60s")
     assert won
-    state = _guard.read_json(guard.paths.state)
+    state = _guard.read_state(guard.paths.state)
     # The watcher finishes its restore while the confirmation waits for the outcome.
     finisher = threading.Timer(0.2, guard._roll_back, (state, decision))
     finisher.start()
