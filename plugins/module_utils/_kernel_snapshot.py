@@ -100,7 +100,7 @@ STACKED_KINDS = ("vlan", "macvlan", "macvtap", "ipvlan", "ipvtap")
 # --------------------------------------------------------------------------
 # Validation (interface names and MACs: _names)
 # --------------------------------------------------------------------------
-def normalize_ip(text):
+def normalize_ip(text: object) -> str | None:
     """Return an IP address in canonical text form (IPv4-mapped IPv6 as IPv4, zone index dropped), or None."""
     try:
         address = ipaddress.ip_address(str(text).split("%", 1)[0].strip("[]"))

@@ -9,17 +9,18 @@ public API and may change without notice.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._kernel_snapshot import normalize_ip
 
 
-def _server_address(value):
+def _server_address(value: str | None) -> str | None:
     """The server-side address (third field) of an SSH_CONNECTION value, or None."""
     fields = (value or "").split()
     return normalize_ip(fields[2]) if len(fields) >= 4 else None
 
 
-def _proc_environ(proc, pid, name):
+def _proc_environ(proc: str, pid: int, name: str) -> str | None:
     try:
         with open(os.path.join(proc, str(pid), "environ"), "rb") as handle:
             data = handle.read()
@@ -32,7 +33,7 @@ def _proc_environ(proc, pid, name):
     return None
 
 
-def _proc_parent(proc, pid):
+def _proc_parent(proc: str, pid: int) -> int:
     try:
         with open(os.path.join(proc, str(pid), "stat")) as handle:
             stat = handle.read()
@@ -43,7 +44,7 @@ def _proc_parent(proc, pid):
     return int(rest[1]) if len(rest) > 1 else 0
 
 
-def connection_addresses(environ=None, proc="/proc", pid=None, depth=32):
+def connection_addresses(environ: Mapping[str, str] | None = None, proc: str = "/proc", pid: int | None = None, depth: int = 32) -> list[str]:
     """The host's addresses the controller is connected to, from SSH_CONNECTION.
 
     Read from this process's environment, and from its ancestors' (become
