@@ -30,8 +30,10 @@ public API and may change without notice.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from socket import AF_INET6
+from typing import Any
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils import _dhcp_client
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
@@ -43,8 +45,11 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._kernel_snapshot 
     OPTION_HOW,
     RTNH_F_ONLINK,
     USER_HZ,
+    Address,
     Link,
     Nexthop,
+    Route,
+    Snapshot,
     is_guest_port,
     is_link_local,
     is_migratable_address,
@@ -136,7 +141,7 @@ class BridgeSpec:
         )
 
 
-def option_problems(options, stp=None):
+def option_problems(options: dict[str, Any], stp: bool | None = None) -> list[str]:
     """Range problems of bridge options in user units; ``stp`` is the STP state when the options do not set it."""
     problems = []
     options = dict(options)
@@ -208,7 +213,7 @@ def _set_link(name, **changes):
     return args
 
 
-def plan_bridge(snapshot, spec, connection_addresses=(), clients=()):
+def plan_bridge(snapshot: Snapshot, spec: BridgeSpec, connection_addresses: Iterable[str] = (), clients: Iterable[Any] = ()) -> Plan:
     """Plan the steps from ``snapshot`` to ``spec``; pure. Raise ModuleError (nothing changed) on bad input.
 
     ``connection_addresses`` are the host's own addresses the controller is
@@ -532,16 +537,16 @@ def _plan_off_ports(plan, spec, bridge, current_ports, moves_addr, moves_route, 
         )
 
 
-def unrenewed_warning(address, bridge):
+def unrenewed_warning(address: Address, bridge: str) -> str:
     """What to tell the user about ``address``, which moves from a port to ``bridge`` with a finite lifetime."""
     return (
         "%s moves from %s to %s with its lifetime (%d s left): a DHCP client or a router advertisement gave it, and"
         " this module does not move the client, so nothing renews it on %s and it will expire. Run the DHCP client on %s"
-        " (stop it on %s first), or give %s a static address." % (address.cidr, address.dev, bridge, address.valid, bridge, bridge, address.dev, bridge)
+        " (stop it on %s first), or give %s a static address." % (address.cidr, address.dev, bridge, address.valid or 0, bridge, bridge, address.dev, bridge)
     )
 
 
-def expiring_addresses(snapshot, name, clients=()):
+def expiring_addresses(snapshot: Snapshot, name: str, clients: Iterable[Any] = ()) -> list[Any]:
     """The user's addresses on ``name`` with a finite lifetime (leases) that no DHCP client of ``clients`` on
     ``name`` renews, as dicts: address, valid_lft, preferred_lft."""
     renewed = {client.family for client in clients if client.interface == name}
@@ -552,12 +557,12 @@ def expiring_addresses(snapshot, name, clients=()):
     ]
 
 
-def client_view(client):
+def client_view(client: Any) -> dict[str, Any]:
     """A DHCP client as the result shows it."""
     return {"name": client.name, "interface": client.interface, "family": "ipv6" if client.family == AF_INET6 else "ipv4", "argv": list(client.argv)}
 
 
-def route_needs_onlink(route):
+def route_needs_onlink(route: Route) -> bool:
     """True if adding ``route`` needs an on-link route to its gateway(s) on the new device first.
 
     The kernel looks a gateway up over the route's device when the route is
@@ -569,7 +574,7 @@ def route_needs_onlink(route):
     return any(nh.gateway and not nh.flags & RTNH_F_ONLINK for nh in hops)
 
 
-def order_route_moves(moves):
+def order_route_moves(moves: list[tuple[Route, Route]]) -> list[tuple[Route, Route]]:
     """The (old, new) route moves with every route after what it needs: the routes that need nothing
     (on-link, onlink gateways) first, then the gateway routes, in every table, IPv4 and IPv6. Within each
     group the kernel's (the dump's) order stays.
@@ -609,7 +614,7 @@ def _plan_options(plan, name, wanted, current):
 # --------------------------------------------------------------------------
 # Views: what the diff and the result show
 # --------------------------------------------------------------------------
-def bridge_view(snapshot, name, ports=()):
+def bridge_view(snapshot: Snapshot, name: str, ports: Iterable[str] = ()) -> dict[str, Any]:
     """The bridge as the diff and the result show it: settings, ports, addresses and routes.
 
     ``ports`` adds the addresses and routes of those ports (the ones a
@@ -640,10 +645,10 @@ def bridge_view(snapshot, name, ports=()):
 # --------------------------------------------------------------------------
 # Simulation: apply a plan to a snapshot in memory
 # --------------------------------------------------------------------------
-def simulate(snapshot, steps):
+def simulate(snapshot: Snapshot, steps: Iterable[Step]) -> Snapshot:
     """A copy of ``snapshot`` with ``steps`` applied as the kernel would (the parts this module relies on)."""
     snap = snapshot.copy()
-    auto = set()  # bridges whose MAC/MTU the kernel still picks from their ports
+    auto: set[tuple[str, str]] = set()  # bridges whose MAC/MTU the kernel still picks from their ports
     for step in steps:
         _simulate_op(snap, step.op, step.args, auto)
     return snap

@@ -12,6 +12,9 @@ public API and may change without notice.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import Any
+
 from ansible_collections.kvmhost.bridging.plugins.module_utils import _dhcp_client
 from ansible_collections.kvmhost.bridging.plugins.module_utils._bridge_plan import (
     BridgeSpec,
@@ -36,7 +39,15 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._kernel_snapshot 
 )
 
 
-def manage_bridge(params, check_mode=False, fail_after_step=None, connection=(), session=iproute_session, module=None, find_clients=None):
+def manage_bridge(
+    params: dict[str, Any],
+    check_mode: bool = False,
+    fail_after_step: int | None = None,
+    connection: Iterable[str] = (),
+    session: Callable[[], Any] = iproute_session,
+    module: Any = None,
+    find_clients: Callable[[list[str]], list[Any]] | None = None,
+) -> dict[str, Any]:
     """params -> BridgeSpec -> one snapshot (read without pyroute2) -> plan -> apply unless check mode -> result dict.
 
     ``find_clients`` (interfaces -> DhcpClients; default: from /proc) finds the

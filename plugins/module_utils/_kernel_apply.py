@@ -17,15 +17,18 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Container, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
+from typing import Any
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils import _dhcp_client
-from ansible_collections.kvmhost.bridging.plugins.module_utils._bridge_plan import Step, route_needs_onlink
+from ansible_collections.kvmhost.bridging.plugins.module_utils._bridge_plan import Plan, Step, route_needs_onlink
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._kernel_snapshot import (
     IFA_SETTABLE_FLAGS,
     IFF_UP,
     INFINITY_LIFETIME,
+    Snapshot,
     is_migratable_address,
     is_movable_route,
     linkinfo_bridge,
@@ -39,7 +42,7 @@ TEST_FAIL_ENV = "KVMB_TEST_FAIL_AFTER_STEP"
 # Applying a plan to the kernel
 # --------------------------------------------------------------------------
 @contextmanager
-def iproute_session():
+def iproute_session() -> Iterator[Any]:
     """Yield one pyroute2 IPRoute socket for the current network namespace; always close it."""
     ipr = iproute()
     try:
@@ -64,7 +67,7 @@ class ApplyError(Exception):
         self.restore_errors = restore_errors
 
 
-def fail_after_step_from_env(environ=None):
+def fail_after_step_from_env(environ: Mapping[str, str] | None = None) -> int | None:
     """The step number after which the KVMB_TEST_FAIL_AFTER_STEP testing aid injects a failure, or None.
 
     A testing aid only: it lets the integration tests prove the restore on a
@@ -84,7 +87,7 @@ def fail_after_step_from_env(environ=None):
     return number
 
 
-def describe_error(exc):
+def describe_error(exc: BaseException) -> str:
     if isinstance(exc, netlink_error()):
         code = getattr(exc, "code", 0)
         return "%s (errno %d, %s)" % (os.strerror(code) if code else exc, code, errno.errorcode.get(code, "?"))
@@ -246,7 +249,7 @@ class KernelApplier:
                 raise
 
 
-def apply_plan(applier, plan, fail_after_step=None):
+def apply_plan(applier: KernelApplier, plan: Plan, fail_after_step: int | None = None) -> list[str]:
     """Run the plan's steps; on any error undo the applied ones in reverse order and raise ApplyError.
 
     Returns the descriptions of the steps applied. ``fail_after_step`` (the
@@ -291,7 +294,7 @@ def _restorable_routes(snapshot, names):
     return routes
 
 
-def restore_scope(saved, now, interfaces):
+def restore_scope(saved: Snapshot, now: Snapshot, interfaces: Iterable[str]) -> set[str]:
     """The links a restore looks at: ``interfaces`` (or every link but loopback) and the ports of those that are bridges."""
     every = {name for name, link in list(saved.links.items()) + list(now.links.items()) if not link.loopback}
     names = set(interfaces) if interfaces else every
@@ -303,7 +306,7 @@ def restore_scope(saved, now, interfaces):
     return names
 
 
-def plan_restore(saved, now, interfaces=()):
+def plan_restore(saved: Snapshot, now: Snapshot, interfaces: Iterable[str] = ()) -> list[Step]:
     """The Steps (no undo) that bring ``now`` back to ``saved`` for the links in scope.
 
     Bridges that did not exist are deleted (other new links, such as a guest's
@@ -409,7 +412,7 @@ def _restore_routes(saved, now, names, gone):
     return steps
 
 
-def plan_client_restore(saved, now, names):
+def plan_client_restore(saved: Iterable[Iterable[str]], now: Iterable[Any], names: Container[str]) -> tuple[list[Step], list[Step]]:
     """(stops, starts): the Steps that bring the DHCP clients of ``names`` back to ``saved``.
 
     ``saved``: the command lines (lists) the snapshot found; ``now``: the

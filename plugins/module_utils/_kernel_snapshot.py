@@ -18,8 +18,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from socket import AF_INET, AF_INET6
+from typing import Any, cast
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._rtnl import MessageSource
 
@@ -306,7 +308,7 @@ def _field(msg, name, default=0):
     return default if value is None else value
 
 
-def links_from_messages(messages):
+def links_from_messages(messages: Iterable[Any]) -> list[Link]:
     """Link records from RTM_NEWLINK messages (a link dump)."""
     messages = list(messages)
     names = {_field(m, "index"): _nla(m, "IFLA_IFNAME") for m in messages}
@@ -348,7 +350,7 @@ def _ifname(names, index):
     return names.get(index, "if%d" % index) if index else None
 
 
-def addresses_from_messages(messages, names):
+def addresses_from_messages(messages: Iterable[Any], names: dict[int, str]) -> list[Address]:
     """Address records from RTM_NEWADDR messages; ``names`` maps ifindex to name."""
     addresses = []
     for msg in messages:
@@ -369,7 +371,7 @@ def addresses_from_messages(messages, names):
             Address(
                 dev=_ifname(names, _field(msg, "index")),
                 family=family,
-                address=address or local,
+                address=cast(str, address or local),  # None only in a malformed message; kept as it came
                 prefixlen=_field(msg, "prefixlen"),
                 local=local,
                 broadcast=_nla(msg, "IFA_BROADCAST"),
@@ -385,7 +387,7 @@ def addresses_from_messages(messages, names):
     return addresses
 
 
-def routes_from_messages(messages, names):
+def routes_from_messages(messages: Iterable[Any], names: dict[int, str]) -> list[Route]:
     """Route records from RTM_NEWROUTE messages; ``names`` maps ifindex to name."""
     routes = []
     for msg in messages:
@@ -435,7 +437,7 @@ def routes_from_messages(messages, names):
     return routes
 
 
-def read_snapshot(source=None):
+def read_snapshot(source: Any = None) -> Snapshot:
     """Dump links, addresses and IPv4/IPv6 routes (all tables) into a Snapshot.
 
     ``source`` answers get_links(), get_addr() and get_routes(family): by
@@ -455,7 +457,7 @@ def read_snapshot(source=None):
 # --------------------------------------------------------------------------
 # Classification
 # --------------------------------------------------------------------------
-def link_class(link):
+def link_class(link: Link) -> str:
     """What a link is, for messages and rules: loopback, bridge, bond, team, vlan, veth, tap, physical or its kind."""
     if link.loopback or link.name == "lo":
         return "loopback"
@@ -466,12 +468,12 @@ def link_class(link):
     return link.kind
 
 
-def is_guest_port(link):
+def is_guest_port(link: Link) -> bool:
     """True for a guest's port (a tun/tap opened by qemu): never the source of a bridge's MAC."""
     return link.kind == "tun"
 
 
-def stacked_on(snapshot, link, target):
+def stacked_on(snapshot: Snapshot, link: Link, target: str) -> bool:
     """True if ``link`` is ``target`` or sits on it through a chain of lower devices (vlan, macvlan...)."""
     seen = set()
     current = link
@@ -485,14 +487,14 @@ def stacked_on(snapshot, link, target):
     return False
 
 
-def is_link_local(address):
+def is_link_local(address: Address) -> bool:
     try:
         return ipaddress.ip_address(address.ip).is_link_local and address.family == AF_INET6
     except ValueError:
         return False
 
 
-def is_migratable_address(address):
+def is_migratable_address(address: Address) -> bool:
     """True if an address belongs to the user and moves with the NIC into the bridge.
 
     Not moved: IPv6 link-local addresses (the bridge makes its own, the same
@@ -507,7 +509,7 @@ def is_migratable_address(address):
     return address.proto not in IFA_PROTO_KERNEL
 
 
-def prefix_route_of(route, address):
+def prefix_route_of(route: Route, address: Address) -> bool:
     """True if ``route`` is the prefix route the kernel makes for ``address`` (none with noprefixroute)."""
     if address.dev not in route.devices or address.family != route.family or address.flags & IFA_F_NOPREFIXROUTE:
         return False
@@ -523,7 +525,7 @@ def prefix_route_of(route, address):
     return (route.priority or 0) == (address.rt_priority or default)
 
 
-def kernel_prefix_route(address):
+def kernel_prefix_route(address: Address) -> Route | None:
     """The prefix route the kernel makes for ``address`` when it is added, or None (noprefixroute, /32, /128)."""
     if address.flags & IFA_F_NOPREFIXROUTE or address.family not in (AF_INET, AF_INET6):
         return None
@@ -539,7 +541,7 @@ def kernel_prefix_route(address):
                  prefsrc=address.ip, priority=address.rt_priority or None)  # fmt: skip
 
 
-def is_movable_route(route, addresses=None):
+def is_movable_route(route: Route, addresses: Iterable[Address] | None = None) -> bool:
     """True for routes the user, a DHCP client or a network daemon made; the kernel's own stay.
 
     The kernel's own: redirects, the routes it learns from router
@@ -567,7 +569,7 @@ def is_movable_route(route, addresses=None):
 # --------------------------------------------------------------------------
 # Bridge options: user units <-> netlink units
 # --------------------------------------------------------------------------
-def option_to_kernel(name, value):
+def option_to_kernel(name: str, value: Any) -> int:
     """Netlink value of a bridge option given in user units (seconds, bool, int)."""
     how = OPTION_HOW[name]
     if how == "time":
@@ -577,7 +579,7 @@ def option_to_kernel(name, value):
     return int(value)
 
 
-def option_from_kernel(name, raw):
+def option_from_kernel(name: str, raw: int) -> int | float | bool:
     """User-unit value of a bridge option read from netlink."""
     how = OPTION_HOW[name]
     if how == "time":
@@ -588,7 +590,7 @@ def option_from_kernel(name, raw):
     return int(raw)
 
 
-def option_matches(name, current, desired):
+def option_matches(name: str, current: int | None, desired: int) -> bool:
     """Compare netlink values; timers tolerate one hundredth (the kernel keeps them in jiffies)."""
     if current is None:
         return False
@@ -600,10 +602,10 @@ def option_matches(name, current, desired):
     return int(current) == int(desired)
 
 
-def linkinfo_bridge(options):
+def linkinfo_bridge(options: dict[str, int]) -> dict[str, Any]:
     """IFLA_LINKINFO for a bridge with ``options`` ({option name: netlink value})."""
     attrs = [[OPTION_NLA[name], int(value)] for name, value in options.items()]
-    info = [["IFLA_INFO_KIND", "bridge"]]
+    info: list[list[Any]] = [["IFLA_INFO_KIND", "bridge"]]
     if attrs:
         info.append(["IFLA_INFO_DATA", {"attrs": attrs}])
     return {"attrs": info}
@@ -612,10 +614,10 @@ def linkinfo_bridge(options):
 # --------------------------------------------------------------------------
 # Views: what the diff and the result show
 # --------------------------------------------------------------------------
-def runtime_state(snapshot, names):
+def runtime_state(snapshot: Snapshot, names: Iterable[str]) -> dict[str, dict[str, Any] | None]:
     """What a restore must bring back for ``names``: existence, kind, master, link state, MAC, MTU,
     bridge options, addresses (without their lifetimes, which run on) and the user's routes."""
-    state = {}
+    state: dict[str, dict[str, Any] | None] = {}
     for name in sorted(names):
         link = snapshot.link(name)
         if link is None:
@@ -634,7 +636,7 @@ def runtime_state(snapshot, names):
     return state
 
 
-def state_differences(before, after):
+def state_differences(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """Human-readable differences between two runtime_state() results."""
     problems = []
     for name in sorted(set(before) | set(after)):
@@ -655,7 +657,7 @@ def state_differences(before, after):
 # --------------------------------------------------------------------------
 # Snapshots as plain JSON values (the guard's state file)
 # --------------------------------------------------------------------------
-def snapshot_to_json(snapshot):
+def snapshot_to_json(snapshot: Snapshot) -> dict[str, Any]:
     """A Snapshot as plain JSON values."""
     return {
         "links": [dataclasses.asdict(link) for link in snapshot.links.values()],
@@ -672,7 +674,7 @@ def _route_from_json(data):
     return Route(**data)
 
 
-def snapshot_from_json(data):
+def snapshot_from_json(data: dict[str, Any]) -> Snapshot:
     """The Snapshot that snapshot_to_json() was given."""
     return Snapshot(
         links=[Link(**link) for link in data.get("links") or ()],
