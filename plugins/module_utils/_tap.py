@@ -295,7 +295,7 @@ class Plan:
         return {"before": {"taps": before}, "after": {"taps": after}}
 
 
-def plan_taps(desired, links):
+def plan_taps(desired: list[dict[str, Any]], links: list[dict[str, Any]]) -> Plan:
     """Plan ``desired`` taps against ``links`` (link records of one dump).
 
     Raises ModuleError for anything the task cannot do (names that are not
@@ -317,48 +317,66 @@ def plan_taps(desired, links):
             if cur is not None:
                 plan.steps.append(TapStep("delete", name, tap_view(cur, by_index), None, list(PROPS), cur["index"], held=is_held(cur)))
             continue
-        bridge = want["bridge"]
-        if bridge:
-            brec = by_name.get(bridge)
-            if brec is None:
-                problems.append(
-                    "%s: bridge %s does not exist; create it first (kvmhost.bridging.bridge) or correct the name. Existing bridges: %s"
-                    % (name, bridge, ", ".join(sorted(r["name"] for r in links if r["kind"] == "bridge")) or "none")
-                )
-                continue
-            if brec["kind"] != "bridge":
-                problems.append("%s: %s is %s, not a bridge; a tap can only join a Linux bridge" % (name, bridge, describe_kind(brec)))
-                continue
-        if cur is None:
-            after = {}
-            for key in PROPS:
-                value = want[key]
-                after[key] = CREATE_DEFAULTS.get(key) if value is None else value
-            after["bridge"] = bridge or None
-            plan.steps.append(TapStep("create", name, None, after, list(PROPS), None, _fresh_netlink(after)))
-            plan.taps.append(dict(after, name=name))
-            continue
-        before = tap_view(cur, by_index)
-        after = dict(before)
-        for key in PROPS:
-            if want[key] is not None:
-                after[key] = want[key]
-        after["bridge"] = before["bridge"] if bridge is None else (bridge or None)
-        changes = [key for key in PROPS if after[key] != before[key]]
-        plan.taps.append(dict(after, name=name))
-        if not changes:
-            continue
-        offline = [key for key in changes if key in ATTACH_PROPS or key in REBUILD_PROPS]
-        if offline and is_held(cur):
-            plan.blocked.append((name, offline, cur))
-        if any(key in REBUILD_PROPS for key in changes):
-            action, netlink = "recreate", _fresh_netlink(after)
+        problem = _bridge_problem(name, want["bridge"], by_name, links)
+        if problem:
+            problems.append(problem)
+        elif cur is None:
+            _plan_create(plan, name, want)
         else:
-            action, netlink = "update", {key: after[key] for key in changes if key in NETLINK_PROPS}
-        plan.steps.append(TapStep(action, name, before, after, changes, cur["index"], netlink))
+            _plan_change(plan, name, want, cur, by_index)
     if problems:
         raise ModuleError("; ".join(problems), problems=problems)
     return plan
+
+
+def _bridge_problem(name: str, bridge: str | None, by_name: dict[str, dict[str, Any]], links: list[dict[str, Any]]) -> str | None:
+    """Why tap ``name`` cannot join ``bridge`` (missing, or not a Linux bridge), or None."""
+    if not bridge:
+        return None
+    brec = by_name.get(bridge)
+    if brec is None:
+        return "%s: bridge %s does not exist; create it first (kvmhost.bridging.bridge) or correct the name. Existing bridges: %s" % (
+            name,
+            bridge,
+            ", ".join(sorted(r["name"] for r in links if r["kind"] == "bridge")) or "none",
+        )
+    if brec["kind"] != "bridge":
+        return "%s: %s is %s, not a bridge; a tap can only join a Linux bridge" % (name, bridge, describe_kind(brec))
+    return None
+
+
+def _plan_create(plan: Plan, name: str, want: dict[str, Any]) -> None:
+    """A tap that does not exist yet: created with the wanted properties and defaults for the rest."""
+    after = {}
+    for key in PROPS:
+        value = want[key]
+        after[key] = CREATE_DEFAULTS.get(key) if value is None else value
+    after["bridge"] = want["bridge"] or None
+    plan.steps.append(TapStep("create", name, None, after, list(PROPS), None, _fresh_netlink(after)))
+    plan.taps.append(dict(after, name=name))
+
+
+def _plan_change(plan: Plan, name: str, want: dict[str, Any], cur: dict[str, Any], by_index: dict[int, dict[str, Any]]) -> None:
+    """An existing tap: updated in place, re-attached, or re-created when a property needs it."""
+    bridge = want["bridge"]
+    before = tap_view(cur, by_index)
+    after = dict(before)
+    for key in PROPS:
+        if want[key] is not None:
+            after[key] = want[key]
+    after["bridge"] = before["bridge"] if bridge is None else (bridge or None)
+    changes = [key for key in PROPS if after[key] != before[key]]
+    plan.taps.append(dict(after, name=name))
+    if not changes:
+        return
+    offline = [key for key in changes if key in ATTACH_PROPS or key in REBUILD_PROPS]
+    if offline and is_held(cur):
+        plan.blocked.append((name, offline, cur))
+    if any(key in REBUILD_PROPS for key in changes):
+        action, netlink = "recreate", _fresh_netlink(after)
+    else:
+        action, netlink = "update", {key: after[key] for key in changes if key in NETLINK_PROPS}
+    plan.steps.append(TapStep(action, name, before, after, changes, cur["index"], netlink))
 
 
 def _fresh_netlink(after):
