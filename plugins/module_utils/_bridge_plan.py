@@ -74,6 +74,7 @@ FORWARD_DELAY_MAX = (2**32 - 1) // 100
 MTU_MIN = 68
 MTU_MAX = 65535
 
+
 # --------------------------------------------------------------------------
 # Desired state
 # --------------------------------------------------------------------------
@@ -642,6 +643,8 @@ def bridge_view(snapshot: Snapshot, name: str, ports: Iterable[str] = ()) -> dic
         view["port_addresses"] = port_addresses
         view["port_routes"] = port_routes
     return view
+
+
 # --------------------------------------------------------------------------
 # Simulation: apply a plan to a snapshot in memory
 # --------------------------------------------------------------------------

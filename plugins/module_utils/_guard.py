@@ -766,7 +766,6 @@ class Guard:
 # -- the runtime network state (glue over _kernel_snapshot and _kernel_apply) --
 
 
-
 class NetlinkRuntime(Runtime):
     """The runtime network state, read and restored over netlink with _kernel_apply's session and applier."""
 

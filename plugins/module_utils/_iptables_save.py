@@ -365,6 +365,7 @@ class SaveDocument:
         self.tables = tables
         self.newline_at_end = newline_at_end
 
+
 _RULE_LINE = re.compile(r"^\s*(?:(\[\d+:\d+\])\s+)?(-A|--append|-I|--insert)\s+(\S+)(?:\s+(.*?))?\s*$")
 
 
