@@ -155,13 +155,16 @@ run_latest() {
     "$venv/bin/python" -m pytest -q -n 2 -p no:cacheprovider -p kvmb_skips tests/unit
 }
 
+# The changelog's fragments and version_added (antsibull-changelog, pinned in requirements-dev.txt) with the lint.
+run_lint() { ansible-lint --profile production && antsibull-changelog lint; }
+
 # mypy over plugins/, from the installed copy where ansible_collections.* resolves (pyproject.toml: [tool.mypy]).
 run_mypy() {
     ( cd "$KVMB_COLLECTIONS" && mypy --config-file ansible_collections/kvmhost/bridging/pyproject.toml ansible_collections/kvmhost/bridging/plugins )
 }
 
 stage ruff ruff check .
-stage lint ansible-lint --profile production
+stage lint run_lint
 stage lint run_mypy
 stage sanity run_sanity
 stage unit run_unit

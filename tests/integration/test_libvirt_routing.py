@@ -48,8 +48,8 @@ def forwarding(host, port):
 
 
 def routing_problems(result, host):
-    """The doctor's libvirt_routing problems (added after 'Check for the common failures', which test_roles_doctor reads)."""
-    found = [r["result"] for r in result.results if r["host"] == host.name and r["task"].endswith("Add the one-way routes to the problems")]
+    """The doctor's libvirt_routing problems (from 'Check for the common failures', which sets every problem)."""
+    found = [r["result"] for r in result.results if r["host"] == host.name and r["task"].endswith("Check for the common failures")]
     assert found, result.output
     return {p["subject"]: p for p in found[-1]["ansible_facts"]["doctor_problems"] if p["check"] == "libvirt_routing"}
 
