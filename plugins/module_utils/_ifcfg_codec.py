@@ -187,6 +187,9 @@ def _read_ansi_c(raw, i, out):
 def unescape_bytes(raw, check_utf8=True):
     """Parse the right-hand side of ``NAME=`` (bytes) like NetworkManager.
 
+    A decoder: one loop over the bytes with the quoting state, kept whole,
+    like the reader in NetworkManager's shvar.c that it follows.
+
     Returns the value as bytes, or None when NetworkManager rejects it as
     badly quoted. With ``check_utf8`` (NetworkManager's normal reading) a
     value that is not valid UTF-8 or holds a NUL is rejected too; without it

@@ -200,7 +200,11 @@ class Rule:
 
 
 def parse_rule(tokens, family):
-    """Parse the arguments after ``-A CHAIN`` into a Rule; ValueError if malformed."""
+    """Parse the arguments after ``-A CHAIN`` into a Rule; ValueError if malformed.
+
+    A decoder: one loop over the tokens with its state (the current match,
+    a pending ``!``), kept whole so that it reads as iptables parses.
+    """
     generic = []
     matches = []
     target = None
@@ -370,7 +374,10 @@ _RULE_LINE = re.compile(r"^\s*(?:(\[\d+:\d+\])\s+)?(-A|--append|-I|--insert)\s+(
 
 
 def parse_save(text, family, source):
-    """Parse iptables-save text; ModuleError names ``source`` and the line on malformed input."""
+    """Parse iptables-save text; ModuleError names ``source`` and the line on malformed input.
+
+    A decoder: one pass over the lines with the current table, kept whole.
+    """
     raw_lines = text.split("\n")
     newline_at_end = raw_lines[-1] == ""
     if newline_at_end:
