@@ -108,17 +108,22 @@ def read_firewalld_checks(module, info: dict[str, Any], skip) -> dict[str, Any] 
 
 
 def read_routing(module, info: dict[str, Any], skip) -> dict[str, Any] | None:
-    """The libvirt_routing check over the active libvirt networks and ``iptables-save -t filter``."""
+    """The libvirt_routing check over the active libvirt networks, ``iptables-save -t filter`` and, for libvirt's
+    nftables backend (libvirt 10+), ``nft -j list ruleset``."""
     if "libvirt_routing" in skip:
         return None
     networks = [net for net in (info.get("libvirt") or {}).get("networks") or () if net.get("active")]
-    save = ""
+    save = nft_text = ""
     if len(networks) > 1:
         iptables_save = module.get_bin_path("iptables-save")
         if iptables_save:
             rc, out, _err = module.run_command([iptables_save, "-t", "filter"])
             save = out if rc == 0 else ""
-    problems, lines = routing_problems(networks, save)
+        nft = module.get_bin_path("nft")
+        if nft:
+            rc, out, _err = module.run_command([nft, "-j", "list", "ruleset"])
+            nft_text = out if rc == 0 else ""
+    problems, lines = routing_problems(networks, save, nft_text)
     return {"problems": problems, "lines": lines}
 
 
