@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every test of kvmhost.bridging, from a fresh Debian 12 machine:
-#   ruff, ansible-lint (production profile), ansible-test sanity, unit tests,
+#   ruff (lint and format), ansible-lint (production profile), mypy, ansible-test sanity, unit tests,
 #   collection build and ansible-doc of every module, integration tests on the
 #   namespace lab, Molecule scenarios; where a Python >= 3.12 exists, sanity and
 #   unit tests again with the newest ansible-core.
@@ -26,7 +26,7 @@ if [ "$KVMB_LAB_ID" -le "$MOLECULE_LAB" ] && [ $((KVMB_LAB_ID + INTEGRATION_WORK
     echo "the integration labs $KVMB_LAB_ID-$((KVMB_LAB_ID + INTEGRATION_WORKERS - 1)) would include Molecule's lab $MOLECULE_LAB: pick another KVMB_LAB_ID"
     exit 1
 fi
-STAGES="${KVMB_STAGES:-ruff lint sanity unit build integration molecule latest}"
+STAGES="${KVMB_STAGES:-ruff lint mypy sanity unit build integration molecule latest}"
 
 # Whatever happens, the labs of this run are torn down (one per integration
 # worker), and the background stages are stopped (their process group).
@@ -201,12 +201,21 @@ run_latest() {
 # The changelog's fragments and version_added (antsibull-changelog, pinned in requirements-dev.txt) with the lint.
 run_lint() { ansible-lint --profile production && antsibull-changelog lint; }
 
+# ruff's lint rules and its formatter (the tree is kept as `ruff format` writes it).
+run_ruff() { ruff check . && ruff format --check .; }
+
+# mypy over plugins/, from the installed copy where ansible_collections.* resolves (pyproject.toml: [tool.mypy]).
+run_mypy() {
+    ( cd "$KVMB_COLLECTIONS" && mypy --config-file ansible_collections/kvmhost/bridging/pyproject.toml ansible_collections/kvmhost/bridging/plugins )
+}
+
 run_start=$SECONDS
-stage ruff ruff check .
+stage ruff run_ruff
 # The other stages, in the background (own process group, so that teardown can
 # stop all of it); output kept and printed after the integration stage.
 background_stages() {
     stage lint run_lint
+    stage mypy run_mypy
     stage sanity run_sanity
     stage unit run_unit
     stage build run_build
@@ -224,7 +233,7 @@ rm -f "$COUNTS_DIR/molecule.started"  # its own check removed lab 20 under the l
 cat "$COUNTS_DIR/background.log"
 
 passed=0 failed=0 failures=() skipped_stages=()
-for name in ruff lint sanity unit build integration molecule latest; do
+for name in ruff lint mypy sanity unit build integration molecule latest; do
     if [ -e "$COUNTS_DIR/$name.ok" ]; then passed=$((passed + 1))
     elif [ -e "$COUNTS_DIR/$name.failed" ]; then failed=$((failed + 1)); failures+=("$name")
     elif [ -e "$COUNTS_DIR/$name.skipped" ]; then skipped_stages+=("$(cat "$COUNTS_DIR/$name.skipped")")

@@ -205,7 +205,7 @@ def _multicast(mac: str) -> bool:
 
 
 def check_multicast_mac(readings: Readings) -> list[Problem]:
-    taps = []
+    taps: list[tuple[Any, Any]] = []
     for bridge in readings.info.get("bridges", []):
         taps.extend((port, bridge["name"]) for port in bridge["ports"] if port["kind"] == "tap")
     taps.extend((tap, None) for tap in readings.info.get("unbridged_taps", []))
@@ -291,7 +291,7 @@ def check_nm_controlled(readings: Readings) -> list[Problem]:
 def check_bridge_mac(readings: Readings, nics: dict[str, list[str]]) -> list[Problem]:
     problems = []
     for bridge in readings.info.get("bridges", []):
-        first = (nics.get(bridge["name"]) or [None])[0]
+        first = next(iter(nics.get(bridge["name"]) or []), None)
         nic = next((p for p in bridge["ports"] if p["name"] == first), None)
         if nic is None or (nic["mac"] or "").lower() == (bridge["mac"] or "").lower():
             continue

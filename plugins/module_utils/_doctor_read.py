@@ -70,7 +70,7 @@ def read_forward(module) -> doc.Forward | None:
         accept_missing = plan_live(request, "ipv4", documents, default_backend(module, "ipv4", backends))
     except ModuleError:
         return None
-    rejects = []
+    rejects: list[Any] = []
     for _name, document in documents:
         table = document.tables.get("filter")
         rejects.extend(line.text for line in (table.chain_rules("FORWARD") if table else []) if line.rule.is_reject(ANY))

@@ -8,6 +8,9 @@ public API and may change without notice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 
 class ModuleError(Exception):
     """An error the user can act on.
@@ -16,13 +19,13 @@ class ModuleError(Exception):
     for the failed result (for example what was restored).
     """
 
-    def __init__(self, msg, **result):
+    def __init__(self, msg: str, **result: Any) -> None:
         super().__init__(msg)
         self.msg = msg
         self.result = result
 
 
-def fail_on_error(module, func, *args, **kwargs):
+def fail_on_error(module: Any, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Run ``func`` and return its result; turn a ModuleError into fail_json."""
     try:
         return func(*args, **kwargs)
@@ -31,7 +34,7 @@ def fail_on_error(module, func, *args, **kwargs):
     return None  # not reached: fail_json exits
 
 
-def run_and_exit(module, func, *args, **kwargs):
+def run_and_exit(module: Any, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
     """Run a module's work and exit with its result.
 
     A ModuleError becomes one fail_json; the result's ``warnings`` become

@@ -1,13 +1,13 @@
 # Copyright: (c) 2026, kvmhost.bridging contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""REJECT rules of iptables: parse, plan and apply, live and in saved rules files.
+"""REJECT rules of iptables: plan and apply, live and in saved rules files.
 
 Live rules are read with ``<backend>-save`` of every backend found
 (iptables-nft and iptables-legacy can both hold rules in one namespace),
 compared on their parsed form, and changed with one
 ``<backend>-restore --noflush`` transaction per backend. Saved rules files
 (iptables-save format) are edited line by line: only the matching lines change,
-every other byte stays.
+every other byte stays. The rules are read with _iptables_save.
 
 PRIVATE: this module is internal to kvmhost.bridging; it is not part of the
 public API and may change without notice.
@@ -26,43 +26,11 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import (
     read_bytes,
     text_diff,
 )
+from ansible_collections.kvmhost.bridging.plugins.module_utils._iptables_save import ANY, REJECT_TYPES, TABLE_BUILTINS, parse_save, resolve_reject_type
 
 FAMILIES = ("ipv4", "ipv6")
 COMMAND = {"ipv4": "iptables", "ipv6": "ip6tables"}
 BACKENDS = ("nft", "legacy")
-
-TABLE_BUILTINS = {
-    "filter": ("INPUT", "FORWARD", "OUTPUT"),
-    "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
-    "mangle": ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"),
-    "raw": ("PREROUTING", "OUTPUT"),
-    "security": ("INPUT", "FORWARD", "OUTPUT"),
-}
-
-# Canonical name (as iptables-save prints it) -> the other spellings iptables accepts.
-REJECT_TYPES = {
-    "ipv4": {
-        "icmp-net-unreachable": ("net-unreach",),
-        "icmp-host-unreachable": ("host-unreach",),
-        "icmp-port-unreachable": ("port-unreach",),
-        "icmp-proto-unreachable": ("proto-unreach",),
-        "icmp-net-prohibited": ("net-prohib",),
-        "icmp-host-prohibited": ("host-prohib",),
-        "icmp-admin-prohibited": ("admin-prohib",),
-        "tcp-reset": ("tcp-rst",),
-    },
-    "ipv6": {
-        "icmp6-no-route": ("no-route",),
-        "icmp6-adm-prohibited": ("adm-prohibited",),
-        "icmp6-addr-unreachable": ("addr-unreach",),
-        "icmp6-port-unreachable": ("port-unreach",),
-        "icmp6-policy-fail": ("policy-fail",),
-        "icmp6-reject-route": ("reject-route",),
-        "tcp-reset": (),
-    },
-}
-# What REJECT sends when a rule has no --reject-with.
-DEFAULT_REJECT = {"ipv4": "icmp-port-unreachable", "ipv6": "icmp6-port-unreachable"}
 # The ICMPv6 counterpart of an IPv4 type, so one reject_with serves ip_version: both
 # (the stock EL rules are icmp-host-prohibited and icmp6-adm-prohibited).
 V4_TO_V6 = {
@@ -74,406 +42,10 @@ V4_TO_V6 = {
     "icmp-admin-prohibited": "icmp6-adm-prohibited",
     "tcp-reset": "tcp-reset",
 }
-ANY = "any"
-
 DEFAULT_RULES_FILES = {"ipv4": "/etc/sysconfig/iptables", "ipv6": "/etc/sysconfig/ip6tables"}
 RULES_FILE_OPTIONS = {"ipv4": "rules_file", "ipv6": "rules_file_ipv6"}
-
 ACCEPT_BRIDGED_SPEC = "-m physdev --physdev-is-bridged -j ACCEPT"
-
-# Long options as iptables accepts them in rules files, mapped to the short form iptables-save prints.
-LONG_OPTIONS = {
-    "--append": "-A",
-    "--insert": "-I",
-    "--delete": "-D",
-    "--new-chain": "-N",
-    "--source": "-s",
-    "--src": "-s",
-    "--destination": "-d",
-    "--dst": "-d",
-    "--protocol": "-p",
-    "--in-interface": "-i",
-    "--out-interface": "-o",
-    "--fragment": "-f",
-    "--jump": "-j",
-    "--goto": "-g",
-    "--match": "-m",
-    "--ipv4": "-4",
-    "--ipv6": "-6",
-}
-GENERIC_WITH_VALUE = ("-s", "-d", "-p", "-i", "-o")
-GENERIC_FLAGS = ("-f", "-4", "-6")
-# Matches that never restrict which packets a rule applies to.
-NEUTRAL_MATCHES = ("comment",)
-
 _CHAIN_NAME = re.compile(r"[^\s\"'!\-][^\s\"']{0,27}\Z")
-_COUNTERS = re.compile(r"\[\d+:\d+\]\Z")
-
-
-# --------------------------------------------------------------------------
-# Parsing
-# --------------------------------------------------------------------------
-
-
-def split_args(text):
-    """Split one rule line into arguments the way iptables-restore does.
-
-    Double quotes group words (``--comment "a b"``) and a backslash takes the
-    next character literally (``\\"`` inside a quoted comment).
-    """
-    tokens = []
-    current = []
-    in_token = False
-    quoted = False
-    index = 0
-    while index < len(text):
-        char = text[index]
-        if char == "\\" and index + 1 < len(text):
-            current.append(text[index + 1])
-            in_token = True
-            index += 2
-            continue
-        if char == '"':
-            quoted = not quoted
-            in_token = True
-        elif char.isspace() and not quoted:
-            if in_token:
-                tokens.append("".join(current))
-                current = []
-                in_token = False
-        else:
-            current.append(char)
-            in_token = True
-        index += 1
-    if quoted:
-        raise ValueError("unterminated double quote")
-    if in_token:
-        tokens.append("".join(current))
-    return tokens
-
-
-def resolve_reject_type(family, value):
-    """The canonical name of a --reject-with value in ``family``, or None."""
-    value = value.strip().lower()
-    for canonical, aliases in REJECT_TYPES[family].items():
-        if value == canonical or value in aliases:
-            return canonical
-    return None
-
-
-def _normalize_address(family, value):
-    if "/" in value:
-        return value
-    return value + ("/32" if family == "ipv4" else "/128")
-
-
-class Rule:
-    """The parsed form of one rule: what it matches and what it does.
-
-    Two rules are equal when they match the same packets with the same target,
-    whatever their spelling: long or short options, implicit protocol matches,
-    host addresses with or without /32, REJECT with or without its default
-    --reject-with. The order of generic options and of matches does not count.
-    """
-
-    __slots__ = ("generic", "goto", "matches", "target", "target_args")
-
-    def __init__(self, generic=(), matches=(), target=None, target_args=(), goto=None):
-        self.generic = tuple(sorted(generic))
-        self.matches = tuple(sorted(matches))
-        self.target = target
-        self.target_args = tuple(target_args)
-        self.goto = goto
-
-    def _key(self):
-        return (self.generic, self.matches, self.target, self.target_args, self.goto)
-
-    def __eq__(self, other):
-        return isinstance(other, Rule) and self._key() == other._key()
-
-    def __hash__(self):
-        return hash(self._key())
-
-    def __repr__(self):
-        return "Rule(%r)" % (self._key(),)
-
-    @property
-    def conditions(self):
-        """Generic options and matches that restrict the rule (comments do not)."""
-        return self.generic + tuple(m for m in self.matches if m[0] not in NEUTRAL_MATCHES)
-
-    @property
-    def reject_with(self):
-        if self.target != "REJECT":
-            return None
-        return dict(self.target_args).get("--reject-with")
-
-    def is_reject(self, reject_with):
-        """True for a REJECT rule that ``reject_with`` selects.
-
-        ``any`` selects every REJECT rule; a type selects only the unconditional
-        rule with that type, so ``-j REJECT --reject-with icmp-host-prohibited``
-        matches and ``-o virbr0 -j REJECT --reject-with icmp-host-prohibited``
-        does not.
-        """
-        if self.target != "REJECT":
-            return False
-        if reject_with == ANY:
-            return True
-        return not self.conditions and self.reject_with == reject_with
-
-    def is_accept_bridged(self):
-        """True for ``-m physdev --physdev-is-bridged -j ACCEPT`` (comments allowed)."""
-        return (
-            self.target == "ACCEPT"
-            and not self.target_args
-            and self.conditions == (("physdev", ("--physdev-is-bridged",)),)
-        )
-
-
-def parse_rule(tokens, family):
-    """Parse the arguments after ``-A CHAIN`` into a Rule; ValueError if malformed."""
-    generic = []
-    matches = []
-    target = None
-    target_args = []
-    goto = None
-    group = None  # the args list of the match (or target) that takes ``--options``
-    protocol = None
-    negate = False
-    index = 0
-    while index < len(tokens):
-        opt = LONG_OPTIONS.get(tokens[index], tokens[index])
-        if opt == "!":
-            negate = True
-            index += 1
-            continue
-        if opt in GENERIC_WITH_VALUE or opt in GENERIC_FLAGS:
-            value = None
-            if opt in GENERIC_WITH_VALUE:
-                index += 1
-                if index < len(tokens) and tokens[index] == "!":  # old style: -s ! 1.2.3.4
-                    negate = True
-                    index += 1
-                if index >= len(tokens):
-                    raise ValueError("%s needs a value" % opt)
-                value = tokens[index]
-                if opt in ("-s", "-d"):
-                    value = _normalize_address(family, value)
-                elif opt == "-p":
-                    value = value.lower()
-                    protocol = value
-            if not (opt == "-p" and value in ("all", "0") and not negate):  # -p all is no condition
-                generic.append((opt, negate, value))
-            negate = False
-            group = None
-            index += 1
-            continue
-        if negate and not opt.startswith("--"):
-            raise ValueError("'!' before %s" % opt)
-        if opt == "-m":
-            if index + 1 >= len(tokens):
-                raise ValueError("-m needs a match name")
-            group = []
-            matches.append((tokens[index + 1].lower(), group))
-            index += 2
-            continue
-        if opt in ("-j", "-g"):
-            if index + 1 >= len(tokens):
-                raise ValueError("%s needs a name" % opt)
-            if target is not None or goto is not None:
-                raise ValueError("more than one target")
-            if opt == "-j":
-                target = tokens[index + 1]
-                group = target_args
-            else:
-                goto = tokens[index + 1]
-                group = None
-            index += 2
-            continue
-        if group is None and protocol and opt.startswith("--"):
-            # ``-p tcp --dport 22``: iptables loads the protocol's match implicitly.
-            existing = [args for name, args in matches if name == protocol]
-            if existing:
-                group = existing[0]
-            else:
-                group = []
-                matches.append((protocol, group))
-        if group is None:
-            raise ValueError("unexpected %r" % tokens[index])
-        if negate:
-            group.append("!")
-            negate = False
-        group.append(tokens[index])
-        index += 1
-    if negate:
-        raise ValueError("'!' at the end of the rule")
-    if target is None and goto is None and not generic and not matches:
-        raise ValueError("empty rule")
-    if target == "REJECT":
-        target_args = _reject_args(family, target_args)
-    return Rule(
-        generic=generic,
-        matches=[(name, tuple(args)) for name, args in matches],
-        target=target,
-        target_args=target_args,
-        goto=goto,
-    )
-
-
-def _reject_args(family, args):
-    options = {}
-    index = 0
-    while index < len(args):
-        if args[index] == "--reject-with" and index + 1 < len(args):
-            options["--reject-with"] = resolve_reject_type(family, args[index + 1]) or args[index + 1].lower()
-            index += 2
-        else:
-            options[args[index]] = None
-            index += 1
-    options.setdefault("--reject-with", DEFAULT_REJECT[family])
-    return tuple(sorted(options.items(), key=lambda item: item[0]))
-
-
-class Line:
-    """One line of an iptables-save document."""
-
-    __slots__ = ("chain", "index", "kind", "position", "raw", "rule", "spec", "table", "verb")
-
-    def __init__(self, index, raw, kind, table=None, chain=None, verb=None, spec=None, rule=None, position=None):
-        self.index = index
-        self.raw = raw
-        self.kind = kind
-        self.table = table
-        self.chain = chain
-        self.verb = verb
-        self.spec = spec
-        self.rule = rule
-        self.position = position
-
-    def __repr__(self):
-        return "Line(%d, %r)" % (self.index, self.raw)
-
-    @property
-    def text(self):
-        """The rule as iptables-save would write it: ``-A CHAIN spec``."""
-        return "-A %s %s" % (self.chain, self.spec)
-
-
-class Table:
-    """A ``*table`` ... ``COMMIT`` block."""
-
-    def __init__(self, name, start):
-        self.name = name
-        self.start = start
-        self.commit = None
-        self.chains = {}  # name -> policy ("-" for user chains); declared in this block
-        self.rules = []  # Line objects of -A / -I rules, in file order
-        self.last_declaration = None
-
-    def chain_rules(self, chain):
-        """The chain's rules in their effective order (``-I`` lines inserted where they go)."""
-        ordered = []
-        for line in self.rules:
-            if line.chain != chain:
-                continue
-            if line.verb == "-A":
-                ordered.append(line)
-            else:
-                position = max(1, line.position or 1)
-                ordered.insert(min(position - 1, len(ordered)), line)
-        return ordered
-
-    def has_chain(self, chain):
-        return chain in self.chains or any(line.chain == chain for line in self.rules)
-
-
-class SaveDocument:
-    """An iptables-save document (live output or a saved rules file), parsed."""
-
-    def __init__(self, family, lines, tables, newline_at_end=True):
-        self.family = family
-        self.lines = lines
-        self.tables = tables
-        self.newline_at_end = newline_at_end
-
-
-_RULE_LINE = re.compile(r"^\s*(?:(\[\d+:\d+\])\s+)?(-A|--append|-I|--insert)\s+(\S+)(?:\s+(.*?))?\s*$")
-
-
-def parse_save(text, family, source):
-    """Parse iptables-save text; ModuleError names ``source`` and the line on malformed input."""
-    raw_lines = text.split("\n")
-    newline_at_end = raw_lines[-1] == ""
-    if newline_at_end:
-        raw_lines.pop()
-    lines = []
-    tables = {}
-    current = None
-    for index, raw in enumerate(raw_lines):
-        stripped = raw.strip().rstrip("\r")
-        where = "%s line %d" % (source, index + 1)
-        if not stripped:
-            lines.append(Line(index, raw, "blank", table=current and current.name))
-            continue
-        if stripped.startswith("#"):
-            lines.append(Line(index, raw, "comment", table=current and current.name))
-            continue
-        if stripped.startswith("*"):
-            if current is not None:
-                raise ModuleError("%s: table %s starts before table %s has its COMMIT." % (where, stripped, current.name))
-            name = stripped[1:].strip()
-            if name not in TABLE_BUILTINS:
-                raise ModuleError("%s: unknown table %r." % (where, name))
-            if name in tables:
-                raise ModuleError("%s: table %s appears twice." % (where, name))
-            current = Table(name, index)
-            tables[name] = current
-            lines.append(Line(index, raw, "table", table=name))
-            continue
-        if current is None:
-            raise ModuleError("%s: %r is outside any *table ... COMMIT block." % (where, stripped))
-        if stripped == "COMMIT":
-            current.commit = index
-            lines.append(Line(index, raw, "commit", table=current.name))
-            current = None
-            continue
-        if stripped.startswith(":"):
-            parts = stripped[1:].split()
-            if not parts:
-                raise ModuleError("%s: chain declaration without a name." % where)
-            current.chains[parts[0]] = parts[1] if len(parts) > 1 else "-"
-            current.last_declaration = index
-            lines.append(Line(index, raw, "chain", table=current.name, chain=parts[0]))
-            continue
-        match = _RULE_LINE.match(stripped)
-        if match:
-            verb = LONG_OPTIONS.get(match.group(2), match.group(2))
-            chain = match.group(3)
-            spec = match.group(4) or ""
-            position = None
-            try:
-                tokens = split_args(spec)
-                if verb == "-I" and tokens and tokens[0].isdigit():
-                    position = int(tokens[0])
-                    tokens = tokens[1:]
-                    spec = spec.split(None, 1)[1] if len(spec.split(None, 1)) > 1 else ""
-                rule = parse_rule(tokens, family)
-            except ValueError as exc:
-                raise ModuleError("%s: cannot parse rule %r: %s." % (where, stripped, exc)) from exc
-            line = Line(index, raw, "rule", table=current.name, chain=chain, verb=verb, spec=spec, rule=rule, position=position)
-            current.rules.append(line)
-            lines.append(line)
-            continue
-        first = LONG_OPTIONS.get(stripped.split()[0], stripped.split()[0])
-        if first == "-N" and len(stripped.split()) > 1:
-            current.chains.setdefault(stripped.split()[1], "-")
-            current.last_declaration = index
-        # Other iptables commands (-P, -N, -F ...) are kept as they are.
-        lines.append(Line(index, raw, "other", table=current.name))
-    if current is not None:
-        raise ModuleError("%s: table %s has no COMMIT line." % (source, current.name))
-    return SaveDocument(family, lines, tables, newline_at_end)
 
 
 # --------------------------------------------------------------------------
@@ -907,6 +479,78 @@ def apply_all(module, live_plans, file_plans):
         raise ModuleError("%s Already changed: %s." % (exc.msg, ", ".join(done)), changed=True, **exc.result) from exc
 
 
+def _plan_live_all(module, request, backends):
+    """(live plans, whether the chain exists in any backend): the live rules of every family, read and planned."""
+    live_plans = []
+    chain_known = request.chain in TABLE_BUILTINS[request.table]
+    for family in request.families:
+        documents = []
+        for backend in backends[family]:
+            document = read_live(module, backend)
+            documents.append((backend.name, document))
+            table = document.tables.get(request.table)
+            chain_known = chain_known or bool(table and table.has_chain(request.chain))
+        default = None
+        if request.mode in ("accept_first", "add_reject"):
+            default = default_backend(module, family, backends[family])
+        for change, before in plan_live(request, family, documents, default):
+            live_plans.append((next(b for b in backends[family] if b.name == change.backend), change, before))
+    return live_plans, chain_known
+
+
+def _plan_files_all(request, warnings):
+    """(file plans, whether the chain exists in a saved rules file): the saved rules files, read and planned."""
+    file_plans = []
+    chain_known = False
+    if not request.persist:
+        return file_plans, chain_known
+    for family in request.families:
+        path = request.files[family]
+        data = read_bytes(path)
+        if data is not None:
+            table = parse_save(data.decode("utf-8", "surrogateescape"), family, path).tables.get(request.table)
+            chain_known = chain_known or bool(table and table.has_chain(request.chain))
+        change, new = plan_file(request, family, path, data)
+        if data is None and request.mode in ("accept_first", "add_reject"):
+            warnings.append(
+                "%s does not exist, so the rule inserted now is not saved for the next boot;"
+                " save the live rules there if the host uses iptables-services." % path
+            )
+        file_plans.append((change, data, new))
+    return file_plans, chain_known
+
+
+def _changes_and_diffs(live_plans, file_plans):
+    """The Changes the plans make and the diff of each (live chains, then saved files)."""
+    changes = []
+    diffs = []
+    for backend, change, before in live_plans:
+        changes.append(change)
+        diffs.append(
+            _rules_diff("%s %s %s (live)" % (backend.label, change.table, change.chain), [line.text for line in before], chain_after(before, change))
+        )
+    for change, data, new in file_plans:
+        if new is not None:
+            changes.append(change)
+            diffs.append(text_diff(change.path, data.decode("utf-8", "surrogateescape"), new.decode("utf-8", "surrogateescape")))
+    return changes, diffs
+
+
+def _work(module, request, backends, warnings):
+    """Read, plan and (unless check mode) apply, under the caller's locks; return (changes, diffs)."""
+    live_plans, live_known = _plan_live_all(module, request, backends)
+    file_plans, file_known = _plan_files_all(request, warnings)
+    if not (live_known or file_known):
+        raise ModuleError(
+            "Chain %s does not exist in the %s table of any iptables backend%s. Check the chain name (it is case-sensitive)."
+            % (request.chain, request.table, " or saved rules file" if request.persist else "")
+        )
+    changes, diffs = _changes_and_diffs(live_plans, file_plans)
+    if not module.check_mode:
+        apply_all(module, live_plans, file_plans)
+    return changes, diffs
+
+
 def run(module):
     """The whole reject_rule task; returns the result dict (with ``warnings``)."""
     request = build_request(module.params)
@@ -918,69 +562,10 @@ def run(module):
     backends = {family: discover_backends(module, family) for family in request.families}
     file_dirs = sorted({os.path.dirname(path) for path in request.files.values()}) if request.persist else []
     lock_dirs = [d for d in file_dirs if os.path.isdir(d)] if not module.check_mode else []
-
-    def work():
-        live_plans = []
-        chain_known = request.chain in TABLE_BUILTINS[request.table]
-        for family in request.families:
-            documents = []
-            for backend in backends[family]:
-                document = read_live(module, backend)
-                documents.append((backend.name, document))
-                table = document.tables.get(request.table)
-                chain_known = chain_known or bool(table and table.has_chain(request.chain))
-            default = None
-            if request.mode in ("accept_first", "add_reject"):
-                default = default_backend(module, family, backends[family])
-            for change, before in plan_live(request, family, documents, default):
-                live_plans.append((next(b for b in backends[family] if b.name == change.backend), change, before))
-
-        file_plans = []
-        if request.persist:
-            for family in request.families:
-                path = request.files[family]
-                data = read_bytes(path)
-                if data is not None:
-                    table = parse_save(data.decode("utf-8", "surrogateescape"), family, path).tables.get(request.table)
-                    chain_known = chain_known or bool(table and table.has_chain(request.chain))
-                change, new = plan_file(request, family, path, data)
-                if data is None and request.mode in ("accept_first", "add_reject"):
-                    warnings.append(
-                        "%s does not exist, so the rule inserted now is not saved for the next boot;"
-                        " save the live rules there if the host uses iptables-services." % path
-                    )
-                file_plans.append((change, data, new))
-
-        if not chain_known:
-            raise ModuleError(
-                "Chain %s does not exist in the %s table of any iptables backend%s. Check the chain name (it is case-sensitive)."
-                % (request.chain, request.table, " or saved rules file" if request.persist else "")
-            )
-
-        changes = []
-        diffs = []
-        for backend, change, before in live_plans:
-            changes.append(change)
-            diffs.append(
-                _rules_diff(
-                    "%s %s %s (live)" % (backend.label, change.table, change.chain), [line.text for line in before], chain_after(before, change)
-                )
-            )
-        for change, data, new in file_plans:
-            if new is not None:
-                changes.append(change)
-                diffs.append(
-                    text_diff(change.path, data.decode("utf-8", "surrogateescape"), new.decode("utf-8", "surrogateescape"))
-                )
-
-        if not module.check_mode:
-            apply_all(module, live_plans, file_plans)
-        return changes, diffs
-
     with contextlib.ExitStack() as stack:
         for directory in lock_dirs:  # sorted, so two tasks never deadlock
             stack.enter_context(directory_lock(directory))
-        changes, diffs = work()
+        changes, diffs = _work(module, request, backends, warnings)
 
     result = {
         "changed": bool(changes),

@@ -87,6 +87,36 @@ def run(module):
         return {"changed": False, "firewalld": snapshot.as_result(), "changes": [], "reloaded": False, "bridges": [],
                 "msg": "firewalld is not running: nothing done"}
 
+    zones, policies, report = _wants(params, snapshot)
+    permanent, reload_needed, runtime = plan(snapshot, zones, policies)
+    zone_names = [z.name for z in zones]
+    policy_names = [p.name for p in policies]
+    changes = list(permanent) + ([Change("runtime", "firewalld", "", "reload")] if reload_needed else []) + list(runtime)
+    result = {
+        "firewalld": snapshot.as_result(),
+        "bridges": report,
+        "reloaded": False,
+    }
+    if module._diff:
+        result["diff"] = diff_of(snapshot, permanent, reload_needed, runtime, zone_names, policy_names)
+
+    if not module.check_mode and changes:
+        changes = _apply(cmd, result, zones, permanent, reload_needed, runtime)
+    result["changed"] = bool(changes)
+    result["changes"] = [c.as_result() for c in changes]
+    lines = [entry["msg"] for entry in report]
+    if changes:
+        lines.append("%s %d firewalld change(s), runtime and permanent%s" % (
+            "would make" if module.check_mode else "made", len(changes), ", with a reload" if reload_needed else ""))
+    else:
+        lines.append("firewalld already had these zones and policies, runtime and permanent")
+    result["msg"] = "; ".join(lines)
+    result["summary"] = lines
+    return result
+
+
+def _wants(params, snapshot):
+    """(zone wants, policy wants, bridge report): the zones and policies asked for, and those the bridges need."""
     zones = zone_wants(params["zones"])
     policies = policy_wants(params["policies"])
     report = []
@@ -107,39 +137,20 @@ def run(module):
         zones = zones + more_zones
         named = {p.name for p in policies}
         policies = policies + [p for p in more_policies if p.name not in named]
-    zones = merge_zones(zones)
+    return merge_zones(zones), policies, report
 
-    permanent, reload_needed, runtime = plan(snapshot, zones, policies)
-    zone_names = [z.name for z in zones]
-    policy_names = [p.name for p in policies]
+
+def _apply(cmd, result, zones, permanent, reload_needed, runtime):
+    """Make the permanent changes, reload when needed (then plan the runtime again), make the runtime ones; return all."""
     changes = list(permanent) + ([Change("runtime", "firewalld", "", "reload")] if reload_needed else []) + list(runtime)
-    result = {
-        "firewalld": snapshot.as_result(),
-        "bridges": report,
-        "reloaded": False,
-    }
-    if module._diff:
-        result["diff"] = diff_of(snapshot, permanent, reload_needed, runtime, zone_names, policy_names)
-
-    if not module.check_mode and changes:
-        for change in permanent:
-            cmd.run(change.argv())
-        if reload_needed:
-            cmd.run(["--reload"])
-            result["reloaded"] = True
-            after = read(cmd)
-            runtime = zone_changes("runtime", zones, after.zones["runtime"])
-            changes = [*permanent, Change("runtime", "firewalld", "", "reload"), *runtime]
-        for change in runtime:
-            cmd.run(change.argv())
-    result["changed"] = bool(changes)
-    result["changes"] = [c.as_result() for c in changes]
-    lines = [entry["msg"] for entry in report]
-    if changes:
-        lines.append("%s %d firewalld change(s), runtime and permanent%s" % (
-            "would make" if module.check_mode else "made", len(changes), ", with a reload" if reload_needed else ""))
-    else:
-        lines.append("firewalld already had these zones and policies, runtime and permanent")
-    result["msg"] = "; ".join(lines)
-    result["summary"] = lines
-    return result
+    for change in permanent:
+        cmd.run(change.argv())
+    if reload_needed:
+        cmd.run(["--reload"])
+        result["reloaded"] = True
+        after = read(cmd)
+        runtime = zone_changes("runtime", zones, after.zones["runtime"])
+        changes = [*permanent, Change("runtime", "firewalld", "", "reload"), *runtime]
+    for change in runtime:
+        cmd.run(change.argv())
+    return changes

@@ -202,6 +202,34 @@ def bridge_wants(bridges, names, snapshot, bridged_zone=None, routed_zone="kvmb-
     policy wants, report).
     """
     by_name = {br["name"]: br for br in bridges}
+    selected = _selected_bridges(bridges, names, snapshot, by_name)
+    for direction in routed_directions or ():
+        if direction not in DIRECTIONS:
+            raise ModuleError("routed_directions: %r is not one of out, in." % (direction,))
+    zones, report, routed = _bridge_zones(selected, by_name, snapshot, bridged_zone, routed_zone)
+    policies = []
+    if routed:
+        other = routed_to_zone or snapshot.default_zone
+        policies = _routed_policies(routed_zone, other, routed_directions, routed_masquerade)
+        for entry in report:
+            if entry["kind"] == "routed":
+                entry["policies"] = [p.name for p in policies if p.present]
+        unbound = [name for name in interfaces or () if name not in selected
+                   and not any(snapshot.zone_of(name, scope) for scope in ("runtime", "permanent"))]
+        if other == snapshot.default_zone and unbound and any(p.present for p in policies):
+            zones.append(ZoneWant(other, unbound))
+            report.append({"bridge": None, "interfaces": unbound, "zone": other, "kind": "policy_zone", "msg": (
+                "%s: in no zone, bound to the default zone %s explicitly, so that the policies joining %s to it"
+                " apply to them (firewalld applies policies only to interfaces bound to a zone)"
+                % (", ".join(unbound), other, routed_zone))})
+    for entry in report:
+        if "msg" not in entry:
+            entry["msg"] = _bridge_message(entry, bridge_nf_call, policies)
+    return zones, policies, report
+
+
+def _selected_bridges(bridges, names, snapshot, by_name):
+    """The bridges ``names`` selects ('*': every bridge libvirt does not manage), each once; ModuleError for a missing one."""
     selected = []
     for name in names or []:
         if name == "*":
@@ -213,11 +241,11 @@ def bridge_wants(bridges, names, snapshot, bridged_zone=None, routed_zone="kvmb-
             )
         else:
             selected.append(name)
-    selected = list(dict.fromkeys(selected))
-    for direction in routed_directions or ():
-        if direction not in DIRECTIONS:
-            raise ModuleError("routed_directions: %r is not one of out, in." % (direction,))
+    return list(dict.fromkeys(selected))
 
+
+def _bridge_zones(selected, by_name, snapshot, bridged_zone, routed_zone):
+    """(zone wants, report entries, routed bridges): the zone of each selected bridge and what kind it is."""
     zones = []
     report = []
     routed = []
@@ -234,35 +262,23 @@ def bridge_wants(bridges, names, snapshot, bridged_zone=None, routed_zone="kvmb-
         zones.append(ZoneWant(zone, [name], forward=True))
         report.append({"bridge": name, "kind": kind, "zone": zone, "uplinks": list(br.get("uplinks") or []),
                        "address": address, "policies": []})
+    return zones, report, routed
 
+
+def _routed_policies(routed_zone, other, routed_directions, routed_masquerade):
+    """One policy per direction between the routed zone and ``other``; present for the wanted directions."""
+    _check_name("zone", routed_zone)
+    if other == routed_zone:
+        raise ModuleError(
+            "routed_to_zone is the routed zone %s itself; name the zone of the LAN (for example public)." % other
+        )
     policies = []
-    if routed:
-        _check_name("zone", routed_zone)
-        other = routed_to_zone or snapshot.default_zone
-        if other == routed_zone:
-            raise ModuleError(
-                "routed_to_zone is the routed zone %s itself; name the zone of the LAN (for example public)." % other
-            )
-        for direction in DIRECTIONS:
-            ingress, egress = (routed_zone, other) if direction == "out" else (other, routed_zone)
-            wanted = direction in (routed_directions or ())
-            policies.append(PolicyWant("%s-%s" % (routed_zone, direction), wanted, [ingress], [egress], "ACCEPT",
-                                       bool(routed_masquerade) and direction == "out"))
-        for entry in report:
-            if entry["kind"] == "routed":
-                entry["policies"] = [p.name for p in policies if p.present]
-        unbound = [name for name in interfaces or () if name not in selected
-                   and not any(snapshot.zone_of(name, scope) for scope in ("runtime", "permanent"))]
-        if other == snapshot.default_zone and unbound and any(p.present for p in policies):
-            zones.append(ZoneWant(other, unbound))
-            report.append({"bridge": None, "interfaces": unbound, "zone": other, "kind": "policy_zone", "msg": (
-                "%s: in no zone, bound to the default zone %s explicitly, so that the policies joining %s to it"
-                " apply to them (firewalld applies policies only to interfaces bound to a zone)"
-                % (", ".join(unbound), other, routed_zone))})
-    for entry in report:
-        if "msg" not in entry:
-            entry["msg"] = _bridge_message(entry, bridge_nf_call, policies)
-    return zones, policies, report
+    for direction in DIRECTIONS:
+        ingress, egress = (routed_zone, other) if direction == "out" else (other, routed_zone)
+        wanted = direction in (routed_directions or ())
+        policies.append(PolicyWant("%s-%s" % (routed_zone, direction), wanted, [ingress], [egress], "ACCEPT",
+                                   bool(routed_masquerade) and direction == "out"))
+    return policies
 
 
 def _bridge_message(entry, bridge_nf_call, policies):

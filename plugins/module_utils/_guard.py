@@ -32,8 +32,8 @@ Times are CLOCK_BOOTTIME seconds: they keep counting while the host
 suspends and do not jump with the wall clock, and every process on the host
 reads the same clock.
 
-The runtime snapshot and restore are those of ``_netlink``; this module holds
-only the glue. Everything else is plain file handling, testable without root.
+The runtime snapshot is _kernel_snapshot's and the restore _kernel_apply's
+(plan_restore()); this module holds only the glue. Everything else is plain file handling, testable without root.
 
 PRIVATE: this module is internal to kvmhost.bridging; it is not part of the
 public API and may change without notice.
@@ -55,8 +55,9 @@ import stat
 import tempfile
 import time
 import traceback
+from typing import Any
 
-from ansible_collections.kvmhost.bridging.plugins.module_utils import _dhcp_client, _netlink
+from ansible_collections.kvmhost.bridging.plugins.module_utils import _dhcp_client, _kernel_apply, _kernel_snapshot
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import atomic_write, read_bytes
 from ansible_collections.kvmhost.bridging.plugins.module_utils._names import validate_ifname
@@ -237,11 +238,60 @@ def process_start(pid):
         return None
 
 
-def watcher_alive(state):
+@dataclasses.dataclass
+class Watcher:
+    """The watcher's process, as it records itself in the state file."""
+
+    pid: int
+    start: int | None = None  # process_start(pid): a PID reused by another process does not count
+    started_boottime: float | None = None
+    deadline_boottime: float | None = None  # None until the countdown starts
+
+
+@dataclasses.dataclass
+class GuardState:
+    """The state file of an armed guard (``guard-<id>.json``)."""
+
+    format: int = FORMAT
+    id: str = ""
+    description: str | None = None
+    timeout: float = 0
+    start_within: float = 0
+    armed_at: str | None = None
+    armed_boottime: float = 0.0
+    arming: str = ""  # a random id of this arming; the outcome carries it
+    files: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # capture_files()
+    runtime: Any = None  # Runtime.snapshot(), None when the runtime is not guarded
+    watcher: Watcher | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> GuardState:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {key: value for key, value in data.items() if key in known}
+        watcher = values.get("watcher")
+        if watcher:
+            values["watcher"] = Watcher(**{key: value for key, value in watcher.items() if key in _WATCHER_FIELDS})
+        return cls(**values)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_WATCHER_FIELDS = frozenset(f.name for f in dataclasses.fields(Watcher))
+
+
+def read_state(path: str) -> GuardState | None:
+    """The GuardState in ``path``, or None when there is none."""
+    data = read_json(path)
+    return None if data is None else GuardState.from_json(data)
+
+
+def watcher_alive(state: GuardState | None) -> bool:
     """Whether the watcher recorded in ``state`` still runs (same PID and same start time)."""
-    watcher = (state or {}).get("watcher") or {}
-    pid = watcher.get("pid")
-    return bool(pid) and pid_alive(pid) and process_start(pid) == watcher.get("start")
+    watcher = state.watcher if state is not None else None
+    if watcher is None or not watcher.pid:
+        return False
+    return pid_alive(watcher.pid) and process_start(watcher.pid) == watcher.start
 
 
 # -- files --------------------------------------------------------------------
@@ -350,7 +400,7 @@ class Runtime:
 
     ``snapshot()`` returns a JSON-serialisable value; ``restore(value)``
     returns a short description of what it put back. The default one is
-    _netlink's; the unit tests pass their own.
+    NetlinkRuntime (below); the unit tests pass their own.
     """
 
     def snapshot(self):
@@ -375,39 +425,37 @@ class Guard:
     def arm(self, timeout, files, description, with_runtime, check_mode=False, start_within=0):
         check_seconds("timeout", timeout, 1)
         check_seconds("start_within", start_within, 0, " (0: count from the watcher's start)")
-        state = read_json(self.paths.state)
-        if state is not None and watcher_alive(state):
+        state = read_state(self.paths.state)
+        if state is not None and state.watcher is not None and watcher_alive(state):
             raise ModuleError(
                 "A guarded change with id %s is in progress (watcher PID %s, armed at %s). Wait for it to be confirmed or "
                 "rolled back (at most %ss), or run the guard with action=rollback." % (
-                    self.paths.id, state["watcher"]["pid"], state.get("armed_at"), state.get("timeout")),
+                    self.paths.id, state.watcher.pid, state.armed_at, state.timeout),
                 id=self.paths.id,
             )
         warnings = []
         if state is not None:
             warnings.append("Replaced an earlier arming of guard %s (armed at %s) whose watcher never ran or is gone."
-                            % (self.paths.id, state.get("armed_at")))
+                            % (self.paths.id, state.armed_at))
         saved = capture_files(files)
         snapshot = self.runtime.snapshot() if with_runtime else None
-        state = {
-            "format": FORMAT,
-            "id": self.paths.id,
-            "description": description,
-            "timeout": timeout,
-            "start_within": start_within,
-            "armed_at": wall_clock(),
-            "armed_boottime": self.clock(),
-            "arming": binascii.hexlify(os.urandom(8)).decode("ascii"),
-            "files": saved,
-            "runtime": snapshot,
-            "watcher": None,
-        }
+        state = GuardState(
+            id=self.paths.id,
+            description=description,
+            timeout=timeout,
+            start_within=start_within,
+            armed_at=wall_clock(),
+            armed_boottime=self.clock(),
+            arming=binascii.hexlify(os.urandom(8)).decode("ascii"),
+            files=saved,
+            runtime=snapshot,
+        )
         if not check_mode:
             ensure_dir(self.paths.dir)
             unlink(self.paths.decision)
             unlink(self.paths.result)
             unlink(self.paths.go)
-            write_json(self.paths.state, state)
+            write_json(self.paths.state, state.to_json())
         return {
             "changed": False,
             "armed": not check_mode,
@@ -433,8 +481,8 @@ class Guard:
         pid = spawn(self._watch_detached)
         out = {"watcher": pid, "scope": None, "warnings": []}
         if scope is not None and os.path.isdir(systemd_dir):
-            unit = scope_unit(self.paths, state["arming"])
-            problem = scope(pid, unit, "kvmhost.bridging guard %s: %s" % (self.paths.id, state.get("description")))
+            unit = scope_unit(self.paths, state.arming)
+            problem = scope(pid, unit, "kvmhost.bridging guard %s: %s" % (self.paths.id, state.description))
             if problem:
                 out["warnings"].append(
                     "The guard's watcher (PID %s) runs in the session that armed it: moving it into the transient unit %s failed (%s). "
@@ -444,10 +492,10 @@ class Guard:
                 out["scope"] = unit
         end = self.clock() + wait
         while True:
-            now = read_json(self.paths.state)
-            if now is not None and (now.get("watcher") or {}).get("pid") == pid and watcher_alive(now):
+            now = read_state(self.paths.state)
+            if now is not None and now.watcher is not None and now.watcher.pid == pid and watcher_alive(now):
                 return out
-            if now is None and (read_json(self.paths.result) or {}).get("arming") == state["arming"]:
+            if now is None and (read_json(self.paths.result) or {}).get("arming") == state.arming:
                 return out  # it ran, and a decision has already finished this arming
             gone = not pid_alive(pid)
             if gone or self.clock() >= end:
@@ -491,7 +539,7 @@ class Guard:
                               id=self.paths.id)
         if state.get("format") != FORMAT:
             raise ModuleError("%s was written by another version of the guard; remove it and arm again." % self.paths.state)
-        return state
+        return GuardState.from_json(state)
 
     # watch ------------------------------------------------------------------
     def watch(self, pid=None, check_mode=False):
@@ -503,15 +551,15 @@ class Guard:
         """
         state = self._load("watch")
         if watcher_alive(state):
-            raise ModuleError("Guard %s already has a watcher (PID %s)." % (self.paths.id, state["watcher"]["pid"]), id=self.paths.id)
+            raise ModuleError("Guard %s already has a watcher (PID %s)." % (self.paths.id, state.watcher.pid), id=self.paths.id)
         if check_mode:
             return {"changed": False, "confirmed": False, "rolled_back": False, "msg": "Check mode: not watching."}
         pid = pid or os.getpid()
         started = self.clock()
-        start_within = state.get("start_within") or 0
-        deadline = None if start_within else started + state["timeout"]
-        state["watcher"] = {"pid": pid, "start": process_start(pid), "started_boottime": started, "deadline_boottime": deadline}
-        write_json(self.paths.state, state)
+        start_within = state.start_within or 0
+        deadline = None if start_within else started + state.timeout
+        state.watcher = Watcher(pid, process_start(pid), started, deadline)
+        write_json(self.paths.state, state.to_json())
         decision = None
         while True:
             decision = read_json(self.paths.decision)
@@ -522,13 +570,13 @@ class Guard:
             if deadline is None:
                 go = read_json(self.paths.go)
                 if go is not None:
-                    deadline = go["at_boottime"] + state["timeout"]
-                    state["watcher"]["deadline_boottime"] = deadline
-                    write_json(self.paths.state, state)
+                    deadline = go["at_boottime"] + state.timeout
+                    state.watcher.deadline_boottime = deadline
+                    write_json(self.paths.state, state.to_json())
                 elif now >= started + start_within:
                     reason = "the change did not start within %ss" % start_within
             elif now >= deadline:
-                reason = "no confirmation within %ss" % state["timeout"]
+                reason = "no confirmation within %ss" % state.timeout
             if reason is not None:
                 won, decision = claim(self.paths, ROLLBACK, "watcher", reason)
                 if won:
@@ -537,7 +585,7 @@ class Guard:
             if not os.path.exists(self.paths.state):
                 # Another process decided and finished between two looks.
                 result = read_json(self.paths.result)
-                if result is not None and result.get("arming") == state["arming"]:
+                if result is not None and result.get("arming") == state.arming:
                     return dict(result, changed=bool(result.get("rolled_back")))
                 raise ModuleError("The state of guard %s disappeared while watching; nothing was restored." % self.paths.id)
             self.sleep(self.poll)
@@ -565,15 +613,15 @@ class Guard:
         if go is None:
             go = {"at": wall_clock(), "at_boottime": self.clock()}
             write_json(self.paths.go, go)
-        armed = read_json(self.paths.state) or {}
+        armed = read_state(self.paths.state)
         return {"changed": False, "id": self.paths.id, "watching": True, "started_at": go["at"],
-                "remaining": round(go["at_boottime"] + armed.get("timeout", 0) - self.clock(), 3)}
+                "remaining": round(go["at_boottime"] + (armed.timeout if armed is not None else 0) - self.clock(), 3)}
 
     def _await_result(self, state, decision, limit=120.0):
         end = self.clock() + limit
         while self.clock() < end:
             result = read_json(self.paths.result)
-            if result is not None and result.get("arming") == state["arming"]:
+            if result is not None and result.get("arming") == state.arming:
                 return dict(result, changed=bool(result.get("rolled_back")), watcher="saw the decision of %s" % decision.get("by"))
             self.sleep(self.poll)
         raise ModuleError("Guard %s: %s decided %s, but no outcome was recorded within %ss." % (
@@ -602,7 +650,7 @@ class Guard:
             "changed": False,
             "confirmed": True,
             "id": self.paths.id,
-            "since_arm": round(now - state["armed_boottime"], 3),
+            "since_arm": round(now - state.armed_boottime, 3),
             "remaining": round(deadline - now, 3) if deadline else None,
         }
         if watcher_alive(state):
@@ -611,7 +659,7 @@ class Guard:
                 self.sleep(self.poll)
             summary["watcher_done"] = not os.path.exists(self.paths.state)
             outcome = read_json(self.paths.result)
-            summary["outcome"] = outcome if (outcome or {}).get("arming") == state["arming"] else None
+            summary["outcome"] = outcome if (outcome or {}).get("arming") == state.arming else None
         else:
             # No watcher (it never started, or died): finish here.
             summary["outcome"] = self._finish(state, decision, confirmed=True, waited=0)
@@ -634,11 +682,10 @@ class Guard:
 
     def _deadline(self, state):
         """When the watcher rolls back: recorded by it, or known from the start signal; None before the countdown."""
-        watcher = state.get("watcher") or {}
-        if watcher.get("deadline_boottime"):
-            return watcher["deadline_boottime"]
+        if state.watcher is not None and state.watcher.deadline_boottime:
+            return state.watcher.deadline_boottime
         go = read_json(self.paths.go)
-        return go["at_boottime"] + state["timeout"] if go else None
+        return go["at_boottime"] + state.timeout if go else None
 
     # status -----------------------------------------------------------------
     def status(self, wait=0):
@@ -647,18 +694,17 @@ class Guard:
         While it is armed and its watcher has not started yet, or a decision has been
         taken and its outcome is not recorded yet, wait up to ``wait`` seconds for that.
         """
-        state = read_json(self.paths.state)
+        state = read_state(self.paths.state)
         end = self.clock() + wait
-        while state is not None and (not (state.get("watcher") and watcher_alive(state)) or os.path.exists(self.paths.decision)) \
-                and self.clock() < end:
+        while state is not None and (not watcher_alive(state) or os.path.exists(self.paths.decision)) and self.clock() < end:
             self.sleep(self.poll)
-            state = read_json(self.paths.state)
+            state = read_state(self.paths.state)
         result = read_json(self.paths.result)
         out = {"changed": False, "id": self.paths.id, "armed": state is not None, "watching": False, "last": result}
         if state is not None:
             out["watching"] = watcher_alive(state)
-            out["description"] = state.get("description")
-            out["armed_at"] = state.get("armed_at")
+            out["description"] = state.description
+            out["armed_at"] = state.armed_at
             deadline = self._deadline(state)
             if deadline:
                 out["remaining"] = round(deadline - self.clock(), 3)
@@ -669,22 +715,22 @@ class Guard:
     def _roll_back(self, state, decision):
         errors = []
         runtime = None
-        if state.get("runtime") is not None:
+        if state.runtime is not None:
             try:
-                runtime = self.runtime.restore(state["runtime"])
+                runtime = self.runtime.restore(state.runtime)
             except Exception as exc:  # restore the files whatever happened to the links
                 errors.append("runtime state: %s" % exc)
         try:
-            files = restore_files(self.module, state.get("files") or [])
+            files = restore_files(self.module, state.files or [])
         except Exception as exc:
             files = []
             errors.append("files: %s" % exc)
         errors.extend("%s: %s" % (item["path"], item["error"]) for item in files if item["action"] == "failed")
-        what = state.get("description") or "the guarded change"
+        what = state.description or "the guarded change"
         msg = "Rolled back %s (%s): restored the previous %s at %s." % (
             what, decision.get("reason"),
-            " and ".join(x for x in ("runtime network state" if state.get("runtime") is not None else "",
-                                     "files" if state.get("files") else "") if x) or "state",
+            " and ".join(x for x in ("runtime network state" if state.runtime is not None else "",
+                                     "files" if state.files else "") if x) or "state",
             wall_clock())
         if errors:
             msg += " Some parts could not be restored: %s." % "; ".join(errors)
@@ -694,22 +740,22 @@ class Guard:
     def _finish(self, state, decision, confirmed, rolled_back=False, waited=None, **extra):
         result = {
             "id": self.paths.id,
-            "description": state.get("description"),
+            "description": state.description,
             "confirmed": confirmed,
             "rolled_back": rolled_back,
             "decision": decision.get("decision"),
             "decided_by": decision.get("by"),
             "reason": decision.get("reason"),
             "decision_at": decision.get("at"),
-            "armed_at": state.get("armed_at"),
-            "arming": state.get("arming"),
+            "armed_at": state.armed_at,
+            "arming": state.arming,
             "finished_at": wall_clock(),
         }
         if waited is not None:
             result["waited"] = round(max(waited, 0), 3)
         result.update(extra)
         if "msg" not in result:
-            result["msg"] = "Confirmed %s." % (state.get("description") or "the guarded change")
+            result["msg"] = "Confirmed %s." % (state.description or "the guarded change")
         write_json(self.paths.result, result)
         unlink(self.paths.state)
         unlink(self.paths.decision)
@@ -717,188 +763,42 @@ class Guard:
         return dict(result, changed=rolled_back)
 
 
-# -- the runtime network state (glue over _netlink) -----------------------------
-
-
-def snapshot_to_json(snapshot):
-    """A Snapshot of _netlink as plain JSON values."""
-    return {
-        "links": [dataclasses.asdict(link) for link in snapshot.links.values()],
-        "addresses": [dataclasses.asdict(address) for address in snapshot.addresses],
-        "routes": [dataclasses.asdict(route) for route in snapshot.routes],
-    }
-
-
-def _route_from_json(data):
-    data = dict(data)
-    data["multipath"] = tuple(_netlink.Nexthop(**hop) for hop in data.get("multipath") or ())
-    data["metrics"] = tuple(tuple(pair) for pair in data.get("metrics") or ())
-    data["unsupported"] = tuple(data.get("unsupported") or ())
-    return _netlink.Route(**data)
-
-
-def snapshot_from_json(data):
-    """The Snapshot that snapshot_to_json() was given."""
-    return _netlink.Snapshot(
-        links=[_netlink.Link(**link) for link in data.get("links") or ()],
-        addresses=[_netlink.Address(**address) for address in data.get("addresses") or ()],
-        routes=[_route_from_json(route) for route in data.get("routes") or ()],
-    )
-
-
-def _restorable_addresses(snapshot, name):
-    """The addresses of ``name`` that a restore manages: the user's, not the kernel's own."""
-    return {(a.family, a.ip, a.prefixlen): a for a in snapshot.addresses_on(name) if _netlink.is_migratable_address(a)}
-
-
-def _restorable_routes(snapshot, names):
-    routes = []
-    for route in snapshot.routes:
-        if _netlink.is_movable_route(route, snapshot.addresses) and any(route.uses(name) for name in names) and route not in routes:
-            routes.append(route)
-    return routes
-
-
-def restore_scope(saved, now, interfaces):
-    """The links a restore looks at: ``interfaces`` (or every link but loopback) and the ports of those that are bridges."""
-    every = {name for name, link in list(saved.links.items()) + list(now.links.items()) if not link.loopback}
-    names = set(interfaces) if interfaces else every
-    for snap in (saved, now):
-        for name in list(names):
-            link = snap.link(name)
-            if link is not None and link.kind == "bridge":
-                names.update(snap.ports_of(name))
-    return names
-
-
-def plan_restore(saved, now, interfaces=()):
-    """The (op, args, description) steps that bring ``now`` back to ``saved`` for the links in scope.
-
-    Bridges that did not exist are deleted (other new links, such as a guest's
-    tap, are left alone); bridges that are gone are created again; then the
-    masters, MTUs, MACs, bridge options and link states, the addresses (added
-    before the extra ones are removed) and last the routes, whose gateways need
-    the addresses. The kernel's own addresses and routes are not touched.
-    """
-    names = restore_scope(saved, now, interfaces)
-    steps = []
-    for name in sorted(names):
-        old, new = saved.link(name), now.link(name)
-        if old is None and new is not None and new.kind == "bridge":
-            steps.append(("delete_link", {"name": name}, "delete bridge %s, which did not exist" % name))
-    for name in sorted(names):
-        old, new = saved.link(name), now.link(name)
-        if old is not None and new is None and old.kind == "bridge":
-            steps.append(("create_bridge", {"name": name, "mac": old.mac or None, "mtu": old.mtu or None, "options": dict(old.bridge)},
-                          "create bridge %s again" % name))
-    gone = {args["name"] for op, args, _text in steps if op == "delete_link"}
-    for name in sorted(names):
-        old = saved.link(name)
-        new = now.link(name)
-        if old is None or name in gone or (new is None and old.kind != "bridge"):
-            continue
-        recreated = new is None
-        changes = {}
-        master_differs = recreated or (old.master or None) != (new.master or None)
-        if master_differs and (old.master or not recreated):
-            changes["master"] = old.master or ""
-        if not recreated and old.mtu and old.mtu != new.mtu:
-            changes["mtu"] = old.mtu
-        if not recreated and old.mac and old.mac != new.mac:
-            changes["mac"] = old.mac
-        if not recreated and old.kind == "bridge":
-            options = {key: value for key, value in old.bridge.items() if new.bridge.get(key) != value}
-            if options:
-                changes["options"] = options
-        if changes:
-            text = ", ".join("%s %s" % (key, value if value != "" else "none") for key, value in sorted(changes.items()))
-            steps.append(("set_link", dict(changes, name=name), "set %s %s" % (name, text)))
-    for name in sorted(names):
-        old = saved.link(name)
-        new = now.link(name)
-        if old is None or name in gone:
-            continue
-        if new is None or old.up != new.up:
-            steps.append(("set_link", {"name": name, "up": old.up}, "bring %s %s" % (name, "up" if old.up else "down")))
-    for name in sorted(names):
-        if saved.link(name) is None or name in gone:
-            continue
-        before = _restorable_addresses(saved, name)
-        after = _restorable_addresses(now, name) if now.link(name) is not None else {}
-        for key, address in before.items():
-            if key not in after:
-                steps.append(("add_address", {"address": address}, "add %s to %s" % (address.cidr, name)))
-    for name in sorted(names):
-        if saved.link(name) is None or name in gone or now.link(name) is None:
-            continue
-        before = _restorable_addresses(saved, name)
-        for key, address in _restorable_addresses(now, name).items():
-            if key not in before:
-                steps.append(("del_address", {"address": address}, "remove %s from %s" % (address.cidr, name)))
-    before_routes = _restorable_routes(saved, names)
-    now_routes = [r for r in _restorable_routes(now, names) if not any(r.uses(name) for name in gone)]
-    for route in sorted(before_routes, key=_netlink.route_needs_onlink):  # on-link routes before the gateways they reach
-        if route not in now_routes:
-            steps.append(("replace_route", {"route": route}, "restore route '%s'" % route.describe()))
-    restored_keys = {route.key for route in before_routes}
-    for route in now_routes:
-        if route not in before_routes and route.key not in restored_keys:
-            steps.append(("delete_route", {"route": route}, "remove route '%s'" % route.describe()))
-    return steps
-
-
-def plan_client_restore(saved, now, names):
-    """(stops, starts): the (op, args, description) steps that bring the DHCP clients of ``names`` back to ``saved``.
-
-    ``saved``: the command lines (lists) the snapshot found; ``now``: the
-    DhcpClients running. A client that was not there (the one a bridging
-    started on the bridge) stops; one that is gone (the one it stopped on the
-    NIC) starts again, as it ran, with its own lease file.
-    """
-    saved = [tuple(argv) for argv in saved]
-    wanted = [argv for argv in saved if (_dhcp_client.parse_client(argv) or _NO_CLIENT).interface in names]
-    running = [client.argv for client in now if client.interface in names]
-    stops = [("stop_dhcp_client", {"argv": argv}, "stop %s" % " ".join(argv)) for argv in running if argv not in saved]
-    starts = [("start_dhcp_client", {"argv": argv}, "start %s" % " ".join(argv)) for argv in wanted if argv not in running]
-    return stops, starts
-
-
-_NO_CLIENT = _dhcp_client.DhcpClient("", 0, (), "")
+# -- the runtime network state (glue over _kernel_snapshot and _kernel_apply) --
 
 
 class NetlinkRuntime(Runtime):
-    """The runtime network state, read and restored over netlink with _netlink's session and applier."""
+    """The runtime network state, read and restored over netlink with _kernel_apply's session and applier."""
 
     def __init__(self, interfaces=(), session=None):
         self.interfaces = tuple(validate_ifname(name, "interfaces") for name in interfaces or ())
-        self.session = session or _netlink.iproute_session
+        self.session = session or _kernel_apply.iproute_session
 
     def snapshot(self):
-        snapshot = _netlink.read_snapshot()
+        snapshot = _kernel_snapshot.read_snapshot()
         clients = _dhcp_client.find_clients(list(snapshot.links))
-        return {"interfaces": list(self.interfaces), "snapshot": snapshot_to_json(snapshot), "dhcp_clients": [list(c.argv) for c in clients]}
+        return {"interfaces": list(self.interfaces), "snapshot": _kernel_snapshot.snapshot_to_json(snapshot), "dhcp_clients": [list(c.argv) for c in clients]}
 
     def restore(self, snapshot):
         """Apply plan_restore(); go on after a failed step. Return the steps done; raise listing the ones that failed."""
-        wanted = snapshot_from_json(snapshot["snapshot"])
+        wanted = _kernel_snapshot.snapshot_from_json(snapshot["snapshot"])
         interfaces = snapshot.get("interfaces") or ()
         done, failed = [], []
-        now = _netlink.read_snapshot()
+        now = _kernel_snapshot.read_snapshot()
         stops, starts = [], []
         if snapshot.get("dhcp_clients") is not None:  # a snapshot from before the guard covered the DHCP clients has none
-            names = restore_scope(wanted, now, interfaces)
-            stops, starts = plan_client_restore(snapshot["dhcp_clients"], _dhcp_client.find_clients(sorted(names)), names)
+            names = _kernel_apply.restore_scope(wanted, now, interfaces)
+            stops, starts = _kernel_apply.plan_client_restore(snapshot["dhcp_clients"], _dhcp_client.find_clients(sorted(names)), names)
         with self.session() as ipr:
-            applier = _netlink.KernelApplier(ipr)
-            for op, args, text in stops + plan_restore(wanted, now, interfaces) + starts:
+            applier = _kernel_apply.KernelApplier(ipr)
+            for step in stops + _kernel_apply.plan_restore(wanted, now, interfaces) + starts:
                 try:
-                    applier.run(op, args)
-                    done.append(text)
+                    applier.run(step.op, step.args)
+                    done.append(step.description)
                 except Exception as exc:  # restore the rest whatever failed
-                    failed.append("%s: %s" % (text, _netlink.describe_error(exc)))
-            left = _netlink.state_differences(
-                _netlink.runtime_state(wanted, restore_scope(wanted, wanted, interfaces)),
-                _netlink.runtime_state(_netlink.read_snapshot(), restore_scope(wanted, wanted, interfaces)),
+                    failed.append("%s: %s" % (step.description, _kernel_apply.describe_error(exc)))
+            left = _kernel_snapshot.state_differences(
+                _kernel_snapshot.runtime_state(wanted, _kernel_apply.restore_scope(wanted, wanted, interfaces)),
+                _kernel_snapshot.runtime_state(_kernel_snapshot.read_snapshot(), _kernel_apply.restore_scope(wanted, wanted, interfaces)),
             )
         if failed:
             raise RestoreError(done, failed, left)

@@ -592,6 +592,50 @@ def interpret(keyfile, file_name, before_1_46=False):
     problems = []
     if errors:
         problems.append("NetworkManager cannot load this file (GLib refuses it): %s." % "; ".join(errors))
+    raw_settings, settings = _decoded_settings(keyfile, problems)
+    connection = settings.get("connection", {})
+    kind = _profile_type(connection, settings)
+    controller, port_type, controller_keys = _controller(connection, settings, before_1_46, problems)
+    ethernet = settings.get("802-3-ethernet", {})
+    cloned = ethernet.get("cloned-mac-address")
+    if cloned is None and kind == "bridge":
+        cloned = settings.get("bridge", {}).get("mac-address")
+    bridge = {}
+    if kind == "bridge":
+        values = settings.get("bridge", {})
+        bridge = {
+            "stp": parse_bool(values.get("stp"), True),
+            "forward_delay": parse_int(values.get("forward-delay"), 15),
+        }
+    port = bool(controller)
+    profile = {
+        "loads": not errors,
+        "errors": errors,
+        "id": connection.get("id") or id_from_file_name(file_name),
+        "uuid": connection.get("uuid"),
+        "type": short_type(kind) if kind else None,
+        "interface_name": _interface_name(connection, settings),
+        "controller": controller,
+        "port_type": port_type if port else None,
+        "controller_keys": controller_keys,
+        "mac_address": parse_mac(ethernet.get("mac-address")),
+        "cloned_mac_address": parse_mac(cloned, CLONED_SPECIAL),
+        "autoconnect": parse_bool(connection.get("autoconnect"), True),
+        "ipv4": {} if port else read_ip(raw_settings.get("ipv4", {}), 4),
+        "ipv6": {} if port else read_ip(raw_settings.get("ipv6", {}), 6),
+        "bridge": bridge,
+        "settings": {short_group(name): values for name, values in settings.items()},
+        "problems": problems,
+    }
+    if not kind:
+        problems.append("NetworkManager cannot tell the profile's type: set [connection] type=.")
+    if port and not port_type:
+        problems.append("The profile names controller %s but not its port type; set slave-type=bridge." % controller)
+    return profile
+
+
+def _decoded_settings(keyfile, problems):
+    """(raw values, decoded values) of each setting; a key NetworkManager cannot decode is a problem."""
     # The last group of a setting wins as a whole (nm_connection_add_setting replaces).
     raw_settings = {}
     settings = {}
@@ -606,23 +650,34 @@ def interpret(keyfile, file_name, before_1_46=False):
                 except ValueError_ as exc:
                     problems.append("[%s] %s: %s; NetworkManager ignores this key." % (group, key, exc))
         settings[setting_name(group)] = values
-    connection = settings.get("connection", {})
+    return raw_settings, settings
+
+
+def _profile_type(connection, settings):
+    """The profile's type: [connection] type=, else the base setting it has."""
     kind = connection.get("type")
     if kind is not None:
         kind = setting_name(kind)
     if not kind:
         for base in BASE_TYPES:
             if base in settings:
-                kind = base
-                break
-    profile_id = connection.get("id") or id_from_file_name(file_name)
+                return base
+    return kind
+
+
+def _interface_name(connection, settings):
+    """[connection] interface-name=, else the legacy one of a bridge, bond, team or vlan setting."""
     interface = connection.get("interface-name")
     if not interface:
         for base in ("bridge", "bond", "team", "vlan"):
             legacy = settings.get(base, {}).get("interface-name")
             if legacy:
-                interface = legacy
-                break
+                return legacy
+    return interface
+
+
+def _controller(connection, settings, before_1_46, problems):
+    """(controller, port type, controller keys set) as this NetworkManager reads them; mismatches are problems."""
     master = connection.get("master")
     controller_new = connection.get("controller")
     slave_type = connection.get("slave-type")
@@ -648,42 +703,7 @@ def interpret(keyfile, file_name, before_1_46=False):
             if setting in settings:
                 port_type = ptype
                 break
-    ethernet = settings.get("802-3-ethernet", {})
-    cloned = ethernet.get("cloned-mac-address")
-    if cloned is None and kind == "bridge":
-        cloned = settings.get("bridge", {}).get("mac-address")
-    bridge = {}
-    if kind == "bridge":
-        values = settings.get("bridge", {})
-        bridge = {
-            "stp": parse_bool(values.get("stp"), True),
-            "forward_delay": parse_int(values.get("forward-delay"), 15),
-        }
-    port = bool(controller)
-    profile = {
-        "loads": not errors,
-        "errors": errors,
-        "id": profile_id,
-        "uuid": connection.get("uuid"),
-        "type": short_type(kind) if kind else None,
-        "interface_name": interface,
-        "controller": controller,
-        "port_type": port_type if port else None,
-        "controller_keys": controller_keys,
-        "mac_address": parse_mac(ethernet.get("mac-address")),
-        "cloned_mac_address": parse_mac(cloned, CLONED_SPECIAL),
-        "autoconnect": parse_bool(connection.get("autoconnect"), True),
-        "ipv4": {} if port else read_ip(raw_settings.get("ipv4", {}), 4),
-        "ipv6": {} if port else read_ip(raw_settings.get("ipv6", {}), 6),
-        "bridge": bridge,
-        "settings": {short_group(name): values for name, values in settings.items()},
-        "problems": problems,
-    }
-    if not kind:
-        problems.append("NetworkManager cannot tell the profile's type: set [connection] type=.")
-    if port and not port_type:
-        problems.append("The profile names controller %s but not its port type; set slave-type=bridge." % controller)
-    return profile
+    return controller, port_type, controller_keys
 
 
 def short_group(name):

@@ -174,26 +174,7 @@ def convert(variables, path):
     unconverted, warnings}. Raises ModuleError for a profile that is not a
     bridge, a bridge port or an ethernet NIC.
     """
-    bad = sorted(key for key, value in variables.items() if value is None)
-    if bad:
-        raise ModuleError("%s has badly quoted values (%s); NetworkManager ignores them. Fix them before migrating." % (path, ", ".join(bad)))
-    file_name = path.rsplit("/", 1)[-1]
-    device = variables.get("DEVICE") or (file_name[len("ifcfg-") :] if file_name.startswith("ifcfg-") else None)
-    if not device:
-        raise ModuleError("%s has no DEVICE= and its name is not ifcfg-<device>; add DEVICE= first." % path)
-    kind_text = (variables.get("TYPE") or "").strip()
-    controller = variables.get("BRIDGE") or None
-    if kind_text.lower() == "bridge":
-        kind = "bridge"
-    elif kind_text.lower() in ("", "ethernet"):
-        kind = "ethernet"
-    else:
-        raise ModuleError(
-            "%s is of TYPE=%s; the migration converts bridges, bridge ports and ethernet NICs only. Convert it with "
-            "nmcli connection migrate, or by hand." % (path, kind_text)
-        )
-    if kind == "bridge" and controller:
-        raise ModuleError("%s is a bridge with BRIDGE=%s; Linux does not nest bridges. Remove BRIDGE= first." % (path, controller))
+    device, kind, controller = _identity(variables, path)
     warnings = []
     unconverted = []
     profile_id = variables.get("NAME") or "System %s" % device
@@ -214,46 +195,10 @@ def convert(variables, path):
         warnings.append(
             "%s has NM_CONTROLLED=no: NetworkManager left %s alone; the keyfile hands it to NetworkManager." % (path, device)
         )
-
-    ethernet = {}
-    if variables.get("HWADDR"):
-        mac = _keyfile.parse_mac(variables["HWADDR"])
-        if mac is None:
-            raise ModuleError("%s: HWADDR=%s is not a MAC address; fix it before migrating." % (path, variables["HWADDR"]))
-        ethernet["mac-address"] = mac
-    if variables.get("MACADDR"):
-        mac = _keyfile.parse_mac(variables["MACADDR"])
-        if mac is None:
-            raise ModuleError("%s: MACADDR=%s is not a MAC address; fix it before migrating." % (path, variables["MACADDR"]))
-        ethernet["cloned-mac-address"] = mac
-    if variables.get("MTU"):
-        try:
-            ethernet["mtu"] = str(int(variables["MTU"]))
-        except ValueError:
-            unconverted.append("MTU")
+    ethernet = _ethernet(variables, path, unconverted)
     if ethernet or kind == "ethernet":
         groups["ethernet"] = ethernet
-
-    if kind == "bridge":
-        bridge = {}
-        stp = _bool(variables.get("STP"), False)  # ifcfg-rh: STP off unless STP=yes/on
-        bridge["stp"] = "true" if stp else "false"
-        if variables.get("DELAY"):
-            try:
-                bridge["forward-delay"] = str(int(float(variables["DELAY"])))
-            except ValueError:
-                unconverted.append("DELAY")
-        options, unknown = _bridging_opts(variables.get("BRIDGING_OPTS"), BRIDGE_OPTS, "BRIDGING_OPTS")
-        bridge.update(options)
-        unconverted += unknown
-        groups["bridge"] = bridge
-    elif controller:
-        options, unknown = _bridging_opts(variables.get("BRIDGING_OPTS"), PORT_OPTS, "BRIDGING_OPTS")
-        unconverted += unknown
-        groups["bridge-port"] = options
-    elif variables.get("BRIDGING_OPTS"):
-        unconverted.append("BRIDGING_OPTS")
-
+    _bridge_groups(groups, variables, kind, controller, unconverted)
     if not controller:
         groups["ipv4"] = _ipv4(variables, path)
         groups["ipv6"] = _ipv6(variables, path)
@@ -276,6 +221,75 @@ def convert(variables, path):
         "unconverted": unconverted,
         "warnings": warnings,
     }
+
+
+def _identity(variables, path):
+    """(device, kind, controller) of the ifcfg file; ModuleError for what the migration does not convert."""
+    bad = sorted(key for key, value in variables.items() if value is None)
+    if bad:
+        raise ModuleError("%s has badly quoted values (%s); NetworkManager ignores them. Fix them before migrating." % (path, ", ".join(bad)))
+    file_name = path.rsplit("/", 1)[-1]
+    device = variables.get("DEVICE") or (file_name[len("ifcfg-") :] if file_name.startswith("ifcfg-") else None)
+    if not device:
+        raise ModuleError("%s has no DEVICE= and its name is not ifcfg-<device>; add DEVICE= first." % path)
+    kind_text = (variables.get("TYPE") or "").strip()
+    controller = variables.get("BRIDGE") or None
+    if kind_text.lower() == "bridge":
+        kind = "bridge"
+    elif kind_text.lower() in ("", "ethernet"):
+        kind = "ethernet"
+    else:
+        raise ModuleError(
+            "%s is of TYPE=%s; the migration converts bridges, bridge ports and ethernet NICs only. Convert it with "
+            "nmcli connection migrate, or by hand." % (path, kind_text)
+        )
+    if kind == "bridge" and controller:
+        raise ModuleError("%s is a bridge with BRIDGE=%s; Linux does not nest bridges. Remove BRIDGE= first." % (path, controller))
+    return device, kind, controller
+
+
+def _ethernet(variables, path, unconverted):
+    """The [ethernet] keys: the MAC, the cloned MAC and the MTU."""
+    ethernet = {}
+    if variables.get("HWADDR"):
+        mac = _keyfile.parse_mac(variables["HWADDR"])
+        if mac is None:
+            raise ModuleError("%s: HWADDR=%s is not a MAC address; fix it before migrating." % (path, variables["HWADDR"]))
+        ethernet["mac-address"] = mac
+    if variables.get("MACADDR"):
+        mac = _keyfile.parse_mac(variables["MACADDR"])
+        if mac is None:
+            raise ModuleError("%s: MACADDR=%s is not a MAC address; fix it before migrating." % (path, variables["MACADDR"]))
+        ethernet["cloned-mac-address"] = mac
+    if variables.get("MTU"):
+        try:
+            ethernet["mtu"] = str(int(variables["MTU"]))
+        except ValueError:
+            unconverted.append("MTU")
+    return ethernet
+
+
+def _bridge_groups(groups, variables, kind, controller, unconverted):
+    """The [bridge] group of a bridge, or the [bridge-port] group of a port."""
+    if kind == "bridge":
+        bridge = {}
+        stp = _bool(variables.get("STP"), False)  # ifcfg-rh: STP off unless STP=yes/on
+        bridge["stp"] = "true" if stp else "false"
+        if variables.get("DELAY"):
+            try:
+                bridge["forward-delay"] = str(int(float(variables["DELAY"])))
+            except ValueError:
+                unconverted.append("DELAY")
+        options, unknown = _bridging_opts(variables.get("BRIDGING_OPTS"), BRIDGE_OPTS, "BRIDGING_OPTS")
+        bridge.update(options)
+        unconverted += unknown
+        groups["bridge"] = bridge
+    elif controller:
+        options, unknown = _bridging_opts(variables.get("BRIDGING_OPTS"), PORT_OPTS, "BRIDGING_OPTS")
+        unconverted += unknown
+        groups["bridge-port"] = options
+    elif variables.get("BRIDGING_OPTS"):
+        unconverted.append("BRIDGING_OPTS")
 
 
 def _ipv4(variables, path):

@@ -26,7 +26,7 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import (
     remove_file,
     text_diff,
 )
-from ansible_collections.kvmhost.bridging.plugins.module_utils._ifcfg import display
+from ansible_collections.kvmhost.bridging.plugins.module_utils._ifcfg_codec import display
 
 MODE = 0o600
 _MAX_SIZE = 1 << 20

@@ -218,23 +218,35 @@ def build_request(params):
     if mac is not None:
         mac = validate_mac(mac, "mac_address").upper()
     request = Request(name, kind, interface, uuid.lower() if uuid else None, params.get("adopt", True), mac)
+    request.port = _check_port(params, kind, interface)
+    _check_bridge_timers(params, kind)
+    _option_ops(request, params, kind, interface, mac)
+    _settings_ops(request, params, kind)
+    return request
 
+
+def _check_port(params, kind, interface):
+    """Whether the profile is a bridge port (``controller``): an ethernet profile, of another device, without IP settings."""
     controller = params.get("controller")
-    ipv4 = params.get("ipv4")
-    ipv6 = params.get("ipv6")
-    if controller is not None:
-        validate_device(controller, "controller")
-        if kind != "ethernet":
-            raise ModuleError("controller applies to ethernet profiles (a bridge port); a %s cannot be a port of %s." % (kind, controller))
-        if controller == interface:
-            raise ModuleError("controller %s names the interface itself; a port must name the bridge it joins." % controller)
-        given = [section for section, value in (("ipv4", ipv4), ("ipv6", ipv6)) if value and any(v is not None for v in value.values())]
-        if given:
-            raise ModuleError(
-                "%s is a port of %s: NetworkManager gives a port no IP configuration, so %s would have no effect. "
-                "Put the addresses on the bridge's profile." % (interface, controller, " and ".join(given))
-            )
-        request.port = True
+    if controller is None:
+        return False
+    validate_device(controller, "controller")
+    if kind != "ethernet":
+        raise ModuleError("controller applies to ethernet profiles (a bridge port); a %s cannot be a port of %s." % (kind, controller))
+    if controller == interface:
+        raise ModuleError("controller %s names the interface itself; a port must name the bridge it joins." % controller)
+    sections = (("ipv4", params.get("ipv4")), ("ipv6", params.get("ipv6")))
+    given = [section for section, value in sections if value and any(v is not None for v in value.values())]
+    if given:
+        raise ModuleError(
+            "%s is a port of %s: NetworkManager gives a port no IP configuration, so %s would have no effect. "
+            "Put the addresses on the bridge's profile." % (interface, controller, " and ".join(given))
+        )
+    return True
+
+
+def _check_bridge_timers(params, kind):
+    """stp and forward_delay belong to a bridge, and forward_delay to what NetworkManager and the kernel accept."""
     stp = params.get("stp")
     forward_delay = params.get("forward_delay")
     if kind != "bridge" and (stp is not None or forward_delay is not None):
@@ -244,6 +256,12 @@ def build_request(params):
     if stp and forward_delay == 0:
         raise ModuleError("forward_delay 0 needs stp: false; with STP on, the kernel needs a forward delay of 2 to 30 seconds.")
 
+
+def _option_ops(request, params, kind, interface, mac):
+    """The key operations of the module's own options."""
+    controller = params.get("controller")
+    stp = params.get("stp")
+    forward_delay = params.get("forward_delay")
     request.set("connection", "id", None)  # placeholder, resolved in plan (an adopted profile keeps its id)
     request.ops.pop()
     request.set("connection", "type", kind)
@@ -269,9 +287,12 @@ def build_request(params):
         request.set("bridge", "stp", "true" if stp else "false")
     if forward_delay is not None:
         request.set("bridge", "forward-delay", str(forward_delay))
-    _ip_ops(request, 4, ipv4)
-    _ip_ops(request, 6, ipv6)
+    _ip_ops(request, 4, params.get("ipv4"))
+    _ip_ops(request, 6, params.get("ipv6"))
 
+
+def _settings_ops(request, params, kind):
+    """The key operations of ``settings``; a key that an option writes, or that is set twice, is refused."""
     from_options = {(section, key) for section, key, _raw in request.ops}
     settings = params.get("settings") or {}
     if not isinstance(settings, dict):
@@ -288,19 +309,22 @@ def build_request(params):
         if not isinstance(values, dict):
             raise ModuleError("settings.%s must be a dict of keys, or null to remove the section." % section)
         for key, value in values.items():
-            if not isinstance(key, str) or not _KEY_RE.match(key):
-                raise ModuleError("settings.%s: %r is not a key name (letters, digits, -, _ and .)." % (section, key))
-            option = _OPTION_KEYS.get((section, key))
-            if option is None and section in ("ipv4", "ipv6") and _ADDRESS_KEY_RE.match(key):
-                option = "%s.addresses" % section
-            if option is not None:
-                raise ModuleError("settings.%s.%s is written from the %s option; set it there." % (section, key, option))
-            if (section, key) in from_options:
-                raise ModuleError("settings.%s.%s is set twice." % (section, key))
-            if request.port and section in ("ipv4", "ipv6") and value is not None:
-                raise ModuleError("settings.%s.%s: a bridge port has no IP configuration." % (section, key))
+            _check_setting_key(request, section, key, value, from_options)
             request.set(section, key, None if value is None else _setting_raw(section, key, value))
-    return request
+
+
+def _check_setting_key(request, section, key, value, from_options):
+    if not isinstance(key, str) or not _KEY_RE.match(key):
+        raise ModuleError("settings.%s: %r is not a key name (letters, digits, -, _ and .)." % (section, key))
+    option = _OPTION_KEYS.get((section, key))
+    if option is None and section in ("ipv4", "ipv6") and _ADDRESS_KEY_RE.match(key):
+        option = "%s.addresses" % section
+    if option is not None:
+        raise ModuleError("settings.%s.%s is written from the %s option; set it there." % (section, key, option))
+    if (section, key) in from_options:
+        raise ModuleError("settings.%s.%s is set twice." % (section, key))
+    if request.port and section in ("ipv4", "ipv6") and value is not None:
+        raise ModuleError("settings.%s.%s: a bridge port has no IP configuration." % (section, key))
 
 
 # ---------------------------------------------------------------------------

@@ -20,15 +20,16 @@ try:
     import libvirt
 except ImportError:
     HAS_LIBVIRT = False
-    LIBVIRT_IMPORT_ERROR = traceback.format_exc()
+    LIBVIRT_IMPORT_ERROR: str | None = traceback.format_exc()
     libvirt = None
 
-    class LibvirtError(Exception):
+    class _NoLibvirtError(Exception):
         """Placeholder so that except clauses still work without libvirt-python."""
 
         def get_error_code(self):
             return 0
 
+    LibvirtError: type[Exception] = _NoLibvirtError
 else:
     HAS_LIBVIRT = True
     LIBVIRT_IMPORT_ERROR = None

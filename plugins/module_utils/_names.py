@@ -41,7 +41,7 @@ _MAC_RE = re.compile(r"[0-9A-Fa-f]{2}([:-])[0-9A-Fa-f]{2}(?:\1[0-9A-Fa-f]{2}){4}
 # ---------------------------------------------------------------- interface names
 
 
-def _ifname_reasons(name, ascii_only):
+def _ifname_reasons(name: str, ascii_only: bool) -> list[str]:
     reasons = []
     try:
         size = len(name.encode("utf-8"))
@@ -70,7 +70,7 @@ def _ifname_reasons(name, ascii_only):
     return reasons
 
 
-def ifname_problem(name, what="interface name", *, ascii_only=False):
+def ifname_problem(name: object, what: str = "interface name", *, ascii_only: bool = False) -> str | None:
     """Why ``name`` cannot be a Linux interface name, or None when it can.
 
     The kernel's rules (dev_valid_name): 1-15 bytes, not ``.`` or ``..``, no
@@ -88,18 +88,18 @@ def ifname_problem(name, what="interface name", *, ascii_only=False):
     return "%s %r is not a valid interface name: %s. %s" % (what, name, "; ".join(reasons), IFNAME_HINT)
 
 
-def validate_ifname(name, what="interface name", *, ascii_only=False):
+def validate_ifname(name: object, what: str = "interface name", *, ascii_only: bool = False) -> str:
     """Return ``name`` when it is a valid interface name (see ifname_problem); raise ModuleError otherwise."""
     problem = ifname_problem(name, what, ascii_only=ascii_only)
-    if problem:
-        raise ModuleError(problem)
+    if problem or not isinstance(name, str):
+        raise ModuleError(problem or "%s must be a string." % what)
     return name
 
 
 # ---------------------------------------------------------------- MAC addresses
 
 
-def parse_mac(value, *, separators=":-", strip=True):
+def parse_mac(value: object, *, separators: str = ":-", strip: bool = True) -> bytes | None:
     """The six octets of ``value`` as bytes, or None when it is not a MAC.
 
     Accepts six hexadecimal octets separated by one of ``separators``
@@ -115,22 +115,22 @@ def parse_mac(value, *, separators=":-", strip=True):
     return bytes(int(part, 16) for part in re.split("[:-]", text))
 
 
-def format_mac(octets):
+def format_mac(octets: bytes) -> str:
     """Lower-case, colon-separated text of six octets."""
     return ":".join("%02x" % octet for octet in octets)
 
 
-def is_multicast(octets):
+def is_multicast(octets: bytes) -> bool:
     """True for group addresses (the lowest bit of the first octet), broadcast included."""
     return bool(octets[0] & 0x01)
 
 
-def is_locally_administered(octets):
+def is_locally_administered(octets: bytes) -> bool:
     """True when the second-lowest bit of the first octet is set (not a vendor-assigned address)."""
     return bool(octets[0] & 0x02)
 
 
-def mac_problem(value, what="mac", *, separators=":-", strip=True, hint=""):
+def mac_problem(value: object, what: str = "mac", *, separators: str = ":-", strip: bool = True, hint: str = "") -> tuple[str | None, str | None]:
     """Return ``(mac, None)``, the MAC in lower case with colons, or ``(None, why)``.
 
     Refused: anything but six hex octets (see parse_mac), multicast and
@@ -165,9 +165,9 @@ def mac_problem(value, what="mac", *, separators=":-", strip=True, hint=""):
     return text, None
 
 
-def normalize_mac(value, what="mac", *, separators=":-", strip=True, hint=""):
+def normalize_mac(value: object, what: str = "mac", *, separators: str = ":-", strip: bool = True, hint: str = "") -> str:
     """Return the unicast MAC in lower case with colons (see mac_problem); raise ModuleError otherwise."""
     mac, problem = mac_problem(value, what, separators=separators, strip=strip, hint=hint)
-    if problem:
-        raise ModuleError(problem)
+    if problem or mac is None:
+        raise ModuleError(problem or "%s %r is not a MAC address." % (what, value))
     return mac

@@ -76,6 +76,30 @@ def choose_backend(probe, backend="auto", profile_format="auto"):
     scripts = bool(probe.get("network_scripts"))
     warnings = []
 
+    chosen, reason = _choose(backend, nm_running, nm_name, scripts, warnings)
+
+    if chosen == "initscripts":
+        if profile_format == "keyfile":
+            raise ModuleError("profile_format keyfile needs NetworkManager, but the backend is initscripts (%s). Use "
+                              "profile_format ifcfg or auto, or start NetworkManager." % reason)
+        return {"backend": chosen, "profile_format": "ifcfg", "nm_controlled": False, "reason": reason, "warnings": warnings}
+
+    if profile_format == "ifcfg":
+        if not probe.get("nm_ifcfg_plugin"):
+            raise ModuleError("profile_format ifcfg was chosen, but %s on this host has no ifcfg-rh plugin and does not read "
+                              "ifcfg files (EL10, Fedora 39+, Debian and upstream NetworkManager read keyfiles only). Use "
+                              "profile_format keyfile or auto." % nm_name)
+        fmt = "ifcfg"
+        reason += "; ifcfg files were chosen (read by NetworkManager's ifcfg-rh plugin, written without NM_CONTROLLED=no)"
+    else:
+        fmt = "keyfile"
+        reason += "; profiles are NetworkManager keyfiles (%s)" % (
+            "chosen explicitly" if profile_format == "keyfile" else "the default on NetworkManager")
+    return {"backend": chosen, "profile_format": fmt, "nm_controlled": True, "reason": reason, "warnings": warnings}
+
+
+def _choose(backend, nm_running, nm_name, scripts, warnings):
+    """(the backend, why): NetworkManager when it runs (auto) or is chosen, else initscripts."""
     if backend == "auto":
         if nm_running:
             chosen = "networkmanager"
@@ -103,25 +127,7 @@ def choose_backend(probe, backend="auto", profile_format="auto"):
             warnings.append("backend initscripts on a host where %s runs: the profiles are written with NM_CONTROLLED=no, so "
                             "NetworkManager leaves the bridge and its NIC alone, and nothing brings them up at boot unless the "
                             "network service does (EL9 and EL10 have no network service)." % nm_name)
-
-    if chosen == "initscripts":
-        if profile_format == "keyfile":
-            raise ModuleError("profile_format keyfile needs NetworkManager, but the backend is initscripts (%s). Use "
-                              "profile_format ifcfg or auto, or start NetworkManager." % reason)
-        return {"backend": chosen, "profile_format": "ifcfg", "nm_controlled": False, "reason": reason, "warnings": warnings}
-
-    if profile_format == "ifcfg":
-        if not probe.get("nm_ifcfg_plugin"):
-            raise ModuleError("profile_format ifcfg was chosen, but %s on this host has no ifcfg-rh plugin and does not read "
-                              "ifcfg files (EL10, Fedora 39+, Debian and upstream NetworkManager read keyfiles only). Use "
-                              "profile_format keyfile or auto." % nm_name)
-        fmt = "ifcfg"
-        reason += "; ifcfg files were chosen (read by NetworkManager's ifcfg-rh plugin, written without NM_CONTROLLED=no)"
-    else:
-        fmt = "keyfile"
-        reason += "; profiles are NetworkManager keyfiles (%s)" % (
-            "chosen explicitly" if profile_format == "keyfile" else "the default on NetworkManager")
-    return {"backend": chosen, "profile_format": fmt, "nm_controlled": True, "reason": reason, "warnings": warnings}
+    return chosen, reason
 
 
 # -- busctl ------------------------------------------------------------------------

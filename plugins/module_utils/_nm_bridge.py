@@ -132,25 +132,7 @@ def _ip(details, family, bootproto=None, addresses=None, gateway=None, dns=None)
 
 def plan(state, nic, bridge, bootproto="inherit", addresses=(), gateway="", dns=(), stp=False, forward_delay=0):
     """The two profiles (bridge, port), what to activate, and whether NetworkManager already runs them."""
-    validate_ifname(nic, "nic")
-    validate_ifname(bridge, "bridge")
-    if bootproto not in BOOTPROTOS:
-        raise ModuleError("bootproto must be one of %s, not %r." % (", ".join(BOOTPROTOS), bootproto))
-    if bootproto == "static" and not addresses:
-        raise ModuleError("bootproto static needs addresses, like [198.18.5.10/24].")
-    device = state["devices"].get(nic)
-    if device is None:
-        raise ModuleError("NetworkManager has no device %s. Name a NIC that `nmcli device` lists." % nic)
-    mac = device.get("GENERAL.HWADDR", "")
-    if not mac:
-        raise ModuleError("NetworkManager reports no MAC address for %s; the bridge needs it to keep the NIC's DHCP lease." % nic)
-    port = find_profile(state, nic, "802-3-ethernet")
-    if port is None:
-        raise ModuleError(
-            "%s has no NetworkManager profile on disk (`nmcli -f NAME,DEVICE,FILENAME connection` shows none in "
-            "/etc/NetworkManager/system-connections), so there is no configuration to move to %s. Give %s a profile "
-            "first (nmcli connection add type ethernet ifname %s ...), or set host_bridge_bootproto with the addresses "
-            "it should have." % (nic, bridge, nic, nic))
+    device, mac, port = _nic_and_profile(state, nic, bridge, bootproto, addresses)
     port_details = state["details"][port["uuid"]]
     bridge_profile = find_profile(state, bridge, "bridge")
     bridge_details = state["details"].get(bridge_profile["uuid"], {}) if bridge_profile else {}
@@ -173,13 +155,7 @@ def plan(state, nic, bridge, bootproto="inherit", addresses=(), gateway="", dns=
          "settings": settings},
         {"name": port["name"], "type": "ethernet", "interface": nic, "controller": bridge, "autoconnect": True},
     ]
-    bridge_device = state["devices"].get(bridge) or {}
-    running = (
-        already_port and bridge_profile is not None
-        and device.get("GENERAL.CON-UUID") == port["uuid"] and device.get("GENERAL.STATE", "").startswith("100")
-        and bridge_device.get("GENERAL.CON-UUID") == bridge_profile["uuid"]
-        and bridge_device.get("GENERAL.STATE", "").startswith("100")
-    )
+    running = already_port and _runs(state, device, bridge, port, bridge_profile)
     what = "bridging %s into %s" % (nic, bridge)
     if bootproto != "inherit":
         source_text = "host_bridge_bootproto %s" % bootproto
@@ -198,6 +174,41 @@ def plan(state, nic, bridge, bootproto="inherit", addresses=(), gateway="", dns=
         "what": what,
         "source": source_text,
     }
+
+
+def _nic_and_profile(state, nic, bridge, bootproto, addresses):
+    """(the NIC's device record, its MAC, its profile) after checking the parameters; ModuleError for what is missing."""
+    validate_ifname(nic, "nic")
+    validate_ifname(bridge, "bridge")
+    if bootproto not in BOOTPROTOS:
+        raise ModuleError("bootproto must be one of %s, not %r." % (", ".join(BOOTPROTOS), bootproto))
+    if bootproto == "static" and not addresses:
+        raise ModuleError("bootproto static needs addresses, like [198.18.5.10/24].")
+    device = state["devices"].get(nic)
+    if device is None:
+        raise ModuleError("NetworkManager has no device %s. Name a NIC that `nmcli device` lists." % nic)
+    mac = device.get("GENERAL.HWADDR", "")
+    if not mac:
+        raise ModuleError("NetworkManager reports no MAC address for %s; the bridge needs it to keep the NIC's DHCP lease." % nic)
+    port = find_profile(state, nic, "802-3-ethernet")
+    if port is None:
+        raise ModuleError(
+            "%s has no NetworkManager profile on disk (`nmcli -f NAME,DEVICE,FILENAME connection` shows none in "
+            "/etc/NetworkManager/system-connections), so there is no configuration to move to %s. Give %s a profile "
+            "first (nmcli connection add type ethernet ifname %s ...), or set host_bridge_bootproto with the addresses "
+            "it should have." % (nic, bridge, nic, nic))
+    return device, mac, port
+
+
+def _runs(state, device, bridge, port, bridge_profile):
+    """Whether NetworkManager runs both profiles now (both devices activated with them)."""
+    bridge_device = state["devices"].get(bridge) or {}
+    return (
+        bridge_profile is not None
+        and device.get("GENERAL.CON-UUID") == port["uuid"] and device.get("GENERAL.STATE", "").startswith("100")
+        and bridge_device.get("GENERAL.CON-UUID") == bridge_profile["uuid"]
+        and bridge_device.get("GENERAL.STATE", "").startswith("100")
+    )
 
 
 def outcome_message(label, what, failure=None, restored=None, checkpoint_gone=False, timeout=None, unreachable=False):

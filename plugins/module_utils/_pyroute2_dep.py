@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from typing import Any
 
 from ansible.module_utils.basic import missing_required_lib
 
@@ -38,7 +39,7 @@ class _NoNetlinkError(Exception):
     code = 0
 
 
-_STATE = {}
+_STATE: dict[str, Any] = {}
 
 
 def pyroute2_status():

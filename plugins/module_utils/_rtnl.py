@@ -290,9 +290,9 @@ def dump_addresses():
 
 
 # ---------------------------------------------------------------------------
-# Whole messages with named attributes, for the bridge planner (_netlink)
+# Whole messages with named attributes, for the bridge planner (_kernel_snapshot)
 #
-# _netlink reads links, addresses and routes through the interface it first
+# _kernel_snapshot reads links, addresses and routes through the interface it first
 # used with pyroute2: ``msg[field]`` for the fixed header and
 # ``msg.get_attr("IFLA_...")`` for attributes, nested ones being messages too.
 # Message gives the same interface from the wire format, for the attributes
@@ -483,7 +483,7 @@ def route_message(buf, start, end):
 
 
 class MessageSource:
-    """The three dumps _netlink.read_snapshot() asks for, answered from the wire without pyroute2."""
+    """The three dumps _kernel_snapshot.read_snapshot() asks for, answered from the wire without pyroute2."""
 
     @staticmethod
     def get_links():

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import os
+from dataclasses import dataclass
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import (
@@ -101,27 +102,25 @@ def desired_values(params):
 # --------------------------------------------------------------------------
 
 
+@dataclass(repr=False)
 class Assignment:
     """One ``key = value`` (or ``-key`` exclusion) line of a sysctl.d file."""
 
-    __slots__ = ("glob", "index", "key", "path", "value")
+    path: str
+    index: int  # 0-based line number
+    key: str  # path form (net/ipv4/ip_forward)
+    value: str | None  # None: "-key" without value, excludes the key from globs
+    glob: bool = False
 
-    def __init__(self, path, index, key, value, glob=False):
-        self.path = path
-        self.index = index  # 0-based line number
-        self.key = key  # path form (net/ipv4/ip_forward)
-        self.value = value  # None: "-key" without value, excludes the key from globs
-        self.glob = glob
-
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Assignment(%r, %d, %r, %r)" % (self.path, self.index, self.key, self.value)
 
-    def matches(self, key):
+    def matches(self, key: str) -> bool:
         if self.glob:
             return fnmatch.fnmatchcase(key, self.key)
         return self.key == key
 
-    def describe(self):
+    def describe(self) -> str:
         return "%s line %d (%s = %s)" % (self.path, self.index + 1, key_name(self.key), self.value)
 
 
@@ -293,20 +292,7 @@ class Plan:
 def plan(state, desired, sysctl_file, persist=True, fix_overrides=False):
     """Plan runtime writes, the drop-in and override fixes; ModuleError when impossible."""
     result = Plan()
-
-    # Runtime: the sysctl must exist to be set.
-    for key, value in desired.items():
-        current = state.runtime.get(key)
-        if current is None:
-            message = _absent_message(key)
-            if value != "0":
-                raise ModuleError(message + " Nothing was changed.")
-            result.warnings.append(message + " There is nothing to switch off now.")
-            result.runtime[key] = {"before": None, "after": None}
-            continue
-        result.runtime[key] = {"before": current, "after": value if not same_value(current, value) else current}
-        if not same_value(current, value):
-            result.runtime_writes.append((key, value))
+    _plan_runtime(result, state, desired)
 
     parsed = {path: parse_conf(path, text) for path, text in state.contents.items() if text is not None}
     order_before = _order(state, state.contents)
@@ -324,55 +310,96 @@ def plan(state, desired, sysctl_file, persist=True, fix_overrides=False):
     contents[sysctl_file] = new_text
     parsed[sysctl_file] = parse_conf(sysctl_file, new_text)
     extra = [sysctl_file]
-
     order = _order(state, contents, extra)
-    if sysctl_file not in order:
-        masked = [p for p in order if os.path.basename(p) == os.path.basename(sysctl_file)]
-        if masked:
-            result.warnings.append(
-                "%s is masked by %s (same name, higher priority directory), so systemd-sysctl never reads it."
-                " Set sysctl_file to a path in /etc/sysctl.d." % (sysctl_file, masked[0])
-            )
-        else:
-            result.warnings.append(
-                "%s is not in a directory systemd-sysctl reads (%s) nor %s, so these values are not applied at boot."
-                % (sysctl_file, ", ".join(SEARCH_DIRS), SYSCTL_CONF)
-            )
+    _warn_unread(result, order, sysctl_file)
+    if fix_overrides:
+        order = _fix_overrides(result, state, order, contents, parsed, extra, desired, sysctl_file)
+    _report_boot(result, order, parsed, desired, before, sysctl_file)
+    return result
 
+
+def _plan_runtime(result, state, desired):
+    """Runtime: the sysctl must exist to be set (a missing one may stay off)."""
+    for key, value in desired.items():
+        current = state.runtime.get(key)
+        if current is None:
+            message = _absent_message(key)
+            if value != "0":
+                raise ModuleError(message + " Nothing was changed.")
+            result.warnings.append(message + " There is nothing to switch off now.")
+            result.runtime[key] = {"before": None, "after": None}
+            continue
+        result.runtime[key] = {"before": current, "after": value if not same_value(current, value) else current}
+        if not same_value(current, value):
+            result.runtime_writes.append((key, value))
+
+
+def _warn_unread(result, order, sysctl_file):
+    """Warn when systemd-sysctl never reads the drop-in: masked, or outside its directories."""
+    if sysctl_file in order:
+        return
+    masked = [p for p in order if os.path.basename(p) == os.path.basename(sysctl_file)]
+    if masked:
+        result.warnings.append(
+            "%s is masked by %s (same name, higher priority directory), so systemd-sysctl never reads it."
+            " Set sysctl_file to a path in /etc/sysctl.d." % (sysctl_file, masked[0])
+        )
+    else:
+        result.warnings.append(
+            "%s is not in a directory systemd-sysctl reads (%s) nor %s, so these values are not applied at boot."
+            % (sysctl_file, ", ".join(SEARCH_DIRS), SYSCTL_CONF)
+        )
+
+
+def _fix_overrides(result, state, order, contents, parsed, extra, desired, sysctl_file):
+    """Comment out the later lines that override the drop-in (fix_overrides); return the new file order."""
     for _attempt in range(3):
         conflicts = _conflicts(order, parsed, desired, sysctl_file)
-        if not conflicts or not fix_overrides or sysctl_file not in order:
+        if not conflicts or sysctl_file not in order:
             break
-        edits = {}  # target path -> (source path, {line index: Assignment})
-        position = order.index(sysctl_file)
-        for key in conflicts:
-            for path in order[position + 1 :]:
-                for item in parsed.get(path, ()):
-                    if not item.glob and item.value is not None and item.key == key_path(key) and not same_value(item.value, desired[key]):
-                        # Two names of one file (99-sysctl.conf -> ../sysctl.conf) give one edit.
-                        edits.setdefault(fix_target(state, path), (path, {}))[1][item.index] = item
+        edits = _override_edits(state, order, parsed, conflicts, desired, sysctl_file)
         if not edits:
             break
         for target, (path, items) in sorted(edits.items()):
-            in_place = target in (path, state.realpaths.get(path))
-            old_lines = contents[path].split("\n")
-            new = comment_out(contents[path], sorted(items))
-            disk = state.contents[path] if in_place else state.contents.get(target)
-            result.writes[target] = (result.writes[target][0] if target in result.writes else disk, new)
-            for index, item in sorted(items.items()):
-                result.fixed.append(
-                    {"path": path, "written": target, "line": index + 1, "text": old_lines[index].strip(), "key": key_name(item.key)}
-                )
-            aliases = {target} | {p for p in contents if state.realpaths.get(p) == target}
-            if in_place:
-                aliases.add(path)
-            for alias in aliases:
-                contents[alias] = new
-                parsed[alias] = parse_conf(alias, new)
-            if not in_place:
-                extra.append(target)
+            _comment_out_edit(result, state, contents, parsed, extra, target, path, items)
         order = _order(state, contents, extra)
+    return order
 
+
+def _override_edits(state, order, parsed, conflicts, desired, sysctl_file):
+    """target path -> (source path, {line index: Assignment}) for the lines after the drop-in that set another value."""
+    edits = {}
+    position = order.index(sysctl_file)
+    for key in conflicts:
+        for path in order[position + 1 :]:
+            for item in parsed.get(path, ()):
+                if not item.glob and item.value is not None and item.key == key_path(key) and not same_value(item.value, desired[key]):
+                    # Two names of one file (99-sysctl.conf -> ../sysctl.conf) give one edit.
+                    edits.setdefault(fix_target(state, path), (path, {}))[1][item.index] = item
+    return edits
+
+
+def _comment_out_edit(result, state, contents, parsed, extra, target, path, items):
+    """Comment out ``items`` of ``path`` into ``target``, in the plan and in the contents seen from now on."""
+    in_place = target in (path, state.realpaths.get(path))
+    old_lines = contents[path].split("\n")
+    new = comment_out(contents[path], sorted(items))
+    disk = state.contents[path] if in_place else state.contents.get(target)
+    result.writes[target] = (result.writes[target][0] if target in result.writes else disk, new)
+    for index, item in sorted(items.items()):
+        result.fixed.append({"path": path, "written": target, "line": index + 1, "text": old_lines[index].strip(), "key": key_name(item.key)})
+    aliases = {target} | {p for p in contents if state.realpaths.get(p) == target}
+    if in_place:
+        aliases.add(path)
+    for alias in aliases:
+        contents[alias] = new
+        parsed[alias] = parse_conf(alias, new)
+    if not in_place:
+        extra.append(target)
+
+
+def _report_boot(result, order, parsed, desired, before, sysctl_file):
+    """The values at boot, before and after, and what still overrides the drop-in."""
     for key in desired:
         value, source = boot_value(order, parsed, key_path(key))
         result.persistent[key] = {
@@ -391,7 +418,6 @@ def plan(state, desired, sysctl_file, persist=True, fix_overrides=False):
                 "%s = %s in %s is overridden at boot by %s. Set fix_overrides: true to comment that line out,"
                 " or change it yourself." % (key, desired[key], sysctl_file, source.describe())
             )
-    return result
 
 
 def _conflicts(order, parsed, desired, sysctl_file):

@@ -40,6 +40,8 @@ import pwd
 import re
 import socket
 import struct
+from dataclasses import dataclass, field
+from typing import Any
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._names import ifname_problem, mac_problem
@@ -242,13 +244,27 @@ def tap_view(rec, by_index):
 # ------------------------------------------------------------------ planning
 
 
+@dataclass
+class TapStep:
+    """One tap the task creates, changes, re-creates or deletes."""
+
+    action: str  # create, update, recreate or delete
+    name: str
+    before: dict[str, Any] | None  # tap_view() of the tap now, None when it does not exist
+    after: dict[str, Any] | None  # what it becomes, None when deleted
+    changes: list[str]  # the PROPS that change
+    index: int | None  # its ifindex now, None when it does not exist
+    netlink: dict[str, Any] = field(default_factory=dict)  # what is set over netlink after create/attach
+    held: bool = False  # a deleted tap that a process holds open
+
+
+@dataclass
 class Plan:
     """The actions one task takes; also the diff and the predicted result."""
 
-    def __init__(self):
-        self.steps = []  # dicts: action, name, before, after, changes, index
-        self.taps = []  # the state of every present tap after the plan
-        self.blocked = []  # (name, changed attach/rebuild keys, record)
+    steps: list[TapStep] = field(default_factory=list)
+    taps: list[dict[str, Any]] = field(default_factory=list)  # the state of every present tap after the plan
+    blocked: list[tuple[str, list[str], dict[str, Any]]] = field(default_factory=list)  # (name, changed attach/rebuild keys, record)
 
     @property
     def changed(self):
@@ -257,14 +273,14 @@ class Plan:
     def actions(self):
         out = []
         for step in self.steps:
-            action = {"action": step["action"], "name": step["name"]}
-            if step["action"] in ("update", "recreate"):
-                action["changes"] = {k: {"before": step["before"][k], "after": step["after"][k]} for k in step["changes"]}
-            if step["action"] in ("create", "recreate"):
-                action["after"] = dict(step["after"])
-            if step["action"] == "delete":
-                action["before"] = dict(step["before"])
-                action["held"] = step["held"]
+            action = {"action": step.action, "name": step.name}
+            if step.action in ("update", "recreate"):
+                action["changes"] = {k: {"before": step.before[k], "after": step.after[k]} for k in step.changes}
+            if step.action in ("create", "recreate"):
+                action["after"] = dict(step.after)
+            if step.action == "delete":
+                action["before"] = dict(step.before)
+                action["held"] = step.held
             out.append(action)
         return out
 
@@ -272,14 +288,14 @@ class Plan:
         before = {}
         after = {}
         for step in self.steps:
-            if step["before"] is not None:
-                before[step["name"]] = step["before"]
-            if step["after"] is not None:
-                after[step["name"]] = step["after"]
+            if step.before is not None:
+                before[step.name] = step.before
+            if step.after is not None:
+                after[step.name] = step.after
         return {"before": {"taps": before}, "after": {"taps": after}}
 
 
-def plan_taps(desired, links):
+def plan_taps(desired: list[dict[str, Any]], links: list[dict[str, Any]]) -> Plan:
     """Plan ``desired`` taps against ``links`` (link records of one dump).
 
     Raises ModuleError for anything the task cannot do (names that are not
@@ -299,63 +315,68 @@ def plan_taps(desired, links):
             continue
         if want["state"] == "absent":
             if cur is not None:
-                plan.steps.append(
-                    {
-                        "action": "delete",
-                        "name": name,
-                        "before": tap_view(cur, by_index),
-                        "after": None,
-                        "changes": list(PROPS),
-                        "index": cur["index"],
-                        "held": is_held(cur),
-                        "netlink": {},
-                    }
-                )
+                plan.steps.append(TapStep("delete", name, tap_view(cur, by_index), None, list(PROPS), cur["index"], held=is_held(cur)))
             continue
-        bridge = want["bridge"]
-        if bridge:
-            brec = by_name.get(bridge)
-            if brec is None:
-                problems.append(
-                    "%s: bridge %s does not exist; create it first (kvmhost.bridging.bridge) or correct the name. Existing bridges: %s"
-                    % (name, bridge, ", ".join(sorted(r["name"] for r in links if r["kind"] == "bridge")) or "none")
-                )
-                continue
-            if brec["kind"] != "bridge":
-                problems.append("%s: %s is %s, not a bridge; a tap can only join a Linux bridge" % (name, bridge, describe_kind(brec)))
-                continue
-        if cur is None:
-            after = {}
-            for key in PROPS:
-                value = want[key]
-                after[key] = CREATE_DEFAULTS.get(key) if value is None else value
-            after["bridge"] = bridge or None
-            plan.steps.append(
-                {"action": "create", "name": name, "before": None, "after": after, "changes": list(PROPS), "index": None, "netlink": _fresh_netlink(after)}
-            )
-            plan.taps.append(dict(after, name=name))
-            continue
-        before = tap_view(cur, by_index)
-        after = dict(before)
-        for key in PROPS:
-            if want[key] is not None:
-                after[key] = want[key]
-        after["bridge"] = before["bridge"] if bridge is None else (bridge or None)
-        changes = [key for key in PROPS if after[key] != before[key]]
-        plan.taps.append(dict(after, name=name))
-        if not changes:
-            continue
-        offline = [key for key in changes if key in ATTACH_PROPS or key in REBUILD_PROPS]
-        if offline and is_held(cur):
-            plan.blocked.append((name, offline, cur))
-        if any(key in REBUILD_PROPS for key in changes):
-            action, netlink = "recreate", _fresh_netlink(after)
+        problem = _bridge_problem(name, want["bridge"], by_name, links)
+        if problem:
+            problems.append(problem)
+        elif cur is None:
+            _plan_create(plan, name, want)
         else:
-            action, netlink = "update", {key: after[key] for key in changes if key in NETLINK_PROPS}
-        plan.steps.append({"action": action, "name": name, "before": before, "after": after, "changes": changes, "index": cur["index"], "netlink": netlink})
+            _plan_change(plan, name, want, cur, by_index)
     if problems:
         raise ModuleError("; ".join(problems), problems=problems)
     return plan
+
+
+def _bridge_problem(name: str, bridge: str | None, by_name: dict[str, dict[str, Any]], links: list[dict[str, Any]]) -> str | None:
+    """Why tap ``name`` cannot join ``bridge`` (missing, or not a Linux bridge), or None."""
+    if not bridge:
+        return None
+    brec = by_name.get(bridge)
+    if brec is None:
+        return "%s: bridge %s does not exist; create it first (kvmhost.bridging.bridge) or correct the name. Existing bridges: %s" % (
+            name,
+            bridge,
+            ", ".join(sorted(r["name"] for r in links if r["kind"] == "bridge")) or "none",
+        )
+    if brec["kind"] != "bridge":
+        return "%s: %s is %s, not a bridge; a tap can only join a Linux bridge" % (name, bridge, describe_kind(brec))
+    return None
+
+
+def _plan_create(plan: Plan, name: str, want: dict[str, Any]) -> None:
+    """A tap that does not exist yet: created with the wanted properties and defaults for the rest."""
+    after = {}
+    for key in PROPS:
+        value = want[key]
+        after[key] = CREATE_DEFAULTS.get(key) if value is None else value
+    after["bridge"] = want["bridge"] or None
+    plan.steps.append(TapStep("create", name, None, after, list(PROPS), None, _fresh_netlink(after)))
+    plan.taps.append(dict(after, name=name))
+
+
+def _plan_change(plan: Plan, name: str, want: dict[str, Any], cur: dict[str, Any], by_index: dict[int, dict[str, Any]]) -> None:
+    """An existing tap: updated in place, re-attached, or re-created when a property needs it."""
+    bridge = want["bridge"]
+    before = tap_view(cur, by_index)
+    after = dict(before)
+    for key in PROPS:
+        if want[key] is not None:
+            after[key] = want[key]
+    after["bridge"] = before["bridge"] if bridge is None else (bridge or None)
+    changes = [key for key in PROPS if after[key] != before[key]]
+    plan.taps.append(dict(after, name=name))
+    if not changes:
+        return
+    offline = [key for key in changes if key in ATTACH_PROPS or key in REBUILD_PROPS]
+    if offline and is_held(cur):
+        plan.blocked.append((name, offline, cur))
+    if any(key in REBUILD_PROPS for key in changes):
+        action, netlink = "recreate", _fresh_netlink(after)
+    else:
+        action, netlink = "update", {key: after[key] for key in changes if key in NETLINK_PROPS}
+    plan.steps.append(TapStep(action, name, before, after, changes, cur["index"], netlink))
 
 
 def _fresh_netlink(after):
@@ -638,31 +659,31 @@ class ApplyError(Exception):
 def apply_plan(ip, plan, links):
     """Apply ``plan`` with the IPRoute ``ip``; fill in what only the kernel knows (MACs of new taps)."""
     by_name = {rec["name"]: rec for rec in links}
-    gone = [step for step in plan.steps if step["action"] in ("delete", "recreate")]
+    gone = [step for step in plan.steps if step.action in ("delete", "recreate")]
     if gone:
         try:
-            delete_links(ip, [step["index"] for step in gone], links)
+            delete_links(ip, [step.index for step in gone], links)
         except (netlink_error(), OSError) as exc:
-            raise ApplyError("delete", ", ".join(step["name"] for step in gone[:5]) + (", ..." if len(gone) > 5 else ""), exc) from exc
+            raise ApplyError("delete", ", ".join(step.name for step in gone[:5]) + (", ..." if len(gone) > 5 else ""), exc) from exc
     after_by_name = {tap["name"]: tap for tap in plan.taps}
     for step in plan.steps:
-        name = step["name"]
-        after = step["after"]
+        name = step.name
+        after = step.after
         try:
-            if step["action"] in ("create", "recreate"):
+            if step.action in ("create", "recreate"):
                 stage = "create"
                 mac = _tun_attach(name, after, after["owner"], after["group"])
                 if after["mac"] is None and mac:
                     after["mac"] = mac
                     after_by_name[name]["mac"] = mac
-            elif step["action"] == "update" and any(key in ATTACH_PROPS for key in step["changes"]):
+            elif step.action == "update" and any(key in ATTACH_PROPS for key in step.changes):
                 stage = "attach"
                 _tun_attach(name, after, after["owner"], after["group"])
         except OSError as exc:
             raise ApplyError(stage, name, exc) from exc
     for step in plan.steps:
         request = {}
-        for key, value in step["netlink"].items():
+        for key, value in step.netlink.items():
             if key == "mac":
                 request["address"] = value
             elif key == "mtu":
@@ -673,12 +694,12 @@ def apply_plan(ip, plan, links):
                 request["state"] = "up" if value else "down"
         if not request:
             continue
-        name = step["name"]
+        name = step.name
         try:
-            index = step["index"] if step["action"] == "update" else socket.if_nametoindex(name)
+            index = step.index if step.action == "update" else socket.if_nametoindex(name)
             ip.link("set", index=index, **request)
         except (netlink_error(), OSError) as exc:
-            raise ApplyError("setting " + ", ".join(sorted(step["netlink"])), name, exc) from exc
+            raise ApplyError("setting " + ", ".join(sorted(step.netlink)), name, exc) from exc
 
 
 # ------------------------------------------------------------------- the task

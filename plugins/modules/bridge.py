@@ -329,12 +329,10 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.kvmhost.bridging.plugins.module_utils._bridge_runtime import manage_bridge
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import run_and_exit
-from ansible_collections.kvmhost.bridging.plugins.module_utils._netlink import (
-    connection_addresses,
-    fail_after_step_from_env,
-    manage_bridge,
-)
+from ansible_collections.kvmhost.bridging.plugins.module_utils._kernel_apply import fail_after_step_from_env
+from ansible_collections.kvmhost.bridging.plugins.module_utils._ssh_connection import connection_addresses
 
 
 def run(module):

@@ -261,7 +261,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kvmhost.bridging.plugins.module_utils import _ifcfg
+from ansible_collections.kvmhost.bridging.plugins.module_utils import _ifcfg, _ifcfg_codec
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError, run_and_exit
 from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import (
     atomic_write,
@@ -328,13 +328,13 @@ def run(module):
         "changed": plan.changed,
         "path": request.path,
         "changed_keys": plan.changed_keys,
-        "changes": [dict(change.as_dict(), before=_ifcfg.display(change.before), after=_ifcfg.display(change.after)) for change in plan.changes],
-        "commented_lines": [_ifcfg.display(line) for line in plan.commented],
-        "variables": {key: _ifcfg.display(value) for key, value in plan.values.items()},
+        "changes": [dict(change.as_dict(), before=_ifcfg_codec.display(change.before), after=_ifcfg_codec.display(change.after)) for change in plan.changes],
+        "commented_lines": [_ifcfg_codec.display(line) for line in plan.commented],
+        "variables": {key: _ifcfg_codec.display(value) for key, value in plan.values.items()},
     }
     if backup_file:
         result["backup_file"] = backup_file
-    result["diff"] = text_diff(request.path, _ifcfg.display(plan.before), _ifcfg.display(plan.after))
+    result["diff"] = text_diff(request.path, _ifcfg_codec.display(plan.before), _ifcfg_codec.display(plan.after))
     return result
 
 

@@ -81,7 +81,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import run_and_exit
 from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import read_bytes
-from ansible_collections.kvmhost.bridging.plugins.module_utils._ifcfg import read_files
+from ansible_collections.kvmhost.bridging.plugins.module_utils._ifcfg_codec import read_files
 
 
 def run(module):

@@ -128,7 +128,7 @@ WITHOUT_PYROUTE2 = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
 sys.modules["pyroute2"] = None  # as on a host without python3-pyroute2: any import of it fails
-from __MU__ import _errors, _netlink, _pyroute2_dep, _tap
+from __MU__ import _bridge_runtime, _errors, _pyroute2_dep, _tap
 name = sys.argv[3]
 if sys.argv[2] == "tap":
     params = {"name": None, "taps": [{"name": name, "bridge": "br0"}], "state": "present", "bridge": None, "owner": None,
@@ -138,7 +138,7 @@ else:
     params = {"name": name, "state": "present", "ports": [], "ports_exclusive": False, "stp": None, "forward_delay": None,
               "hello_time": None, "max_age": None, "ageing_time": None, "priority": None, "vlan_filtering": None,
               "mtu": None, "mac": "inherit", "migrate_addresses": True, "up": True, "force": False}
-    task = lambda: _netlink.manage_bridge(params)
+    task = lambda: _bridge_runtime.manage_bridge(params)
 try:
     result = task()
 except _errors.ModuleError as exc:
@@ -169,7 +169,7 @@ SNAPSHOTS = """
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
 from dataclasses import asdict
-from __MU__ import _netlink
+from __MU__ import _kernel_snapshot
 from pyroute2 import IPRoute
 
 def plain(snapshot):
@@ -178,10 +178,10 @@ def plain(snapshot):
 
 # Lifetimes count down each second: take the round in which ours read the same before and after pyroute2's.
 for _round in range(20):
-    ours = plain(_netlink.read_snapshot())
+    ours = plain(_kernel_snapshot.read_snapshot())
     with IPRoute() as ip:
-        theirs = plain(_netlink.read_snapshot(ip))
-    if ours == plain(_netlink.read_snapshot()):
+        theirs = plain(_kernel_snapshot.read_snapshot(ip))
+    if ours == plain(_kernel_snapshot.read_snapshot()):
         break
     time.sleep(0.3)
 print(json.dumps({"ours": ours, "theirs": theirs}))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -11,8 +12,9 @@ from socket import AF_INET, AF_INET6
 
 import pytest
 
+from ansible_collections.kvmhost.bridging.plugins.module_utils import _bridge_plan as bp
 from ansible_collections.kvmhost.bridging.plugins.module_utils import _dhcp_client as dc
-from ansible_collections.kvmhost.bridging.plugins.module_utils import _netlink as nl
+from ansible_collections.kvmhost.bridging.plugins.module_utils import _kernel_snapshot as ks
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 
 INITSCRIPTS = ("/sbin/dhclient", "-1", "-q", "-lf", "/var/lib/dhclient/dhclient--eth1.lease", "-pf", "/var/run/dhclient-eth1.pid", "eth1")
@@ -166,25 +168,25 @@ def test_start_client_failure_says_what_the_client_said():
 
 # -- the bridge plan around a client --------------------------------------------------------------
 def lease_snapshot(on="eth1"):
-    links = [nl.Link(1, "lo", loopback=True, up=True), nl.Link(3, "eth1", mac="52:54:00:00:00:02", up=True)]
-    addresses = [nl.Address(on, AF_INET, "198.19.0.114", 24, local="198.19.0.114", broadcast="198.19.0.255", valid=120, preferred=120)]
+    links = [ks.Link(1, "lo", loopback=True, up=True), ks.Link(3, "eth1", mac="52:54:00:00:00:02", up=True)]
+    addresses = [ks.Address(on, AF_INET, "198.19.0.114", 24, local="198.19.0.114", broadcast="198.19.0.255", valid=120, preferred=120)]
     routes = [
-        nl.Route(AF_INET, dst="198.19.0.0", dst_len=24, proto=2, scope=253, dev=on, prefsrc="198.19.0.114"),
-        nl.Route(AF_INET, proto=3, dev=on, gateway="198.19.0.1"),
+        ks.Route(AF_INET, dst="198.19.0.0", dst_len=24, proto=2, scope=253, dev=on, prefsrc="198.19.0.114"),
+        ks.Route(AF_INET, proto=3, dev=on, gateway="198.19.0.1"),
     ]
-    return nl.Snapshot(links, addresses, routes)
+    return ks.Snapshot(links, addresses, routes)
 
 
 def spec():
     params = {"name": "breth0", "state": "present", "ports": ["eth1"], "ports_exclusive": False, "mac": "inherit",
               "migrate_addresses": True, "up": True, "force": False, "mtu": None}  # fmt: skip
-    params.update(dict.fromkeys(nl.BRIDGE_OPTION_NAMES))
-    return nl.BridgeSpec.from_params(params)
+    params.update(dict.fromkeys(ks.BRIDGE_OPTION_NAMES))
+    return bp.BridgeSpec.from_params(params)
 
 
 def test_plan_moves_the_client_first_off_the_port_and_last_onto_the_bridge():
     client = dc.parse_client(INITSCRIPTS, 42)
-    plan = nl.plan_bridge(lease_snapshot(), spec(), (), [client])
+    plan = bp.plan_bridge(lease_snapshot(), spec(), (), [client])
     assert plan.actions[0] == "stop dhclient on eth1 (pid 42)"
     assert plan.actions[-1] == (
         "start dhclient on breth0: /sbin/dhclient -1 -q -lf /var/lib/dhclient/dhclient--breth0.lease -pf /var/run/dhclient-breth0.pid breth0"
@@ -196,20 +198,20 @@ def test_plan_moves_the_client_first_off_the_port_and_last_onto_the_bridge():
     assert start.undo == (("stop_dhcp_client", {"argv": start.args["argv"]}),)
     # Once moved: the client runs on the bridge, and nothing is left to do.
     moved = dc.parse_client(start.args["argv"], 43)
-    after = nl.simulate(lease_snapshot(), plan.steps)
-    assert nl.plan_bridge(after, spec(), (), [moved]).steps == []
+    after = bp.simulate(lease_snapshot(), plan.steps)
+    assert bp.plan_bridge(after, spec(), (), [moved]).steps == []
     # The address goes to the bridge without the old lease's remaining time: the client sets it at its renewal.
     added = next(s.args["address"] for s in plan.steps if s.op == "add_address")
     assert (added.dev, added.valid, added.preferred) == ("breth0", None, None)
-    assert nl.expiring_addresses(after, "breth0", [moved]) == []
-    leased = nl.Snapshot(after.links.values(), [nl.replace(added, valid=60, preferred=60)], after.routes)
-    assert nl.expiring_addresses(leased, "breth0", [moved]) == []
-    assert nl.expiring_addresses(leased, "breth0") == [{"address": "198.19.0.114/24", "valid_lft": 60, "preferred_lft": 60}]
+    assert bp.expiring_addresses(after, "breth0", [moved]) == []
+    leased = ks.Snapshot(after.links.values(), [dataclasses.replace(added, valid=60, preferred=60)], after.routes)
+    assert bp.expiring_addresses(leased, "breth0", [moved]) == []
+    assert bp.expiring_addresses(leased, "breth0") == [{"address": "198.19.0.114/24", "valid_lft": 60, "preferred_lft": 60}]
 
 
 def test_a_client_of_the_other_family_leaves_the_warning():
     client = dc.parse_client(("dhclient", "-6", "eth1"), 42)
-    plan = nl.plan_bridge(lease_snapshot(), spec(), (), [client])
+    plan = bp.plan_bridge(lease_snapshot(), spec(), (), [client])
     assert len(plan.warnings) == 1 and "nothing renews it on breth0" in plan.warnings[0]
 
 
@@ -217,7 +219,7 @@ def test_no_client_moves_without_migrate_addresses():
     client = dc.parse_client(INITSCRIPTS, 42)
     params = spec()
     params.migrate_addresses = False
-    plan = nl.plan_bridge(lease_snapshot(), params, (), [client])
+    plan = bp.plan_bridge(lease_snapshot(), params, (), [client])
     assert not [s for s in plan.steps if "dhcp" in s.op]
 
 

@@ -7,6 +7,7 @@ import os
 import pytest
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils import _firewall as fw
+from ansible_collections.kvmhost.bridging.plugins.module_utils import _iptables_save as ipts
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 
 STOCK = """\
@@ -24,7 +25,7 @@ COMMIT
 
 
 def rule(spec, family="ipv4"):
-    return fw.parse_rule(fw.split_args(spec), family)
+    return ipts.parse_rule(ipts.split_args(spec), family)
 
 
 def params(**overrides):
@@ -57,12 +58,12 @@ def params(**overrides):
     ],
 )
 def test_split_args(text, tokens):
-    assert fw.split_args(text) == tokens
+    assert ipts.split_args(text) == tokens
 
 
 def test_split_args_unterminated_quote():
     with pytest.raises(ValueError, match="quote"):
-        fw.split_args('-m comment --comment "open')
+        ipts.split_args('-m comment --comment "open')
 
 
 @pytest.mark.parametrize(
@@ -155,7 +156,7 @@ def test_parse_rule_rejects_malformed(spec, message):
 
 
 def test_parse_save_structure():
-    doc = fw.parse_save(STOCK, "ipv4", "x")
+    doc = ipts.parse_save(STOCK, "ipv4", "x")
     table = doc.tables["filter"]
     assert list(table.chains) == ["INPUT", "FORWARD", "OUTPUT"]
     assert [line.text for line in table.chain_rules("FORWARD")] == ["-A FORWARD -j REJECT --reject-with icmp-host-prohibited"]
@@ -165,7 +166,7 @@ def test_parse_save_structure():
 
 def test_parse_save_counters_and_insert_order():
     text = "*filter\n:FORWARD ACCEPT [5:300]\n[1:60] -A FORWARD -j A1\n-I FORWARD -j I1\n-A FORWARD -j A2\n-I FORWARD 2 -j I2\nCOMMIT\n"
-    table = fw.parse_save(text, "ipv4", "x").tables["filter"]
+    table = ipts.parse_save(text, "ipv4", "x").tables["filter"]
     assert [line.rule.target for line in table.chain_rules("FORWARD")] == ["I1", "I2", "A1", "A2"]
     assert table.chain_rules("FORWARD")[1].spec == "-j I2"
 
@@ -184,7 +185,7 @@ def test_parse_save_counters_and_insert_order():
 )
 def test_parse_save_errors_name_the_line(text, message):
     with pytest.raises(ModuleError, match=message) as info:
-        fw.parse_save(text, "ipv4", "/etc/sysconfig/iptables")
+        ipts.parse_save(text, "ipv4", "/etc/sysconfig/iptables")
     assert "/etc/sysconfig/iptables" in info.value.msg
 
 
@@ -228,16 +229,16 @@ def test_reject_with_per_family(reject_with, ip_version, expected):
 
 
 def test_every_ipv4_type_maps_or_is_refused_for_ipv6():
-    for name in fw.REJECT_TYPES["ipv4"]:
+    for name in ipts.REJECT_TYPES["ipv4"]:
         mapped = fw.V4_TO_V6.get(name)
-        assert mapped is None or mapped in fw.REJECT_TYPES["ipv6"]
+        assert mapped is None or mapped in ipts.REJECT_TYPES["ipv6"]
 
 
 # -- planning --------------------------------------------------------------------------
 
 
 def live(text, family="ipv4"):
-    return fw.parse_save(text, family, "live")
+    return ipts.parse_save(text, family, "live")
 
 
 def table_text(*rules, chains=(":INPUT ACCEPT [0:0]", ":FORWARD ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]")):
@@ -403,7 +404,7 @@ def test_file_accept_bridged_with_insert_lines_uses_insert():
     text = "*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -j DROP\n-I FORWARD -j REJECT\nCOMMIT\n"
     _change, new = fw.plan_file(fw.build_request(params(accept_bridged=True)), "ipv4", "f", text.encode())
     assert new.decode() == text.replace("COMMIT", "-I FORWARD 1 -m physdev --physdev-is-bridged -j ACCEPT\nCOMMIT")
-    table = fw.parse_save(new.decode(), "ipv4", "f").tables["filter"]
+    table = ipts.parse_save(new.decode(), "ipv4", "f").tables["filter"]
     assert table.chain_rules("FORWARD")[0].rule.is_accept_bridged()
 
 

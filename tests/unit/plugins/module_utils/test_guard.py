@@ -196,7 +196,7 @@ def test_confirm_while_watcher_rolls_back_is_too_late(env):
     guard.arm(60, [str(existing), str(new)], "x", True)
     won, decision = _guard.claim(guard.paths, _guard.ROLLBACK, "watcher", "no confirmation within 60s")
     assert won
-    state = _guard.read_json(guard.paths.state)
+    state = _guard.read_state(guard.paths.state)
     # The watcher finishes its restore while the confirmation waits for the outcome.
     finisher = threading.Timer(0.2, guard._roll_back, (state, decision))
     finisher.start()
@@ -323,52 +323,53 @@ def test_status(env):
 
 from socket import AF_INET, AF_INET6  # noqa: E402
 
-from ansible_collections.kvmhost.bridging.plugins.module_utils import _netlink as nl  # noqa: E402
+from ansible_collections.kvmhost.bridging.plugins.module_utils import _kernel_apply as ka  # noqa: E402
+from ansible_collections.kvmhost.bridging.plugins.module_utils import _kernel_snapshot as ks  # noqa: E402
 
 MAC0 = "52:54:00:00:00:01"
 
 
 def _lo():
-    return nl.Link(index=1, name="lo", loopback=True, up=True, mac="00:00:00:00:00:00", mtu=65536)
+    return ks.Link(index=1, name="lo", loopback=True, up=True, mac="00:00:00:00:00:00", mtu=65536)
 
 
 def _before_bridging():
-    links = [_lo(), nl.Link(index=2, name="eth0", kind="veth", mac=MAC0, up=True)]
+    links = [_lo(), ks.Link(index=2, name="eth0", kind="veth", mac=MAC0, up=True)]
     addresses = [
-        nl.Address(dev="eth0", family=AF_INET, address="198.18.0.2", local="198.18.0.2", prefixlen=30, flags=0x80),
-        nl.Address(dev="eth0", family=AF_INET6, address="fe80::1", prefixlen=64, flags=0x80),
+        ks.Address(dev="eth0", family=AF_INET, address="198.18.0.2", local="198.18.0.2", prefixlen=30, flags=0x80),
+        ks.Address(dev="eth0", family=AF_INET6, address="fe80::1", prefixlen=64, flags=0x80),
     ]
     routes = [
-        nl.Route(family=AF_INET, dev="eth0", gateway="198.18.0.1", proto=3),
-        nl.Route(family=AF_INET, dev="eth0", dst="198.18.0.0", dst_len=30, proto=2, scope=253, prefsrc="198.18.0.2"),
+        ks.Route(family=AF_INET, dev="eth0", gateway="198.18.0.1", proto=3),
+        ks.Route(family=AF_INET, dev="eth0", dst="198.18.0.0", dst_len=30, proto=2, scope=253, prefsrc="198.18.0.2"),
     ]
-    return nl.Snapshot(links, addresses, routes)
+    return ks.Snapshot(links, addresses, routes)
 
 
 def _after_bridging():
     links = [
         _lo(),
-        nl.Link(index=2, name="eth0", kind="veth", mac=MAC0, up=True, master="breth0"),
-        nl.Link(index=3, name="breth0", kind="bridge", mac=MAC0, up=True, bridge={"stp": 0, "forward_delay": 0}),
-        nl.Link(index=4, name="vnet0", kind="tun", mac="fe:54:00:00:00:02", up=True, master="breth0"),
+        ks.Link(index=2, name="eth0", kind="veth", mac=MAC0, up=True, master="breth0"),
+        ks.Link(index=3, name="breth0", kind="bridge", mac=MAC0, up=True, bridge={"stp": 0, "forward_delay": 0}),
+        ks.Link(index=4, name="vnet0", kind="tun", mac="fe:54:00:00:00:02", up=True, master="breth0"),
     ]
     addresses = [
-        nl.Address(dev="breth0", family=AF_INET, address="198.18.9.9", local="198.18.9.9", prefixlen=30, flags=0x80),
-        nl.Address(dev="eth0", family=AF_INET6, address="fe80::1", prefixlen=64, flags=0x80),
+        ks.Address(dev="breth0", family=AF_INET, address="198.18.9.9", local="198.18.9.9", prefixlen=30, flags=0x80),
+        ks.Address(dev="eth0", family=AF_INET6, address="fe80::1", prefixlen=64, flags=0x80),
     ]
     routes = [
-        nl.Route(family=AF_INET, dev="breth0", gateway="198.18.9.10", proto=3),
-        nl.Route(family=AF_INET, dev="breth0", dst="198.18.9.8", dst_len=30, proto=2, scope=253),
+        ks.Route(family=AF_INET, dev="breth0", gateway="198.18.9.10", proto=3),
+        ks.Route(family=AF_INET, dev="breth0", dst="198.18.9.8", dst_len=30, proto=2, scope=253),
     ]
-    return nl.Snapshot(links, addresses, routes)
+    return ks.Snapshot(links, addresses, routes)
 
 
 def _texts(steps):
-    return [text for _op, _args, text in steps]
+    return [step.description for step in steps]
 
 
 def test_restore_plan_undoes_a_bridging():
-    steps = _guard.plan_restore(_before_bridging(), _after_bridging(), ["eth0", "breth0"])
+    steps = ka.plan_restore(_before_bridging(), _after_bridging(), ["eth0", "breth0"])
     assert _texts(steps) == [
         "delete bridge breth0, which did not exist",
         "set eth0 master none",
@@ -380,16 +381,16 @@ def test_restore_plan_undoes_a_bridging():
 
 
 def test_restore_plan_is_empty_when_nothing_changed():
-    assert _guard.plan_restore(_before_bridging(), _before_bridging(), ["eth0", "breth0"]) == []
-    assert _guard.plan_restore(_after_bridging(), _after_bridging(), ()) == []
+    assert ka.plan_restore(_before_bridging(), _before_bridging(), ["eth0", "breth0"]) == []
+    assert ka.plan_restore(_after_bridging(), _after_bridging(), ()) == []
 
 
 def test_restore_plan_recreates_a_deleted_bridge_with_its_ports_and_addresses():
     before, after = _after_bridging(), _before_bridging()
-    steps = _guard.plan_restore(before, after, ["breth0"])
-    ops = [(op, args.get("name")) for op, args, _text in steps]
+    steps = ka.plan_restore(before, after, ["breth0"])
+    ops = [(step.op, step.args.get("name")) for step in steps]
     assert ops[0] == ("create_bridge", "breth0")
-    assert steps[0][1] == {"name": "breth0", "mac": MAC0, "mtu": 1500, "options": {"stp": 0, "forward_delay": 0}}
+    assert steps[0].args == {"name": "breth0", "mac": MAC0, "mtu": 1500, "options": {"stp": 0, "forward_delay": 0}}
     assert ("set_link", "eth0") in ops and ("set_link", "vnet0") in ops
     texts = _texts(steps)
     assert "bring breth0 up" in texts
@@ -406,9 +407,9 @@ def test_restore_plan_puts_back_link_settings():
     after.links["eth0"].mtu = 9000
     after.links["eth0"].up = False
     after.links["eth0"].mac = "52:54:00:00:00:99"
-    after.addresses.append(nl.Address(dev="eth0", family=AF_INET, address="198.18.7.7", local="198.18.7.7", prefixlen=24))
-    after.routes.append(nl.Route(family=AF_INET, dev="eth0", dst="198.18.50.0", dst_len=24, gateway="198.18.0.1", proto=4))
-    texts = _texts(_guard.plan_restore(before, after, ["eth0"]))
+    after.addresses.append(ks.Address(dev="eth0", family=AF_INET, address="198.18.7.7", local="198.18.7.7", prefixlen=24))
+    after.routes.append(ks.Route(family=AF_INET, dev="eth0", dst="198.18.50.0", dst_len=24, gateway="198.18.0.1", proto=4))
+    texts = _texts(ka.plan_restore(before, after, ["eth0"]))
     assert texts == [
         "set eth0 mac 52:54:00:00:00:01, mtu 1500",
         "bring eth0 up",
@@ -418,15 +419,15 @@ def test_restore_plan_puts_back_link_settings():
 
 
 def test_restore_scope_defaults_to_every_link_but_loopback():
-    assert _guard.restore_scope(_before_bridging(), _after_bridging(), ()) == {"eth0", "breth0", "vnet0"}
+    assert ka.restore_scope(_before_bridging(), _after_bridging(), ()) == {"eth0", "breth0", "vnet0"}
 
 
 def test_snapshot_survives_json():
     snap = _after_bridging()
-    snap.routes.append(nl.Route(family=AF_INET6, multipath=(nl.Nexthop(dev="breth0", gateway="fe80::1"), nl.Nexthop(dev="eth0")),
+    snap.routes.append(ks.Route(family=AF_INET6, multipath=(ks.Nexthop(dev="breth0", gateway="fe80::1"), ks.Nexthop(dev="eth0")),
                                 metrics=(("RTAX_MTU", 1400),), proto=4))
-    data = json.loads(json.dumps(_guard.snapshot_to_json(snap)))
-    back = _guard.snapshot_from_json(data)
+    data = json.loads(json.dumps(ks.snapshot_to_json(snap)))
+    back = ks.snapshot_from_json(data)
     assert back.links == snap.links
     assert back.addresses == snap.addresses
     assert back.routes == snap.routes

@@ -123,7 +123,7 @@ def test_status_waits_for_a_decision_to_be_carried_out(guard, tmp_path):
     # The decision is taken but nobody carries it out: the watcher sees it and waits for the outcome; status waits too.
     status = guard.status(wait=0)
     assert status["armed"] is True and status["last"] is None
-    state, decision = _guard.read_json(guard.paths.state), _guard.read_json(guard.paths.decision)
+    state, decision = _guard.read_state(guard.paths.state), _guard.read_json(guard.paths.decision)
     later = threading.Thread(target=lambda: (time.sleep(0.5), guard._roll_back(state, decision)))
     later.start()
     try:

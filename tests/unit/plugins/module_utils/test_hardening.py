@@ -12,9 +12,10 @@ import subprocess
 
 import pytest
 
-from ansible_collections.kvmhost.bridging.plugins.module_utils import _fileio, _firewalld_plan, _guard, _ifcfg, _nm, _nm_bridge
+from ansible_collections.kvmhost.bridging.plugins.module_utils import _bridge_plan as bp
+from ansible_collections.kvmhost.bridging.plugins.module_utils import _fileio, _firewalld_plan, _guard, _ifcfg, _ifcfg_codec, _nm, _nm_bridge
 from ansible_collections.kvmhost.bridging.plugins.module_utils import _firewall as fw
-from ansible_collections.kvmhost.bridging.plugins.module_utils import _netlink as nl
+from ansible_collections.kvmhost.bridging.plugins.module_utils import _kernel_snapshot as ks
 from ansible_collections.kvmhost.bridging.plugins.module_utils import _sysctl as sc
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 
@@ -89,7 +90,7 @@ def root(tmp_path):
 def bridge_params():
     params = {"name": "breth0", "state": "present", "ports": ["eth0"], "ports_exclusive": False, "mac": "inherit",
               "migrate_addresses": True, "up": True, "force": False, "mtu": None}
-    params.update(dict.fromkeys(nl.BRIDGE_OPTION_NAMES))
+    params.update(dict.fromkeys(ks.BRIDGE_OPTION_NAMES))
     return params
 
 
@@ -253,7 +254,7 @@ def test_hidden_drop_ins_are_not_read(root):
 def _read_in_child(path, queue):
     try:
         if os.path.basename(path).startswith("ifcfg-"):
-            _ifcfg.read_files(os.path.dirname(path), [os.path.basename(path)[len("ifcfg-") :]], _fileio.read_bytes)
+            _ifcfg_codec.read_files(os.path.dirname(path), [os.path.basename(path)[len("ifcfg-") :]], _fileio.read_bytes)
         else:
             _fileio.read_bytes(path)
         queue.put("read")
@@ -329,7 +330,7 @@ def test_bridge_refuses_non_finite_timers(option, value):
     params = bridge_params()
     params.update({"stp": False, option: value})
     with pytest.raises(ModuleError, match="%s %s is not a number of seconds" % (option, value)):
-        nl.BridgeSpec.from_params(params)
+        bp.BridgeSpec.from_params(params)
 
 
 # -- 10. guard timeout and start_within are bounded -------------------------------------------------
@@ -393,7 +394,7 @@ def test_bridge_forward_delay_fits_the_kernels_u32():
     params = bridge_params()
     params.update({"stp": False, "forward_delay": 1e300})
     with pytest.raises(ModuleError, match="forward_delay must be at most 42949672 seconds"):
-        nl.BridgeSpec.from_params(params)
+        bp.BridgeSpec.from_params(params)
 
 
 def test_ifcfg_delay_fits_the_kernels_u32():

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.kvmhost.bridging.plugins.module_utils import _ifcfg
+from ansible_collections.kvmhost.bridging.plugins.module_utils import _ifcfg_codec
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 CONFORMANCE = os.environ.get("KVMB_IFCFG_CONFORMANCE", os.path.join(os.path.dirname(ROOT), "shared", "conformance", "ifcfg"))
@@ -40,7 +40,7 @@ def test_vector_file_is_complete():
 @pytest.mark.parametrize("vector", VECTORS, ids=["%03d:%r" % (i, v["val"]) for i, v in enumerate(VECTORS)])
 def test_svunescape_vector(vector):
     """Each vector gives NetworkManager's value, or its 'badly quoted' verdict (None)."""
-    got = _ifcfg.unescape_bytes(vector["val"].encode("utf-8"), check_utf8=False)
+    got = _ifcfg_codec.unescape_bytes(vector["val"].encode("utf-8"), check_utf8=False)
     assert got == _expected_bytes(vector["exp"])
 
 
@@ -48,19 +48,19 @@ def test_svunescape_vector(vector):
 def test_vector_round_trip(vector):
     """Like upstream: escaping the expected value and reading it back gives the value again."""
     value = _expected_bytes(vector["exp"])
-    assert _ifcfg.unescape_bytes(_ifcfg.escape_bytes(value), check_utf8=False) == value
+    assert _ifcfg_codec.unescape_bytes(_ifcfg_codec.escape_bytes(value), check_utf8=False) == value
 
 
 # NetworkManager's normal reading also rejects a NUL inside the value and bytes that are not UTF-8.
 @pytest.mark.parametrize("raw", ["$'\\U0x'", "$'\\x0'", "$'\\008'", "$'\\08'", "$'x\\U0'", "$'\\Uabcde0'", "$'\\xff'"])
 def test_utf8_check_rejects(raw):
-    assert _ifcfg.unescape_bytes(raw.encode(), check_utf8=False) is not None
-    assert _ifcfg.unescape(raw) is None
+    assert _ifcfg_codec.unescape_bytes(raw.encode(), check_utf8=False) is not None
+    assert _ifcfg_codec.unescape(raw) is None
 
 
 def test_utf8_check_accepts_bytes_that_form_utf8():
-    assert _ifcfg.unescape("$'\\303\\251'") == "\u00e9"
-    assert _ifcfg.unescape("$'\\xc3\\xa9'") == "\u00e9"
+    assert _ifcfg_codec.unescape("$'\\303\\251'") == "\u00e9"
+    assert _ifcfg_codec.unescape("$'\\xc3\\xa9'") == "\u00e9"
 
 
 def _ansi_parts():
@@ -115,7 +115,7 @@ def test_concatenation(seed):
         raw += text
         exp += value
     raw += rng.choice(["", " ", "    "]) + rng.choice(["", " #", " #foo"])
-    assert _ifcfg.unescape_bytes(raw.encode("utf-8"), check_utf8=False) == exp
+    assert _ifcfg_codec.unescape_bytes(raw.encode("utf-8"), check_utf8=False) == exp
 
 
 # --- writing -------------------------------------------------------------------------
@@ -150,8 +150,8 @@ def test_concatenation(seed):
     ],
 )
 def test_escape_rules(value, written):
-    assert _ifcfg.escape(value) == written
-    assert _ifcfg.unescape(written, check_utf8=False) == value
+    assert _ifcfg_codec.escape(value) == written
+    assert _ifcfg_codec.unescape(written, check_utf8=False) == value
 
 
 HOSTILE = [
@@ -197,7 +197,7 @@ def _bash_values(path, keys):
 
 def _write_and_source(tmp_path, values):
     keys = ["K%d" % i for i in range(len(values))]
-    content = "".join("%s=%s\n" % (key, _ifcfg.escape(value)) for key, value in zip(keys, values))
+    content = "".join("%s=%s\n" % (key, _ifcfg_codec.escape(value)) for key, value in zip(keys, values))
     path = tmp_path / "ifcfg-test"
     path.write_bytes(content.encode("utf-8", "surrogateescape"))
     return content, _bash_values(str(path), keys)
@@ -209,7 +209,7 @@ def test_hostile_values_read_back_in_bash_and_networkmanager(tmp_path):
     content, sourced = _write_and_source(tmp_path, values)
     assert not marker.exists(), "sourcing the file ran a command"
     assert sourced == [value.encode("utf-8") for value in values]
-    assert list(_ifcfg.parse(content).values()) == values
+    assert list(_ifcfg_codec.parse(content).values()) == values
 
 
 # Any text without NUL (which no reader can represent and the module rejects).
@@ -226,10 +226,10 @@ def test_property_parse_of_write(value):
 
     bash is the real one, sourcing the file the way initscripts does, in an empty directory that must stay empty.
     """
-    raw = _ifcfg.escape(value)
+    raw = _ifcfg_codec.escape(value)
     assert "\n" not in raw
-    assert _ifcfg.unescape(raw) == value
-    assert _ifcfg.parse("KEY=%s\n" % raw) == {"KEY": value}
+    assert _ifcfg_codec.unescape(raw) == value
+    assert _ifcfg_codec.parse("KEY=%s\n" % raw) == {"KEY": value}
     with tempfile.TemporaryDirectory() as scratch:
         path = os.path.join(scratch, "ifcfg-test")
         with open(path, "wb") as handle:
@@ -276,13 +276,13 @@ def test_property_bash_sources_the_same_values(tmp_path, values):
     ],
 )
 def test_bash_safe(raw, value, safe):
-    assert _ifcfg.bash_safe(raw, value) is safe
+    assert _ifcfg_codec.bash_safe(raw, value) is safe
 
 
 def test_glib_unichar_encoding():
-    assert _ifcfg._utf8_of_codepoint(0x41) == b"A"
-    assert _ifcfg._utf8_of_codepoint(0xAB) == "\u00ab".encode()
-    assert _ifcfg._utf8_of_codepoint(0x10FFFF) == "\U0010ffff".encode()
-    assert _ifcfg._utf8_of_codepoint(0xABCDE0) == bytes.fromhex("f8aabcb7a0")
-    assert _ifcfg._utf8_of_codepoint(0xABCDE01) == bytes.fromhex("fc8aaf8db881")
-    assert _ifcfg._utf8_of_codepoint(0xFFFFFFFF) == bytes.fromhex("ffbfbfbfbfbf")
+    assert _ifcfg_codec._utf8_of_codepoint(0x41) == b"A"
+    assert _ifcfg_codec._utf8_of_codepoint(0xAB) == "\u00ab".encode()
+    assert _ifcfg_codec._utf8_of_codepoint(0x10FFFF) == "\U0010ffff".encode()
+    assert _ifcfg_codec._utf8_of_codepoint(0xABCDE0) == bytes.fromhex("f8aabcb7a0")
+    assert _ifcfg_codec._utf8_of_codepoint(0xABCDE01) == bytes.fromhex("fc8aaf8db881")
+    assert _ifcfg_codec._utf8_of_codepoint(0xFFFFFFFF) == bytes.fromhex("ffbfbfbfbfbf")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.kvmhost.bridging.plugins.module_utils import _ifcfg
+from ansible_collections.kvmhost.bridging.plugins.module_utils import _ifcfg, _ifcfg_codec
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 
 
@@ -71,7 +71,7 @@ def test_all_options():
         "OLD": None,
     }
     assert req.purge
-    assert _ifcfg.escape(req.desired["BRIDGING_OPTS"]) == '"priority=32768 hairpin_mode=1 multicast_snooping=0"'
+    assert _ifcfg_codec.escape(req.desired["BRIDGING_OPTS"]) == '"priority=32768 hairpin_mode=1 multicast_snooping=0"'
 
 
 @pytest.mark.parametrize("kind", sorted(_ifcfg.TYPES))

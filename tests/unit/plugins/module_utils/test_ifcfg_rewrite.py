@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from ansible_collections.kvmhost.bridging.plugins.module_utils import _ifcfg
+from ansible_collections.kvmhost.bridging.plugins.module_utils import _ifcfg, _ifcfg_codec
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 CONFORMANCE = os.environ.get("KVMB_IFCFG_CONFORMANCE", os.path.join(os.path.dirname(ROOT), "shared", "conformance", "ifcfg"))
@@ -33,13 +33,13 @@ def test_write_unknown(number):
     assert plan.changes == []
     assert plan.commented  # what forced the rewrite
     # the result is stable: NetworkManager's reading did not change, and a second plan changes nothing
-    assert _ifcfg.parse(plan.after) == {k: ("" if v is None else v) for k, v in _ifcfg.parse(before).items()}
+    assert _ifcfg_codec.parse(plan.after) == {k: ("" if v is None else v) for k, v in _ifcfg_codec.parse(before).items()}
     assert not _ifcfg.plan_rewrite(plan.after, {}).changed
 
 
 def test_write_unknown_4_duplicates_and_invalid():
     before = _read("ifcfg-test-write-unknown-4")
-    values = _ifcfg.parse(before)
+    values = _ifcfg_codec.parse(before)
     assert values["IPADDR"] == "l4x"
     assert values["IPADDR2"] is None  # badly quoted; NetworkManager treats it as ""
     assert values["IPADDR3"] == "name3-value"
@@ -238,7 +238,7 @@ VALID_FILES = {
 def test_valid_files_are_left_alone_when_values_match(name):
     """Setting every key to the value it already has changes nothing, byte for byte."""
     before = _read(name).replace("${UUID}", UUID)
-    assert _ifcfg.parse(before) == VALID_FILES[name]
+    assert _ifcfg_codec.parse(before) == VALID_FILES[name]
     plan = _ifcfg.plan_rewrite(before, dict(VALID_FILES[name]))
     assert not plan.changed
     assert plan.changes == []
@@ -252,15 +252,15 @@ def test_unquoted_dollar_brace_is_rewritten():
 
 
 def test_upstream_values():
-    main = _ifcfg.parse(_read("ifcfg-test-bridge-main"))
+    main = _ifcfg_codec.parse(_read("ifcfg-test-bridge-main"))
     assert main["TYPE"] == "Bridge"
     assert main["BRIDGING_OPTS"].split()[0] == "priority=32744"
-    assert _ifcfg.parse(_read("ifcfg-test-vlan-trailing-spaces"))["DEVICE"] == "vlan201"
-    assert _ifcfg.parse(_read("ifcfg-test-wifi-open-ssid-quoted"))["ESSID"] == 'foo"bar\\'
-    corner = _ifcfg.parse(_read("ifcfg-test-variables-corner-cases-1"))
+    assert _ifcfg_codec.parse(_read("ifcfg-test-vlan-trailing-spaces"))["DEVICE"] == "vlan201"
+    assert _ifcfg_codec.parse(_read("ifcfg-test-wifi-open-ssid-quoted"))["ESSID"] == 'foo"bar\\'
+    corner = _ifcfg_codec.parse(_read("ifcfg-test-variables-corner-cases-1"))
     assert corner["NAME"] is None
     assert corner["ZONE"] is None
-    assert _ifcfg.parse(_read("ifcfg-test-unrecognized"))["NAME"] is None  # U Can't Touch This
+    assert _ifcfg_codec.parse(_read("ifcfg-test-unrecognized"))["NAME"] is None  # U Can't Touch This
 
 
 def test_bridge_port_conversion_keeps_everything_else():
@@ -302,10 +302,10 @@ def test_quoting_is_kept_when_the_value_matches():
 )
 def test_spelling_that_bash_reads_differently_is_rewritten(line, value):
     key = line.split("=")[0]
-    assert _ifcfg.parse(line + "\n")[key] == value  # NetworkManager already reads the wanted value
+    assert _ifcfg_codec.parse(line + "\n")[key] == value  # NetworkManager already reads the wanted value
     plan = _ifcfg.plan_rewrite(line + "\n", {key: value})
     assert plan.changed_keys == [key]
-    assert plan.after == "%s=%s\n" % (key, _ifcfg.escape(value))
+    assert plan.after == "%s=%s\n" % (key, _ifcfg_codec.escape(value))
 
 
 def test_leading_blanks_stay_unless_the_value_changes():
@@ -335,7 +335,7 @@ def test_remove_and_purge():
 def test_invalid_line_alone_forces_a_rewrite():
     """A broken quote could swallow the managed keys in bash, so the file is normalised."""
     before = "FOO='\nIPADDR=198.18.5.10\n'\n"
-    assert _ifcfg.parse(before)["IPADDR"] == "198.18.5.10"
+    assert _ifcfg_codec.parse(before)["IPADDR"] == "198.18.5.10"
     plan = _ifcfg.plan_rewrite(before, {"IPADDR": "198.18.5.10"})
     assert plan.changed
     assert plan.changes == []

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from ansible_collections.kvmhost.bridging.plugins.module_utils import _ifcfg, _keyfile, _keyfile_ifcfg, _keyfile_plan
+from ansible_collections.kvmhost.bridging.plugins.module_utils import _ifcfg_codec, _keyfile, _keyfile_ifcfg, _keyfile_plan
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -20,7 +20,7 @@ UUID = "5f7b6c1e-2f1a-4f55-9a57-3e1d2c0b9a10"
 
 def convert(name, path=None):
     with open(os.path.join(SCRIPTS, name), "rb") as handle:
-        variables = _ifcfg.parse(handle.read())
+        variables = _ifcfg_codec.parse(handle.read())
     if variables.get("UUID") == "${UUID}":  # the upstream writer tests' placeholder
         variables["UUID"] = UUID
     return _keyfile_ifcfg.convert(variables, path or "/etc/sysconfig/network-scripts/" + name.split(".")[0])

@@ -1,15 +1,19 @@
-"""_netlink bridge planning, simulation and applying, on hand-built snapshots (no root, no kernel)."""
+"""_bridge_plan planning, simulation, _kernel_apply applying and _bridge_runtime, on hand-built snapshots (no root, no kernel)."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import errno
 from socket import AF_INET, AF_INET6
 
 import pytest
 from pyroute2.netlink.exceptions import NetlinkError
 
-from ansible_collections.kvmhost.bridging.plugins.module_utils import _netlink as nl
+from ansible_collections.kvmhost.bridging.plugins.module_utils import _bridge_plan as bp
+from ansible_collections.kvmhost.bridging.plugins.module_utils import _bridge_runtime as br
+from ansible_collections.kvmhost.bridging.plugins.module_utils import _kernel_apply as ka
+from ansible_collections.kvmhost.bridging.plugins.module_utils import _kernel_snapshot as ks
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 
 ETH0_MAC = "52:54:00:00:00:01"
@@ -19,41 +23,41 @@ ETH1_MAC = "52:54:00:00:00:02"
 def host_snapshot(extra_links=(), extra_addresses=(), extra_routes=()):
     """A KVM host: eth0 carries the management address, the default routes and a policy route; eth1 has nothing."""
     links = [
-        nl.Link(1, "lo", mac="00:00:00:00:00:00", mtu=65536, up=True, loopback=True),
-        nl.Link(2, "eth0", mac=ETH0_MAC, up=True),
-        nl.Link(3, "eth1", mac=ETH1_MAC, up=False),
-        nl.Link(4, "vnet0", kind="tun", mac="fe:54:00:00:00:03", up=True),
+        ks.Link(1, "lo", mac="00:00:00:00:00:00", mtu=65536, up=True, loopback=True),
+        ks.Link(2, "eth0", mac=ETH0_MAC, up=True),
+        ks.Link(3, "eth1", mac=ETH1_MAC, up=False),
+        ks.Link(4, "vnet0", kind="tun", mac="fe:54:00:00:00:03", up=True),
         *extra_links,
     ]
     addresses = [
-        nl.Address("lo", AF_INET, "127.0.0.1", 8, local="127.0.0.1", scope=254, flags=0x80, label="lo"),
-        nl.Address("eth0", AF_INET, "198.18.0.2", 24, local="198.18.0.2", broadcast="198.18.0.255", label="eth0", flags=0x80),
-        nl.Address("eth0", AF_INET, "198.18.0.3", 24, local="198.18.0.3", broadcast="198.18.0.255", label="eth0:1", flags=0x81),
-        nl.Address("eth0", AF_INET6, "2001:db8::2", 64, flags=0x80),
-        nl.Address("eth0", AF_INET6, "fe80::5054:ff:fe00:1", 64, scope=253, flags=0x80),
+        ks.Address("lo", AF_INET, "127.0.0.1", 8, local="127.0.0.1", scope=254, flags=0x80, label="lo"),
+        ks.Address("eth0", AF_INET, "198.18.0.2", 24, local="198.18.0.2", broadcast="198.18.0.255", label="eth0", flags=0x80),
+        ks.Address("eth0", AF_INET, "198.18.0.3", 24, local="198.18.0.3", broadcast="198.18.0.255", label="eth0:1", flags=0x81),
+        ks.Address("eth0", AF_INET6, "2001:db8::2", 64, flags=0x80),
+        ks.Address("eth0", AF_INET6, "fe80::5054:ff:fe00:1", 64, scope=253, flags=0x80),
         *extra_addresses,
     ]
     routes = [
-        nl.Route(AF_INET, dst="198.18.0.0", dst_len=24, proto=2, scope=253, dev="eth0", prefsrc="198.18.0.2"),
-        nl.Route(AF_INET, proto=3, dev="eth0", gateway="198.18.0.1"),
-        nl.Route(AF_INET, table=100, dst="198.18.99.0", dst_len=24, proto=4, dev="eth0", gateway="198.18.0.1", priority=5,
+        ks.Route(AF_INET, dst="198.18.0.0", dst_len=24, proto=2, scope=253, dev="eth0", prefsrc="198.18.0.2"),
+        ks.Route(AF_INET, proto=3, dev="eth0", gateway="198.18.0.1"),
+        ks.Route(AF_INET, table=100, dst="198.18.99.0", dst_len=24, proto=4, dev="eth0", gateway="198.18.0.1", priority=5,
                  metrics=(("RTAX_MTU", 1400),)),
-        nl.Route(AF_INET, table=255, type=2, dst="198.18.0.2", dst_len=32, proto=2, scope=254, dev="eth0", prefsrc="198.18.0.2"),
-        nl.Route(AF_INET6, dst="2001:db8::", dst_len=64, proto=2, dev="eth0", priority=256),
-        nl.Route(AF_INET6, dst="fe80::", dst_len=64, proto=2, dev="eth0", priority=256),
-        nl.Route(AF_INET6, proto=3, dev="eth0", gateway="2001:db8::1", priority=100, pref=0),
-        nl.Route(AF_INET6, proto=9, dev="eth0", gateway="fe80::1", priority=1024, unsupported=("RTA_EXPIRES",)),
+        ks.Route(AF_INET, table=255, type=2, dst="198.18.0.2", dst_len=32, proto=2, scope=254, dev="eth0", prefsrc="198.18.0.2"),
+        ks.Route(AF_INET6, dst="2001:db8::", dst_len=64, proto=2, dev="eth0", priority=256),
+        ks.Route(AF_INET6, dst="fe80::", dst_len=64, proto=2, dev="eth0", priority=256),
+        ks.Route(AF_INET6, proto=3, dev="eth0", gateway="2001:db8::1", priority=100, pref=0),
+        ks.Route(AF_INET6, proto=9, dev="eth0", gateway="fe80::1", priority=1024, unsupported=("RTA_EXPIRES",)),
         *extra_routes,
     ]
-    return nl.Snapshot(links, addresses, routes)
+    return ks.Snapshot(links, addresses, routes)
 
 
 def spec(**params):
     base = {"name": "breth0", "state": "present", "ports": ["eth0"], "ports_exclusive": False, "mac": "inherit",
             "migrate_addresses": True, "up": True, "force": False, "mtu": None}
-    base.update(dict.fromkeys(nl.BRIDGE_OPTION_NAMES))
+    base.update(dict.fromkeys(ks.BRIDGE_OPTION_NAMES))
     base.update(params)
-    return nl.BridgeSpec.from_params(base)
+    return bp.BridgeSpec.from_params(base)
 
 
 def ops(plan):
@@ -67,7 +71,7 @@ def position(plan, prefix):
 # -- the migration ---------------------------------------------------------------------------
 def test_migration_plan_keeps_the_connection_order():
     snap = host_snapshot()
-    plan = nl.plan_bridge(snap, spec(stp=False, forward_delay=0), ["198.18.0.2"])
+    plan = bp.plan_bridge(snap, spec(stp=False, forward_delay=0), ["198.18.0.2"])
     assert plan.actions == [
         "create bridge breth0 (mac %s, stp false, forward_delay 0s)" % ETH0_MAC,
         "bring breth0 up",
@@ -88,12 +92,12 @@ def test_migration_plan_keeps_the_connection_order():
 
 
 def test_moved_addresses_keep_their_attributes():
-    plan = nl.plan_bridge(host_snapshot(), spec(), ["198.18.0.2"])
+    plan = bp.plan_bridge(host_snapshot(), spec(), ["198.18.0.2"])
     added = [step.args["address"] for step in plan.steps if step.op == "add_address"]
     primary, secondary, v6 = added
     assert (primary.dev, primary.prefixlen, primary.broadcast, primary.label, primary.flags) == ("breth0", 24, "198.18.0.255", None, 0)
     assert secondary.label == "breth0:1"
-    assert v6.flags & nl.IFA_F_NODAD  # already ours on this link: no duplicate address detection
+    assert v6.flags & ks.IFA_F_NODAD  # already ours on this link: no duplicate address detection
     removed = [step.args["address"] for step in plan.steps if step.op == "del_address"]
     assert [a.cidr for a in removed] == ["2001:db8::2/64", "198.18.0.3/24", "198.18.0.2/24"]
     assert all(a.dev == "eth0" for a in removed)
@@ -103,20 +107,20 @@ def test_moved_addresses_keep_their_attributes():
 
 def test_moved_routes_keep_gateway_metric_table_protocol_and_metrics():
     snap = host_snapshot()
-    plan = nl.plan_bridge(snap, spec(), ())
+    plan = bp.plan_bridge(snap, spec(), ())
     moves = [step.args for step in plan.steps if step.op == "replace_route"]
     assert len(moves) == 3
     for move in moves:
         old, new = move["old"], move["route"]
         assert old.dev == "eth0" and new.dev == "breth0"
-        assert new == nl.replace(old, dev="breth0")
+        assert new == dataclasses.replace(old, dev="breth0")
         assert new.key == old.key
     table100 = next(m["route"] for m in moves if m["route"].table == 100)
     assert (table100.priority, table100.proto, table100.metrics) == (5, 4, (("RTAX_MTU", 1400),))
 
 
 def test_kernel_routes_and_link_local_addresses_stay():
-    plan = nl.plan_bridge(host_snapshot(), spec(), ())
+    plan = bp.plan_bridge(host_snapshot(), spec(), ())
     text = " ".join(plan.actions)
     assert "fe80" not in text
     assert "proto kernel" not in text and "proto ra" not in text
@@ -124,44 +128,44 @@ def test_kernel_routes_and_link_local_addresses_stay():
 
 def test_migration_off_only_attaches():
     snap = host_snapshot()
-    plan = nl.plan_bridge(snap, spec(ports=["eth1"], migrate_addresses=False), ["198.18.0.2"])
+    plan = bp.plan_bridge(snap, spec(ports=["eth1"], migrate_addresses=False), ["198.18.0.2"])
     assert [op for op, _unused in ops(plan)] == ["create_bridge", "set_link", "set_link", "set_link"]
     assert plan.actions[2:] == ["attach eth1 to breth0", "bring port eth1 up"]
 
 
 def test_multipath_routes_move_only_their_port_hops():
-    route = nl.Route(AF_INET, dst="198.18.77.0", dst_len=24, proto=4,
-                     multipath=(nl.Nexthop("eth0", "198.18.0.1"), nl.Nexthop("eth9", "198.18.9.1", hops=1)))
-    snap = host_snapshot(extra_links=[nl.Link(9, "eth9", up=True)], extra_routes=[route])
-    plan = nl.plan_bridge(snap, spec(), ())
+    route = ks.Route(AF_INET, dst="198.18.77.0", dst_len=24, proto=4,
+                     multipath=(ks.Nexthop("eth0", "198.18.0.1"), ks.Nexthop("eth9", "198.18.9.1", hops=1)))
+    snap = host_snapshot(extra_links=[ks.Link(9, "eth9", up=True)], extra_routes=[route])
+    plan = bp.plan_bridge(snap, spec(), ())
     moved = next(step.args["route"] for step in plan.steps if step.op == "replace_route" and step.args["old"] == route)
-    assert moved.multipath == (nl.Nexthop("breth0", "198.18.0.1"), nl.Nexthop("eth9", "198.18.9.1", hops=1))
+    assert moved.multipath == (ks.Nexthop("breth0", "198.18.0.1"), ks.Nexthop("eth9", "198.18.9.1", hops=1))
 
 
 def test_route_that_cannot_be_copied_stops_the_plan():
-    odd = nl.Route(AF_INET, dst="198.18.50.0", dst_len=24, proto=4, dev="eth0", unsupported=("RTA_ENCAP",))
+    odd = ks.Route(AF_INET, dst="198.18.50.0", dst_len=24, proto=4, dev="eth0", unsupported=("RTA_ENCAP",))
     with pytest.raises(ModuleError) as exc:
-        nl.plan_bridge(host_snapshot(extra_routes=[odd]), spec(), ())
+        bp.plan_bridge(host_snapshot(extra_routes=[odd]), spec(), ())
     assert "RTA_ENCAP" in exc.value.msg and "migrate_addresses: false" in exc.value.msg
 
 
 def test_address_already_on_the_bridge_is_only_removed_from_the_port():
     snap = host_snapshot(
-        extra_links=[nl.Link(7, "breth0", kind="bridge", mac=ETH0_MAC, up=True, bridge=dict(nl.BRIDGE_DEFAULTS))],
-        extra_addresses=[nl.Address("breth0", AF_INET, "198.18.0.2", 24, local="198.18.0.2", flags=0x80)],
+        extra_links=[ks.Link(7, "breth0", kind="bridge", mac=ETH0_MAC, up=True, bridge=dict(ks.BRIDGE_DEFAULTS))],
+        extra_addresses=[ks.Address("breth0", AF_INET, "198.18.0.2", 24, local="198.18.0.2", flags=0x80)],
     )
-    plan = nl.plan_bridge(snap, spec(), ())
+    plan = bp.plan_bridge(snap, spec(), ())
     assert "add 198.18.0.2/24 to breth0 (from eth0)" not in plan.actions
     assert "remove 198.18.0.2/24 from eth0" in plan.actions
 
 
 def test_same_address_with_another_prefix_is_refused():
     snap = host_snapshot(
-        extra_links=[nl.Link(7, "breth0", kind="bridge", up=True)],
-        extra_addresses=[nl.Address("breth0", AF_INET, "198.18.0.2", 16, local="198.18.0.2")],
+        extra_links=[ks.Link(7, "breth0", kind="bridge", up=True)],
+        extra_addresses=[ks.Address("breth0", AF_INET, "198.18.0.2", 16, local="198.18.0.2")],
     )
     with pytest.raises(ModuleError) as exc:
-        nl.plan_bridge(snap, spec(), ())
+        bp.plan_bridge(snap, spec(), ())
     assert "on eth0 as /24 and on breth0 as /16" in exc.value.msg
 
 
@@ -181,33 +185,33 @@ SPECS = {
 def test_simulated_result_plans_nothing(case):
     snap = host_snapshot()
     wanted = spec(**SPECS[case])
-    plan = nl.plan_bridge(snap, wanted, ())
+    plan = bp.plan_bridge(snap, wanted, ())
     assert plan.changed
-    after = nl.simulate(snap, plan.steps)
-    again = nl.plan_bridge(after, wanted, ())
+    after = bp.simulate(snap, plan.steps)
+    again = bp.plan_bridge(after, wanted, ())
     assert again.actions == []
 
 
 def test_planning_is_pure():
     snap = host_snapshot()
     frozen = copy.deepcopy(snap.__dict__)
-    nl.plan_bridge(snap, spec(stp=True), ())
-    nl.simulate(snap, nl.plan_bridge(snap, spec(), ()).steps)
+    bp.plan_bridge(snap, spec(stp=True), ())
+    bp.simulate(snap, bp.plan_bridge(snap, spec(), ()).steps)
     assert snap.__dict__ == frozen
 
 
 # -- an existing bridge --------------------------------------------------------------------------
 def existing(options=None, ports=(), up=True, mac="02:00:00:00:00:99"):
-    bridge = dict(nl.BRIDGE_DEFAULTS)
+    bridge = dict(ks.BRIDGE_DEFAULTS)
     bridge.update(options or {})
-    links = [nl.Link(7, "breth0", kind="bridge", mac=mac, up=up, bridge=bridge)]
-    links += [nl.Link(8 + i, name, kind="tun", master="breth0", up=True, mac="fe:00:00:00:00:%02x" % i) for i, name in enumerate(ports)]
+    links = [ks.Link(7, "breth0", kind="bridge", mac=mac, up=up, bridge=bridge)]
+    links += [ks.Link(8 + i, name, kind="tun", master="breth0", up=True, mac="fe:00:00:00:00:%02x" % i) for i, name in enumerate(ports)]
     return host_snapshot(extra_links=links)
 
 
 def test_stp_goes_off_before_the_delay_goes_to_zero():
     snap = existing({"stp": 1, "forward_delay": 1500})
-    plan = nl.plan_bridge(snap, spec(ports=[], stp=False, forward_delay=0), ())
+    plan = bp.plan_bridge(snap, spec(ports=[], stp=False, forward_delay=0), ())
     assert [s.args.get("options") for s in plan.steps] == [{"stp": 0}, {"forward_delay": 0}]
     assert plan.actions[0] == "set breth0 stp false (was true)"
     assert plan.steps[1].undo == (("set_link", {"name": "breth0", "options": {"forward_delay": 1500}}),)
@@ -215,52 +219,52 @@ def test_stp_goes_off_before_the_delay_goes_to_zero():
 
 def test_stp_goes_on_after_the_delay_is_in_range():
     snap = existing({"stp": 0, "forward_delay": 0})
-    plan = nl.plan_bridge(snap, spec(ports=[], stp=True, forward_delay=4), ())
+    plan = bp.plan_bridge(snap, spec(ports=[], stp=True, forward_delay=4), ())
     assert [s.args.get("options") for s in plan.steps] == [{"forward_delay": 400}, {"stp": 1}]
 
 
 def test_zero_delay_on_a_bridge_running_stp_is_refused():
     snap = existing({"stp": 1})
     with pytest.raises(ModuleError) as exc:
-        nl.plan_bridge(snap, spec(ports=[], forward_delay=0), ())
+        bp.plan_bridge(snap, spec(ports=[], forward_delay=0), ())
     assert "does not work with STP on" in exc.value.msg
 
 
 def test_matching_bridge_plans_nothing_and_timers_tolerate_rounding():
     snap = existing({"forward_delay": 1, "hello_time": 199}, ports=["vnet0"])
-    plan = nl.plan_bridge(snap, spec(ports=["vnet0"], forward_delay=0, hello_time=2, mac="keep"), ())
+    plan = bp.plan_bridge(snap, spec(ports=["vnet0"], forward_delay=0, hello_time=2, mac="keep"), ())
     assert plan.actions == []
 
 
 def test_mac_inherit_takes_the_first_port_that_is_not_a_tap():
     snap = existing(ports=["vnet0"])
-    plan = nl.plan_bridge(snap, spec(ports=["vnet0", "eth1"]), ())
+    plan = bp.plan_bridge(snap, spec(ports=["vnet0", "eth1"]), ())
     assert plan.actions[0] == "set breth0 mac %s (was 02:00:00:00:00:99)" % ETH1_MAC
     assert plan.steps[0].undo == (("set_link", {"name": "breth0", "mac": "02:00:00:00:00:99"}),)
 
 
 def test_mac_inherit_with_taps_only_warns_and_keeps():
     snap = existing(ports=["vnet0"])
-    plan = nl.plan_bridge(snap, spec(ports=["vnet0"]), ())
+    plan = bp.plan_bridge(snap, spec(ports=["vnet0"]), ())
     assert plan.actions == []
     assert "found no physical port" in plan.warnings[0]
 
 
 def test_ports_exclusive_detaches_the_others_last():
     snap = existing(ports=["vnet0", "vnet1"])
-    plan = nl.plan_bridge(snap, spec(ports=["vnet0", "eth1"], ports_exclusive=True, mac="keep"), ())
+    plan = bp.plan_bridge(snap, spec(ports=["vnet0", "eth1"], ports_exclusive=True, mac="keep"), ())
     assert plan.actions == ["attach eth1 to breth0", "bring port eth1 up", "detach vnet1 from breth0"]
     assert plan.steps[-1].args == {"name": "vnet1", "master": ""}
     assert plan.steps[-1].undo == (("set_link", {"name": "vnet1", "master": "breth0"}),)
-    assert nl.plan_bridge(snap, spec(ports=["vnet0"], mac="keep"), ()).actions == []
+    assert bp.plan_bridge(snap, spec(ports=["vnet0"], mac="keep"), ()).actions == []
 
 
 def test_bring_down_last_and_up_first():
     snap = existing(up=False)
-    plan = nl.plan_bridge(snap, spec(ports=["eth1"], mac="keep"), ())
+    plan = bp.plan_bridge(snap, spec(ports=["eth1"], mac="keep"), ())
     assert plan.actions[0] == "bring breth0 up"
     snap = existing(up=True)
-    plan = nl.plan_bridge(snap, spec(ports=["eth1"], mac="keep", up=False), ())
+    plan = bp.plan_bridge(snap, spec(ports=["eth1"], mac="keep", up=False), ())
     assert plan.actions == ["attach eth1 to breth0", "bring breth0 down"]
 
 
@@ -271,19 +275,19 @@ def _with(*links):
 
 REJECTED = {
     "missing port": (host_snapshot(), {"ports": ["eth9"]}, "Port eth9 does not exist"),
-    "port of another bridge": (_with(nl.Link(9, "br1", kind="bridge"), nl.Link(10, "eth5", master="br1")), {"ports": ["eth5"]},
+    "port of another bridge": (_with(ks.Link(9, "br1", kind="bridge"), ks.Link(10, "eth5", master="br1")), {"ports": ["eth5"]},
                                "eth5 is already a port of br1 (a bridge)"),
-    "port of a bond": (_with(nl.Link(9, "bond0", kind="bond"), nl.Link(10, "eth5", master="bond0")), {"ports": ["eth5"]},
+    "port of a bond": (_with(ks.Link(9, "bond0", kind="bond"), ks.Link(10, "eth5", master="bond0")), {"ports": ["eth5"]},
                        "eth5 is already a port of bond0 (a bond)"),
     "own port": (host_snapshot(), {"ports": ["breth0"]}, "breth0 cannot be a port of itself"),
-    "bridge as port": (_with(nl.Link(9, "br1", kind="bridge")), {"ports": ["br1"]}, "br1 is itself a bridge"),
-    "macvlan on the bridge": (_with(nl.Link(7, "breth0", kind="bridge"), nl.Link(9, "mv0", kind="macvlan", lower="breth0")),
+    "bridge as port": (_with(ks.Link(9, "br1", kind="bridge")), {"ports": ["br1"]}, "br1 is itself a bridge"),
+    "macvlan on the bridge": (_with(ks.Link(7, "breth0", kind="bridge"), ks.Link(9, "mv0", kind="macvlan", lower="breth0")),
                               {"ports": ["mv0"]}, "mv0 sits on top of breth0"),
-    "veth pair": (_with(nl.Link(9, "va", kind="veth", lower="vb"), nl.Link(10, "vb", kind="veth", lower="va")), {"ports": ["va", "vb"]},
+    "veth pair": (_with(ks.Link(9, "va", kind="veth", lower="vb"), ks.Link(10, "vb", kind="veth", lower="va")), {"ports": ["va", "vb"]},
                   "va and vb are the two ends of one veth pair"),
     "veth pair with a current port": (
-        _with(nl.Link(7, "breth0", kind="bridge"), nl.Link(9, "va", kind="veth", lower="vb", master="breth0"),
-              nl.Link(10, "vb", kind="veth", lower="va")), {"ports": ["vb"]}, "two ends of one veth pair"),
+        _with(ks.Link(7, "breth0", kind="bridge"), ks.Link(9, "va", kind="veth", lower="vb", master="breth0"),
+              ks.Link(10, "vb", kind="veth", lower="va")), {"ports": ["vb"]}, "two ends of one veth pair"),
     "lo": (host_snapshot(), {"ports": ["lo"]}, "lo is the loopback interface"),
     "name exists as a NIC": (host_snapshot(), {"name": "eth1", "ports": []}, "eth1 exists and is a physical link, not a bridge"),
     "absent on a tap": (host_snapshot(), {"name": "vnet0", "state": "absent"}, "vnet0 exists and is a tap link"),
@@ -294,13 +298,13 @@ REJECTED = {
 def test_rejected_input(case):
     snap, params, message = REJECTED[case]
     with pytest.raises(ModuleError) as exc:
-        nl.plan_bridge(snap, spec(**params), ())
+        bp.plan_bridge(snap, spec(**params), ())
     assert message in exc.value.msg
 
 
 def test_all_port_problems_at_once():
     with pytest.raises(ModuleError) as exc:
-        nl.plan_bridge(host_snapshot(), spec(ports=["eth8", "lo", "eth9"]), ())
+        bp.plan_bridge(host_snapshot(), spec(ports=["eth8", "lo", "eth9"]), ())
     assert "eth8" in exc.value.msg and "loopback" in exc.value.msg and "eth9" in exc.value.msg
 
 
@@ -334,33 +338,33 @@ def test_several_param_problems_are_reported_together():
 def migrated():
     snap = host_snapshot()
     wanted = spec()
-    return nl.simulate(snap, nl.plan_bridge(snap, wanted, ()).steps)
+    return bp.simulate(snap, bp.plan_bridge(snap, wanted, ()).steps)
 
 
 def test_absent_refuses_the_bridge_carrying_the_connection():
     snap = migrated()
     with pytest.raises(ModuleError) as exc:
-        nl.plan_bridge(snap, spec(state="absent"), ["198.18.0.3"])
+        bp.plan_bridge(snap, spec(state="absent"), ["198.18.0.3"])
     assert "Refusing to remove bridge breth0: it carries 198.18.0.3" in exc.value.msg and "force: true" in exc.value.msg
-    forced = nl.plan_bridge(snap, spec(state="absent", force=True), ["198.18.0.3"])
+    forced = bp.plan_bridge(snap, spec(state="absent", force=True), ["198.18.0.3"])
     assert forced.actions == ["delete bridge breth0 (releases eth0)"]
-    assert nl.plan_bridge(snap, spec(state="absent"), ["198.18.7.7"]).actions == ["delete bridge breth0 (releases eth0)"]
+    assert bp.plan_bridge(snap, spec(state="absent"), ["198.18.7.7"]).actions == ["delete bridge breth0 (releases eth0)"]
 
 
 def test_absent_of_a_missing_bridge_plans_nothing():
-    assert nl.plan_bridge(host_snapshot(), spec(state="absent"), ["198.18.0.2"]).actions == []
+    assert bp.plan_bridge(host_snapshot(), spec(state="absent"), ["198.18.0.2"]).actions == []
 
 
 def test_attaching_the_connection_nic_without_migration_is_refused():
     with pytest.raises(ModuleError) as exc:
-        nl.plan_bridge(host_snapshot(), spec(migrate_addresses=False), ["::ffff:198.18.0.2"])
+        bp.plan_bridge(host_snapshot(), spec(migrate_addresses=False), ["::ffff:198.18.0.2"])
     assert "Refusing to make eth0 a port of breth0: it carries 198.18.0.2" in exc.value.msg
-    assert nl.plan_bridge(host_snapshot(), spec(migrate_addresses=False, force=True), ["198.18.0.2"]).changed
+    assert bp.plan_bridge(host_snapshot(), spec(migrate_addresses=False, force=True), ["198.18.0.2"]).changed
 
 
 def test_a_link_local_connection_does_not_move_so_it_is_refused():
     with pytest.raises(ModuleError) as exc:
-        nl.plan_bridge(host_snapshot(), spec(), ["fe80::5054:ff:fe00:1"])
+        bp.plan_bridge(host_snapshot(), spec(), ["fe80::5054:ff:fe00:1"])
     assert "Refusing to make eth0 a port" in exc.value.msg
 
 
@@ -368,28 +372,28 @@ def test_detaching_the_uplink_of_the_connection_bridge_is_refused():
     snap = migrated()
     snap.links["vnet0"].master = "breth0"
     with pytest.raises(ModuleError) as exc:
-        nl.plan_bridge(snap, spec(ports=["vnet0"], ports_exclusive=True), ["198.18.0.2"])
+        bp.plan_bridge(snap, spec(ports=["vnet0"], ports_exclusive=True), ["198.18.0.2"])
     assert "Refusing to detach eth0 from breth0" in exc.value.msg
-    assert nl.plan_bridge(snap, spec(ports=["eth0"], ports_exclusive=True), ["198.18.0.2"]).actions == ["detach vnet0 from breth0"]
-    forced = nl.plan_bridge(snap, spec(ports=["vnet0"], ports_exclusive=True, force=True), ["198.18.0.2"])
+    assert bp.plan_bridge(snap, spec(ports=["eth0"], ports_exclusive=True), ["198.18.0.2"]).actions == ["detach vnet0 from breth0"]
+    forced = bp.plan_bridge(snap, spec(ports=["vnet0"], ports_exclusive=True, force=True), ["198.18.0.2"])
     assert forced.actions == ["detach eth0 from breth0"]
 
 
 def test_bringing_the_connection_bridge_down_is_refused():
     with pytest.raises(ModuleError) as exc:
-        nl.plan_bridge(migrated(), spec(up=False), ["198.18.0.2"])
+        bp.plan_bridge(migrated(), spec(up=False), ["198.18.0.2"])
     assert "Refusing to leave breth0 down" in exc.value.msg
     # also when breth0 does not exist yet: the migration would move the connection onto a bridge left down
     with pytest.raises(ModuleError, match=r"^Refusing to leave breth0 down: it carries 198\.18\.0\.2, the address this Ansible connection uses"):
-        nl.plan_bridge(host_snapshot(), spec(up=False), ["198.18.0.2"])
+        bp.plan_bridge(host_snapshot(), spec(up=False), ["198.18.0.2"])
 
 
 # -- views --------------------------------------------------------------------------------------------------
 def test_views_before_and_after():
     snap = host_snapshot()
-    assert nl.bridge_view(snap, "breth0", ("eth0",)) == {"name": "breth0", "state": "absent"}
-    after = nl.simulate(snap, nl.plan_bridge(snap, spec(forward_delay=0), ()).steps)
-    view = nl.bridge_view(after, "breth0", ("eth0",))
+    assert bp.bridge_view(snap, "breth0", ("eth0",)) == {"name": "breth0", "state": "absent"}
+    after = bp.simulate(snap, bp.plan_bridge(snap, spec(forward_delay=0), ()).steps)
+    view = bp.bridge_view(after, "breth0", ("eth0",))
     assert view["ports"] == ["eth0"] and view["mac"] == ETH0_MAC and view["up"] is True
     assert view["forward_delay"] == 0 and view["hello_time"] == 2 and view["stp"] is False
     assert view["addresses"] == ["198.18.0.2/24", "198.18.0.3/24", "2001:db8::2/64"]
@@ -400,12 +404,12 @@ def test_views_before_and_after():
 
 def test_state_differences():
     snap = host_snapshot()
-    after = nl.simulate(snap, nl.plan_bridge(snap, spec(), ()).steps)
+    after = bp.simulate(snap, bp.plan_bridge(snap, spec(), ()).steps)
     names = {"breth0", "eth0"}
-    diffs = nl.state_differences(nl.runtime_state(snap, names), nl.runtime_state(after, names))
+    diffs = ks.state_differences(ks.runtime_state(snap, names), ks.runtime_state(after, names))
     assert "breth0 exists but did not before" in diffs
     assert any(d.startswith("eth0 master: was None, now breth0") for d in diffs)
-    assert nl.state_differences(nl.runtime_state(snap, names), nl.runtime_state(snap, names)) == []
+    assert ks.state_differences(ks.runtime_state(snap, names), ks.runtime_state(snap, names)) == []
 
 
 # -- applying ----------------------------------------------------------------------------------------------
@@ -426,14 +430,14 @@ class SimApplier:
         if error is not None:
             raise error
         self.log.append((op, undoing))
-        nl._simulate_op(self.snap, op, args, set())
+        bp._simulate_op(self.snap, op, args, set())
         if not undoing:
             self.peaks.append(self.snap.copy())
 
 
 def _plan():
     snap = host_snapshot()
-    return snap, nl.plan_bridge(snap, spec(forward_delay=0), ["198.18.0.2"])
+    return snap, bp.plan_bridge(snap, spec(forward_delay=0), ["198.18.0.2"])
 
 
 NUMBER_OF_STEPS = len(_plan()[1].steps)
@@ -495,9 +499,9 @@ def test_the_hand_written_states_cover_every_step():
 def test_injected_failure_after_any_step_restores_everything(step):
     snap, plan = _plan()
     applier = SimApplier(snap.copy())
-    with pytest.raises(nl.ApplyError) as exc:
-        nl.apply_plan(applier, plan, fail_after_step=step)
-    assert isinstance(exc.value.cause, nl.InjectedFailure)
+    with pytest.raises(ka.ApplyError) as exc:
+        ka.apply_plan(applier, plan, fail_after_step=step)
+    assert isinstance(exc.value.cause, ka.InjectedFailure)
     assert exc.value.step_number == step and len(exc.value.done) == step and exc.value.restore_errors == []
     assert [undoing for _op, undoing in applier.log] == [False] * step + [True] * step
     # The steps did what they say, up to the failure ...
@@ -516,12 +520,12 @@ def test_a_failing_step_is_not_undone_but_the_ones_before_are():
         return None
 
     applier = SimApplier(snap.copy(), fail)
-    with pytest.raises(nl.ApplyError) as exc:
-        nl.apply_plan(applier, plan)
+    with pytest.raises(ka.ApplyError) as exc:
+        ka.apply_plan(applier, plan)
     assert exc.value.step_number == attach + 1
     assert exc.value.done == plan.actions[:attach]
     assert len(applier.log) == 2 * attach
-    assert nl.runtime_state(applier.snap, {"breth0", "eth0"}) == nl.runtime_state(snap, {"breth0", "eth0"})
+    assert ks.runtime_state(applier.snap, {"breth0", "eth0"}) == ks.runtime_state(snap, {"breth0", "eth0"})
 
 
 def test_undo_errors_are_collected_and_undo_goes_on():
@@ -533,8 +537,8 @@ def test_undo_errors_are_collected_and_undo_goes_on():
         return None
 
     applier = SimApplier(snap.copy(), fail)
-    with pytest.raises(nl.ApplyError) as exc:
-        nl.apply_plan(applier, plan, fail_after_step=5)
+    with pytest.raises(ka.ApplyError) as exc:
+        ka.apply_plan(applier, plan, fail_after_step=5)
     assert len(exc.value.restore_errors) == 3
     assert "undo of 'add 2001:db8::2/64 to breth0 (from eth0)' failed" in exc.value.restore_errors[0]
     assert ("delete_link", True) in applier.log  # the rest was still undone
@@ -573,14 +577,14 @@ class FakeIPR:
 def test_kernel_requests_of_a_migration():
     _snap, plan = _plan()
     ipr = FakeIPR({"lo": 1, "eth0": 2, "eth1": 3})
-    assert nl.apply_plan(nl.KernelApplier(ipr), plan) == plan.actions
+    assert ka.apply_plan(ka.KernelApplier(ipr), plan) == plan.actions
     calls = ipr.calls
     assert calls[0] == ("link", "add", {"ifname": "breth0", "address": ETH0_MAC, "IFLA_LINKINFO": {
         "attrs": [["IFLA_INFO_KIND", "bridge"], ["IFLA_INFO_DATA", {"attrs": [["IFLA_BR_FORWARD_DELAY", 0]]}]]}})
-    assert calls[1] == ("link", "set", {"index": 4, "flags": nl.IFF_UP, "change": nl.IFF_UP})
+    assert calls[1] == ("link", "set", {"index": 4, "flags": ks.IFF_UP, "change": ks.IFF_UP})
     assert calls[2] == ("addr", "add", {"index": 4, "family": AF_INET, "prefixlen": 24, "address": "198.18.0.2", "local": "198.18.0.2",
                                         "broadcast": "198.18.0.255"})
-    assert calls[4][2]["IFA_FLAGS"] == nl.IFA_F_NODAD
+    assert calls[4][2]["IFA_FLAGS"] == ks.IFA_F_NODAD
     assert calls[5] == ("link", "set", {"index": 2, "master": 4})
     replace_default = calls[6]
     assert replace_default == ("route", "replace", {"family": AF_INET, "table": 254, "dst_len": 0, "tos": 0, "proto": 3, "scope": 0, "type": 1,
@@ -594,34 +598,34 @@ def test_kernel_requests_of_a_migration():
 
 def test_route_delete_after_replace_tolerates_no_such_route():
     ipr = FakeIPR({"eth0": 2, "breth0": 4}, errors={("route", "del"): NetlinkError(errno.ESRCH, "No such process")})
-    old = nl.Route(AF_INET, proto=3, dev="eth0", gateway="198.18.0.1")
-    nl.KernelApplier(ipr).run("replace_route", {"route": old.on("eth0", "breth0"), "old": old})
+    old = ks.Route(AF_INET, proto=3, dev="eth0", gateway="198.18.0.1")
+    ka.KernelApplier(ipr).run("replace_route", {"route": old.on("eth0", "breth0"), "old": old})
     assert [c[1] for c in ipr.calls] == ["replace", "del"]
 
 
 def test_undo_tolerates_what_did_not_happen():
     ipr = FakeIPR({"eth0": 2}, errors={("addr", "add"): NetlinkError(errno.EEXIST, "File exists")})
-    address = nl.Address("eth0", AF_INET, "198.18.0.2", 24, local="198.18.0.2")
-    nl.KernelApplier(ipr).run("add_address", {"address": address}, undoing=True)
+    address = ks.Address("eth0", AF_INET, "198.18.0.2", 24, local="198.18.0.2")
+    ka.KernelApplier(ipr).run("add_address", {"address": address}, undoing=True)
     with pytest.raises(NetlinkError):
-        nl.KernelApplier(ipr).run("add_address", {"address": address})
+        ka.KernelApplier(ipr).run("add_address", {"address": address})
 
 
 def test_dynamic_address_keeps_its_remaining_lifetime():
     ipr = FakeIPR({"breth0": 4})
-    address = nl.Address("breth0", AF_INET6, "2001:db8::7", 64, flags=nl.IFA_F_NODAD, valid=600, preferred=900, proto=4)
-    nl.KernelApplier(ipr).run("add_address", {"address": address})
+    address = ks.Address("breth0", AF_INET6, "2001:db8::7", 64, flags=ks.IFA_F_NODAD, valid=600, preferred=900, proto=4)
+    ka.KernelApplier(ipr).run("add_address", {"address": address})
     request = ipr.calls[0][2]
     assert request["IFA_CACHEINFO"] == {"ifa_valid": 600, "ifa_preferred": 600, "valid": 600, "preferred": 600, "cstamp": 0, "tstamp": 0}
-    assert request["IFA_PROTO"] == 4 and request["IFA_FLAGS"] == nl.IFA_F_NODAD
+    assert request["IFA_PROTO"] == 4 and request["IFA_FLAGS"] == ks.IFA_F_NODAD
 
 
 def test_release_port_and_multipath_request():
     ipr = FakeIPR({"eth0": 2, "eth9": 9, "breth0": 4})
-    applier = nl.KernelApplier(ipr)
+    applier = ka.KernelApplier(ipr)
     applier.run("set_link", {"name": "eth0", "master": ""})
     assert ipr.calls[-1] == ("link", "set", {"index": 2, "master": 0})
-    route = nl.Route(AF_INET, dst="198.18.77.0", dst_len=24, proto=4, multipath=(nl.Nexthop("breth0", "198.18.0.1"), nl.Nexthop("eth9", None, 1, 4)))
+    route = ks.Route(AF_INET, dst="198.18.77.0", dst_len=24, proto=4, multipath=(ks.Nexthop("breth0", "198.18.0.1"), ks.Nexthop("eth9", None, 1, 4)))
     applier.run("replace_route", {"route": route})
     assert ipr.calls[-1][2]["multipath"] == [{"oif": 4, "hops": 0, "flags": 0, "gateway": "198.18.0.1"}, {"oif": 9, "hops": 1, "flags": 4}]
     with pytest.raises(ModuleError, match=r"^gone0 does not exist \(any more\)\.$"):
@@ -641,9 +645,9 @@ def fake_kernel(monkeypatch):
         def __exit__(self, *exc):
             return False
 
-    monkeypatch.setattr(nl, "read_snapshot", lambda source=None: state["snap"].copy())
-    monkeypatch.setattr(nl, "KernelApplier", lambda ipr, module=None: SimApplier(state["snap"], state["fail"]))
-    monkeypatch.setattr(nl._dhcp_client, "find_clients", lambda interfaces: [])  # no DHCP client runs on the fake ports
+    monkeypatch.setattr(br, "read_snapshot", lambda source=None: state["snap"].copy())
+    monkeypatch.setattr(br, "KernelApplier", lambda ipr, module=None: SimApplier(state["snap"], state["fail"]))
+    monkeypatch.setattr(br._dhcp_client, "find_clients", lambda interfaces: [])  # no DHCP client runs on the fake ports
     state["session"] = Session
     return state
 
@@ -651,14 +655,14 @@ def fake_kernel(monkeypatch):
 def params(**overrides):
     base = {"name": "breth0", "state": "present", "ports": ["eth0"], "ports_exclusive": False, "mac": "inherit", "migrate_addresses": True,
             "up": True, "force": False, "mtu": None}
-    base.update(dict.fromkeys(nl.BRIDGE_OPTION_NAMES))
+    base.update(dict.fromkeys(ks.BRIDGE_OPTION_NAMES))
     base.update(overrides)
     return base
 
 
 def test_manage_bridge_check_mode_changes_nothing(fake_kernel):
     before = copy.deepcopy(fake_kernel["snap"].__dict__)
-    result = nl.manage_bridge(params(), check_mode=True, session=fake_kernel["session"])
+    result = br.manage_bridge(params(), check_mode=True, session=fake_kernel["session"])
     assert result["changed"] is True and len(result["actions"]) == NUMBER_OF_STEPS
     assert result["diff"]["before"] == {"name": "breth0", "state": "absent"}
     assert result["diff"]["after"]["ports"] == ["eth0"]
@@ -666,16 +670,16 @@ def test_manage_bridge_check_mode_changes_nothing(fake_kernel):
 
 
 def test_manage_bridge_applies_then_is_idempotent(fake_kernel):
-    result = nl.manage_bridge(params(), session=fake_kernel["session"])
+    result = br.manage_bridge(params(), session=fake_kernel["session"])
     assert result["changed"] is True
     assert result["bridge"]["addresses"] == ["198.18.0.2/24", "198.18.0.3/24", "2001:db8::2/64"]
-    again = nl.manage_bridge(params(), session=fake_kernel["session"])
+    again = br.manage_bridge(params(), session=fake_kernel["session"])
     assert again["changed"] is False and again["actions"] == []
 
 
 def test_manage_bridge_failure_reports_the_restore(fake_kernel):
     with pytest.raises(ModuleError) as exc:
-        nl.manage_bridge(params(), fail_after_step=6, session=fake_kernel["session"])
+        br.manage_bridge(params(), fail_after_step=6, session=fake_kernel["session"])
     error = exc.value
     assert error.msg.startswith("Step 6 of %d failed (attach eth0 to breth0): failure injected after step 6" % NUMBER_OF_STEPS)
     assert "previous runtime state was restored (6 applied step(s) undone); nothing is changed" in error.msg
@@ -686,7 +690,7 @@ def test_manage_bridge_failure_reports_the_restore(fake_kernel):
 def test_manage_bridge_failure_with_leftovers_says_so(fake_kernel):
     fake_kernel["fail"] = lambda op, args, undoing: NetlinkError(errno.EPERM, "no") if undoing and op == "delete_link" else None
     with pytest.raises(ModuleError) as exc:
-        nl.manage_bridge(params(), fail_after_step=2, session=fake_kernel["session"])
+        br.manage_bridge(params(), fail_after_step=2, session=fake_kernel["session"])
     error = exc.value
     assert error.result["restored"] is False and error.result["changed"] is True
     assert "did not fully succeed" in error.msg and "breth0 exists but did not before" in error.msg

@@ -188,7 +188,7 @@ def test_unsigned_follows_the_payload_width():
     assert _rtnl._unsigned(b"", (0, 0)) is None
 
 
-# ------------------------------------------- whole messages for _netlink's snapshot
+# ------------------------------------------- whole messages for _kernel_snapshot's snapshot
 
 rtmsg = pytest.importorskip("pyroute2.netlink.rtnl.rtmsg").rtmsg
 
@@ -203,7 +203,7 @@ def both_ways(msg_class, fields, attrs, parse, msg_type):
 
 
 def test_routes_decode_as_pyroute2_decodes_them():
-    from ansible_collections.kvmhost.bridging.plugins.module_utils import _netlink
+    from ansible_collections.kvmhost.bridging.plugins.module_utils import _kernel_snapshot as ks
 
     names = {2: "eth0", 3: "eth1"}
     cases = [
@@ -222,15 +222,15 @@ def test_routes_decode_as_pyroute2_decodes_them():
     ]  # fmt: skip
     for fields, attrs in cases:
         ours, theirs = both_ways(rtmsg, fields, attrs, _rtnl.route_message, _rtnl.RTM_NEWROUTE)
-        assert _netlink.routes_from_messages([ours], names) == _netlink.routes_from_messages([theirs], names)
-    multi = _netlink.routes_from_messages([both_ways(rtmsg, *cases[1], _rtnl.route_message, _rtnl.RTM_NEWROUTE)[0]], names)[0]
+        assert ks.routes_from_messages([ours], names) == ks.routes_from_messages([theirs], names)
+    multi = ks.routes_from_messages([both_ways(rtmsg, *cases[1], _rtnl.route_message, _rtnl.RTM_NEWROUTE)[0]], names)[0]
     assert multi.metrics == (("RTAX_LOCK", 4), ("RTAX_MTU", 1400), ("RTAX_CC_ALGO", "cubic"))
     assert [(hop.dev, hop.gateway, hop.hops, hop.flags) for hop in multi.multipath] == [("eth0", "198.18.0.9", 1, 4), ("eth1", "198.18.1.9", 0, 0)]
     assert (multi.table, multi.tos, multi.flow, multi.priority) == (1000, 16, 7, 7)
 
 
 def test_addresses_and_links_decode_as_pyroute2_decodes_them():
-    from ansible_collections.kvmhost.bridging.plugins.module_utils import _netlink
+    from ansible_collections.kvmhost.bridging.plugins.module_utils import _kernel_snapshot as ks
 
     address_cases = [
         ({"family": socket.AF_INET, "prefixlen": 24, "flags": 0x80, "scope": 0, "index": 2},
@@ -244,7 +244,7 @@ def test_addresses_and_links_decode_as_pyroute2_decodes_them():
     ]  # fmt: skip
     for fields, attrs in address_cases:
         ours, theirs = both_ways(ifaddrmsg, fields, attrs, _rtnl.address_message, _rtnl.RTM_NEWADDR)
-        assert _netlink.addresses_from_messages([ours], {2: "eth0"}) == _netlink.addresses_from_messages([theirs], {2: "eth0"})
+        assert ks.addresses_from_messages([ours], {2: "eth0"}) == ks.addresses_from_messages([theirs], {2: "eth0"})
     bridge_data = {"attrs": [("IFLA_BR_FORWARD_DELAY", 400), ("IFLA_BR_HELLO_TIME", 300), ("IFLA_BR_STP_STATE", 1), ("IFLA_BR_PRIORITY", 4096)]}
     link_cases = [
         ({"index": 5, "flags": 1}, [("IFLA_IFNAME", "br0"), ("IFLA_ADDRESS", "52:54:00:AA:00:01"), ("IFLA_MTU", 1500),
@@ -255,18 +255,18 @@ def test_addresses_and_links_decode_as_pyroute2_decodes_them():
     ]  # fmt: skip
     ours = [both_ways(ifinfmsg, f, a, _rtnl.link_message, _rtnl.RTM_NEWLINK)[0] for f, a in link_cases]
     theirs = [both_ways(ifinfmsg, f, a, _rtnl.link_message, _rtnl.RTM_NEWLINK)[1] for f, a in link_cases]
-    assert _netlink.links_from_messages(ours) == _netlink.links_from_messages(theirs)
-    assert _netlink.links_from_messages(ours)[0].bridge == {"stp": 1, "forward_delay": 400, "hello_time": 300, "priority": 4096}
+    assert ks.links_from_messages(ours) == ks.links_from_messages(theirs)
+    assert ks.links_from_messages(ours)[0].bridge == {"stp": 1, "forward_delay": 400, "hello_time": 300, "priority": 4096}
 
 
 def test_a_metric_pyroute2_cannot_set_makes_the_route_unsupported():
-    from ansible_collections.kvmhost.bridging.plugins.module_utils import _netlink
+    from ansible_collections.kvmhost.bridging.plugins.module_utils import _kernel_snapshot as ks
 
     metrics = struct.pack("=HH", 8, 17) + struct.pack("=I", 1)  # RTAX_FASTOPEN_NO_COOKIE
     body = struct.pack("=BBBBBBBBI", socket.AF_INET, 24, 0, 0, 254, 4, 0, 1, 0)
     body += struct.pack("=HH", 8, 1) + socket.inet_aton("198.18.5.0") + struct.pack("=HH", 4 + len(metrics), 8) + metrics
     message = struct.pack("=IHHII", 16 + len(body), _rtnl.RTM_NEWROUTE, _rtnl.NLM_F_MULTI, SEQ, 0) + body
     (msg,) = _rtnl.parse_dump(iter([message + control(_rtnl.NLMSG_DONE)]), _rtnl.RTM_NEWROUTE, _rtnl.route_message, SEQ)
-    (route,) = _netlink.routes_from_messages([msg], {})
+    (route,) = ks.routes_from_messages([msg], {})
     assert route.metrics == (("RTAX_FASTOPEN_NO_COOKIE", 1),)
     assert route.unsupported == ("RTAX_FASTOPEN_NO_COOKIE",)

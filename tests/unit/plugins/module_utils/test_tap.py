@@ -241,14 +241,14 @@ def test_create_with_defaults():
             "after": {"bridge": "breth0", "owner": None, "group": None, "multi_queue": False, "vnet_hdr": True, "mac": None, "mtu": 1500, "up": True},
         }
     ]
-    assert p.steps[0]["netlink"] == {"bridge": "breth0", "up": True}
-    assert p.diff() == {"before": {"taps": {}}, "after": {"taps": {"vnet0": p.steps[0]["after"]}}}
-    assert p.taps == [dict(p.steps[0]["after"], name="vnet0")]
+    assert p.steps[0].netlink == {"bridge": "breth0", "up": True}
+    assert p.diff() == {"before": {"taps": {}}, "after": {"taps": {"vnet0": p.steps[0].after}}}
+    assert p.taps == [dict(p.steps[0].after, name="vnet0")]
 
 
 def test_create_with_everything_set():
     p = plan(LINKS, name="vnet0", bridge="breth0", owner="107", group="0", multi_queue=True, vnet_hdr=False, mac="52:54:00:AB:CD:EF", mtu=9000, up=False)
-    assert p.steps[0]["after"] == {
+    assert p.steps[0].after == {
         "bridge": "breth0",
         "owner": 107,
         "group": 0,
@@ -258,7 +258,7 @@ def test_create_with_everything_set():
         "mtu": 9000,
         "up": False,
     }
-    assert p.steps[0]["netlink"] == {"mac": "52:54:00:ab:cd:ef", "mtu": 9000, "bridge": "breth0"}
+    assert p.steps[0].netlink == {"mac": "52:54:00:ab:cd:ef", "mtu": 9000, "bridge": "breth0"}
 
 
 def test_existing_tap_matching_is_no_change():
@@ -302,20 +302,20 @@ def test_netlink_changes_are_updates_in_place_even_when_held():
             },
         }
     ]
-    assert p.steps[0]["netlink"] == {"bridge": "virbr0", "mac": "52:54:00:00:00:99", "mtu": 9000, "up": False}
+    assert p.steps[0].netlink == {"bridge": "virbr0", "mac": "52:54:00:00:00:99", "mtu": 9000, "up": False}
 
 
 def test_empty_bridge_takes_the_tap_off():
     p = plan([*LINKS, tap(10, "vnet0", master=3)], name="vnet0", bridge="")
-    assert p.steps[0]["netlink"] == {"bridge": None}
+    assert p.steps[0].netlink == {"bridge": None}
     assert plan([*LINKS, tap(10, "vnet0")], name="vnet0", bridge="").changed is False
 
 
 def test_owner_group_vnet_hdr_change_by_attaching():
     p = plan([*LINKS, tap(10, "vnet0", owner=5)], name="vnet0", owner="107", group="0", vnet_hdr=False)
-    assert p.steps[0]["action"] == "update"
-    assert p.steps[0]["changes"] == ["owner", "group", "vnet_hdr"]
-    assert p.steps[0]["netlink"] == {}
+    assert p.steps[0].action == "update"
+    assert p.steps[0].changes == ["owner", "group", "vnet_hdr"]
+    assert p.steps[0].netlink == {}
     assert not p.blocked
 
 
@@ -323,9 +323,9 @@ def test_multi_queue_change_recreates_and_keeps_everything_else():
     links = [*LINKS, tap(10, "vnet0", master=3, owner=107, mtu=9000, mac="52:54:00:12:34:56")]
     p = plan(links, name="vnet0", multi_queue=True)
     step = p.steps[0]
-    assert step["action"] == "recreate"
-    assert step["changes"] == ["multi_queue"]
-    assert step["after"] == {
+    assert step.action == "recreate"
+    assert step.changes == ["multi_queue"]
+    assert step.after == {
         "bridge": "breth0",
         "owner": 107,
         "group": None,
@@ -335,7 +335,7 @@ def test_multi_queue_change_recreates_and_keeps_everything_else():
         "mtu": 9000,
         "up": True,
     }
-    assert step["netlink"] == {"mac": "52:54:00:12:34:56", "mtu": 9000, "bridge": "breth0", "up": True}
+    assert step.netlink == {"mac": "52:54:00:12:34:56", "mtu": 9000, "bridge": "breth0", "up": True}
 
 
 @pytest.mark.parametrize("change", [{"multi_queue": True}, {"owner": "107"}, {"vnet_hdr": False}, {"group": "0"}])

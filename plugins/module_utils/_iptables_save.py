@@ -1,0 +1,451 @@
+# Copyright: (c) 2026, kvmhost.bridging contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""iptables rules as iptables-save prints them: parsed into Rules and SaveDocuments, pure (no I/O).
+
+split_args() splits a rule line as iptables-restore does, parse_rule() reads
+one rule into its canonical form (long options as the short ones
+iptables-save prints, REJECT types by their canonical names), and
+parse_save() reads a whole iptables-save text, live or a saved rules file,
+keeping every line so that an edit changes only the lines it means to.
+
+PRIVATE: this module is internal to kvmhost.bridging; it is not part of the
+public API and may change without notice.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
+
+TABLE_BUILTINS = {
+    "filter": ("INPUT", "FORWARD", "OUTPUT"),
+    "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
+    "mangle": ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"),
+    "raw": ("PREROUTING", "OUTPUT"),
+    "security": ("INPUT", "FORWARD", "OUTPUT"),
+}
+
+# Canonical name (as iptables-save prints it) -> the other spellings iptables accepts.
+REJECT_TYPES = {
+    "ipv4": {
+        "icmp-net-unreachable": ("net-unreach",),
+        "icmp-host-unreachable": ("host-unreach",),
+        "icmp-port-unreachable": ("port-unreach",),
+        "icmp-proto-unreachable": ("proto-unreach",),
+        "icmp-net-prohibited": ("net-prohib",),
+        "icmp-host-prohibited": ("host-prohib",),
+        "icmp-admin-prohibited": ("admin-prohib",),
+        "tcp-reset": ("tcp-rst",),
+    },
+    "ipv6": {
+        "icmp6-no-route": ("no-route",),
+        "icmp6-adm-prohibited": ("adm-prohibited",),
+        "icmp6-addr-unreachable": ("addr-unreach",),
+        "icmp6-port-unreachable": ("port-unreach",),
+        "icmp6-policy-fail": ("policy-fail",),
+        "icmp6-reject-route": ("reject-route",),
+        "tcp-reset": (),
+    },
+}
+# What REJECT sends when a rule has no --reject-with.
+DEFAULT_REJECT = {"ipv4": "icmp-port-unreachable", "ipv6": "icmp6-port-unreachable"}
+ANY = "any"
+
+# Long options as iptables accepts them in rules files, mapped to the short form iptables-save prints.
+LONG_OPTIONS = {
+    "--append": "-A",
+    "--insert": "-I",
+    "--delete": "-D",
+    "--new-chain": "-N",
+    "--source": "-s",
+    "--src": "-s",
+    "--destination": "-d",
+    "--dst": "-d",
+    "--protocol": "-p",
+    "--in-interface": "-i",
+    "--out-interface": "-o",
+    "--fragment": "-f",
+    "--jump": "-j",
+    "--goto": "-g",
+    "--match": "-m",
+    "--ipv4": "-4",
+    "--ipv6": "-6",
+}
+GENERIC_WITH_VALUE = ("-s", "-d", "-p", "-i", "-o")
+GENERIC_FLAGS = ("-f", "-4", "-6")
+# Matches that never restrict which packets a rule applies to.
+NEUTRAL_MATCHES = ("comment",)
+
+_COUNTERS = re.compile(r"\[\d+:\d+\]\Z")
+
+# --------------------------------------------------------------------------
+# Parsing
+# --------------------------------------------------------------------------
+
+
+def split_args(text):
+    """Split one rule line into arguments the way iptables-restore does.
+
+    Double quotes group words (``--comment "a b"``) and a backslash takes the
+    next character literally (``\\"`` inside a quoted comment).
+    """
+    tokens = []
+    current = []
+    in_token = False
+    quoted = False
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char == "\\" and index + 1 < len(text):
+            current.append(text[index + 1])
+            in_token = True
+            index += 2
+            continue
+        if char == '"':
+            quoted = not quoted
+            in_token = True
+        elif char.isspace() and not quoted:
+            if in_token:
+                tokens.append("".join(current))
+                current = []
+                in_token = False
+        else:
+            current.append(char)
+            in_token = True
+        index += 1
+    if quoted:
+        raise ValueError("unterminated double quote")
+    if in_token:
+        tokens.append("".join(current))
+    return tokens
+
+
+def resolve_reject_type(family, value):
+    """The canonical name of a --reject-with value in ``family``, or None."""
+    value = value.strip().lower()
+    for canonical, aliases in REJECT_TYPES[family].items():
+        if value == canonical or value in aliases:
+            return canonical
+    return None
+
+
+def _normalize_address(family, value):
+    if "/" in value:
+        return value
+    return value + ("/32" if family == "ipv4" else "/128")
+
+
+@dataclass(frozen=True, repr=False)
+class Rule:
+    """The parsed form of one rule: what it matches and what it does.
+
+    Two rules are equal when they match the same packets with the same target,
+    whatever their spelling: long or short options, implicit protocol matches,
+    host addresses with or without /32, REJECT with or without its default
+    --reject-with. The order of generic options and of matches does not count.
+    """
+
+    generic: tuple = ()
+    matches: tuple = ()
+    target: str | None = None
+    target_args: tuple = ()
+    goto: str | None = None
+
+    def __post_init__(self) -> None:
+        # The canonical form: the order of generic options and of matches does not count.
+        object.__setattr__(self, "generic", tuple(sorted(self.generic)))
+        object.__setattr__(self, "matches", tuple(sorted(self.matches)))
+        object.__setattr__(self, "target_args", tuple(self.target_args))
+
+    def _key(self) -> tuple:
+        return (self.generic, self.matches, self.target, self.target_args, self.goto)
+
+    def __repr__(self) -> str:
+        return "Rule(%r)" % (self._key(),)
+
+    @property
+    def conditions(self):
+        """Generic options and matches that restrict the rule (comments do not)."""
+        return self.generic + tuple(m for m in self.matches if m[0] not in NEUTRAL_MATCHES)
+
+    @property
+    def reject_with(self):
+        if self.target != "REJECT":
+            return None
+        return dict(self.target_args).get("--reject-with")
+
+    def is_reject(self, reject_with):
+        """True for a REJECT rule that ``reject_with`` selects.
+
+        ``any`` selects every REJECT rule; a type selects only the unconditional
+        rule with that type, so ``-j REJECT --reject-with icmp-host-prohibited``
+        matches and ``-o virbr0 -j REJECT --reject-with icmp-host-prohibited``
+        does not.
+        """
+        if self.target != "REJECT":
+            return False
+        if reject_with == ANY:
+            return True
+        return not self.conditions and self.reject_with == reject_with
+
+    def is_accept_bridged(self):
+        """True for ``-m physdev --physdev-is-bridged -j ACCEPT`` (comments allowed)."""
+        return (
+            self.target == "ACCEPT"
+            and not self.target_args
+            and self.conditions == (("physdev", ("--physdev-is-bridged",)),)
+        )
+
+
+def parse_rule(tokens, family):
+    """Parse the arguments after ``-A CHAIN`` into a Rule; ValueError if malformed.
+
+    A decoder: one loop over the tokens with its state (the current match,
+    a pending ``!``), kept whole so that it reads as iptables parses.
+    """
+    generic = []
+    matches = []
+    target = None
+    target_args = []
+    goto = None
+    group = None  # the args list of the match (or target) that takes ``--options``
+    protocol = None
+    negate = False
+    index = 0
+    while index < len(tokens):
+        opt = LONG_OPTIONS.get(tokens[index], tokens[index])
+        if opt == "!":
+            negate = True
+            index += 1
+            continue
+        if opt in GENERIC_WITH_VALUE or opt in GENERIC_FLAGS:
+            value = None
+            if opt in GENERIC_WITH_VALUE:
+                index += 1
+                if index < len(tokens) and tokens[index] == "!":  # old style: -s ! 1.2.3.4
+                    negate = True
+                    index += 1
+                if index >= len(tokens):
+                    raise ValueError("%s needs a value" % opt)
+                value = tokens[index]
+                if opt in ("-s", "-d"):
+                    value = _normalize_address(family, value)
+                elif opt == "-p":
+                    value = value.lower()
+                    protocol = value
+            if not (opt == "-p" and value in ("all", "0") and not negate):  # -p all is no condition
+                generic.append((opt, negate, value))
+            negate = False
+            group = None
+            index += 1
+            continue
+        if negate and not opt.startswith("--"):
+            raise ValueError("'!' before %s" % opt)
+        if opt == "-m":
+            if index + 1 >= len(tokens):
+                raise ValueError("-m needs a match name")
+            group = []
+            matches.append((tokens[index + 1].lower(), group))
+            index += 2
+            continue
+        if opt in ("-j", "-g"):
+            if index + 1 >= len(tokens):
+                raise ValueError("%s needs a name" % opt)
+            if target is not None or goto is not None:
+                raise ValueError("more than one target")
+            if opt == "-j":
+                target = tokens[index + 1]
+                group = target_args
+            else:
+                goto = tokens[index + 1]
+                group = None
+            index += 2
+            continue
+        if group is None and protocol and opt.startswith("--"):
+            # ``-p tcp --dport 22``: iptables loads the protocol's match implicitly.
+            existing = [args for name, args in matches if name == protocol]
+            if existing:
+                group = existing[0]
+            else:
+                group = []
+                matches.append((protocol, group))
+        if group is None:
+            raise ValueError("unexpected %r" % tokens[index])
+        if negate:
+            group.append("!")
+            negate = False
+        group.append(tokens[index])
+        index += 1
+    if negate:
+        raise ValueError("'!' at the end of the rule")
+    if target is None and goto is None and not generic and not matches:
+        raise ValueError("empty rule")
+    if target == "REJECT":
+        target_args = _reject_args(family, target_args)
+    return Rule(
+        generic=generic,
+        matches=[(name, tuple(args)) for name, args in matches],
+        target=target,
+        target_args=target_args,
+        goto=goto,
+    )
+
+
+def _reject_args(family, args):
+    options = {}
+    index = 0
+    while index < len(args):
+        if args[index] == "--reject-with" and index + 1 < len(args):
+            options["--reject-with"] = resolve_reject_type(family, args[index + 1]) or args[index + 1].lower()
+            index += 2
+        else:
+            options[args[index]] = None
+            index += 1
+    options.setdefault("--reject-with", DEFAULT_REJECT[family])
+    return tuple(sorted(options.items(), key=lambda item: item[0]))
+
+
+class Line:
+    """One line of an iptables-save document."""
+
+    __slots__ = ("chain", "index", "kind", "position", "raw", "rule", "spec", "table", "verb")
+
+    def __init__(self, index, raw, kind, table=None, chain=None, verb=None, spec=None, rule=None, position=None):
+        self.index = index
+        self.raw = raw
+        self.kind = kind
+        self.table = table
+        self.chain = chain
+        self.verb = verb
+        self.spec = spec
+        self.rule = rule
+        self.position = position
+
+    def __repr__(self):
+        return "Line(%d, %r)" % (self.index, self.raw)
+
+    @property
+    def text(self):
+        """The rule as iptables-save would write it: ``-A CHAIN spec``."""
+        return "-A %s %s" % (self.chain, self.spec)
+
+
+class Table:
+    """A ``*table`` ... ``COMMIT`` block."""
+
+    def __init__(self, name, start):
+        self.name = name
+        self.start = start
+        self.commit = None
+        self.chains = {}  # name -> policy ("-" for user chains); declared in this block
+        self.rules = []  # Line objects of -A / -I rules, in file order
+        self.last_declaration = None
+
+    def chain_rules(self, chain):
+        """The chain's rules in their effective order (``-I`` lines inserted where they go)."""
+        ordered = []
+        for line in self.rules:
+            if line.chain != chain:
+                continue
+            if line.verb == "-A":
+                ordered.append(line)
+            else:
+                position = max(1, line.position or 1)
+                ordered.insert(min(position - 1, len(ordered)), line)
+        return ordered
+
+    def has_chain(self, chain):
+        return chain in self.chains or any(line.chain == chain for line in self.rules)
+
+
+class SaveDocument:
+    """An iptables-save document (live output or a saved rules file), parsed."""
+
+    def __init__(self, family, lines, tables, newline_at_end=True):
+        self.family = family
+        self.lines = lines
+        self.tables = tables
+        self.newline_at_end = newline_at_end
+
+
+_RULE_LINE = re.compile(r"^\s*(?:(\[\d+:\d+\])\s+)?(-A|--append|-I|--insert)\s+(\S+)(?:\s+(.*?))?\s*$")
+
+
+def parse_save(text, family, source):
+    """Parse iptables-save text; ModuleError names ``source`` and the line on malformed input.
+
+    A decoder: one pass over the lines with the current table, kept whole.
+    """
+    raw_lines = text.split("\n")
+    newline_at_end = raw_lines[-1] == ""
+    if newline_at_end:
+        raw_lines.pop()
+    lines = []
+    tables = {}
+    current = None
+    for index, raw in enumerate(raw_lines):
+        stripped = raw.strip().rstrip("\r")
+        where = "%s line %d" % (source, index + 1)
+        if not stripped:
+            lines.append(Line(index, raw, "blank", table=current and current.name))
+            continue
+        if stripped.startswith("#"):
+            lines.append(Line(index, raw, "comment", table=current and current.name))
+            continue
+        if stripped.startswith("*"):
+            if current is not None:
+                raise ModuleError("%s: table %s starts before table %s has its COMMIT." % (where, stripped, current.name))
+            name = stripped[1:].strip()
+            if name not in TABLE_BUILTINS:
+                raise ModuleError("%s: unknown table %r." % (where, name))
+            if name in tables:
+                raise ModuleError("%s: table %s appears twice." % (where, name))
+            current = Table(name, index)
+            tables[name] = current
+            lines.append(Line(index, raw, "table", table=name))
+            continue
+        if current is None:
+            raise ModuleError("%s: %r is outside any *table ... COMMIT block." % (where, stripped))
+        if stripped == "COMMIT":
+            current.commit = index
+            lines.append(Line(index, raw, "commit", table=current.name))
+            current = None
+            continue
+        if stripped.startswith(":"):
+            parts = stripped[1:].split()
+            if not parts:
+                raise ModuleError("%s: chain declaration without a name." % where)
+            current.chains[parts[0]] = parts[1] if len(parts) > 1 else "-"
+            current.last_declaration = index
+            lines.append(Line(index, raw, "chain", table=current.name, chain=parts[0]))
+            continue
+        match = _RULE_LINE.match(stripped)
+        if match:
+            verb = LONG_OPTIONS.get(match.group(2), match.group(2))
+            chain = match.group(3)
+            spec = match.group(4) or ""
+            position = None
+            try:
+                tokens = split_args(spec)
+                if verb == "-I" and tokens and tokens[0].isdigit():
+                    position = int(tokens[0])
+                    tokens = tokens[1:]
+                    spec = spec.split(None, 1)[1] if len(spec.split(None, 1)) > 1 else ""
+                rule = parse_rule(tokens, family)
+            except ValueError as exc:
+                raise ModuleError("%s: cannot parse rule %r: %s." % (where, stripped, exc)) from exc
+            line = Line(index, raw, "rule", table=current.name, chain=chain, verb=verb, spec=spec, rule=rule, position=position)
+            current.rules.append(line)
+            lines.append(line)
+            continue
+        first = LONG_OPTIONS.get(stripped.split()[0], stripped.split()[0])
+        if first == "-N" and len(stripped.split()) > 1:
+            current.chains.setdefault(stripped.split()[1], "-")
+            current.last_declaration = index
+        # Other iptables commands (-P, -N, -F ...) are kept as they are.
+        lines.append(Line(index, raw, "other", table=current.name))
+    if current is not None:
+        raise ModuleError("%s: table %s has no COMMIT line." % (source, current.name))
+    return SaveDocument(family, lines, tables, newline_at_end)
