@@ -33,7 +33,8 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import (
     remove_file,
     text_diff,
 )
-from ansible_collections.kvmhost.bridging.plugins.module_utils._keyfile_io import check_directory, nm_running, read_directory
+from ansible_collections.kvmhost.bridging.plugins.module_utils._keyfile_io import check_directory, nic_mac, nm_running, read_directory
+from ansible_collections.kvmhost.bridging.plugins.module_utils._names import ifname_problem
 from ansible_collections.kvmhost.bridging.plugins.module_utils._nm_doctor import ifcfg_profiles
 
 MODE = 0o600
@@ -50,7 +51,21 @@ def _role(converted):
     return "port" if converted["groups"]["connection"].get("master") else "ethernet"
 
 
-def plan(config_dir, ifcfg, keyfiles, keyfile_dir, names=()):
+def _keep_bridge_mac(converted_all, macs):
+    """A bridge with no MACADDR keeps the MAC of its one NIC, as it had under network-scripts (the kernel gives a bridge
+    its port's MAC; NetworkManager would give it another one when it creates the bridge, and DHCP a new lease)."""
+    for bridge in converted_all:
+        if bridge["type"] != "bridge" or "cloned-mac-address" in bridge["groups"].get("ethernet", {}):
+            continue
+        ports = [c for c in converted_all if c["groups"]["connection"].get("master") == bridge["interface"]]
+        found = {c["groups"].get("ethernet", {}).get("mac-address") or macs.get(c["interface"]) for c in ports}
+        found.discard(None)
+        if len(ports) == 1 and len(found) == 1:
+            bridge["groups"].setdefault("ethernet", {})["cloned-mac-address"] = found.pop()
+            bridge["text"] = _keyfile.dumps(bridge["groups"])
+
+
+def plan(config_dir, ifcfg, keyfiles, keyfile_dir, names=(), macs=None):
     """What the migration does.
 
     ``ifcfg``: {file name: variables} of the ifcfg profiles in ``config_dir``
@@ -59,10 +74,12 @@ def plan(config_dir, ifcfg, keyfiles, keyfile_dir, names=()):
     ``config_dir`` (for route-/rule- files). Returns the items in the order
     they are written (bridges, ports, plain NICs), each {ifcfg, keyfile,
     file_name, id, uuid, type, role, interface, controller, autoconnect, text,
-    write, warnings}. Raises one ModuleError listing every problem.
+    write, warnings}. ``macs``: {device: MAC} of the devices present, for
+    a bridge's one port without HWADDR. Raises one ModuleError listing every
+    problem.
     """
     problems = []
-    items = []
+    converted_all = []
     for name in sorted(ifcfg):
         path = os.path.join(config_dir, name)
         try:
@@ -84,9 +101,15 @@ def plan(config_dir, ifcfg, keyfiles, keyfile_dir, names=()):
                 "keyfile by hand (nmcli connection modify ... ipv4.routes) and remove them first." % (path, ", ".join(extra))
             )
             continue
+        converted["ifcfg"] = path
+        converted_all.append(converted)
+    _keep_bridge_mac(converted_all, macs or {})
+    items = []
+    for converted in converted_all:
+        device = converted["interface"]
         connection = converted["groups"]["connection"]
         items.append({
-            "ifcfg": path,
+            "ifcfg": converted["ifcfg"],
             "keyfile": os.path.join(keyfile_dir, converted["file_name"]),
             "file_name": converted["file_name"],
             "id": converted["id"],
@@ -250,7 +273,12 @@ def run_module(module):
     check_directory(keyfile_dir)
     with directory_lock(keyfile_dir):
         keyfiles = {name: text for name, (text, _st) in read_directory(keyfile_dir).items()}
-        items = plan(config_dir, ifcfg, keyfiles, keyfile_dir, names)
+        macs = {}
+        for variables in ifcfg.values():
+            device = variables.get("DEVICE")
+            if device and ifname_problem(device, "DEVICE") is None:
+                macs[device] = nic_mac(device)
+        items = plan(config_dir, ifcfg, keyfiles, keyfile_dir, names, {k: v for k, v in macs.items() if v})
         try:
             taken = os.listdir(backup_dir)
         except OSError:

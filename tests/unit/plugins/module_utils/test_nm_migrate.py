@@ -37,12 +37,24 @@ def test_bridge_port_and_plain_nic_in_write_order():
     bridge = _keyfile.read_profile(items[0]["text"], items[0]["file_name"])
     assert (bridge["ipv4"]["method"], bridge["ipv4"]["addresses"], bridge["ipv4"]["gateway"]) == ("manual", ["198.19.0.21/24"], "198.19.0.1")
     assert bridge["bridge"] == {"stp": False, "forward_delay": 0}
+    assert bridge["cloned_mac_address"] == "52:54:00:12:34:56"  # the port's, as the kernel gave it under network-scripts
     port = _keyfile.read_profile(items[1]["text"], items[1]["file_name"])
     assert (port["controller"], port["mac_address"]) == ("breth0", "52:54:00:12:34:56")
     assert port["controller_keys"] == ["master", "controller"]
     assert items[1]["warnings"] and "NM_CONTROLLED=no" in items[1]["warnings"][0]
     assert all(i["write"] for i in items)
     assert items[0]["ifcfg"] == SCRIPTS + "/ifcfg-breth0" and items[0]["keyfile"] == CONNS + "/System breth0.nmconnection"
+
+
+def test_bridge_keeps_the_runtime_mac_of_a_port_without_hwaddr_and_its_own_macaddr():
+    port = PORT.replace("HWADDR=52:54:00:12:34:56\n", "")
+    items = _nm_migrate.plan(SCRIPTS, {"ifcfg-breth0": variables(BRIDGE), "ifcfg-eth0": variables(port)}, {}, CONNS, (),
+                             {"eth0": "52:54:00:AA:BB:CC"})
+    assert _keyfile.read_profile(items[0]["text"], "x")["cloned_mac_address"] == "52:54:00:AA:BB:CC"
+    own = plan({"ifcfg-breth0": BRIDGE + "MACADDR=52:54:00:01:02:03\n", "ifcfg-eth0": PORT})
+    assert _keyfile.read_profile(own[0]["text"], "x")["cloned_mac_address"] == "52:54:00:01:02:03"
+    two = plan({"ifcfg-breth0": BRIDGE, "ifcfg-eth0": PORT, "ifcfg-eth2": PORT.replace("DEVICE=eth0", "DEVICE=eth2").replace(":56", ":57")})
+    assert _keyfile.read_profile(two[0]["text"], "x")["cloned_mac_address"] is None
 
 
 def test_activations_bring_ports_and_plain_nics_up_not_their_bridge():
