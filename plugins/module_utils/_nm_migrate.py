@@ -344,6 +344,9 @@ def restore(module):
     """Undo a migration from its backup directory: the ifcfg files go back, the keyfiles it wrote go away."""
     target = module.params["backup_dir"].rstrip("/")
     data = read_bytes(os.path.join(target, MANIFEST))
+    failure = module.params.get("failure")
+    if data is None and failure:
+        raise ModuleError(failure_message(failure, module.params.get("rolled_back"), [], []), changed=True)
     if data is None:
         raise ModuleError("%s has no %s: it is not a backup directory of this migration. Give the stamped directory the "
                           "migration returned as backup_dir." % (target, MANIFEST))
@@ -362,14 +365,32 @@ def restore(module):
             removed.append(entry["keyfile"])
     result = {"changed": bool(restored or removed), "restored": restored, "removed": removed, "backup_dir": target,
               "msg": "restored %s; removed %s" % (", ".join(restored) or "nothing", ", ".join(removed) or "nothing")}
-    if module.check_mode or not result["changed"]:
+    if module.check_mode or not (result["changed"] or failure):
         return result
     for entry in entries:
         if entry["ifcfg"] in restored:
             atomic_write(module, entry["ifcfg"], read_bytes(entry["backup"]), int(entry.get("mode", 0o644)))
         if entry["keyfile"] in removed:
             remove_file(module, entry["keyfile"])
-    nmcli = nm_running(module)
+    nmcli = nm_running(module) if result["changed"] else None
     if nmcli:
         module.run_command([nmcli, "connection", "reload"])
+    if failure:
+        raise ModuleError(failure_message(failure, module.params.get("rolled_back"), restored, removed), changed=True,
+                          restored=restored, removed=removed, backup_dir=target)
     return result
+
+
+def failure_message(failure, rolled_back, restored, removed):
+    """The role's failure after a rollback: what failed, what NetworkManager restored, what the migration undid."""
+    parts = ["The migration off ifcfg failed: %s." % failure.rstrip(".")]
+    if rolled_back:
+        parts.append("%s." % rolled_back.rstrip("."))
+    if restored:
+        parts.append("The ifcfg files are back: %s." % ", ".join(restored))
+    else:
+        parts.append("No ifcfg file had moved yet.")
+    if removed:
+        parts.append("The keyfiles the migration wrote are removed: %s." % ", ".join(removed))
+    parts.append("The host runs as before; fix the cause and run the migration again.")
+    return " ".join(parts)

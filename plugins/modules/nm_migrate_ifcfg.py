@@ -51,6 +51,14 @@ options:
   stamp:
     description: The subdirectory's name instead of the UTC time.
     type: str
+  failure:
+    description:
+      - With O(state=restored), what went wrong: after restoring, the module fails with this, O(rolled_back) and what
+        it restored (the role's rollback path).
+    type: str
+  rolled_back:
+    description: With O(failure), what NetworkManager's rollback restored, in words (M(kvmhost.bridging.nm_checkpoint)'s RV(msg)).
+    type: str
   reload:
     description: Ask a running NetworkManager to load each keyfile written (C(nmcli connection load)).
     type: bool
@@ -149,6 +157,8 @@ def main():
             "backup_dir": {"type": "path", "default": "/var/lib/kvmhost-bridging/ifcfg-backup"},
             "stamp": {"type": "str"},
             "reload": {"type": "bool", "default": False},
+            "failure": {"type": "str"},
+            "rolled_back": {"type": "str"},
         },
         supports_check_mode=True,
     )

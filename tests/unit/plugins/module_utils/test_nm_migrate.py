@@ -141,7 +141,7 @@ def test_describe():
 # -- the module's run in a temp tree (as root, like the managed host) ---------------------------
 class FakeModule:
     def __init__(self, **params):
-        self.params = {"state": "migrated", "stamp": None, "reload": False, **params}
+        self.params = {"state": "migrated", "stamp": None, "reload": False, "failure": None, "rolled_back": None, **params}
         self.check_mode = params.pop("check_mode", False)
         self.params.pop("check_mode", None)
 
@@ -214,3 +214,21 @@ def test_unsafe_keyfile_dir_is_refused(tree):
 def test_stamp_with_a_slash_is_refused(tree):
     with pytest.raises(ModuleError, match="plain directory name"):
         _nm_migrate.run_module(FakeModule(stamp="../x", **tree))
+
+
+def test_failed_migration_is_undone_and_reported(tree):
+    result = _nm_migrate.run_module(FakeModule(stamp="s1", **tree))
+    back = dict(tree, backup_dir=result["backup_dir"], state="restored", failure="'Activate' failed: timeout.",
+                rolled_back="NetworkManager rolled back /cp/1 (eth0 restored)")
+    with pytest.raises(ModuleError) as info:
+        _nm_migrate.run_module(FakeModule(**back))
+    msg = info.value.msg
+    assert msg.startswith("The migration off ifcfg failed: 'Activate' failed: timeout. NetworkManager rolled back /cp/1 (eth0 restored).")
+    assert "The ifcfg files are back: " in msg and "ifcfg-eth0" in msg and "keyfiles the migration wrote are removed" in msg
+    assert sorted(os.listdir(tree["config_dir"])) == ["ifcfg-breth0", "ifcfg-eth0", "ifcfg-eth1", "ifcfg-lo"]
+
+
+def test_failure_before_anything_moved_is_reported(tree):
+    back = dict(tree, backup_dir=os.path.join(tree["backup_dir"], "never"), state="restored", failure="boom")
+    with pytest.raises(ModuleError, match="No ifcfg file had moved yet"):
+        _nm_migrate.run_module(FakeModule(**back))
