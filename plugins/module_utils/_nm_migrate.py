@@ -180,19 +180,12 @@ def _conflicts(items, keyfiles, keyfile_dir):
 
 
 def activations(items):
-    """The profiles to bring up after loading, as uuids: ports and plain NICs, and bridges without a migrated port.
+    """The profiles to bring up after loading, as uuids, bridges first, then ports and plain NICs.
 
-    Activating a port brings its bridge up with it; profiles with ONBOOT=no stay down.
+    A bridge comes first even when a port follows: a port alone would join a bridge that runs outside NetworkManager
+    (the network service made it) and leave that bridge unmanaged. Profiles with ONBOOT=no stay down.
     """
-    with_ports = {item["controller"] for item in items if item["controller"]}
-    out = []
-    for item in items:
-        if not item["autoconnect"]:
-            continue
-        if item["type"] == "bridge" and item["interface"] in with_ports:
-            continue
-        out.append({"uuid": item["uuid"], "id": item["id"], "interface": item["interface"]})
-    return out
+    return [{"uuid": item["uuid"], "id": item["id"], "interface": item["interface"]} for item in items if item["autoconnect"]]
 
 
 def describe(items):

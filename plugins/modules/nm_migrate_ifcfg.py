@@ -107,7 +107,7 @@ migrated:
             id: System breth0, uuid: 5fcb8a2c-59a2-6b1e-1f4b-3a0e1c2d4e5f, type: bridge, role: bridge, interface: breth0,
             controller: null, autoconnect: true, write: true, backup: /var/lib/kvmhost-bridging/ifcfg-backup/20260101T120000Z/ifcfg-breth0}]
 activate:
-  description: The profiles to activate after loading (ports, plain NICs, bridges without a migrated port), each with uuid, id, interface.
+  description: The profiles to activate after loading, bridges first, then ports and plain NICs (not those with ONBOOT=no), each with uuid, id, interface.
   returned: with O(state=migrated)
   type: list
   elements: dict

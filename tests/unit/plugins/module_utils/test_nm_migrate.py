@@ -57,10 +57,10 @@ def test_bridge_keeps_the_runtime_mac_of_a_port_without_hwaddr_and_its_own_macad
     assert _keyfile.read_profile(two[0]["text"], "x")["cloned_mac_address"] is None
 
 
-def test_activations_bring_ports_and_plain_nics_up_not_their_bridge():
+def test_activations_bring_bridges_up_first_then_ports_and_plain_nics():
     items = plan({"ifcfg-eth1": PLAIN, "ifcfg-eth0": PORT, "ifcfg-breth0": BRIDGE,
                   "ifcfg-isol0": "DEVICE=isol0\nTYPE=Bridge\nONBOOT=yes\n", "ifcfg-eth2": "DEVICE=eth2\nONBOOT=no\n"})
-    assert [a["interface"] for a in _nm_migrate.activations(items)] == ["isol0", "eth0", "eth1"]
+    assert [a["interface"] for a in _nm_migrate.activations(items)] == ["breth0", "isol0", "eth0", "eth1"]
 
 
 @pytest.mark.parametrize(
