@@ -65,7 +65,8 @@ def nm_device(host, device):
 
 
 def nm_profile(host, name, fields):
-    return dict(zip(fields.split(","), host.run(["nmcli", "-g", fields, "connection", "show", "id", name]).stdout.splitlines()))
+    values = host.run(["nmcli", "-g", fields, "connection", "show", "id", name]).stdout.splitlines()
+    return dict(zip(fields.split(","), (value.replace("\\:", ":") for value in values)))  # -g escapes ':' as '\:'
 
 
 def task_results(result, host, suffix):
@@ -120,7 +121,7 @@ def test_migration_hands_the_bridge_to_networkmanager_and_survives_a_reboot(lab,
     assert nm_profile(host, "System breth1", fields) == {
         "connection.type": "bridge", "connection.master": "", "connection.slave-type": "", "ipv4.method": "manual",
         "ipv4.addresses": address, "ipv4.never-default": "yes", "bridge.stp": "no"}
-    port = nm_profile(host, "System eth1", fields + ",802-3-ethernet.mac-address")
+    port = nm_profile(host, "System eth1", "connection.master,connection.slave-type,802-3-ethernet.mac-address")
     assert (port["connection.master"], port["connection.slave-type"]) == ("breth1", "bridge")
     assert port["802-3-ethernet.mac-address"] == mac.upper()
     assert nm_profile(host, "System eth0", "ipv4.addresses")["ipv4.addresses"] == eth0[0]
