@@ -375,10 +375,20 @@ def restore(module):
 
 
 def failure_message(failure, rolled_back, restored, removed):
-    """The role's failure after a rollback: what failed, what NetworkManager restored, what the migration undid."""
-    parts = ["The migration off ifcfg failed: %s." % failure.rstrip(".")]
-    if rolled_back:
-        parts.append("%s." % rolled_back.rstrip("."))
+    """The role's failure after a rollback: what failed, what NetworkManager restored, what the migration undid.
+
+    ``failure``: ``unreachable`` (no fresh connection after the activation), ``activation: <nmcli's errors>``, or
+    the failed step and its message.
+    """
+    if failure == "unreachable":
+        what = ("the host did not answer over a fresh connection after the activation, so nothing confirmed the "
+                "NetworkManager checkpoint")
+    elif failure.startswith("activation: "):
+        what = "NetworkManager could not activate every profile (%s)" % failure[len("activation: "):].strip()
+    else:
+        what = failure
+    parts = ["The migration off ifcfg failed: %s." % what.rstrip(".")]
+    parts.append("%s." % (rolled_back or "NetworkManager rolled the checkpoint back by itself when its timeout ran out").rstrip("."))
     if restored:
         parts.append("The ifcfg files are back: %s." % ", ".join(restored))
     else:

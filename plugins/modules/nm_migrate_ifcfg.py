@@ -55,9 +55,13 @@ options:
     description:
       - With O(state=restored), what went wrong: after restoring, the module fails with this, O(rolled_back) and what
         it restored (the role's rollback path).
+      - V(unreachable) (no fresh connection after the activation), V(activation: <errors>) (NetworkManager could not
+        activate a profile), or the failed step and its message.
     type: str
   rolled_back:
-    description: With O(failure), what NetworkManager's rollback restored, in words (M(kvmhost.bridging.nm_checkpoint)'s RV(msg)).
+    description:
+      - With O(failure), what NetworkManager's rollback restored, in words (M(kvmhost.bridging.nm_checkpoint)'s RV(msg)).
+      - Without it, the message says that NetworkManager rolled back by itself when the checkpoint's timeout ran out.
     type: str
   reload:
     description: Ask a running NetworkManager to load each keyfile written (C(nmcli connection load)).

@@ -232,3 +232,16 @@ def test_failure_before_anything_moved_is_reported(tree):
     back = dict(tree, backup_dir=os.path.join(tree["backup_dir"], "never"), state="restored", failure="boom")
     with pytest.raises(ModuleError, match="No ifcfg file had moved yet"):
         _nm_migrate.run_module(FakeModule(**back))
+
+
+@pytest.mark.parametrize(("failure", "rolled_back", "expected"), [
+    ("unreachable", None, "The migration off ifcfg failed: the host did not answer over a fresh connection after the activation, "
+     "so nothing confirmed the NetworkManager checkpoint. NetworkManager rolled the checkpoint back by itself when its timeout ran out."),
+    ("activation: Error: Connection activation failed.", "NetworkManager rolled back /cp/1 (eth0 restored)",
+     "The migration off ifcfg failed: NetworkManager could not activate every profile (Error: Connection activation failed.). "
+     "NetworkManager rolled back /cp/1 (eth0 restored)."),
+])
+def test_failure_messages(failure, rolled_back, expected):
+    message = _nm_migrate.failure_message(failure, rolled_back, ["/x/ifcfg-eth0"], [])
+    assert message.startswith(expected)
+    assert message.endswith("The ifcfg files are back: /x/ifcfg-eth0. The host runs as before; fix the cause and run the migration again.")
