@@ -27,6 +27,7 @@ kvmb_apt() {
     wanted+=(isc-dhcp-client)  # bridge: a DHCP client moves from the NIC to the bridge (dhclient runs only inside lab hosts)
     # Real VMs in lab hosts: libvirtd + virtlogd (never started here: policy-rc.d) and QEMU (TCG).
     wanted+=(libvirt-daemon-system libvirt-daemon-driver-qemu qemu-system-x86)
+    wanted+=(nftables)  # libvirt_routing: its nftables rules loaded with nft -f into a lab host (never this machine's)
     for pkg in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
     done

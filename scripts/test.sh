@@ -155,8 +155,11 @@ run_latest() {
     "$venv/bin/python" -m pytest -q -n 2 -p no:cacheprovider -p kvmb_skips tests/unit
 }
 
+# The changelog's fragments and version_added (antsibull-changelog, pinned in requirements-dev.txt) with the lint.
+run_lint() { ansible-lint --profile production && antsibull-changelog lint; }
+
 stage ruff ruff check .
-stage lint ansible-lint --profile production
+stage lint run_lint
 stage sanity run_sanity
 stage unit run_unit
 stage build run_build

@@ -11,6 +11,8 @@ description:
   - For every pair of active libvirt networks with an IPv4 subnet, and for each network against the LAN, walks a new
     connection through the FORWARD chain of C(iptables-save -t filter) and says whether it passes or which rule in
     which chain rejects it.
+  - With libvirt's nftables backend (libvirt 10+), walks the forward hook's filter base chains of C(nft -j list ruleset)
+    in priority order instead (an accept ends one base chain; a drop or reject in any is final).
   - A rejected direction between two networks is a problem, with its fix; the lines for the LAN are information
     (a NAT network takes no new connections from outside, by design).
 options:
@@ -23,6 +25,11 @@ options:
     description: The output of C(iptables-save -t filter).
     type: str
     required: true
+  nft:
+    description: The output of C(nft -j list ruleset); empty when nft is not there.
+    type: str
+    default: ""
+    version_added: 0.1.0
   skip:
     description: The doctor's skipped checks; with C(libvirt_routing) in it, nothing is returned.
     type: list
@@ -48,11 +55,11 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import Mo
 from ansible_collections.kvmhost.bridging.plugins.module_utils._libvirt_routing import doctor_problems
 
 
-def libvirt_routing_problems(networks, save, skip=()):
+def libvirt_routing_problems(networks, save, skip=(), nft=""):
     if "libvirt_routing" in (skip or ()):
         return {"problems": [], "lines": []}
     try:
-        problems, lines = doctor_problems(networks or [], save)
+        problems, lines = doctor_problems(networks or [], save, nft)
     except ModuleError as exc:
         raise AnsibleFilterError(exc.msg) from exc
     return {"problems": problems, "lines": lines}

@@ -30,14 +30,21 @@ import ipaddress
 import json
 import os
 import shlex
+import xml.etree.ElementTree as ET
 
+from ansible_collections.kvmhost.bridging.plugins.module_utils import _libvirt_nft as lnft
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import atomic_write, read_bytes, remove_file, text_diff
 from ansible_collections.kvmhost.bridging.plugins.module_utils._firewall import parse_save
+from ansible_collections.kvmhost.bridging.plugins.module_utils._libvirt_dep import LibvirtError
+from ansible_collections.kvmhost.bridging.plugins.module_utils._libvirt_iface import _parse as parse_xml
 
 COMMENT = "kvmhost.bridging libvirt_routing"
 HOOK_PATH = "/etc/libvirt/hooks/network.d/50-kvmhost-bridging-routing"
 L3_MODES = ("nat", "route", "open", "isolated")
+METHODS = ("rules", "route", "open")
+# libvirt's virNetworkXMLFlags: the persistent definition, not the running one
+XML_INACTIVE = 1
 
 HOOK_TEMPLATE = """\
 #!%(python)s
@@ -89,15 +96,35 @@ def describe(rule):
     return "iptables -t %s -I %s 1 %s" % (rule["table"], rule["chain"], " ".join(rule_args(rule)))
 
 
-def plan(names, networks):
+def choose_methods(names, default="rules", per_network=None):
+    """{network name: method}: ``per_network`` over ``default``; raises ModuleError for unknown methods or names."""
+    per_network = dict(per_network or {})
+    for name, method in [("(default)", default), *per_network.items()]:
+        if method not in METHODS:
+            raise ModuleError("libvirt_routing method %s for %s: use one of %s. Nothing was changed."
+                              % (method, name, ", ".join(METHODS)))
+    stray = sorted(set(per_network) - set(names))
+    if stray:
+        raise ModuleError("libvirt_routing methods name network(s) not in the networks list: %s. Nothing was changed."
+                          % ", ".join(stray))
+    return {name: per_network.get(name, default) for name in names}
+
+
+def plan(names, networks, methods=None):
     """The rules that let ``names`` (libvirt network names) reach each other both ways.
 
-    ``networks`` is _libvirt_iface.networks_of's list. Returns {networks: [...],
-    rules: [...]}; every network says what is done for it (``method``). Raises
-    ModuleError, before anything changes, for unknown names, networks without a
-    bridge or IPv4 subnet, non-routed forward modes and overlapping subnets.
+    ``networks`` is _libvirt_iface.networks_of's list. ``methods`` maps a name to
+    ``rules`` (the default: keep the forward mode, rules and the hook) or
+    ``route``/``open`` (the network's forward mode is changed in libvirt's own
+    definition; libvirt's rules then let it reach the other routed networks, no
+    rules of ours between two such networks). Returns {networks: [...], rules:
+    [...], modes: {name: new forward mode}}; every network says what is done for
+    it (``method``). Raises ModuleError, before anything changes, for unknown
+    names, networks without a bridge or IPv4 subnet, non-routed forward modes
+    and overlapping subnets.
     """
     names = list(dict.fromkeys(names))
+    methods = choose_methods(names, "rules", methods)
     if len(names) < 2:
         raise ModuleError("libvirt_routing needs at least two network names, got %s." % (names or "none"))
     by_name = {n["network"]: n for n in networks}
@@ -130,28 +157,94 @@ def plan(names, networks):
                             "libvirt networks %s (%s) and %s (%s) overlap: the host cannot route between them. Give one "
                             "of them another subnet (virsh net-edit). Nothing was changed." % (first["network"], a, second["network"], b),
                         )
+    modes = {n["network"]: methods[n["network"]] for n in chosen
+             if methods[n["network"]] != "rules" and n["forward"] != methods[n["network"]]}
+    routed = {n["network"] for n in chosen if (modes.get(n["network"]) or n["forward"]) in ("route", "open")}
     rules = []
     for src in chosen:
         for dst in chosen:
-            if src is dst:
-                continue
+            if src is dst or (src["network"] in routed and dst["network"] in routed):
+                continue  # both in route/open mode (now or after the change): libvirt's own rules route them
             for s in _ipv4_subnets(src):
                 for d in _ipv4_subnets(dst):
                     rules.append({"table": "filter", "chain": "LIBVIRT_FWX", "in": src["bridge"], "out": dst["bridge"],
                                   "source": s, "destination": d, "target": "ACCEPT",
                                   "networks": [src["network"], dst["network"]]})
-                    if src["forward"] == "nat":
+                    if src["forward"] == "nat" and methods[src["network"]] == "rules":
                         rules.append({"table": "nat", "chain": "LIBVIRT_PRT", "in": None, "out": None,
                                       "source": s, "destination": d, "target": "RETURN",
                                       "networks": [src["network"], dst["network"]]})
     summary = []
     for net in chosen:
+        picked = methods[net["network"]]
+        if picked == "rules" and len(routed) == len(chosen):
+            summary.append({"network": net["network"], "bridge": net["bridge"], "forward": net["forward"],
+                            "subnets": _ipv4_subnets(net), "method_name": "rules",
+                            "method": "forward mode %s: libvirt's own rules route it to the other networks, nothing to add"
+                                      % net["forward"]})
+            continue
+        if picked != "rules":
+            if net["network"] in modes:
+                said = "forward mode %s: changed from %s in libvirt's definition (network restarted; no NAT)" % (picked, net["forward"])
+            else:
+                said = "forward mode %s already: libvirt's own rules route it, nothing to add" % picked
+            summary.append({"network": net["network"], "bridge": net["bridge"], "forward": picked,
+                            "subnets": _ipv4_subnets(net), "method_name": picked, "method": said})
+            continue
         method = ("hook: NAT kept to the outside, new connections from the other networks accepted, no NAT between them"
                   if net["forward"] == "nat" else
                   "hook: forward mode %s kept, new connections from and to the other networks accepted" % net["forward"])
         summary.append({"network": net["network"], "bridge": net["bridge"], "forward": net["forward"],
-                        "subnets": _ipv4_subnets(net), "method": method})
-    return {"networks": summary, "rules": rules}
+                        "subnets": _ipv4_subnets(net), "method_name": "rules", "method": method})
+    return {"networks": summary, "rules": rules, "modes": modes}
+
+
+def with_forward_mode(xml_text, mode):
+    """A network's XML with ``<forward mode=mode/>`` (its ``<nat>`` dropped); None when it has that mode already."""
+    root = parse_xml(xml_text, "network XML")
+    forward = root.find("forward")
+    if forward is None:
+        forward = ET.Element("forward")
+        root.insert(1 if root.find("name") is not None else 0, forward)
+    if forward.get("mode", "nat") == mode and forward.find("nat") is None:
+        return None
+    forward.set("mode", mode)
+    for child in list(forward):
+        if child.tag == "nat":
+            forward.remove(child)
+    return ET.tostring(root, encoding="unicode")
+
+
+def forward_mode_changes(conn, modes):
+    """[(name, before XML, after XML)] for ``modes`` ({name: mode}), read from libvirt's persistent definitions."""
+    out = []
+    for name in sorted(modes):
+        try:
+            net = conn.networkLookupByName(name)
+        except LibvirtError as exc:
+            raise ModuleError("libvirt network %s: %s. Nothing was changed." % (name, exc)) from None
+        if not net.isPersistent():
+            raise ModuleError("libvirt network %s is transient (not defined): its forward mode cannot be changed "
+                              "through its definition. Nothing was changed." % name)
+        before = net.XMLDesc(XML_INACTIVE)
+        after = with_forward_mode(before, modes[name])
+        if after is not None:
+            out.append((name, before, after))
+    return out
+
+
+def apply_forward_modes(conn, changes):
+    """net-define each changed definition and restart the network when it runs (libvirt applies a mode on start)."""
+    for name, _before, after in changes:
+        try:
+            conn.networkDefineXML(after)
+            net = conn.networkLookupByName(name)
+            if net.isActive():
+                net.destroy()
+                net.create()
+        except LibvirtError as exc:
+            raise ModuleError("libvirt could not change the forward mode of network %s: %s (virsh net-dumpxml %s shows "
+                              "its definition now)." % (name, exc, name)) from None
 
 
 def hook_text(planned, python):
@@ -209,25 +302,22 @@ def _key(line):
     return frozenset(tuple(option) for option in options)
 
 
-def ensure(module, names, uri, hook_path, python, networks, state="present", check_mode=False):
-    """Read (networks given), plan, compare and apply; the module's result."""
+def _ensure_iptables(module, planned):
+    """(changed, diff entry, apply function) for the iptables backend."""
     ipt = Iptables(module)
-    planned = plan(names, networks) if state == "present" else {"networks": [], "rules": []}
-    if state == "present" and not ipt.has_chains():
+    if planned["rules"] and not ipt.has_chains():
         raise ModuleError(
-            "libvirt's iptables chains (LIBVIRT_FWX, nat LIBVIRT_PRT) are not there: start a libvirt network first, or "
-            "this libvirt uses its nftables backend (libvirt 10+), which libvirt_routing does not handle yet. Nothing was changed.",
+            "libvirt's iptables chains (LIBVIRT_FWX, nat LIBVIRT_PRT) are not there: start a libvirt network first. "
+            "Nothing was changed.",
         )
-    wanted_hook = hook_text(planned, python) if state == "present" else None
-    raw = read_bytes(hook_path)
-    current_hook = raw.decode("utf-8", "replace") if raw is not None else None
-
     wanted_lines = {}
     for rule in planned["rules"]:
         wanted_lines.setdefault((rule["table"], rule["chain"]), []).append((_rule_line(rule), rule))
     to_add, to_remove = [], []
+    before_rules = ""
     for table, chain in (("filter", "LIBVIRT_FWX"), ("nat", "LIBVIRT_PRT")):
-        present = ipt.ours(table, chain)
+        present = ipt.ours(table, chain) if ipt.binary else []
+        before_rules += "".join("%s\n" % line for line in present)
         present_keys = {_key(line) for line in present}
         wanted = wanted_lines.get((table, chain), [])
         wanted_keys = {_key(line) for line, _r in wanted}
@@ -237,14 +327,11 @@ def ensure(module, names, uri, hook_path, python, networks, state="present", che
         for line in present:
             if _key(line) not in wanted_keys:
                 to_remove.append((table, chain, line))
-    hook_changes = current_hook != wanted_hook
-    changed = bool(to_add or to_remove or hook_changes)
-    before_rules = "".join("%s\n" % line for t, c in (("filter", "LIBVIRT_FWX"), ("nat", "LIBVIRT_PRT")) for line in ipt.ours(t, c))
     after_rules = "".join("%s\n" % line for lines in wanted_lines.values() for line, _r in lines)
-    diff = [text_diff(hook_path, current_hook, wanted_hook),
-            {"before_header": "iptables rules (runtime)", "after_header": "iptables rules (runtime)",
-             "before": before_rules, "after": after_rules}]
-    if changed and not check_mode:
+    diff = {"before_header": "iptables rules (runtime)", "after_header": "iptables rules (runtime)",
+            "before": before_rules, "after": after_rules}
+
+    def apply():
         for table, chain, line in to_remove:
             spec = line.split(" ", 2)[2]
             module.run_command([ipt.binary, "-w", "-t", table, "-D", chain, *shlex.split(spec)], check_rc=False)
@@ -252,6 +339,70 @@ def ensure(module, names, uri, hook_path, python, networks, state="present", che
             rc, err = ipt.run(rule["table"], "-I", rule["chain"], rule_args(rule))
             if rc != 0:
                 raise ModuleError("iptables could not add %s: %s" % (describe(rule), err.strip()))
+
+    return bool(to_add or to_remove), diff, apply
+
+
+def _ensure_nftables(module, planned):
+    """(changed, diff entry, apply function) for libvirt's nftables backend (see _libvirt_nft)."""
+    nft = lnft.Nft(module)
+    ruleset = nft.ruleset()
+    if planned["rules"] and ruleset is None:
+        raise ModuleError(
+            "libvirt's nftables table (ip libvirt_network) is not there: start a libvirt network first. Nothing was changed.",
+        )
+    in_place, _present, statements = lnft.compare(ruleset, planned["rules"])
+    diff = {"before_header": "nft table ip libvirt_network, rules of kvmhost.bridging",
+            "after_header": "nft table ip libvirt_network, rules of kvmhost.bridging",
+            "before": lnft.current_text(ruleset), "after": lnft.wanted_text(planned["rules"])}
+    return not in_place, diff, lambda: nft.apply(statements)
+
+
+def ensure(module, names, uri, hook_path, python, networks, state="present", check_mode=False,
+           backend="auto", methods=None, conn=None):
+    """Read (networks given), plan, compare and apply; the module's result.
+
+    ``backend``: libvirt's firewall backend (``auto`` looks at the host).
+    ``methods``: {name: rules|route|open}; ``conn`` the libvirt connection
+    (needed when a forward mode changes).
+    """
+    planned = plan(names, networks, methods) if state == "present" else {"networks": [], "rules": [], "modes": {}}
+    mode_changes = forward_mode_changes(conn, planned["modes"]) if planned["modes"] else []
+    nft_ruleset = lnft.Nft(module).ruleset()
+    ipt = Iptables(module)
+    iptables_chains = bool(ipt.binary) and ipt.has_chains()
+    if state == "absent":
+        picked = "nftables" if nft_ruleset is not None else "iptables"
+    elif planned["rules"]:
+        conf = read_bytes(lnft.NETWORK_CONF)
+        picked = lnft.choose_backend(backend, conf.decode("utf-8", "replace") if conf else "", nft_ruleset is not None,
+                                     iptables_chains)
+    else:
+        picked = backend if backend != "auto" else ("nftables" if nft_ruleset is not None else "iptables")
+
+    rules_part = _ensure_nftables if picked == "nftables" else _ensure_iptables
+    rules_changed, rules_diff, apply_rules = rules_part(module, planned)
+    if picked == "nftables":
+        wanted_hook = lnft.hook_text(planned["rules"], [n["network"] for n in planned["networks"]], python)
+        described = [lnft.describe(r) for r in planned["rules"]]
+    else:
+        wanted_hook = hook_text(planned, python)
+        described = [describe(r) for r in planned["rules"]]
+    if not planned["rules"]:
+        wanted_hook = None
+    raw = read_bytes(hook_path)
+    current_hook = raw.decode("utf-8", "replace") if raw is not None else None
+    hook_changes = current_hook != wanted_hook
+    changed = bool(rules_changed or hook_changes or mode_changes)
+    diff = [text_diff(hook_path, current_hook, wanted_hook), rules_diff]
+    diff.extend(text_diff("libvirt network %s (definition)" % name, before, after) for name, before, after in mode_changes)
+    if changed and not check_mode:
+        if mode_changes:
+            apply_forward_modes(conn, mode_changes)
+            # the restarted networks ran the (old) hook and libvirt rebuilt its rules: compare again
+            rules_changed, _diff, apply_rules = rules_part(module, planned)
+        if rules_changed:
+            apply_rules()
         if hook_changes:
             if wanted_hook is None:
                 remove_file(module, hook_path)
@@ -260,8 +411,10 @@ def ensure(module, names, uri, hook_path, python, networks, state="present", che
                 atomic_write(module, hook_path, wanted_hook.encode("utf-8"), new_mode=0o755)
     return {
         "changed": changed,
+        "backend": picked,
         "networks": planned["networks"],
-        "rules": [describe(r) for r in planned["rules"]],
+        "rules": described,
+        "forward_modes_changed": [name for name, _b, _a in mode_changes],
         "hook": hook_path,
         "hook_changed": hook_changes,
         "uri": uri,
@@ -356,8 +509,14 @@ def _endpoint(net):
     return {"name": net["network"], "iface": net["bridge"], "address": str(next(subnet.hosts()) + 9), "net": net}
 
 
-def directions(networks, table):
-    """Every direction between the L3 libvirt networks and between each and the LAN, with its verdict."""
+def directions(networks, table, ruleset=None):
+    """Every direction between the L3 libvirt networks and between each and the LAN, with its verdict.
+
+    ``table`` is an iptables-save filter table (_firewall.Table) or None; ``ruleset`` a parsed ``nft -j list
+    ruleset`` (libvirt's nftables backend) or None. With both, a direction passes only when both let it through:
+    iptables-nft's and libvirt's nftables chains are base chains of the same forward hook, so a drop or reject in
+    either is final.
+    """
     nets = [n for n in networks if n.get("active") and n.get("forward") in L3_MODES and n.get("bridge") and _ipv4_subnets(n)]
     ends = [_endpoint(n) for n in nets]
     out = []
@@ -366,7 +525,12 @@ def directions(networks, table):
             if src is dst or ("net" not in src and "net" not in dst):
                 continue
             packet = {"-i": src["iface"], "-o": dst["iface"], "-s": src["address"], "-d": dst["address"]}
-            found = verdict(table, packet)
+            found = verdict(table, packet) if table is not None else None
+            if ruleset is not None and (found is None or found["verdict"] == "ACCEPT"):
+                nft_found = lnft.forward_verdict(ruleset, {"in": src["iface"], "out": dst["iface"], "saddr": src["address"],
+                                                           "daddr": dst["address"]})
+                if found is None or nft_found["verdict"] != "ACCEPT":
+                    found = nft_found
             found.update({"from": src["name"], "to": dst["name"], "from_net": src.get("net"), "to_net": dst.get("net")})
             out.append(found)
     return out
@@ -382,13 +546,21 @@ def _fix(rejected, names):
     return "%s, or accept the traffic in front of that rule." % playbook
 
 
-def doctor_problems(networks, save_text):
-    """(problems, report lines) of the doctor's libvirt_routing check from ``iptables-save -t filter`` text."""
+def doctor_problems(networks, save_text, nft_text=None):
+    """(problems, report lines) of the doctor's libvirt_routing check.
+
+    From ``iptables-save -t filter`` text (libvirt's iptables backend) and/or ``nft -j list ruleset`` text (its
+    nftables backend, libvirt 10+); the nftables rules are walked only when libvirt's table ``ip libvirt_network``
+    is there or iptables-save has nothing (an nftables-only host).
+    """
     doc = parse_save(save_text or "", "ipv4", "iptables-save")
     table = doc.tables.get("filter")
-    if table is None:
+    ruleset = lnft.parse_ruleset(nft_text)
+    if ruleset is not None and not lnft.has_table(ruleset) and table is not None:
+        ruleset = None  # iptables backend: iptables-save already shows what the forward hook does
+    if table is None and ruleset is None:
         return [], []
-    found = directions(networks, table)
+    found = directions(networks, table, ruleset)
     problems, lines = [], []
     for item in found:
         word = "passes" if item["verdict"] == "ACCEPT" else "is rejected (%s)" % item["verdict"]

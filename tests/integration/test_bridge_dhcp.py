@@ -150,7 +150,7 @@ def test_doctor_flags_a_client_left_on_the_port_and_the_module_moves_it(dhcp_hos
 
     result = ansible.playbook(DOCTOR, hosts=[host], extra_vars={"doctor_network_manager": "stopped"})
     assert result.rc == 0, result.output
-    facts = [r["result"]["ansible_facts"] for r in result.results if r["task"].endswith("Check the DHCP clients of the bridges")]
+    facts = [r["result"]["ansible_facts"] for r in result.results if r["task"].endswith("Check for the common failures")]
     problems = {p["check"]: p for p in facts[-1]["doctor_problems"] if p["check"].startswith("dhcp_")}
     assert sorted(problems) == ["dhcp_expiry", "dhcp_port"], problems
     assert problems["dhcp_port"]["subject"] == "eth1" and " ".join(ON_BRIDGE) in problems["dhcp_port"]["fix"]
@@ -167,7 +167,7 @@ def test_doctor_flags_a_client_left_on_the_port_and_the_module_moves_it(dhcp_hos
     assert [c["argv"] for c in fixed["dhcp_clients"]] == [list(ON_BRIDGE)]
     assert clients(host) == [ON_BRIDGE]
     result = ansible.playbook(DOCTOR, hosts=[host], extra_vars={"doctor_network_manager": "stopped"})
-    facts = [r["result"]["ansible_facts"] for r in result.results if r["task"].endswith("Check the DHCP clients of the bridges")]
+    facts = [r["result"]["ansible_facts"] for r in result.results if r["task"].endswith("Check for the common failures")]
     assert [p for p in facts[-1]["doctor_problems"] if p["check"].startswith("dhcp_")] == []
 
 

@@ -48,8 +48,8 @@ def forwarding(host, port):
 
 
 def routing_problems(result, host):
-    """The doctor's libvirt_routing problems (added after 'Check for the common failures', which test_roles_doctor reads)."""
-    found = [r["result"] for r in result.results if r["host"] == host.name and r["task"].endswith("Add the one-way routes to the problems")]
+    """The doctor's libvirt_routing problems (from 'Check for the common failures', which sets every problem)."""
+    found = [r["result"] for r in result.results if r["host"] == host.name and r["task"].endswith("Check for the common failures")]
     assert found, result.output
     return {p["subject"]: p for p in found[-1]["ansible_facts"]["doctor_problems"] if p["check"] == "libvirt_routing"}
 
@@ -205,3 +205,113 @@ def test_two_libvirt_networks_route_both_ways(libvirt_lab, ansible):
     assert hook_text(host) is None
     assert "kvmhost.bridging" not in firewall(host)
     assert not guest_b.ping(A_ADDR)
+
+
+def test_forward_mode_route_and_open_instead_of_rules(libvirt_lab, ansible):
+    """The other method: natnet's forward mode becomes route (no NAT), through libvirt's own definition."""
+    host, libvirtd, guest_a, guest_b = libvirt_lab
+    extra = dict(EXTRA, libvirt_routing_methods={"natnet": "route"})
+    assert not guest_b.ping(A_ADDR)
+    defined = libvirtd.virsh("net-dumpxml", "--inactive", "natnet").stdout
+    assert "<forward mode='nat'" in defined
+
+    # --check --diff: the new definition is shown, nothing changes
+    checked = ansible.playbook(PLAYBOOK, hosts=[host], extra_vars=extra, check=True, diff=True)
+    assert checked.rc == 0 and checked.changed(host) == 1, checked.output
+    assert "libvirt network natnet (definition)" in checked.output and '<forward mode="route" />' in checked.output
+    assert libvirtd.virsh("net-dumpxml", "--inactive", "natnet").stdout == defined
+    assert not guest_b.ping(A_ADDR)
+
+    played = ansible.playbook(PLAYBOOK, hosts=[host], extra_vars=extra)
+    assert played.rc == 0 and played.changed(host) == 1, played.output
+    assert "natnet: forward mode route: changed from nat in libvirt's definition" in played.output
+    assert "rtnet: forward mode route: libvirt's own rules route it to the other networks, nothing to add" in played.output
+    assert "<forward mode='route'/>" in libvirtd.virsh("net-dumpxml", "--inactive", "natnet").stdout
+    assert "<forward mode='route'/>" in libvirtd.virsh("net-dumpxml", "natnet").stdout  # restarted with it
+    # no rules and no hook of ours: libvirt's own rules route between two routed networks
+    assert hook_text(host) is None and "kvmhost.bridging" not in firewall(host)
+    host.run(["ip", "link", "set", guest_a.port, "master", "virbr2"])  # the restart made a new bridge
+    forwarding(host, guest_a.port)
+    assert guest_b.ping(A_ADDR, count=2) and guest_a.ping(B_ADDR)
+    assert not guest_a.ping(LAN_GATEWAY)  # the price of route mode: no NAT, and the lab LAN has no route back
+    again = ansible.playbook(PLAYBOOK, hosts=[host], extra_vars=extra)
+    assert again.rc == 0 and again.changed(host) == 0, again.output
+    result, _problems, report = doctor(ansible, host, doctor_libvirt_uri=kvmb_vm.URI, doctor_network_manager="stopped")
+    assert routing_problems(result, host) == {}, report
+
+    # the definition persists through a libvirtd restart and a network restart
+    libvirtd.stop()
+    libvirtd.start()
+    libvirtd.virsh("net-destroy", "natnet")
+    libvirtd.virsh("net-start", "natnet")
+    host.run(["ip", "link", "set", guest_a.port, "master", "virbr2"])
+    forwarding(host, guest_a.port)
+    assert guest_b.ping(A_ADDR, count=2) and guest_a.ping(B_ADDR)
+
+    # open mode for rtnet: libvirt adds no rules for it at all; both ways still pass
+    extra_open = dict(EXTRA, libvirt_routing_method="open", libvirt_routing_methods={"natnet": "route"})
+    opened = ansible.playbook(PLAYBOOK, hosts=[host], extra_vars=extra_open)
+    assert opened.rc == 0 and opened.changed(host) == 1, opened.output
+    assert "rtnet: forward mode open: changed from route" in opened.output
+    assert "<forward mode='open'/>" in libvirtd.virsh("net-dumpxml", "rtnet").stdout
+    assert "virbr1" not in firewall(host)
+    host.run(["ip", "link", "set", guest_b.port, "master", "virbr1"])
+    forwarding(host, guest_b.port)
+    assert guest_b.ping(A_ADDR, count=2) and guest_a.ping(B_ADDR)
+    again = ansible.playbook(PLAYBOOK, hosts=[host], extra_vars=extra_open)
+    assert again.rc == 0 and again.changed(host) == 0, again.output
+
+
+# The lab host has no service manager (its PID 1 is the machine's, not systemd; /run is the host's own tmpfs), so
+# ansible.builtin.service falls back to `service libvirtd restart`, which runs /etc/init.d/libvirtd. This one (in the
+# host's own /etc overlay) restarts the lab's libvirtd the way an init script does: stop by its pid file, start again.
+INIT_SCRIPT = """\
+#!/bin/sh
+# kvmb lab: libvirtd's init script inside one lab host
+pid() { cat /run/libvirtd.pid 2>/dev/null; }
+alive() { [ -n "$1" ] && [ -e "/proc/$1" ] && ! grep -q '^State:.*zombie' "/proc/$1/status" 2>/dev/null; }
+running() { alive "$(pid)"; }
+case "$1" in
+  status) running ;;
+  stop) if running; then p=$(pid); kill "$p"; n=0; while alive "$p" && [ "$n" -lt 300 ]; do sleep 0.2; n=$((n+1)); done; ! alive "$p"; fi ;;
+  start) running || libvirtd -d -f /etc/libvirt/libvirtd.conf ;;
+  restart) "$0" stop && "$0" start ;;
+  *) exit 3 ;;
+esac
+"""
+
+
+def libvirtd_pid(host):
+    return int(host.run(["cat", "/run/libvirtd.pid"]).stdout.strip())
+
+
+def test_the_role_restarts_libvirtd_once_so_that_it_runs_the_new_hook(libvirt_lab, ansible):
+    host, libvirtd, guest_a, guest_b = libvirt_lab
+    host.write_file("/etc/init.d/libvirtd", INIT_SCRIPT, mode="0755")
+    before = libvirtd_pid(host)
+    try:
+        played = ansible.playbook(PLAYBOOK, hosts=[host], extra_vars=dict(EXTRA, libvirt_routing_restart_libvirtd=True))
+        assert played.rc == 0, played.output
+        assert "RUNNING HANDLER [kvmhost.bridging.libvirt_routing : Restart libvirtd so that it runs the network hook]" in played.output
+        kvmb_vm._wait(libvirtd.running, 60, "libvirtd after the handler")
+        restarted = libvirtd_pid(host)
+    finally:
+        # the lab stops the libvirtd it knows of: the one the init script started now
+        libvirtd._record("libvirtd", libvirtd_pid(host), "libvirtd")
+    assert restarted != before
+    assert guest_b.ping(A_ADDR) and guest_a.ping(B_ADDR)
+
+    # the restarted libvirtd knows the hook: a network restart gets our rules back on top, with no new run
+    libvirtd.virsh("net-destroy", "natnet")
+    libvirtd.virsh("net-start", "natnet")
+    host.run(["ip", "link", "set", guest_a.port, "master", "virbr2"])
+    forwarding(host, guest_a.port)
+    prt = host.run(["iptables", "-t", "nat", "-S", "LIBVIRT_PRT"]).stdout.splitlines()
+    assert "kvmhost.bridging" in prt[1], prt
+    assert guest_b.ping(A_ADDR, count=2) and guest_a.ping(B_ADDR)
+
+    # nothing to change: no handler, the same libvirtd
+    again = ansible.playbook(PLAYBOOK, hosts=[host], extra_vars=dict(EXTRA, libvirt_routing_restart_libvirtd=True))
+    assert again.rc == 0 and again.changed(host) == 0, again.output
+    assert "RUNNING HANDLER" not in again.output
+    assert libvirtd_pid(host) == restarted

@@ -12,7 +12,7 @@ CONNS = "/etc/NetworkManager/system-connections"
 def doctor(ansible, host):
     result = ansible.playbook(DOCTOR, hosts=[host])
     assert result.rc == 0, result.output
-    added = [r["result"] for r in result.results if r["host"] == host.name and r["task"].endswith("Add what they show to the problems")]
+    added = [r["result"] for r in result.results if r["host"] == host.name and r["task"].endswith("Check for the common failures")]
     report = [r["result"] for r in result.results if r["host"] == host.name and r["task"].endswith("Print the report")]
     return added[0]["ansible_facts"]["doctor_problems"], "\n".join(report[0]["msg"])
 
