@@ -139,7 +139,7 @@ def test_migration_hands_the_bridge_to_networkmanager_and_survives_a_reboot(lab,
     # The doctor finds no ifcfg file left (the leapp inhibitor) and no profile that will not come up at boot.
     doctor = ansible.playbook(DOCTOR, hosts=[host])
     assert doctor.rc == 0, doctor.output
-    added = task_results(doctor, host, "Add what they show to the problems")
+    added = task_results(doctor, host, "Check for the common failures")
     assert [p for p in added[0]["ansible_facts"]["doctor_problems"] if p["check"].startswith("nm_")] == []
 
     # The reboot proof: NetworkManager stops, the bridge goes, eth1 is flushed, /run is cleared, and NetworkManager
