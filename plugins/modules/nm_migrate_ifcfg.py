@@ -53,10 +53,10 @@ options:
     type: str
   failure:
     description:
-      - With O(state=restored), what went wrong: after restoring, the module fails with this, O(rolled_back) and what
+      - With O(state=restored), what went wrong. After restoring, the module fails with this, O(rolled_back) and what
         it restored (the role's rollback path).
-      - V(unreachable) (no fresh connection after the activation), V(activation: <errors>) (NetworkManager could not
-        activate a profile), or the failed step and its message.
+      - V(unreachable) (no fresh connection after the activation), C(activation) followed by a colon and the errors
+        (NetworkManager could not activate a profile), or the failed step and its message.
     type: str
   rolled_back:
     description:
