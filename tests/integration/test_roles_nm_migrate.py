@@ -171,4 +171,3 @@ def test_a_profile_it_cannot_convert_fails_before_anything_changes(el8_host, ans
     assert ls(host, CONNS) == [] and ls(host, BACKUPS) is None
     assert not nm_running(host)
     assert ipv4(host, "breth1") == [host.el8["address"]]
-
