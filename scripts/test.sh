@@ -7,27 +7,58 @@
 # Every stage runs and prints passed, failed and skipped; the script fails if any
 # stage failed. A stage fails when it skips anything tests/skips.txt does not list
 # with its reason, or runs no test (no root, no conformance data: it says why).
-# Environment: KVMB_LAB_ID (default 0) picks the lab; KVMB_STAGES limits the
-# stages (e.g. KVMB_STAGES="ruff unit").
+# Environment: KVMB_LAB_ID (default 0) picks the lab; the integration stage runs
+# KVMB_INTEGRATION_WORKERS (default 2) pytest-xdist workers, each on its own lab:
+# KVMB_LAB_ID, KVMB_LAB_ID+1, ... KVMB_STAGES limits the stages (e.g.
+# KVMB_STAGES="ruff unit").
+# The other stages (lint, sanity, unit, build, latest, then Molecule on its lab
+# 20) run one after the other in the background while the integration stage
+# runs; their output is printed, in order, after it.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT" || exit 1
 . scripts/setup.sh || { echo "setup failed"; exit 1; }
 export KVMB_LAB_ID="${KVMB_LAB_ID:-0}"
+INTEGRATION_WORKERS="${KVMB_INTEGRATION_WORKERS:-2}"
+MOLECULE_LAB=20 MOLECULE_LOCK=/tmp/kvmb-molecule.lock  # extensions/molecule/config.yml's lab
+if [ "$KVMB_LAB_ID" -le "$MOLECULE_LAB" ] && [ $((KVMB_LAB_ID + INTEGRATION_WORKERS)) -gt "$MOLECULE_LAB" ]; then
+    echo "the integration labs $KVMB_LAB_ID-$((KVMB_LAB_ID + INTEGRATION_WORKERS - 1)) would include Molecule's lab $MOLECULE_LAB: pick another KVMB_LAB_ID"
+    exit 1
+fi
 STAGES="${KVMB_STAGES:-ruff lint sanity unit build integration molecule latest}"
-passed=0 failed=0 failures=()
 
-# Whatever happens, the lab of this run is torn down.
-teardown() { python "$ROOT/tests/lab" down --id "$KVMB_LAB_ID" >/dev/null 2>&1 || true; }
+# Whatever happens, the labs of this run are torn down (one per integration
+# worker), and the background stages are stopped (their process group).
+background_pid=""
+teardown() {
+    if [ -n "$background_pid" ] && kill -0 "$background_pid" 2>/dev/null; then
+        kill -TERM -- -"$background_pid" 2>/dev/null || true
+        echo "stopped the background stages; their output so far:"
+        cat "$COUNTS_DIR/background.log" 2>/dev/null
+    fi
+    # Only a run whose integration stage started touches the integration labs
+    # (KVMB_STAGES="ruff" must not remove a lab another run of this id uses).
+    local n
+    if [ -e "${COUNTS_DIR:-/nonexistent}/integration.started" ]; then
+        for ((n = 0; n < INTEGRATION_WORKERS; n++)); do
+            python "$ROOT/tests/lab" down --id $((KVMB_LAB_ID + n)) >/dev/null 2>&1 || true
+        done
+    fi
+    # Molecule's lab, if this run's Molecule had started (and nobody else holds it now).
+    if [ -e "${COUNTS_DIR:-/nonexistent}/molecule.started" ]; then
+        flock -w 10 "$MOLECULE_LOCK" python "$ROOT/tests/lab" down --id "$MOLECULE_LAB" >/dev/null 2>&1 || true
+    fi
+    rm -rf "${COUNTS_DIR:-}"
+}
 trap teardown EXIT
+trap 'exit 130' INT TERM
 
 # Each stage prints its counts: a pytest stage its tests (through tests/kvmb_skips.py,
 # which also fails a stage that skips a test not listed in tests/skips.txt or runs
 # no test at all); any other stage counts as one check. A stage that skips itself
 # returns 77 and fails unless tests/skips.txt lists it as stage:NAME with a reason.
 SKIPPED_RC=77
-skipped_stages=()
 COUNTS_DIR="$(mktemp -d)"
 export PYTHONPATH="$ROOT/tests${PYTHONPATH:+:$PYTHONPATH}"
 
@@ -49,7 +80,7 @@ stage() {
         p=0 f=0 s=1
         reason="$(allowed_stage_skip "$name")"
         if [ -n "$reason" ]; then
-            skipped_stages+=("$name ($reason)")
+            echo "$name ($reason)" > "$COUNTS_DIR/$name.skipped"
             printf -- '----- %s: SKIPPED, allowed by tests/skips.txt (%ss): %s passed, %s failed, %s skipped\n' "$name" $((SECONDS - start)) "$p" "$f" "$s"
             return 0
         fi
@@ -59,9 +90,9 @@ stage() {
         echo "stage $name ran no test"; rc=1
     fi
     if [ "$rc" -eq 0 ]; then
-        passed=$((passed + 1)); printf -- '----- %s: ok (%ss): %s passed, %s failed, %s skipped\n' "$name" $((SECONDS - start)) "$p" "$f" "$s"
+        touch "$COUNTS_DIR/$name.ok"; printf -- '----- %s: ok (%ss): %s passed, %s failed, %s skipped\n' "$name" $((SECONDS - start)) "$p" "$f" "$s"
     else
-        failed=$((failed + 1)); failures+=("$name"); printf -- '----- %s: FAILED (%ss): %s passed, %s failed, %s skipped\n' "$name" $((SECONDS - start)) "$p" "$f" "$s"
+        touch "$COUNTS_DIR/$name.failed"; printf -- '----- %s: FAILED (%ss): %s passed, %s failed, %s skipped\n' "$name" $((SECONDS - start)) "$p" "$f" "$s"
     fi
 }
 
@@ -100,9 +131,16 @@ run_unit() {
     return $rc
 }
 
+# pytest-xdist: each worker brings up and tears down its own lab (lab id =
+# KVMB_LAB_ID + worker number, tests/integration/conftest.py). Whole files go to
+# a worker (module fixtures stay shared), lease-bound files first; a crashed
+# worker is not replaced, so no lab id beyond the last worker's is used.
 run_integration() {
     need_root integration || return 1
-    python -m pytest -q -p no:cacheprovider -p kvmb_skips -rs -o testpaths=tests/integration tests/integration
+    touch "$COUNTS_DIR/integration.started"
+    python -m pytest -q -p no:cacheprovider -p kvmb_skips -rs -o testpaths=tests/integration \
+        -n "$INTEGRATION_WORKERS" --dist loadfile --no-loadscope-reorder --max-worker-restart 0 --durations 15 \
+        tests/integration
 }
 
 # Molecule runs from the collection root: only there does it take the scenarios
@@ -116,13 +154,18 @@ run_molecule() {
     fi
     local eph rc=0
     eph="$(mktemp -d)"
-    # Also when this script is interrupted mid-run, lab 20 goes down.
-    trap 'python "$ROOT/tests/lab" down --id 20 >/dev/null 2>&1 || true; teardown' EXIT
-    MOLECULE_EPHEMERAL_DIRECTORY="$eph" molecule test --all || rc=$?
-    # The default scenario's destroy has run, also after a failed scenario; this
-    # covers a Molecule that crashed or was killed, and fails on any leftover.
-    python "$ROOT/tests/lab" down --id 20 || rc=1
-    trap teardown EXIT
+    # Lab 20 is Molecule's on this machine, for every clone: its lock keeps two
+    # runs apart, and is held until the check below has run. When this script is
+    # interrupted, teardown stops Molecule and removes lab 20 under the same lock.
+    touch "$COUNTS_DIR/molecule.started"
+    (
+        flock 9
+        MOLECULE_EPHEMERAL_DIRECTORY="$eph" molecule test --all || rc=$?
+        # The default scenario's destroy has run, also after a failed scenario; this
+        # covers a Molecule that crashed or was killed, and fails on any leftover.
+        python "$ROOT/tests/lab" down --id "$MOLECULE_LAB" || rc=1
+        exit $rc
+    ) 9> "$MOLECULE_LOCK" || rc=$?
     rm -rf "$eph"
     return $rc
 }
@@ -158,18 +201,38 @@ run_latest() {
 # The changelog's fragments and version_added (antsibull-changelog, pinned in requirements-dev.txt) with the lint.
 run_lint() { ansible-lint --profile production && antsibull-changelog lint; }
 
+run_start=$SECONDS
 stage ruff ruff check .
-stage lint run_lint
-stage sanity run_sanity
-stage unit run_unit
-stage build run_build
+# The other stages, in the background (own process group, so that teardown can
+# stop all of it); output kept and printed after the integration stage.
+background_stages() {
+    stage lint run_lint
+    stage sanity run_sanity
+    stage unit run_unit
+    stage build run_build
+    stage latest run_latest
+    stage molecule run_molecule
+}
+set -m
+background_stages > "$COUNTS_DIR/background.log" 2>&1 < /dev/null &
+background_pid=$!
+set +m
 stage integration run_integration
-stage molecule run_molecule
-stage latest run_latest
+wait "$background_pid"
+background_pid=""
+rm -f "$COUNTS_DIR/molecule.started"  # its own check removed lab 20 under the lock
+cat "$COUNTS_DIR/background.log"
 
-rm -rf "$COUNTS_DIR"
+passed=0 failed=0 failures=() skipped_stages=()
+for name in ruff lint sanity unit build integration molecule latest; do
+    if [ -e "$COUNTS_DIR/$name.ok" ]; then passed=$((passed + 1))
+    elif [ -e "$COUNTS_DIR/$name.failed" ]; then failed=$((failed + 1)); failures+=("$name")
+    elif [ -e "$COUNTS_DIR/$name.skipped" ]; then skipped_stages+=("$(cat "$COUNTS_DIR/$name.skipped")")
+    fi
+done
 echo
 [ "${#skipped_stages[@]}" -gt 0 ] && printf 'skipped stage: %s\n' "${skipped_stages[@]}"
 [ "$failed" -gt 0 ] && echo "failed stages: ${failures[*]}"
+echo "all stages: $((SECONDS - run_start))s"
 echo "stages: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+[ "$failed" -eq 0 ]  # teardown (EXIT) removes the labs of a started integration stage, and COUNTS_DIR

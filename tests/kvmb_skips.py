@@ -8,6 +8,10 @@ or failed (everything skipped or deselected, or nothing collected).
 
 With KVMB_STAGE_COUNTS set to a path, the counts are written there as
 ``passed failed skipped`` for scripts/test.sh to print.
+
+Under pytest-xdist only the controller counts: every worker's test reports
+reach it, and a module skipped at collection arrives once, though each worker
+collected it (tests/unit/test_kvmb_skips.py runs the gate on two workers).
 """
 
 from __future__ import annotations

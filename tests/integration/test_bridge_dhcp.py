@@ -25,6 +25,7 @@ from test_bridge_routes import LAN_GATEWAY, V6_GATEWAY, LanSession
 from test_roles_doctor import DOCTOR
 from test_roles_host_bridge import PLAYBOOK, SCRIPTS
 
+pytestmark = pytest.mark.lease_wait  # scheduled first under xdist (tests/integration/conftest.py)
 LEASE = 120  # seconds: dnsmasq's shortest lease
 # Each test's host gets an address of its own: dnsmasq keeps an address for the MAC that leased it until the lease ends.
 _ADDRESSES = []

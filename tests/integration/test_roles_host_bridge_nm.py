@@ -95,6 +95,10 @@ def failure_message(result, host):
                      if r["host"] == host.name and r["status"] == "failed" and not r["result"].get("_ansible_ignore_errors"))
 
 
+# The role's one task that plans, takes the checkpoint, applies and confirms (the kvmhost.bridging.host_bridge action).
+BRIDGE_TASK = "Bridge the NIC (plan, arm the guard, apply, confirm over a fresh connection)"
+
+
 def task_results(result, host, suffix):
     return [r["result"] for r in result.results if r["host"] == host.name and r["task"].endswith(suffix)]
 
@@ -117,7 +121,7 @@ def test_bridging_the_dhcp_ssh_nic_survives_a_rerun_and_a_reboot(lab, dhcp_host,
     assert result.rc == 0, result.output
     assert any("networkmanager with keyfile profiles: NetworkManager 1.42" in r.get("msg", "")
                for r in task_results(result, host, "Say which backend bridges this host, and why"))
-    assert task_results(result, host, "Destroy the checkpoint, which confirms the change")[0]["changed"] is True
+    assert task_results(result, host, BRIDGE_TASK)[0]["checkpoint"]["destroy"]["changed"] is True
     # The session survived on the same lease, now on the bridge.
     assert_bridged(host, address[0], mac)
     files = profiles(host)
@@ -135,7 +139,7 @@ def test_bridging_the_dhcp_ssh_nic_survives_a_rerun_and_a_reboot(lab, dhcp_host,
     again = ansible.playbook(PLAYBOOK, hosts=[host], extra_vars=LAN)
     assert again.rc == 0, again.output
     assert again.stats[host.name]["changed"] == 0
-    assert not task_results(again, host, "Take a checkpoint that NetworkManager rolls back unless it is confirmed")[0].get("changed")
+    assert "checkpoint" not in task_results(again, host, BRIDGE_TASK)[0]
 
     # The reboot proof: NetworkManager stops, the runtime bridge and eth1's address go, /run is cleared,
     # and NetworkManager starts again from the keyfiles alone.
@@ -177,7 +181,7 @@ def test_check_diff_shows_the_keyfiles_and_changes_nothing(static_host, ansible)
     assert result.stats[host.name]["changed"] > 0
     assert "+cloned-mac-address=%s" % links(host)["eth1"]["address"].upper() in result.output
     assert "+master=breth1" in result.output
-    assert not task_results(result, host, "Take a checkpoint that NetworkManager rolls back unless it is confirmed")[0].get("changed")
+    assert "checkpoint" not in task_results(result, host, BRIDGE_TASK)[0]
     assert (profiles(host), ipv4(host, "eth1"), sorted(links(host))) == before
     assert sorted(host.run(["nmcli", "-g", "NAME", "connection", "show"]).stdout.split()) == ["eth0", "eth1", "lo"]
 
