@@ -179,3 +179,100 @@ def wait_device_state(host, device, states=("connected",), timeout=60.0):
             return state
         time.sleep(0.2)
     raise NMError("%s in %s did not reach %s within %ss (last: %r)" % (device, host.name, "/".join(states), timeout, state))
+
+
+# -- A host that starts NetworkManager itself (the migration off ifcfg) ------------------------
+# A stock host starts NetworkManager with systemctl; a lab host has no service manager, so a role that starts it
+# runs this script instead (the role's start-command variable). It starts the host's bus and NetworkManager in the
+# host's own namespaces, detached from the SSH session, writes their PIDs into the host's lab directory, and waits
+# until NetworkManager finished starting. adopt() then records the PIDs, so that stop/start_networkmanager and
+# teardown find them.
+START_HOOK = "/run/kvmb-nm-start"
+_START_SCRIPT = r"""#!/bin/sh
+# kvmb lab: start this host's system bus and NetworkManager (what systemctl start NetworkManager does on a host).
+set -e
+d="$1"
+alive() { [ -f "$d/$1.pid" ] && kill -0 "$(cat "$d/$1.pid")" 2>/dev/null; }
+if ! alive dbus; then
+    mkdir -p /run/dbus
+    rm -f /run/dbus/system_bus_socket
+    setsid dbus-daemon --system --nofork --nopidfile </dev/null >>"$d/dbus.log" 2>&1 &
+    echo $! >"$d/dbus.pid"
+    i=0
+    while [ ! -S /run/dbus/system_bus_socket ]; do
+        i=$((i + 1)); [ "$i" -le 300 ] || { echo "dbus-daemon did not open its socket" >&2; exit 1; }; sleep 0.1
+    done
+fi
+if ! alive NetworkManager; then
+    setsid NetworkManager --debug </dev/null >>"$d/NetworkManager.log" 2>&1 &
+    echo $! >"$d/NetworkManager.pid"
+fi
+exec nm-online -s -q -t 60
+"""
+
+
+def install_start_hook(host):
+    """Put the start script into ``host``; return the argv a role runs to start NetworkManager there."""
+    host.write_file(START_HOOK, _START_SCRIPT, mode="0755")
+    return ["sh", START_HOOK, host.dir]
+
+
+def adopt(lab, host):
+    """Record the PIDs the start script wrote as the host's services; return them ({} when it never ran)."""
+    services = {}
+    for key in ("dbus", "NetworkManager"):
+        path = os.path.join(host.dir, "%s.pid" % key)
+        if os.path.exists(path):
+            with open(path) as handle:
+                services[key] = int(handle.read().strip())
+            os.unlink(path)
+    if services:
+        with lab._locked():
+            state = lab._load()
+            if host.name in state["hosts"]:
+                state["hosts"][host.name]["services"] = services
+                for key, pid in services.items():
+                    state["pids"]["%s-%s" % (host.name, key)] = {"pid": pid, "cmd": key}
+                lab._save(state)
+    return services
+
+
+def make_network_scripts_host(host, bridge="breth1", nic="eth1"):
+    """Turn a NetworkManager lab host into one that runs as an EL8 network-scripts host does.
+
+    NetworkManager (installed) is stopped; the keyfiles go; ifcfg files describe eth0 (management, static),
+    ``bridge`` (static, the address ``nic`` has now, TYPE=Bridge) and ``nic`` as its port (NM_CONTROLLED=no, as
+    host_bridge writes for the network service); and the bridge is up at runtime with the address, as the network
+    service left it. The SSH session over ``nic`` survives: the address moves in one netlink batch.
+    Returns {"address": the bridge's CIDR, "mac": the NIC's MAC, "files": {name: text}}.
+    """
+    import json
+
+    host.stop_networkmanager()
+    addr = json.loads(host.run(["ip", "-j", "-4", "addr", "show", "dev", nic]).stdout)[0]["addr_info"][0]
+    cidr = "%s/%s" % (addr["local"], addr["prefixlen"])
+    mac = json.loads(host.run(["ip", "-j", "link", "show", "dev", nic]).stdout)[0]["address"]
+    eth0 = json.loads(host.run(["ip", "-j", "-4", "addr", "show", "dev", "eth0"]).stdout)[0]["addr_info"][0]
+    mac0 = json.loads(host.run(["ip", "-j", "link", "show", "dev", "eth0"]).stdout)[0]["address"]
+    gateway = json.loads(host.run(["ip", "-j", "-4", "route", "show", "default"]).stdout)[0]["gateway"]
+    files = {
+        "ifcfg-eth0": "DEVICE=eth0\nTYPE=Ethernet\nHWADDR=%s\nBOOTPROTO=none\nIPADDR=%s\nPREFIX=%s\nGATEWAY=%s\nONBOOT=yes\n"
+                      % (mac0, eth0["local"], eth0["prefixlen"], gateway),
+        "ifcfg-" + bridge: "DEVICE=%s\nTYPE=Bridge\nBOOTPROTO=none\nIPADDR=%s\nPREFIX=%s\nDEFROUTE=no\nSTP=no\nDELAY=0\nONBOOT=yes\n"
+                           % (bridge, addr["local"], addr["prefixlen"]),
+        "ifcfg-" + nic: "DEVICE=%s\nTYPE=Ethernet\nHWADDR=%s\nBRIDGE=%s\nONBOOT=yes\nNM_CONTROLLED=no\n" % (nic, mac, bridge),
+    }
+    host.run(["sh", "-c", 'rm -f "$1"/*', "sh", PROFILE_DIR])
+    host.run(["rm", "-rf", "/run/NetworkManager"])  # NetworkManager's runtime state: as if it had never run
+    for name, text in files.items():
+        host.write_file("/etc/sysconfig/network-scripts/" + name, text)
+    batch = [
+        "link add %s type bridge stp_state 0 forward_delay 0" % bridge,
+        "link set %s address %s" % (bridge, mac),
+        "addr del %s dev %s" % (cidr, nic),
+        "link set %s master %s" % (nic, bridge),
+        "addr add %s dev %s" % (cidr, bridge),
+        "link set %s up" % bridge,
+    ]
+    host.run(["ip", "-batch", "-"], input="\n".join(batch) + "\n")
+    return {"address": cidr, "mac": mac, "files": files}

@@ -715,6 +715,9 @@ class Lab:
                     "ansible_ssh_private_key_file": self.key,
                     "ansible_python_interpreter": self.python,
                     "ansible_ssh_common_args": SSH_COMMON_ARGS,
+                    # Every lab's LAN is 198.19.0.0/24: with one ControlMaster socket directory for all labs, SSH to
+                    # 198.19.0.21 of one lab would reuse another lab's open connection to its own 198.19.0.21.
+                    "ansible_control_path_dir": os.path.join(self.state_dir, "cp"),
                     "kvmb_lab_id": self.id,
                     "kvmb_lan_gateway": LAN_GATEWAY,
                 },
