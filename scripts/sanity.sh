@@ -4,5 +4,6 @@
 set -euo pipefail
 . "$(dirname "$0")/setup.sh"
 python="$("$KVMB_VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
-cd "$KVMB_COLLECTIONS/ansible_collections/kvmhost/bridging"
+dest="$(kvmb_sanity_dir)" || exit 1
+cd "$dest"
 exec ansible-test sanity --local --python "$python" --requirements --color no "$@"

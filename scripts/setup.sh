@@ -69,6 +69,19 @@ kvmb_install_collection() {
     rsync -a --delete --exclude=/.git --filter=':- .gitignore' "$KVMB_ROOT/" "$dest/"
 }
 
+# The installed copy, for ansible-test: it lists a collection's files with git
+# when the copy sits inside a git work tree, and a copy in a git-ignored folder
+# (a worktree's .collections/) then has no files at all: every sanity test
+# "passes" with all targets skipped. Refuse that instead of passing.
+kvmb_sanity_dir() {
+    local dest="$KVMB_COLLECTIONS/ansible_collections/kvmhost/bridging" top
+    if top="$(git -C "$dest" rev-parse --show-toplevel 2>/dev/null)" && [ "$top" != "$dest" ]; then
+        echo "KVMB_COLLECTIONS ($KVMB_COLLECTIONS) is inside the git work tree $top: ansible-test would find no files there. Use a path outside it." >&2
+        return 1
+    fi
+    echo "$dest"
+}
+
 # ansible-test's sanity venvs bootstrap pip from a script on a host this
 # network cannot reach: provide that script, and the pip wheel it installs.
 kvmb_ansible_test_bootstrap() {

@@ -192,7 +192,8 @@ run_latest() {
     fi
     kvmb_ansible_test_bootstrap "$venv" || return 1
     "$venv/bin/ansible" --version | head -1
-    ( cd "$KVMB_COLLECTIONS/ansible_collections/kvmhost/bridging" &&
+    local dest; dest="$(kvmb_sanity_dir)" || return 1
+    ( cd "$dest" &&
       PATH="$venv/bin:$PATH" ansible-test sanity --local --python "$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" --requirements --color no ) || return 1
     need_conformance || return 1
     "$venv/bin/python" -m pytest -q -n 2 -p no:cacheprovider -p kvmb_skips tests/unit
