@@ -124,7 +124,10 @@ def machine():
                 os_name = line.split("=", 1)[1].strip().strip('"')
     versions = subprocess.run(
         [PYTHON, "-c", "import ansible.release, pyroute2; print(ansible.release.__version__, pyroute2.__version__)"],
-        capture_output=True, text=True, check=False).stdout.split()
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
     return {
         "nproc": os.cpu_count(),
         "cpu": cpu,
@@ -181,13 +184,13 @@ def nm_log_events(text):
         if lb < 0 or rb < lb:
             continue
         try:
-            stamp = float(line[lb + 1:rb])
+            stamp = float(line[lb + 1 : rb])
         except ValueError:
             continue
-        rest = line[rb + 1:].strip()
+        rest = line[rb + 1 :].strip()
         device = None
         if rest.startswith("device (") and ")" in rest:
-            device = rest[len("device ("):rest.index(")")]
+            device = rest[len("device (") : rest.index(")")]
         kind = None
         if 'op="checkpoint-create"' in rest:
             kind = "checkpoint-create"
@@ -238,6 +241,7 @@ def nm_log_timings(text):
 
     def gap(a, b):
         return first[b] - first[a] if a in first and b in first else None
+
     out["under_checkpoint"] = gap("checkpoint-create", "checkpoint-destroy")
     out["create_to_load"] = gap("checkpoint-create", "connections-load")
     out["load_to_adjust"] = gap("connections-load", "checkpoint-adjust")
@@ -304,8 +308,13 @@ def ensure_mitogen(log=print):
     if not os.path.isdir(os.path.join(target, "ansible_mitogen")):
         os.makedirs(CACHE, exist_ok=True)
         log("  installing mitogen==%s into %s" % (MITOGEN_VERSION, target))
-        proc = subprocess.run([PYTHON, "-m", "pip", "install", "--quiet", "--no-deps", "--target", target, "mitogen==%s" % MITOGEN_VERSION],
-                              capture_output=True, text=True, check=False, timeout=300)
+        proc = subprocess.run(
+            [PYTHON, "-m", "pip", "install", "--quiet", "--no-deps", "--target", target, "mitogen==%s" % MITOGEN_VERSION],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
         if proc.returncode != 0:
             shutil.rmtree(target, ignore_errors=True)
             return None, "pip could not install mitogen==%s: %s" % (MITOGEN_VERSION, (proc.stderr or proc.stdout).strip()[-500:])
@@ -334,8 +343,21 @@ def config_env(name):
 
 # Actions that run on the controller only: no round trip to the managed host.
 LOCAL_ACTIONS = {
-    "set_fact", "debug", "fail", "assert", "meta", "include_tasks", "import_tasks", "include_role", "import_role",
-    "validate_argument_spec", "add_host", "group_by", "include_vars", "set_stats", "pause",
+    "set_fact",
+    "debug",
+    "fail",
+    "assert",
+    "meta",
+    "include_tasks",
+    "import_tasks",
+    "include_role",
+    "import_role",
+    "validate_argument_spec",
+    "add_host",
+    "group_by",
+    "include_vars",
+    "set_stats",
+    "pause",
 }
 
 
@@ -388,10 +410,18 @@ class TaskTiming:
             key = "changed" if res["status"] == "ok" and res.get("changed") else res["status"]
             statuses[key] = statuses.get(key, 0) + 1
         done = sorted(res["t"] - self.start for res in self.results.values() if res["status"] != "skipped")
-        return {"name": self.name, "action": self.action, "span": round(self.span, 3), "statuses": statuses,
-                "round_trips": self.round_trips(), "retries": self.retries, "ssh_ops": self.ssh_ops,
-                # when the first and the last host's result came, counted from the task's start
-                "first_result": round(done[0], 3) if done else None, "last_result": round(done[-1], 3) if done else None}
+        return {
+            "name": self.name,
+            "action": self.action,
+            "span": round(self.span, 3),
+            "statuses": statuses,
+            "round_trips": self.round_trips(),
+            "retries": self.retries,
+            "ssh_ops": self.ssh_ops,
+            # when the first and the last host's result came, counted from the task's start
+            "first_result": round(done[0], 3) if done else None,
+            "last_result": round(done[-1], 3) if done else None,
+        }
 
     def item_durations(self):
         """Seconds each loop item took (the first counted from the task's start)."""
@@ -481,6 +511,7 @@ def _ssh_counts(path, tasks, end_bytes):
 
     def lines_before(size):
         return sum(1 for e in ends if e <= size)
+
     marks = [t.ssh_bytes for t in tasks] + [end_bytes if end_bytes is not None else len(data)]
     for task, a, b in zip(tasks, marks, marks[1:]):
         if a is not None and b is not None:
@@ -510,26 +541,27 @@ class Ansible:
     def env(self, config, record, cp_dir, ssh_log=None):
         env = dict(os.environ)
         env["PATH"] = BIN + os.pathsep + env.get("PATH", "")
-        env.update({
-            "ANSIBLE_HOST_KEY_CHECKING": "False",
-            "ANSIBLE_CALLBACKS_ENABLED": "kvmb_bench_timer",
-            "ANSIBLE_CALLBACK_PLUGINS": os.path.join(HERE, "callback_plugins"),
-            "ANSIBLE_RETRY_FILES_ENABLED": "False",
-            "ANSIBLE_DEPRECATION_WARNINGS": "False",
-            "ANSIBLE_SYSTEM_WARNINGS": "False",
-            "ANSIBLE_NOCOLOR": "True",
-            "ANSIBLE_ROLES_PATH": os.path.join(ROOT, "roles"),
-            "ANSIBLE_SSH_CONTROL_PATH_DIR": cp_dir,
-            "KVMB_BENCH_RECORD": record,
-        })
+        env.update(
+            {
+                "ANSIBLE_HOST_KEY_CHECKING": "False",
+                "ANSIBLE_CALLBACKS_ENABLED": "kvmb_bench_timer",
+                "ANSIBLE_CALLBACK_PLUGINS": os.path.join(HERE, "callback_plugins"),
+                "ANSIBLE_RETRY_FILES_ENABLED": "False",
+                "ANSIBLE_DEPRECATION_WARNINGS": "False",
+                "ANSIBLE_SYSTEM_WARNINGS": "False",
+                "ANSIBLE_NOCOLOR": "True",
+                "ANSIBLE_ROLES_PATH": os.path.join(ROOT, "roles"),
+                "ANSIBLE_SSH_CONTROL_PATH_DIR": cp_dir,
+                "KVMB_BENCH_RECORD": record,
+            }
+        )
         env.update(config_env(config))
         if ssh_log and config != "mitogen":  # Mitogen keeps its own connections: nothing to count per task
             env["KVMB_BENCH_SSH_LOG"] = ssh_log
             env.update(ssh_wrappers(os.path.join(os.path.dirname(ssh_log), "bin")))
         return env
 
-    def playbook(self, playbook, inventory, config="pipelining", extra_vars=None, forks=5, limit=None, timeout=1800,
-                 count_ssh=False):
+    def playbook(self, playbook, inventory, config="pipelining", extra_vars=None, forks=5, limit=None, timeout=1800, count_ssh=False):
         """Run a playbook (a path, or YAML/JSON text); return a PlayRun.
 
         With ``count_ssh`` (not under Mitogen) every ssh, sftp and scp process Ansible starts is
@@ -556,8 +588,16 @@ class Ansible:
             try:
                 before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 start = time.monotonic()
-                proc = subprocess.run(argv, env=self.env(config, record, cp_dir, ssh_log), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                      text=True, timeout=timeout, check=False, cwd=tmp)
+                proc = subprocess.run(
+                    argv,
+                    env=self.env(config, record, cp_dir, ssh_log),
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    timeout=timeout,
+                    check=False,
+                    cwd=tmp,
+                )
                 wall = time.monotonic() - start
                 after = resource.getrusage(resource.RUSAGE_CHILDREN)
                 cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)

@@ -1,6 +1,6 @@
 """Markdown tables from the raw results of bench/run.py, for docs/performance.md.
 
-    .venv/bin/python bench/report.py [/tmp/kvmb-bench-results.json]
+.venv/bin/python bench/report.py [/tmp/kvmb-bench-results.json]
 """
 
 from __future__ import annotations
@@ -28,15 +28,18 @@ def stat(st):
 
 def machine(res):
     m = res["machine"]
-    return table(["", ""], [
-        ["CPU", "%s x %s" % (m["nproc"], m["cpu"])],
-        ["memory", "%s MiB" % m["memory_mib"]],
-        ["OS, kernel", "%s, %s" % (m["os"], m["kernel"])],
-        ["Python, ansible-core, pyroute2", "%s, %s, %s" % (m["python"], m["ansible_core"], m["pyroute2"])],
-        ["OpenSSH", m["openssh"]],
-        ["load average at start / end", "%s / %s" % (m["loadavg_at_start"], m.get("loadavg_at_end"))],
-        ["whole run", fmt_s(res.get("wall_s"))],
-    ])
+    return table(
+        ["", ""],
+        [
+            ["CPU", "%s x %s" % (m["nproc"], m["cpu"])],
+            ["memory", "%s MiB" % m["memory_mib"]],
+            ["OS, kernel", "%s, %s" % (m["os"], m["kernel"])],
+            ["Python, ansible-core, pyroute2", "%s, %s, %s" % (m["python"], m["ansible_core"], m["pyroute2"])],
+            ["OpenSSH", m["openssh"]],
+            ["load average at start / end", "%s / %s" % (m["loadavg_at_start"], m.get("loadavg_at_end"))],
+            ["whole run", fmt_s(res.get("wall_s"))],
+        ],
+    )
 
 
 def targets(res):
@@ -61,15 +64,21 @@ def floor(sec):
         rows.append(row)
     parts.append(table(header, rows))
     cpu = sec.get("direct_cpu", {})
-    parts.append(table(["run directly on the host (no Ansible)", "wall median", "min - max", "n", "CPU median"],
-                       [[k, *stat(v), fmt_s((cpu.get(k) or {}).get("median"))] for k, v in sec["direct"].items()]))
+    parts.append(
+        table(
+            ["run directly on the host (no Ansible)", "wall median", "min - max", "n", "CPU median"],
+            [[k, *stat(v), fmt_s((cpu.get(k) or {}).get("median"))] for k, v in sec["direct"].items()],
+        )
+    )
     return "\n".join(parts)
 
 
 def bulk(sec):
-    rows = [["raw pyroute2, process wall (the floor)", *stat(sec["raw_pyroute2_wall"])],
-            ["raw pyroute2, import + operations", *stat(sec["raw_pyroute2_in_process"])],
-            ["raw pyroute2, operations only", *stat(sec["raw_pyroute2_ops"])]]
+    rows = [
+        ["raw pyroute2, process wall (the floor)", *stat(sec["raw_pyroute2_wall"])],
+        ["raw pyroute2, import + operations", *stat(sec["raw_pyroute2_in_process"])],
+        ["raw pyroute2, operations only", *stat(sec["raw_pyroute2_ops"])],
+    ]
     if sec.get("raw_pyroute2_delete_wall"):
         rows.append(["raw pyroute2 delete (one link group), process wall", *stat(sec["raw_pyroute2_delete_wall"])])
     rows.append(["ip -batch", *stat(sec["ip_batch"])])
@@ -100,9 +109,13 @@ def inventory(sec):
         used = reads.get("collection_dump", reads["raw_dump"])
         row += [fmt_s(sec["direct"][s]["median"]), fmt_s(cpu), fmt_s(reads["pyroute2_records"]), fmt_s(used), fmt_s(sec["ip_json"][s]["median"])]
         rows.append(row)
-    fits = table(["series", "intercept", "per port", "R^2", "growth exponent"],
-                 [[name, fmt_s(f["intercept"]), "%.3f ms" % (f["slope"] * 1000), "%.4f" % f["r2"],
-                   "-" if f.get("exponent") is None else "%.2f" % f["exponent"]] for name, f in sec["fits"].items()])
+    fits = table(
+        ["series", "intercept", "per port", "R^2", "growth exponent"],
+        [
+            [name, fmt_s(f["intercept"]), "%.3f ms" % (f["slope"] * 1000), "%.4f" % f["r2"], "-" if f.get("exponent") is None else "%.2f" % f["exponent"]]
+            for name, f in sec["fits"].items()
+        ],
+    )
     return table(header, rows) + "\n" + fits
 
 
@@ -114,13 +127,39 @@ def fleet(sec):
     per_host = phys["netlink_and_file_s"]["median"]
     for e in sec["runs"]:
         first, rerun = e.get("first") or {}, e.get("rerun") or {}
-        rows.append([e["size"], e["config"], e["variant"] + (" (failed)" if e.get("error") else ""),
-                     fmt_s(first.get("median")), fmt_s(rerun.get("median")), fmt_x(ratio(rerun.get("median"), first.get("median"))),
-                     fmt_s(e.get("first_cpu_median")), fmt_s(e.get("rerun_cpu_median")),
-                     max(e.get("first_changed") or ["-"]), max(e.get("rerun_changed") or ["-"]), fmt_s(e.get("ping_wall")),
-                     fmt_s(per_host * e["size"])])
-    out += table(["hosts", "config", "playbook", "first run", "re-run", "re-run / first", "controller CPU 1st", "controller CPU 2nd",
-                  "changed 1st", "changed 2nd", "one ping task", "netlink + file work x hosts"], rows)
+        rows.append(
+            [
+                e["size"],
+                e["config"],
+                e["variant"] + (" (failed)" if e.get("error") else ""),
+                fmt_s(first.get("median")),
+                fmt_s(rerun.get("median")),
+                fmt_x(ratio(rerun.get("median"), first.get("median"))),
+                fmt_s(e.get("first_cpu_median")),
+                fmt_s(e.get("rerun_cpu_median")),
+                max(e.get("first_changed") or ["-"]),
+                max(e.get("rerun_changed") or ["-"]),
+                fmt_s(e.get("ping_wall")),
+                fmt_s(per_host * e["size"]),
+            ]
+        )
+    out += table(
+        [
+            "hosts",
+            "config",
+            "playbook",
+            "first run",
+            "re-run",
+            "re-run / first",
+            "controller CPU 1st",
+            "controller CPU 2nd",
+            "changed 1st",
+            "changed 2nd",
+            "one ping task",
+            "netlink + file work x hosts",
+        ],
+        rows,
+    )
     for e in sec["runs"]:
         out += task_profile(e)
     return out
@@ -136,24 +175,42 @@ def task_profile(entry):
 
     def per_host(value):
         return "-" if value is None else "%.1f" % (value / hosts)
+
     again = {t["name"]: t for t in rerun.get("profile", [])}
     rows = []
     for t in first["profile"]:
         r = again.get(t["name"], {})
         if t["span"] < 0.1 and not t["round_trips"] and not t.get("ssh_ops") and r.get("span", 0) < 0.1:
             continue
-        rows.append([t["name"].split(" : ", 1)[-1], (t["action"] or "").rsplit(".", 1)[-1], fmt_s(t["span"]), per_host(t["round_trips"]),
-                     per_host(t.get("ssh_ops")), fmt_s(r.get("span")), per_host(r.get("round_trips")), per_host(r.get("ssh_ops"))])
-    total = ["all tasks", "", fmt_s(first["wall"]), "%.1f" % first["round_trips_per_host"],
-             "-" if first.get("ssh_ops_per_host") is None else "%.1f" % first["ssh_ops_per_host"], fmt_s(rerun.get("wall")),
-             "-" if not rerun else "%.1f" % rerun["round_trips_per_host"],
-             "-" if rerun.get("ssh_ops_per_host") is None else "%.1f" % rerun["ssh_ops_per_host"]]
+        rows.append(
+            [
+                t["name"].split(" : ", 1)[-1],
+                (t["action"] or "").rsplit(".", 1)[-1],
+                fmt_s(t["span"]),
+                per_host(t["round_trips"]),
+                per_host(t.get("ssh_ops")),
+                fmt_s(r.get("span")),
+                per_host(r.get("round_trips")),
+                per_host(r.get("ssh_ops")),
+            ]
+        )
+    total = [
+        "all tasks",
+        "",
+        fmt_s(first["wall"]),
+        "%.1f" % first["round_trips_per_host"],
+        "-" if first.get("ssh_ops_per_host") is None else "%.1f" % first["ssh_ops_per_host"],
+        fmt_s(rerun.get("wall")),
+        "-" if not rerun else "%.1f" % rerun["round_trips_per_host"],
+        "-" if rerun.get("ssh_ops_per_host") is None else "%.1f" % rerun["ssh_ops_per_host"],
+    ]
     out = "\n%s on %d hosts (%s), per task:\n\n" % (entry["variant"], hosts, entry["config"])
-    out += table(["task", "action", "first run", "round trips / host", "SSH ops / host", "re-run", "round trips / host", "SSH ops / host"],
-                 [*rows, total])
+    out += table(["task", "action", "first run", "round trips / host", "SSH ops / host", "re-run", "round trips / host", "SSH ops / host"], [*rows, total])
     for nm_log in entry.get("nm_log", []):
-        out += "\nNetworkManager's log, median over %d hosts: %s\n" % (nm_log["hosts"], ", ".join(
-            "%s %s" % (k, fmt_s((v or {}).get("median"))) for k, v in nm_log.items() if k != "hosts"))
+        out += "\nNetworkManager's log, median over %d hosts: %s\n" % (
+            nm_log["hosts"],
+            ", ".join("%s %s" % (k, fmt_s((v or {}).get("median"))) for k, v in nm_log.items() if k != "hosts"),
+        )
     return out
 
 

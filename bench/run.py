@@ -162,7 +162,7 @@ class Bench:
             tasks = [{"name": "warmup ping", "ansible.builtin.ping": {}}]
             tasks += [{"name": "warmup %s" % m, "kvmhost.bridging.%s" % m: NOOP[m]} for m in modules]
             for r in range(reps):
-                order = labels[r % len(labels):] + labels[:r % len(labels)]  # rotate: no module always runs first
+                order = labels[r % len(labels) :] + labels[: r % len(labels)]  # rotate: no module always runs first
                 for label in order:
                     module = "ansible.builtin.ping" if label == "ping" else "kvmhost.bridging." + label
                     tasks.append({"name": "%s #%d" % (label, r), module: {} if label == "ping" else NOOP[label]})
@@ -178,8 +178,11 @@ class Bench:
                 out["configs"][config] = {"spans": per, "wall": run.wall, "changed_in_noop": changed}
                 ping = per["ping"]["median"]
                 rows = [self.srow(label, per[label], fmt_x(ratio(per[label]["median"], ping))) for label in labels]
-                self.table("floor, %s: seconds per task (start to next start), ratio of medians to ping" % config,
-                           ["task", "median", "min", "max", "n", "x ping"], rows)
+                self.table(
+                    "floor, %s: seconds per task (start to next start), ratio of medians to ping" % config,
+                    ["task", "median", "min", "max", "n", "x ping"],
+                    rows,
+                )
             # The same work without Ansible: interpreter, imports, module, on the host.
             log("  floor: direct runs on the host (no Ansible)")
             direct = {
@@ -191,24 +194,31 @@ class Bench:
                 direct["module " + m] = self.direct_module(host, m, NOOP[m], reps)
             out["direct"] = {k: summary(v[0]) for k, v in direct.items()}
             out["direct_cpu"] = {k: summary(v[1]) for k, v in direct.items()}
-            self.table("floor: the same no-ops run directly on the host (no Ansible, no AnsiballZ): process wall, and its CPU time",
-                       ["what", "median", "min", "max", "n", "CPU median"],
-                       [self.srow(k, v, fmt_s(out["direct_cpu"][k]["median"])) for k, v in out["direct"].items()])
+            self.table(
+                "floor: the same no-ops run directly on the host (no Ansible, no AnsiballZ): process wall, and its CPU time",
+                ["what", "median", "min", "max", "n", "CPU median"],
+                [self.srow(k, v, fmt_s(out["direct_cpu"][k]["median"])) for k, v in out["direct"].items()],
+            )
         for config, data in out["configs"].items():
             ping = data["spans"]["ping"]["median"]
             for m in modules:
                 x = ratio(data["spans"][m]["median"], ping)
                 xmin = ratio(data["spans"][m]["min"], data["spans"]["ping"]["min"])
-                self.target("floor", "%s no-op <= 1.3x ping (%s)" % (m, config), x, 1.3, x <= 1.3,
-                            "%s vs ping %s: %s (ratio of minima %s)" % (fmt_s(data["spans"][m]["median"]), fmt_s(ping), fmt_x(x), fmt_x(xmin)))
+                self.target(
+                    "floor",
+                    "%s no-op <= 1.3x ping (%s)" % (m, config),
+                    x,
+                    1.3,
+                    x <= 1.3,
+                    "%s vs ping %s: %s (ratio of minima %s)" % (fmt_s(data["spans"][m]["median"]), fmt_s(ping), fmt_x(x), fmt_x(xmin)),
+                )
         self.results["sections"]["floor"] = out
 
     # == bulk ===================================================================
     def bulk(self):
         count = 100 if self.quick else 1000
         reps = 2 if self.quick else 4
-        loop_items = {"pipelining": 10, "no-pipelining": 10, "mitogen": 10} if self.quick else \
-            {"pipelining": 100, "no-pipelining": 25, "mitogen": 100}
+        loop_items = {"pipelining": 10, "no-pipelining": 10, "mitogen": 10} if self.quick else {"pipelining": 100, "no-pipelining": 25, "mitogen": 100}
         names = ["vnet%d" % i for i in range(count)]
         raw = os.path.join(HERE, "raw", "taps_pyroute2.py")
         out = {"count": count, "reps": reps, "configs": {}, "loop": {}}
@@ -290,19 +300,24 @@ class Bench:
                 add, setm = run.by_label("tuntap add")[0], run.by_label("link set master")[0]
                 per_tap = [a + b for a, b in zip(add.item_durations(), setm.item_durations())]
                 span = add.span + setm.span
-                out["loop"][config] = {"items": k, "span": span, "per_tap": summary(per_tap),
-                                       "extrapolated": span * count / k}
+                out["loop"][config] = {"items": k, "span": span, "per_tap": summary(per_tap), "extrapolated": span * count / k}
 
         ping_floor = {c: out["configs"][c]["ping"]["median"] for c in out["configs"]}
         floor = out["raw_pyroute2_wall"]["median"]
-        rows = [self.srow("raw pyroute2, process wall", out["raw_pyroute2_wall"]),
-                self.srow("raw pyroute2, in process (import+ops)", out["raw_pyroute2_in_process"]),
-                self.srow("raw pyroute2, netlink+ioctl only", out["raw_pyroute2_ops"]),
-                self.srow("raw pyroute2 delete (link group), process wall", out["raw_pyroute2_delete_wall"]),
-                self.srow("ip -batch", out["ip_batch"])]
+        rows = [
+            self.srow("raw pyroute2, process wall", out["raw_pyroute2_wall"]),
+            self.srow("raw pyroute2, in process (import+ops)", out["raw_pyroute2_in_process"]),
+            self.srow("raw pyroute2, netlink+ioctl only", out["raw_pyroute2_ops"]),
+            self.srow("raw pyroute2 delete (link group), process wall", out["raw_pyroute2_delete_wall"]),
+            self.srow("ip -batch", out["ip_batch"]),
+        ]
         for c, d in out["configs"].items():
-            rows += [self.srow("%s: ping" % c, d["ping"]), self.srow("%s: tap create" % c, d["create"]),
-                     self.srow("%s: tap re-run" % c, d["rerun"]), self.srow("%s: tap delete" % c, d["delete"])]
+            rows += [
+                self.srow("%s: ping" % c, d["ping"]),
+                self.srow("%s: tap create" % c, d["create"]),
+                self.srow("%s: tap re-run" % c, d["rerun"]),
+                self.srow("%s: tap delete" % c, d["delete"]),
+            ]
         for c, d in out["loop"].items():
             rows.append(self.srow("%s: loop, per tap (2 tasks' items)" % c, d["per_tap"]))
             rows.append(["%s: loop, %d taps extrapolated from %d" % (c, count, d["items"]), fmt_s(d["extrapolated"]), "", "", "1"])
@@ -312,17 +327,33 @@ class Bench:
             create, rerun, ping = d["create"]["median"], d["rerun"]["median"], ping_floor[c]
             over = (create - floor) / ping
             over_min = (d["create"]["min"] - floor_min) / d["ping"]["min"]
-            self.target("bulk", "create <= floor + 1.5x ping (%s)" % c, over, 1.5, over <= 1.5,
-                        "create %s, floor %s, ping %s: floor + %.2fx ping (minima: floor + %.2fx ping)"
-                        % (fmt_s(create), fmt_s(floor), fmt_s(ping), over, over_min))
+            self.target(
+                "bulk",
+                "create <= floor + 1.5x ping (%s)" % c,
+                over,
+                1.5,
+                over <= 1.5,
+                "create %s, floor %s, ping %s: floor + %.2fx ping (minima: floor + %.2fx ping)" % (fmt_s(create), fmt_s(floor), fmt_s(ping), over, over_min),
+            )
             x = ratio(rerun, ping)
-            self.target("bulk", "re-run <= 1.5x ping (%s)" % c, x, 1.5, x <= 1.5,
-                        "re-run %s, ping %s: %s (ratio of minima %s)"
-                        % (fmt_s(rerun), fmt_s(ping), fmt_x(x), fmt_x(ratio(d["rerun"]["min"], d["ping"]["min"]))))
+            self.target(
+                "bulk",
+                "re-run <= 1.5x ping (%s)" % c,
+                x,
+                1.5,
+                x <= 1.5,
+                "re-run %s, ping %s: %s (ratio of minima %s)" % (fmt_s(rerun), fmt_s(ping), fmt_x(x), fmt_x(ratio(d["rerun"]["min"], d["ping"]["min"]))),
+            )
             if c in out["loop"]:
                 speedup = ratio(out["loop"][c]["extrapolated"], create)
-                self.target("bulk", "module >= 50x faster than the command loop (%s)" % c, speedup, 50, speedup >= 50,
-                            "loop %s (extrapolated) / create %s = %.0fx" % (fmt_s(out["loop"][c]["extrapolated"]), fmt_s(create), speedup))
+                self.target(
+                    "bulk",
+                    "module >= 50x faster than the command loop (%s)" % c,
+                    speedup,
+                    50,
+                    speedup >= 50,
+                    "loop %s (extrapolated) / create %s = %.0fx" % (fmt_s(out["loop"][c]["extrapolated"]), fmt_s(create), speedup),
+                )
         self.results["sections"]["bulk"] = out
 
     # == inventory ==============================================================
@@ -338,8 +369,7 @@ class Bench:
             have = 0
             tasks = [{"name": "warmup ping", "ansible.builtin.ping": {}}, {"name": "warmup info", "kvmhost.bridging.bridge_info": {}}]
             for r in range(reps):
-                tasks += [{"name": "ping #%d" % r, "ansible.builtin.ping": {}},
-                          {"name": "info #%d" % r, "kvmhost.bridging.bridge_info": {}}]
+                tasks += [{"name": "ping #%d" % r, "ansible.builtin.ping": {}}, {"name": "info #%d" % r, "kvmhost.bridging.bridge_info": {}}]
             play = json.dumps([{"name": "inventory", "hosts": host.name, "gather_facts": False, "tasks": tasks}], indent=1)
             for size in sizes:
                 batch = "".join("tuntap add dev vnet%d mode tap\nlink set vnet%d master brinv up\n" % (i, i) for i in range(have, size))
@@ -356,8 +386,8 @@ class Bench:
                 ip_times = [kvmbench.timed_host_run(host, ["ip", "-j", "-d", "link", "show"]) for _rep in range(reps)]
                 out["ip_json"][size] = summary(ip_times)
                 _wall, out["reads"][size] = kvmbench.host_python_run(
-                    host, ["env", "PYTHONPATH=" + kvmbench.COLLECTIONS, PYTHON, os.path.join(HERE, "raw", "link_dump.py"), "--reps", str(reps)],
-                    python=False)
+                    host, ["env", "PYTHONPATH=" + kvmbench.COLLECTIONS, PYTHON, os.path.join(HERE, "raw", "link_dump.py"), "--reps", str(reps)], python=False
+                )
         rows = []
         for size in sizes:
             row = ["%d ports" % size]
@@ -371,11 +401,21 @@ class Bench:
             header += ["%s info" % c, "min-max", "ping"]
         header += ["direct (no Ansible)", "its CPU", "ip -j -d link"]
         self.table("inventory: bridge_info by bridge size (medians)", header, rows)
-        self.table("inventory: reading the links in one process (medians)",
-                   ["size", "pyroute2 get_links", "+ decoding the fields", "raw AF_NETLINK + struct", "_rtnl.dump_links (used)", "import pyroute2"],
-                   [["%d ports" % s, fmt_s(out["reads"][s]["pyroute2_dump"]), fmt_s(out["reads"][s]["pyroute2_records"]),
-                     fmt_s(out["reads"][s]["raw_dump"]), fmt_s(out["reads"][s].get("collection_dump")),
-                     fmt_s(out["reads"][s]["import_pyroute2"])] for s in sizes])
+        self.table(
+            "inventory: reading the links in one process (medians)",
+            ["size", "pyroute2 get_links", "+ decoding the fields", "raw AF_NETLINK + struct", "_rtnl.dump_links (used)", "import pyroute2"],
+            [
+                [
+                    "%d ports" % s,
+                    fmt_s(out["reads"][s]["pyroute2_dump"]),
+                    fmt_s(out["reads"][s]["pyroute2_records"]),
+                    fmt_s(out["reads"][s]["raw_dump"]),
+                    fmt_s(out["reads"][s].get("collection_dump")),
+                    fmt_s(out["reads"][s]["import_pyroute2"]),
+                ]
+                for s in sizes
+            ],
+        )
         fits = {}
         series_list = [(c + " task", {s: out["configs"][c][s]["info"]["median"] for s in sizes}) for c in configs]
         series_list.append(("direct", {s: out["direct"][s]["median"] for s in sizes}))
@@ -388,19 +428,32 @@ class Bench:
             fit["segment_slopes_ms_per_port"] = [(series[b] - series[a]) / (b - a) * 1000 for a, b in zip(sizes, sizes[1:])]
             fit["exponent"] = kvmbench.growth_exponent(sizes, [series[s] for s in sizes])
             fits[name] = fit
-            log("  fit %-22s t = %s + %.3f ms/port, R^2 = %.4f, growth exponent %s; segment slopes (ms/port): %s"
-                % (name, fmt_s(fit["intercept"]), fit["slope"] * 1000, fit["r2"],
-                   "-" if fit["exponent"] is None else "%.2f" % fit["exponent"],
-                   ", ".join("%.3f" % s for s in fit["segment_slopes_ms_per_port"])))
+            log(
+                "  fit %-22s t = %s + %.3f ms/port, R^2 = %.4f, growth exponent %s; segment slopes (ms/port): %s"
+                % (
+                    name,
+                    fmt_s(fit["intercept"]),
+                    fit["slope"] * 1000,
+                    fit["r2"],
+                    "-" if fit["exponent"] is None else "%.2f" % fit["exponent"],
+                    ", ".join("%.3f" % s for s in fit["segment_slopes_ms_per_port"]),
+                )
+            )
         out["fits"] = fits
         # bridge_info's own work, in process and in CPU time: the interpreter's start-up (0.1 s, constant) and other
         # load on the machine disturb it least.
         direct = fits["gather CPU"]
         k = direct["exponent"]
         linear = direct["r2"] >= 0.95 and (k is None or k <= 1.2)
-        self.target("inventory", "bridge_info cost linear in ports (CPU of its work in process)", k, 1.2, linear,
-                    "%.3f ms/port, R^2 %.4f, exponent of the cost above the smallest size %s (1 = linear, 2 = quadratic)"
-                    % (direct["slope"] * 1000, direct["r2"], "-" if k is None else "%.2f" % k))
+        self.target(
+            "inventory",
+            "bridge_info cost linear in ports (CPU of its work in process)",
+            k,
+            1.2,
+            linear,
+            "%.3f ms/port, R^2 %.4f, exponent of the cost above the smallest size %s (1 = linear, 2 = quadratic)"
+            % (direct["slope"] * 1000, direct["r2"], "-" if k is None else "%.2f" % k),
+        )
         self.results["sections"]["inventory"] = out
 
     # == fleet ==================================================================
@@ -435,32 +488,52 @@ class Bench:
         pinged = set()
         reps = self.args.fleet_reps
         for size, config, variant, playbook, extra, rerun, on_nm in plan:
-            entry = {"size": size, "config": config, "variant": variant, "networkmanager": on_nm,
-                     "first_walls": [], "rerun_walls": [], "runs": []}
+            entry = {"size": size, "config": config, "variant": variant, "networkmanager": on_nm, "first_walls": [], "rerun_walls": [], "runs": []}
             try:
                 for _rep in range(reps):
                     with kvmbench.lab_up(LAB_IDS["fleet"], size, stock_firewall=True, log=log, networkmanager=on_nm) as lab:
                         if (size, config, on_nm) not in pinged:
                             pinged.add((size, config, on_nm))
-                            ping = self.ansible.playbook(json.dumps([{"name": "ping", "hosts": "all", "gather_facts": False, "tasks": [
-                                {"name": "ping", "ansible.builtin.ping": {}}]}]), lab.inventory_path, config=config)
+                            ping = self.ansible.playbook(
+                                json.dumps([{"name": "ping", "hosts": "all", "gather_facts": False, "tasks": [{"name": "ping", "ansible.builtin.ping": {}}]}]),
+                                lab.inventory_path,
+                                config=config,
+                            )
                             self.check_run(ping, "fleet ping")
                             entry["ping_wall"] = ping.wall
                         for phase in ("first", "rerun") if rerun else ("first",):
                             log("  fleet: %s on %d hosts, %s, %s run" % (variant, size, config, phase))
                             load = kvmbench.loadavg()
                             run = self.ansible.playbook(playbook, lab.inventory_path, config=config, extra_vars=extra, count_ssh=True)
-                            entry["runs"].append({"phase": phase, "wall": run.wall, "cpu": run.controller_cpu,
-                                                  "ssh_ops": run.ssh_ops, "ssh_ops_per_host": run.ssh_ops_per_host(),
-                                                  "changed": run.changed_total(), "tasks": len(run.tasks),
-                                                  "load_at_start": load, "load_at_end": kvmbench.loadavg(),
-                                                  "round_trips_per_host": run.round_trips_per_host(),
-                                                  "slowest_tasks": sorted(((round(t.span, 3), t.name) for t in run.tasks), reverse=True)[:8],
-                                                  "profile": run.profile()})
+                            entry["runs"].append(
+                                {
+                                    "phase": phase,
+                                    "wall": run.wall,
+                                    "cpu": run.controller_cpu,
+                                    "ssh_ops": run.ssh_ops,
+                                    "ssh_ops_per_host": run.ssh_ops_per_host(),
+                                    "changed": run.changed_total(),
+                                    "tasks": len(run.tasks),
+                                    "load_at_start": load,
+                                    "load_at_end": kvmbench.loadavg(),
+                                    "round_trips_per_host": run.round_trips_per_host(),
+                                    "slowest_tasks": sorted(((round(t.span, 3), t.name) for t in run.tasks), reverse=True)[:8],
+                                    "profile": run.profile(),
+                                }
+                            )
                             ssh_ops = run.ssh_ops_per_host()
-                            log("    %s, changed %d, %.1f round trips and %s SSH operations per host %s, load %.1f to %.1f"
-                                % (fmt_s(run.wall), run.changed_total(), run.round_trips_per_host(),
-                                   "-" if ssh_ops is None else "%.1f" % ssh_ops, run.ssh_ops or "", load[0], kvmbench.loadavg()[0]))
+                            log(
+                                "    %s, changed %d, %.1f round trips and %s SSH operations per host %s, load %.1f to %.1f"
+                                % (
+                                    fmt_s(run.wall),
+                                    run.changed_total(),
+                                    run.round_trips_per_host(),
+                                    "-" if ssh_ops is None else "%.1f" % ssh_ops,
+                                    run.ssh_ops or "",
+                                    load[0],
+                                    kvmbench.loadavg()[0],
+                                )
+                            )
                             self.check_run(run, "%s %s run (%s, %d hosts)" % (variant, phase, config, size))
                             entry[phase + "_walls"].append(run.wall)
                             entry.setdefault(phase + "_cpu", []).append(run.controller_cpu)
@@ -494,8 +567,7 @@ class Bench:
                 per.append(res)
             keys = ["netlink_s", "file_s", "sysctl_s", "netlink_and_file_s", "iptables_s", "all_work_s", "import_s", "process_wall_s"]
             out["physical"] = {k: summary([p[k] for p in per]) for k in keys}
-        self.table("fleet: physical floor per host (no Ansible)", ["what", "median", "min", "max", "n"],
-                   [self.srow(k, v) for k, v in out["physical"].items()])
+        self.table("fleet: physical floor per host (no Ansible)", ["what", "median", "min", "max", "n"], [self.srow(k, v) for k, v in out["physical"].items()])
         rows = []
         phys = out["physical"]["netlink_and_file_s"]["median"]
         for e in out["runs"]:
@@ -503,40 +575,93 @@ class Bench:
 
             def span(st):
                 return "-" if not st or st["n"] < 2 else "%s-%s" % (fmt_s(st["min"]), fmt_s(st["max"]))
-            rows.append([e["size"], e["config"], e["variant"] + (" (FAILED)" if e.get("error") else ""), fmt_s(first.get("median")), span(first),
-                         fmt_s(rerun.get("median")), span(rerun), fmt_x(ratio(rerun.get("median"), first.get("median"))),
-                         fmt_s(e.get("first_cpu_median")), fmt_s(e.get("rerun_cpu_median")),
-                         max(e.get("first_changed") or ["-"]), max(e.get("rerun_changed") or ["-"]), fmt_s(e.get("ping_wall")),
-                         fmt_s(phys * e["size"])])
-        self.table("fleet: wall time of ansible-playbook, median of %d run(s) each" % self.args.fleet_reps,
-                   ["hosts", "config", "playbook", "first", "min-max", "re-run", "min-max", "re-run/first", "ctl CPU 1st", "ctl CPU 2nd",
-                    "changed 1st", "changed 2nd", "ping play", "netlink+file x hosts"], rows)
+
+            rows.append(
+                [
+                    e["size"],
+                    e["config"],
+                    e["variant"] + (" (FAILED)" if e.get("error") else ""),
+                    fmt_s(first.get("median")),
+                    span(first),
+                    fmt_s(rerun.get("median")),
+                    span(rerun),
+                    fmt_x(ratio(rerun.get("median"), first.get("median"))),
+                    fmt_s(e.get("first_cpu_median")),
+                    fmt_s(e.get("rerun_cpu_median")),
+                    max(e.get("first_changed") or ["-"]),
+                    max(e.get("rerun_changed") or ["-"]),
+                    fmt_s(e.get("ping_wall")),
+                    fmt_s(phys * e["size"]),
+                ]
+            )
+        self.table(
+            "fleet: wall time of ansible-playbook, median of %d run(s) each" % self.args.fleet_reps,
+            [
+                "hosts",
+                "config",
+                "playbook",
+                "first",
+                "min-max",
+                "re-run",
+                "min-max",
+                "re-run/first",
+                "ctl CPU 1st",
+                "ctl CPU 2nd",
+                "changed 1st",
+                "changed 2nd",
+                "ping play",
+                "netlink+file x hosts",
+            ],
+            rows,
+        )
         for e in out["runs"]:
             if e["variant"] in (NM_VARIANT, INITSCRIPTS_VARIANT, "classic") and e["size"] == sizes[0] and not e.get("error"):
                 self.print_profile(e)
         for size in sizes:
             for config in configs:
-                runs = {e["variant"].split(",")[0]: e for e in out["runs"]
-                        if e["size"] == size and e["config"] == config and not e.get("error")}
+                runs = {e["variant"].split(",")[0]: e for e in out["runs"] if e["size"] == size and e["config"] == config and not e.get("error")}
                 site = runs.get("bridge+forwarding")
                 if site and "classic" in runs:
                     x = ratio(site["first"]["median"], runs["classic"]["first"]["median"])
-                    self.target("fleet", "%s <= 0.5x classic, %d hosts (%s)" % (site["variant"], size, config), x, 0.5, x <= 0.5,
-                                "%s vs classic %s: %s" % (fmt_s(site["first"]["median"]), fmt_s(runs["classic"]["first"]["median"]), fmt_x(x)))
+                    self.target(
+                        "fleet",
+                        "%s <= 0.5x classic, %d hosts (%s)" % (site["variant"], size, config),
+                        x,
+                        0.5,
+                        x <= 0.5,
+                        "%s vs classic %s: %s" % (fmt_s(site["first"]["median"]), fmt_s(runs["classic"]["first"]["median"]), fmt_x(x)),
+                    )
                 if site and site["rerun"]:
                     x = ratio(site["rerun"]["median"], site["first"]["median"])
-                    self.target("fleet", "%s re-run <= 0.5x first, %d hosts (%s)" % (site["variant"], size, config), x, 0.5, x <= 0.5,
-                                "re-run %s, first %s: %s" % (fmt_s(site["rerun"]["median"]), fmt_s(site["first"]["median"]), fmt_x(x)))
+                    self.target(
+                        "fleet",
+                        "%s re-run <= 0.5x first, %d hosts (%s)" % (site["variant"], size, config),
+                        x,
+                        0.5,
+                        x <= 0.5,
+                        "re-run %s, first %s: %s" % (fmt_s(site["rerun"]["median"]), fmt_s(site["first"]["median"]), fmt_x(x)),
+                    )
                 nmrun = runs.get(NM_VARIANT)
                 if nmrun and "classic" in runs:
                     x = ratio(nmrun["first"]["median"], runs["classic"]["first"]["median"])
-                    self.target("fleet", "host_bridge on NM hosts <= 1.0x classic (initscripts hosts), %d hosts (%s)" % (size, config),
-                                x, 1.0, x <= 1.0, "%s vs classic %s: %s" % (fmt_s(nmrun["first"]["median"]),
-                                                                          fmt_s(runs["classic"]["first"]["median"]), fmt_x(x)))
+                    self.target(
+                        "fleet",
+                        "host_bridge on NM hosts <= 1.0x classic (initscripts hosts), %d hosts (%s)" % (size, config),
+                        x,
+                        1.0,
+                        x <= 1.0,
+                        "%s vs classic %s: %s" % (fmt_s(nmrun["first"]["median"]), fmt_s(runs["classic"]["first"]["median"]), fmt_x(x)),
+                    )
                 if nmrun and nmrun["rerun"]:
                     x = ratio(nmrun["rerun"]["median"], nmrun["first"]["median"])
-                    self.target("fleet", "host_bridge on NM hosts: re-run <= 0.5x first, %d hosts (%s)" % (size, config), x, 0.5, x <= 0.5,
-                                "re-run %s, first %s: %s" % (fmt_s(nmrun["rerun"]["median"]), fmt_s(nmrun["first"]["median"]), fmt_x(x)))
+                    self.target(
+                        "fleet",
+                        "host_bridge on NM hosts: re-run <= 0.5x first, %d hosts (%s)" % (size, config),
+                        x,
+                        0.5,
+                        x <= 0.5,
+                        "re-run %s, first %s: %s" % (fmt_s(nmrun["rerun"]["median"]), fmt_s(nmrun["first"]["median"]), fmt_x(x)),
+                    )
         self.results["sections"]["fleet"] = out
         if out["failed"]:
             raise RuntimeError("fleet runs failed: %s" % "; ".join(out["failed"]))
@@ -579,11 +704,9 @@ class Bench:
         profile checks find nothing to do, as on a re-run.
         """
         reps = 3 if self.quick else 5
-        plan_args = {"nic": NIC, "bridge": BRIDGE, "bootproto": "inherit", "addresses": [], "gateway": "", "dns": [],
-                     "stp": False, "forward_delay": 0}
+        plan_args = {"nic": NIC, "bridge": BRIDGE, "bootproto": "inherit", "addresses": [], "gateway": "", "dns": [], "stp": False, "forward_delay": 0}
         _w, _c, plan = self.module_json(host, "nm_bridge_plan", plan_args)
-        keys = ("name", "type", "interface", "controller", "cloned_mac_address", "autoconnect", "stp", "forward_delay",
-                "ipv4", "ipv6", "settings")
+        keys = ("name", "type", "interface", "controller", "cloned_mac_address", "autoconnect", "stp", "forward_delay", "ipv4", "ipv6", "settings")
         checks = [{**{k: item[k] for k in keys if k in item}, "_ansible_check_mode": True} for item in plan["keyfiles"]]
         samples = {}
 
@@ -597,10 +720,21 @@ class Bench:
                 with kvmbench.ChildClock() as clock:
                     host.run([PYTHON, "-c", code])
                 add(what, clock.wall, clock.cpu)
-            for what, argv in (("one nmcli process (device show)", ["nmcli", "-g", "GENERAL.STATE", "device", "show", NIC]),
-                               ("one busctl call (a property)", ["busctl", "--system", "get-property", "org.freedesktop.NetworkManager",
-                                                                 "/org/freedesktop/NetworkManager", "org.freedesktop.NetworkManager",
-                                                                 "Version"])):
+            for what, argv in (
+                ("one nmcli process (device show)", ["nmcli", "-g", "GENERAL.STATE", "device", "show", NIC]),
+                (
+                    "one busctl call (a property)",
+                    [
+                        "busctl",
+                        "--system",
+                        "get-property",
+                        "org.freedesktop.NetworkManager",
+                        "/org/freedesktop/NetworkManager",
+                        "org.freedesktop.NetworkManager",
+                        "Version",
+                    ],
+                ),
+            ):
                 with kvmbench.ChildClock() as clock:
                     host.run(argv)
                 add(what, clock.wall, clock.cpu)
@@ -611,17 +745,17 @@ class Bench:
                 add("nm_keyfile check, profile %d" % (i + 1), *self.module_json(host, "nm_keyfile", args)[:2])
             wall, cpu, made = self.module_json(host, "nm_checkpoint", {"action": "create", "timeout": 300})
             add("nm_checkpoint create", wall, cpu)
-            add("nm_checkpoint adjust", *self.module_json(host, "nm_checkpoint", {"action": "adjust", "checkpoint": made["checkpoint"],
-                                                                                  "timeout": 300})[:2])
+            add("nm_checkpoint adjust", *self.module_json(host, "nm_checkpoint", {"action": "adjust", "checkpoint": made["checkpoint"], "timeout": 300})[:2])
             with kvmbench.ChildClock() as clock:
                 host.run(["nmcli", "--wait", "30", "connection", "up", "uuid", plan["port_uuid"]], timeout=120)
             add("nmcli connection up (the port: the activation)", clock.wall, clock.cpu)
-            add("nm_checkpoint destroy", *self.module_json(host, "nm_checkpoint", {"action": "destroy", "checkpoint": made["checkpoint"],
-                                                                                   "timeout": 300})[:2])
+            add("nm_checkpoint destroy", *self.module_json(host, "nm_checkpoint", {"action": "destroy", "checkpoint": made["checkpoint"], "timeout": 300})[:2])
         out = {what: {"wall": summary(w), "cpu": summary(c)} for what, (w, c) in samples.items()}
-        self.table("fleet: the NetworkManager path's modules run directly on one bridged host (no SSH, no AnsiballZ)",
-                   ["what", "wall median", "min", "max", "n", "CPU median"],
-                   [self.srow(k, v["wall"], fmt_s(v["cpu"]["median"])) for k, v in out.items()])
+        self.table(
+            "fleet: the NetworkManager path's modules run directly on one bridged host (no SSH, no AnsiballZ)",
+            ["what", "wall median", "min", "max", "n", "CPU median"],
+            [self.srow(k, v["wall"], fmt_s(v["cpu"]["median"])) for k, v in out.items()],
+        )
         return out
 
     def print_profile(self, entry):
@@ -640,22 +774,46 @@ class Bench:
             if t["span"] < 0.1 and not t["round_trips"] and r.get("span", 0) < 0.1:
                 continue
             name = t["name"].split(" : ", 1)[-1]
+
             def per_host(value):
                 return "-" if value is None else "%.1f" % (value / hosts)
-            rows.append([name[:64], (t["action"] or "").rsplit(".", 1)[-1], fmt_s(t["span"]), per_host(t["round_trips"]),
-                         per_host(t.get("ssh_ops")), str(t["retries"]), fmt_s(r.get("span")), per_host(r.get("round_trips")),
-                         per_host(r.get("ssh_ops"))])
-        self.table("fleet: %s on %d hosts, %s: task cost (start to next start) and round trips per host (tasks under 0.1 s "
-                   "with none left out)" % (entry["variant"], hosts, entry["config"]),
-                   ["task", "action", "first", "trips/host", "ssh/host", "retries", "re-run", "trips/host", "ssh/host"], rows)
-        log("  per host: first run %.1f round trips and %s SSH operations (%s), re-run %s and %s; wall %s and %s"
-            % (first["round_trips_per_host"], "-" if first.get("ssh_ops_per_host") is None else "%.1f" % first["ssh_ops_per_host"],
-               first.get("ssh_ops"), "-" if not rerun else "%.1f" % rerun["round_trips_per_host"],
-               "-" if not rerun or rerun.get("ssh_ops_per_host") is None else "%.1f" % rerun["ssh_ops_per_host"],
-               fmt_s(first["wall"]), fmt_s((rerun or {}).get("wall"))))
+
+            rows.append(
+                [
+                    name[:64],
+                    (t["action"] or "").rsplit(".", 1)[-1],
+                    fmt_s(t["span"]),
+                    per_host(t["round_trips"]),
+                    per_host(t.get("ssh_ops")),
+                    str(t["retries"]),
+                    fmt_s(r.get("span")),
+                    per_host(r.get("round_trips")),
+                    per_host(r.get("ssh_ops")),
+                ]
+            )
+        self.table(
+            "fleet: %s on %d hosts, %s: task cost (start to next start) and round trips per host (tasks under 0.1 s "
+            "with none left out)" % (entry["variant"], hosts, entry["config"]),
+            ["task", "action", "first", "trips/host", "ssh/host", "retries", "re-run", "trips/host", "ssh/host"],
+            rows,
+        )
+        log(
+            "  per host: first run %.1f round trips and %s SSH operations (%s), re-run %s and %s; wall %s and %s"
+            % (
+                first["round_trips_per_host"],
+                "-" if first.get("ssh_ops_per_host") is None else "%.1f" % first["ssh_ops_per_host"],
+                first.get("ssh_ops"),
+                "-" if not rerun else "%.1f" % rerun["round_trips_per_host"],
+                "-" if not rerun or rerun.get("ssh_ops_per_host") is None else "%.1f" % rerun["ssh_ops_per_host"],
+                fmt_s(first["wall"]),
+                fmt_s((rerun or {}).get("wall")),
+            )
+        )
         for nm_log in entry.get("nm_log", []):
-            log("  NetworkManager's log, median over %d hosts: %s" % (nm_log["hosts"], ", ".join(
-                "%s %s" % (k, fmt_s((v or {}).get("median"))) for k, v in nm_log.items() if k != "hosts")))
+            log(
+                "  NetworkManager's log, median over %d hosts: %s"
+                % (nm_log["hosts"], ", ".join("%s %s" % (k, fmt_s((v or {}).get("median"))) for k, v in nm_log.items() if k != "hosts"))
+            )
 
 
 def main(argv=None):
@@ -667,8 +825,9 @@ def main(argv=None):
     parser.add_argument("--fleet-sizes", help="comma-separated host counts of the fleet section (default 20,50; 3 with --quick)")
     parser.add_argument("--fleet-site", action="store_true", help="also run the whole playbooks/site.yml (every role) on the smallest fleet")
     parser.add_argument("--fleet-reps", type=int, default=1, help="runs of each fleet playbook, each on a fresh lab (default 1)")
-    parser.add_argument("--no-fleet-nm", action="store_true",
-                        help="leave out the NetworkManager column (host_bridge on NetworkManager hosts, and on network-scripts hosts)")
+    parser.add_argument(
+        "--no-fleet-nm", action="store_true", help="leave out the NetworkManager column (host_bridge on NetworkManager hosts, and on network-scripts hosts)"
+    )
     parser.add_argument("--fleet-all-reruns", action="store_true", help="also re-run the classic playbook on the larger fleets")
     parser.add_argument("--lab-id", type=int, help="run every section on this one lab id, one section after the other (default: ids 30-34)")
     parser.add_argument("--json", default="/tmp/kvmb-bench-results.json", help="where to write the raw results")
@@ -686,9 +845,20 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="kvmb-bench-") as workdir:
         bench = Bench(args, workdir)
         m = bench.results["machine"]
-        log("kvmhost.bridging benchmarks%s: %s CPUs (%s), %s MiB, kernel %s, Python %s, ansible-core %s, pyroute2 %s; load %s"
-            % (" (quick)" if args.quick else "", m["nproc"], m["cpu"], m["memory_mib"], m["kernel"], m["python"],
-               m["ansible_core"], m["pyroute2"], m["loadavg_at_start"]))
+        log(
+            "kvmhost.bridging benchmarks%s: %s CPUs (%s), %s MiB, kernel %s, Python %s, ansible-core %s, pyroute2 %s; load %s"
+            % (
+                " (quick)" if args.quick else "",
+                m["nproc"],
+                m["cpu"],
+                m["memory_mib"],
+                m["kernel"],
+                m["python"],
+                m["ansible_core"],
+                m["pyroute2"],
+                m["loadavg_at_start"],
+            )
+        )
         log("configurations: %s" % ", ".join(bench.configs))
         for section in SECTIONS:
             if section not in only:

@@ -68,8 +68,14 @@ class CallbackModule(CallbackBase):
 
     def _result(self, result, status):
         data = result._result
-        record = {"type": "result", "status": status, "host": result._host.get_name(), "uuid": result._task._uuid,
-                  "task": result._task.get_name(), "changed": bool(data.get("changed", False))}
+        record = {
+            "type": "result",
+            "status": status,
+            "host": result._host.get_name(),
+            "uuid": result._task._uuid,
+            "task": result._task.get_name(),
+            "changed": bool(data.get("changed", False)),
+        }
         if status in ("failed", "unreachable"):
             record["msg"] = str(data.get("msg", ""))[:2000]
         if "results" in data and isinstance(data["results"], list):

@@ -58,10 +58,10 @@ def main(argv=None):
     with open(nic_file) as handle:
         old = handle.read()
     keep = [line for line in old.splitlines() if line.split("=", 1)[0] in ("HWADDR",)]
-    atomic_write(os.path.join(SCRIPTS, "ifcfg-" + args.bridge),
-                 "DEVICE=%s\nTYPE=Bridge\nBOOTPROTO=none\nONBOOT=yes\nNM_CONTROLLED=no\nDELAY=0\nSTP=no\n" % args.bridge)
-    atomic_write(nic_file, "DEVICE=%s\nTYPE=Ethernet\n%s\nBRIDGE=%s\nBOOTPROTO=none\nONBOOT=yes\nNM_CONTROLLED=no\n"
-                 % (args.nic, "\n".join(keep), args.bridge))
+    atomic_write(
+        os.path.join(SCRIPTS, "ifcfg-" + args.bridge), "DEVICE=%s\nTYPE=Bridge\nBOOTPROTO=none\nONBOOT=yes\nNM_CONTROLLED=no\nDELAY=0\nSTP=no\n" % args.bridge
+    )
+    atomic_write(nic_file, "DEVICE=%s\nTYPE=Ethernet\n%s\nBRIDGE=%s\nBOOTPROTO=none\nONBOOT=yes\nNM_CONTROLLED=no\n" % (args.nic, "\n".join(keep), args.bridge))
     atomic_write(SYSCTL_FILE, "net.ipv4.ip_forward = 1\n")
     if os.path.exists(RULES):
         with open(RULES) as handle:
@@ -90,8 +90,7 @@ def main(argv=None):
 
     # The runtime REJECT rule: one command.
     t = time.monotonic()
-    proc = subprocess.run(["iptables", "-D", "FORWARD", "-j", "REJECT", "--reject-with", "icmp-host-prohibited"],
-                          check=False, capture_output=True)
+    proc = subprocess.run(["iptables", "-D", "FORWARD", "-j", "REJECT", "--reject-with", "icmp-host-prohibited"], check=False, capture_output=True)
     times["iptables_s"] = time.monotonic() - t
     times["iptables_rc"] = proc.returncode
 

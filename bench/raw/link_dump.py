@@ -47,7 +47,7 @@ def _attrs(buf, off, end):
 
 
 def _cstr(buf, span):
-    return buf[span[0]:span[1]].split(b"\0", 1)[0].decode("utf-8", "replace")
+    return buf[span[0] : span[1]].split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
 def raw_dump():

@@ -26,12 +26,16 @@ def connection_problem(transport):
     if name in NETWORK_TRANSPORTS:
         return None
     if name in NO_MODULES:
-        return ("The guard cannot run over the %r connection: it runs a watcher on the managed Linux host itself, and "
-                "this connection runs no Python modules there. Use ssh (or Mitogen's SSH) to reach the host." % transport)
-    return ("The guard cannot protect a change made over the %r connection: it confirms a change by a fresh connection "
-            "through the host's network, and this connection does not go through it (a change that cut the host off "
-            "would still be confirmed). Reach the host with ssh or paramiko_ssh (plain or under a Mitogen strategy), "
-            "or make the change without the guard (host_bridge_rollback_timeout=0 in the host_bridge role)." % transport)
+        return (
+            "The guard cannot run over the %r connection: it runs a watcher on the managed Linux host itself, and "
+            "this connection runs no Python modules there. Use ssh (or Mitogen's SSH) to reach the host." % transport
+        )
+    return (
+        "The guard cannot protect a change made over the %r connection: it confirms a change by a fresh connection "
+        "through the host's network, and this connection does not go through it (a change that cut the host off "
+        "would still be confirmed). Reach the host with ssh or paramiko_ssh (plain or under a Mitogen strategy), "
+        "or make the change without the guard (host_bridge_rollback_timeout=0 in the host_bridge role)." % transport
+    )
 
 
 class ActionModule(ActionBase):

@@ -178,13 +178,24 @@ class ActionModule(ActionBase):
 
         read = {}
         if args["persist"]:
-            info = self._module(PREFIX + "ifcfg_info", {"devices": [nic, name], "config_dir": args["config_dir"]}, task_vars,
-                                check=False)
+            info = self._module(PREFIX + "ifcfg_info", {"devices": [nic, name], "config_dir": args["config_dir"]}, task_vars, check=False)
             if info.get("failed"):
                 return {"failed": True, "changed": False, "msg": info.get("msg")}
             read = info.get("ifcfg") or {}
-        plan = hb.plan(facts, read, nic, name, args["bootproto"], args["addresses"], args["gateway"], args["dns"],
-                       args["stp"], args["forward_delay"], args["persist"], args["config_dir"])
+        plan = hb.plan(
+            facts,
+            read,
+            nic,
+            name,
+            args["bootproto"],
+            args["addresses"],
+            args["gateway"],
+            args["dns"],
+            args["stp"],
+            args["forward_delay"],
+            args["persist"],
+            args["config_dir"],
+        )
         report = {"backend": "initscripts", "nic": nic, "bridge": name, "ip_batch": plan["ip_batch"]}
 
         # The plan: every writer in check mode says what it would change.
@@ -224,12 +235,17 @@ class ActionModule(ActionBase):
         task = self._task.copy()
         task.args = {"name": "python3-pyroute2", "state": "present"}
         action = self._shared_loader_obj.action_loader.get(
-            "ansible.legacy.package", task=task, connection=self._connection, play_context=self._play_context,
-            loader=self._loader, templar=self._templar, shared_loader_obj=self._shared_loader_obj)
+            "ansible.legacy.package",
+            task=task,
+            connection=self._connection,
+            play_context=self._play_context,
+            loader=self._loader,
+            templar=self._templar,
+            shared_loader_obj=self._shared_loader_obj,
+        )
         installed = action.run(task_vars=task_vars)
         if installed.get("failed"):
-            return dict(report, failed=True, changed=False,
-                        msg="host_bridge: installing python3-pyroute2 failed: %s" % installed.get("msg", "no message"))
+            return dict(report, failed=True, changed=False, msg="host_bridge: installing python3-pyroute2 failed: %s" % installed.get("msg", "no message"))
         report["pyroute2"] = {"present": True, "installed": bool(installed.get("changed"))}
         return None
 
@@ -265,9 +281,9 @@ class ActionModule(ActionBase):
             return failure, results, diffs
         if plan["ip_batch"]:
             try:
-                outcome = self._module("ansible.legacy.command", {"argv": ["ip", "-batch", "-"],
-                                                                  "stdin": "\n".join(plan["ip_batch"])},
-                                       task_vars, check=False, limit=limit)
+                outcome = self._module(
+                    "ansible.legacy.command", {"argv": ["ip", "-batch", "-"], "stdin": "\n".join(plan["ip_batch"])}, task_vars, check=False, limit=limit
+                )
             except (_StepTimeout, _Lost):
                 # A new address or route cut this connection: the step completed on the host, and the
                 # confirmation over a fresh connection (which then cannot come) decides.
@@ -291,9 +307,21 @@ class ActionModule(ActionBase):
         timeout = args["rollback_timeout"]
         guard_id = hb.guard_id(host)
         guard = PREFIX + "guard"
-        armed = self._module(guard, {"action": "arm", "id": guard_id, "timeout": timeout, "files": plan["files"],
-                                     "interfaces": [report["nic"], report["bridge"]], "description": plan["what"],
-                                     "start_within": max(timeout * 5, 300), "wait": 30}, task_vars, check=False)
+        armed = self._module(
+            guard,
+            {
+                "action": "arm",
+                "id": guard_id,
+                "timeout": timeout,
+                "files": plan["files"],
+                "interfaces": [report["nic"], report["bridge"]],
+                "description": plan["what"],
+                "start_within": max(timeout * 5, 300),
+                "wait": 30,
+            },
+            task_vars,
+            check=False,
+        )
         report["guard"] = {"arm": _clean(armed)}
         if armed.get("failed"):
             return dict(report, failed=True, changed=False, msg="host_bridge: %s: arming the guard failed: %s" % (host, armed.get("msg")))
@@ -305,9 +333,13 @@ class ActionModule(ActionBase):
         self._reset()
         decision, decision_lost = {}, False
         try:
-            decision = self._module(guard, dict({"action": "rollback" if failure else "confirm", "id": guard_id},
-                                                **({"reason": failure} if failure else {})),
-                                    task_vars, check=False, limit=timeout + 60)
+            decision = self._module(
+                guard,
+                dict({"action": "rollback" if failure else "confirm", "id": guard_id}, **({"reason": failure} if failure else {})),
+                task_vars,
+                check=False,
+                limit=timeout + 60,
+            )
         except (_Lost, _StepTimeout):
             decision_lost = True
         except Exception:  # pylint: disable=broad-exception-caught
@@ -320,24 +352,31 @@ class ActionModule(ActionBase):
         if outcome is None:
             if decision_lost:
                 self._reset()
-            status = self._module(guard, {"action": "status", "id": guard_id, "wait": timeout + 60}, task_vars,
-                                  check=False, limit=timeout + 120)
+            status = self._module(guard, {"action": "status", "id": guard_id, "wait": timeout + 60}, task_vars, check=False, limit=timeout + 120)
             outcome = status.get("last") or {}
         report["guard"]["outcome"] = outcome
         if hb.rolled_back(outcome):
             cut = hb.cut_off(decision_lost, decision)
-            return dict(report, failed=True, changed=True,
-                        msg=hb.rollback_message(host, plan["what"], plan["files"], timeout, failure, cut, decision, outcome))
-        return dict(report, changed=True, msg="host_bridge: %s, confirmed over a fresh connection (%s)." % (
-            plan["what"], "; ".join(report["planned"])))
+            return dict(report, failed=True, changed=True, msg=hb.rollback_message(host, plan["what"], plan["files"], timeout, failure, cut, decision, outcome))
+        return dict(report, changed=True, msg="host_bridge: %s, confirmed over a fresh connection (%s)." % (plan["what"], "; ".join(report["planned"])))
 
     def _networkmanager(self, args, nic, task_vars, host):
         """The bridge's keyfile and the NIC's own profile as its port, activated under a NetworkManager checkpoint."""
         name, timeout = args["name"], args["rollback_timeout"]
-        plan = self._module(PREFIX + "nm_bridge_plan", {
-            "nic": nic, "bridge": name, "bootproto": args["bootproto"], "addresses": args["addresses"],
-            "gateway": args["gateway"], "dns": args["dns"], "stp": args["stp"], "forward_delay": args["forward_delay"]},
-            task_vars)
+        plan = self._module(
+            PREFIX + "nm_bridge_plan",
+            {
+                "nic": nic,
+                "bridge": name,
+                "bootproto": args["bootproto"],
+                "addresses": args["addresses"],
+                "gateway": args["gateway"],
+                "dns": args["dns"],
+                "stp": args["stp"],
+                "forward_delay": args["forward_delay"],
+            },
+            task_vars,
+        )
         report = {"backend": "networkmanager", "nic": nic, "bridge": name}
         if plan.get("failed"):
             return dict(report, failed=True, changed=False, msg=plan.get("msg"))
@@ -350,12 +389,10 @@ class ActionModule(ActionBase):
                 return dict(report, failed=True, changed=False, msg=probe.get("msg"))
             probes.append(probe)
         diffs = [probe["diff"] for probe in probes if probe.get("diff")]
-        report["planned"] = [probe.get("path") or item["name"] for probe, item in zip(probes, keyfiles)
-                             if probe.get("changed_keys")]
+        report["planned"] = [probe.get("path") or item["name"] for probe, item in zip(probes, keyfiles) if probe.get("changed_keys")]
         if self._task.check_mode:
             # The keyfile diff is the whole run: nothing is written.
-            return dict(report, changed=any(probe.get("changed") for probe in probes), diff=diffs,
-                        msg="host_bridge: would %s through NetworkManager." % what)
+            return dict(report, changed=any(probe.get("changed") for probe in probes), diff=diffs, msg="host_bridge: would %s through NetworkManager." % what)
         if not hb.nm_needed(plan, probes):
             return dict(report, changed=False, msg="host_bridge: %s is bridged into %s as asked." % (nic, name))
 
@@ -373,12 +410,19 @@ class ActionModule(ActionBase):
         def failed(step, result, failure=None):
             """Roll back at once after a failed step (or fail without a checkpoint)."""
             if checkpoint is None:
-                return dict(report, steps=steps, failed=True, changed=True,
-                            msg=hb.nm_unguarded_message(host, what, step, result))
-            rolled = self._module(checkpoints, {
-                "action": "rollback", "checkpoint": checkpoint, "what": what, "label": "host_bridge: %s" % host,
-                "failure": failure or hb.step_failure(step, result)},
-                task_vars, check=False)
+                return dict(report, steps=steps, failed=True, changed=True, msg=hb.nm_unguarded_message(host, what, step, result))
+            rolled = self._module(
+                checkpoints,
+                {
+                    "action": "rollback",
+                    "checkpoint": checkpoint,
+                    "what": what,
+                    "label": "host_bridge: %s" % host,
+                    "failure": failure or hb.step_failure(step, result),
+                },
+                task_vars,
+                check=False,
+            )
             report["checkpoint"]["rollback"] = _clean(rolled)
             return dict(report, steps=steps, failed=True, changed=True, msg=rolled.get("msg"))
 
@@ -391,8 +435,7 @@ class ActionModule(ActionBase):
                 return failed(hb.NM_STEP_WRITE, written)
         report["diff"] = diffs
         if checkpoint is not None:
-            adjusted = self._module(checkpoints, {"action": "adjust", "checkpoint": checkpoint, "timeout": timeout},
-                                    task_vars, check=False)
+            adjusted = self._module(checkpoints, {"action": "adjust", "checkpoint": checkpoint, "timeout": timeout}, task_vars, check=False)
             steps[hb.NM_STEP_ADJUST] = _clean(adjusted)
             if adjusted.get("failed"):
                 return failed(hb.NM_STEP_ADJUST, adjusted)
@@ -402,8 +445,7 @@ class ActionModule(ActionBase):
         limit = hb.step_timeout(timeout) if checkpoint is not None else None
         activation, cut = None, False
         try:
-            activation = self._module("ansible.legacy.command", {"argv": hb.activation_argv(plan["port_uuid"], timeout)},
-                                      task_vars, check=False, limit=limit)
+            activation = self._module("ansible.legacy.command", {"argv": hb.activation_argv(plan["port_uuid"], timeout)}, task_vars, check=False, limit=limit)
         except (_StepTimeout, _Lost):
             if checkpoint is None:
                 raise
@@ -419,25 +461,30 @@ class ActionModule(ActionBase):
         # Confirm over a fresh connection: it goes through the host's new network, which proves it.
         if cut and not self._answers(task_vars, hb.step_timeout(timeout)):
             if not self._answers(task_vars, timeout + 60):
-                return dict(report, steps=steps, failed=True, changed=True,
-                            msg=hb.unreachable_message(host, what, timeout, backend="networkmanager"))
+                return dict(report, steps=steps, failed=True, changed=True, msg=hb.unreachable_message(host, what, timeout, backend="networkmanager"))
         else:
             self._reset()
         # Destroying the checkpoint confirms the change; when NetworkManager already rolled back (the host came
         # back only after the timeout), this fails with what was restored.
         try:
-            destroyed = self._module(checkpoints, {"action": "destroy", "checkpoint": checkpoint, "timeout": timeout,
-                                                   "what": what, "label": "host_bridge: %s" % host},
-                                     task_vars, check=False, limit=timeout + 60)
+            destroyed = self._module(
+                checkpoints,
+                {"action": "destroy", "checkpoint": checkpoint, "timeout": timeout, "what": what, "label": "host_bridge: %s" % host},
+                task_vars,
+                check=False,
+                limit=timeout + 60,
+            )
         except (_StepTimeout, _Lost):
             if not self._answers(task_vars, timeout + 60):
-                return dict(report, steps=steps, failed=True, changed=True,
-                            msg=hb.unreachable_message(host, what, timeout, backend="networkmanager"))
-            destroyed = self._module(checkpoints, {"action": "destroy", "checkpoint": checkpoint, "timeout": timeout,
-                                                   "what": what, "label": "host_bridge: %s" % host},
-                                     task_vars, check=False, limit=timeout + 60)
+                return dict(report, steps=steps, failed=True, changed=True, msg=hb.unreachable_message(host, what, timeout, backend="networkmanager"))
+            destroyed = self._module(
+                checkpoints,
+                {"action": "destroy", "checkpoint": checkpoint, "timeout": timeout, "what": what, "label": "host_bridge: %s" % host},
+                task_vars,
+                check=False,
+                limit=timeout + 60,
+            )
         report["checkpoint"]["destroy"] = _clean(destroyed)
         if destroyed.get("failed"):
             return dict(report, steps=steps, failed=True, changed=True, msg=destroyed.get("msg"))
-        return dict(report, steps=steps, changed=True,
-                    msg="host_bridge: %s through NetworkManager, confirmed over a fresh connection." % what)
+        return dict(report, steps=steps, changed=True, msg="host_bridge: %s through NetworkManager, confirmed over a fresh connection." % what)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-
     # Standard attribute descriptions; each module states its support level.
     DOCUMENTATION = r"""
 options: {}

@@ -421,9 +421,7 @@ def _client_moves(plan, spec, port_links, clients, moves_addr):
     # A leased address whose client moves along goes to the bridge without the old lease's remaining time: the
     # client may confirm its lease without touching an address that is there already (dhclient-script's REBOOT),
     # and sets the lifetime again at its first renewal, from the lease it holds.
-    moves_addr = [
-        (old, replace(new, valid=None, preferred=None) if new is not None and (old.dev, old.family) in renewed else new) for old, new in moves_addr
-    ]
+    moves_addr = [(old, replace(new, valid=None, preferred=None) if new is not None and (old.dev, old.family) in renewed else new) for old, new in moves_addr]
     return client_moves, moves_addr
 
 
@@ -474,9 +472,7 @@ def _plan_bridge_link(plan, spec, bridge, mac, wanted, current_options):
         )
         return
     if mac and mac != bridge.mac:
-        plan.add(
-            "set_link", "set %s mac %s (was %s)" % (name, mac, bridge.mac), _set_link(name, mac=mac), undo=[("set_link", _set_link(name, mac=bridge.mac))]
-        )
+        plan.add("set_link", "set %s mac %s (was %s)" % (name, mac, bridge.mac), _set_link(name, mac=mac), undo=[("set_link", _set_link(name, mac=bridge.mac))])
     if spec.mtu and spec.mtu != bridge.mtu:
         plan.add(
             "set_link",

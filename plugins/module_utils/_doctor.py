@@ -383,8 +383,15 @@ class Outcome:
     routing_lines: list[str] = field(default_factory=list)
 
 
-def combine(core: list[Problem], firewalld: dict[str, Any] | None, nm: list[Problem], dhcp: list[Problem],
-            routing: dict[str, Any] | None, libvirt_status: str, skip: Sequence[str] = ()) -> Outcome:
+def combine(
+    core: list[Problem],
+    firewalld: dict[str, Any] | None,
+    nm: list[Problem],
+    dhcp: list[Problem],
+    routing: dict[str, Any] | None,
+    libvirt_status: str,
+    skip: Sequence[str] = (),
+) -> Outcome:
     """All problems in the report's order, and the checks that did not run.
 
     ``firewalld`` is firewalld_info's result (None when its checks are all skipped); ``routing`` is

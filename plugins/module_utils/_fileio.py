@@ -31,9 +31,7 @@ def directory_lock(directory, timeout=30.0):
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as exc:
-        raise ModuleError(
-            "Cannot open directory %s to lock it: %s. Create it first or fix its permissions." % (directory, exc.strerror)
-        ) from exc
+        raise ModuleError("Cannot open directory %s to lock it: %s. Create it first or fix its permissions." % (directory, exc.strerror)) from exc
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -44,9 +42,7 @@ def directory_lock(directory, timeout=30.0):
                 if exc.errno not in (errno.EAGAIN, errno.EACCES):
                     raise
                 if time.monotonic() >= deadline:
-                    raise ModuleError(
-                        "Timed out after %.0fs waiting for the lock on %s; another task is writing there." % (timeout, directory)
-                    ) from exc
+                    raise ModuleError("Timed out after %.0fs waiting for the lock on %s; another task is writing there." % (timeout, directory)) from exc
                 time.sleep(0.05)
         yield
     finally:
@@ -188,9 +184,7 @@ def atomic_write(module, path, data, new_mode=0o644, backup=False, private=None)
         os.rename(tmp, target)
         tmp = None
     except OSError as exc:
-        raise ModuleError(
-            "Cannot write %s: %s. It was not changed%s." % (path, exc.strerror or exc, "" if target == path else " (nor %s)" % target)
-        ) from exc
+        raise ModuleError("Cannot write %s: %s. It was not changed%s." % (path, exc.strerror or exc, "" if target == path else " (nor %s)" % target)) from exc
     finally:
         if tmp is not None:
             with contextlib.suppress(OSError):

@@ -77,17 +77,13 @@ def validate_table(table):
     if table == "filter":
         return
     if table in TABLE_BUILTINS:
-        raise ModuleError(
-            "table %s cannot hold REJECT rules: the kernel accepts the REJECT target only in the filter table. Use table: filter." % table
-        )
+        raise ModuleError("table %s cannot hold REJECT rules: the kernel accepts the REJECT target only in the filter table. Use table: filter." % table)
     raise ModuleError("Unknown iptables table %r. The tables are %s; REJECT rules live in filter." % (table, ", ".join(sorted(TABLE_BUILTINS))))
 
 
 def validate_chain_name(chain, table):
     if not _CHAIN_NAME.match(chain or ""):
-        raise ModuleError(
-            "Invalid chain name %r: a chain name has 1 to 28 characters, no spaces or quotes, and does not start with '-' or '!'." % chain
-        )
+        raise ModuleError("Invalid chain name %r: a chain name has 1 to 28 characters, no spaces or quotes, and does not start with '-' or '!'." % chain)
     if chain not in TABLE_BUILTINS[table] and any(chain in chains for chains in TABLE_BUILTINS.values()):
         raise ModuleError(
             "%s is not a chain of the %s table (its built-in chains are %s); REJECT rules live in those or in user-defined chains."
@@ -526,9 +522,7 @@ def _changes_and_diffs(live_plans, file_plans):
     diffs = []
     for backend, change, before in live_plans:
         changes.append(change)
-        diffs.append(
-            _rules_diff("%s %s %s (live)" % (backend.label, change.table, change.chain), [line.text for line in before], chain_after(before, change))
-        )
+        diffs.append(_rules_diff("%s %s %s (live)" % (backend.label, change.table, change.chain), [line.text for line in before], chain_after(before, change)))
     for change, data, new in file_plans:
         if new is not None:
             changes.append(change)

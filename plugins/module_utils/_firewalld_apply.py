@@ -35,14 +35,21 @@ NOT_RUNNING = (
 
 def _zone_text(name, zone):
     return "zone %s: interfaces=[%s] forward=%s masquerade=%s" % (
-        name, " ".join(sorted(zone.get("interfaces", []))), "yes" if zone.get("forward") else "no",
-        "yes" if zone.get("masquerade") else "no")
+        name,
+        " ".join(sorted(zone.get("interfaces", []))),
+        "yes" if zone.get("forward") else "no",
+        "yes" if zone.get("masquerade") else "no",
+    )
 
 
 def _policy_text(name, policy):
     return "policy %s: ingress=[%s] egress=[%s] target=%s masquerade=%s" % (
-        name, " ".join(sorted(policy.get("ingress-zones", []))), " ".join(sorted(policy.get("egress-zones", []))),
-        policy.get("target", "CONTINUE"), "yes" if policy.get("masquerade") else "no")
+        name,
+        " ".join(sorted(policy.get("ingress-zones", []))),
+        " ".join(sorted(policy.get("egress-zones", []))),
+        policy.get("target", "CONTINUE"),
+        "yes" if policy.get("masquerade") else "no",
+    )
 
 
 def render(zones, policies, zone_names, policy_names):
@@ -66,14 +73,15 @@ def diff_of(snapshot, permanent, reload_needed, runtime, zone_names, policy_name
     else:
         base_zones, base_policies = snapshot.zones["runtime"], snapshot.policies["runtime"]
     after_rt_zones, after_rt_policies = simulate(base_zones, base_policies, runtime)
-    for scope, after_zones, after_policies in (("permanent", after_perm_zones, after_perm_policies),
-                                               ("runtime", after_rt_zones, after_rt_policies)):
-        diffs.append({
-            "before_header": "firewalld %s (before)" % scope,
-            "after_header": "firewalld %s (after)" % scope,
-            "before": render(snapshot.zones[scope], snapshot.policies[scope], zone_names, policy_names),
-            "after": render(after_zones, after_policies, zone_names, policy_names),
-        })
+    for scope, after_zones, after_policies in (("permanent", after_perm_zones, after_perm_policies), ("runtime", after_rt_zones, after_rt_policies)):
+        diffs.append(
+            {
+                "before_header": "firewalld %s (before)" % scope,
+                "after_header": "firewalld %s (after)" % scope,
+                "before": render(snapshot.zones[scope], snapshot.policies[scope], zone_names, policy_names),
+                "after": render(after_zones, after_policies, zone_names, policy_names),
+            }
+        )
     return diffs
 
 
@@ -84,8 +92,14 @@ def run(module):
     if not snapshot.running:
         if params["require_running"]:
             raise ModuleError(NOT_RUNNING)
-        return {"changed": False, "firewalld": snapshot.as_result(), "changes": [], "reloaded": False, "bridges": [],
-                "msg": "firewalld is not running: nothing done"}
+        return {
+            "changed": False,
+            "firewalld": snapshot.as_result(),
+            "changes": [],
+            "reloaded": False,
+            "bridges": [],
+            "msg": "firewalld is not running: nothing done",
+        }
 
     zones, policies, report = _wants(params, snapshot)
     permanent, reload_needed, runtime = plan(snapshot, zones, policies)
@@ -106,8 +120,10 @@ def run(module):
     result["changes"] = [c.as_result() for c in changes]
     lines = [entry["msg"] for entry in report]
     if changes:
-        lines.append("%s %d firewalld change(s), runtime and permanent%s" % (
-            "would make" if module.check_mode else "made", len(changes), ", with a reload" if reload_needed else ""))
+        lines.append(
+            "%s %d firewalld change(s), runtime and permanent%s"
+            % ("would make" if module.check_mode else "made", len(changes), ", with a reload" if reload_needed else "")
+        )
     else:
         lines.append("firewalld already had these zones and policies, runtime and permanent")
     result["msg"] = "; ".join(lines)
@@ -128,11 +144,16 @@ def _wants(params, snapshot):
         info = gather()
         interfaces = addressed_interfaces(dump_links(), dump_addresses())
         more_zones, more_policies, report = bridge_wants(
-            info["bridges"], params["bridges"], snapshot,
-            bridged_zone=params["bridged_zone"], routed_zone=params["routed_zone"],
-            routed_to_zone=params["routed_to_zone"], routed_directions=params["routed_directions"],
+            info["bridges"],
+            params["bridges"],
+            snapshot,
+            bridged_zone=params["bridged_zone"],
+            routed_zone=params["routed_zone"],
+            routed_to_zone=params["routed_to_zone"],
+            routed_directions=params["routed_directions"],
             routed_masquerade=params["routed_masquerade"],
-            bridge_nf_call=info["forwarding"].get("bridge_nf_call_iptables"), interfaces=interfaces,
+            bridge_nf_call=info["forwarding"].get("bridge_nf_call_iptables"),
+            interfaces=interfaces,
         )
         zones = zones + more_zones
         named = {p.name for p in policies}

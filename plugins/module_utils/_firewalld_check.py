@@ -76,24 +76,29 @@ def _libvirt_bridge_problems(snapshot, br, zone, permanent, filtered, has_guests
     found = []
     libvirt_zone = zone or permanent
     if br.get("uplinks") and libvirt_zone in LIBVIRT_ZONES:
-        found.append(_problem(
-            "firewalld_libvirt", name,
-            "%s bridges %s to the LAN but is in libvirt's zone %s, which libvirt made for its own NAT and routed"
-            " networks (its policies and its open services for guests are meant for those)."
-            % (name, ", ".join(br["uplinks"]), libvirt_zone),
-            "move it to the LAN's zone: playbooks/forwarding.yml -e '{\"forwarding_firewalld_bridges\": [\"%(b)s\"],"
-            " \"forwarding_firewalld_bridged_zone\": \"%(z)s\"}'; by hand: firewall-cmd --permanent --zone=%(z)s"
-            " --change-interface=%(b)s; firewall-cmd --zone=%(z)s --change-interface=%(b)s." % {"b": name, "z": default},
-        ))
+        found.append(
+            _problem(
+                "firewalld_libvirt",
+                name,
+                "%s bridges %s to the LAN but is in libvirt's zone %s, which libvirt made for its own NAT and routed"
+                " networks (its policies and its open services for guests are meant for those)." % (name, ", ".join(br["uplinks"]), libvirt_zone),
+                'move it to the LAN\'s zone: playbooks/forwarding.yml -e \'{"forwarding_firewalld_bridges": ["%(b)s"],'
+                ' "forwarding_firewalld_bridged_zone": "%(z)s"}\'; by hand: firewall-cmd --permanent --zone=%(z)s'
+                " --change-interface=%(b)s; firewall-cmd --zone=%(z)s --change-interface=%(b)s." % {"b": name, "z": default},
+            )
+        )
     elif libvirt_zone and filtered and has_guests and not snapshot.zones["runtime"].get(libvirt_zone, {}).get("forward"):
-        found.append(_problem(
-            "firewalld_libvirt", name,
-            "libvirt's network bridge %s is in libvirt's zone %s, which has no intra-zone forwarding; with"
-            " bridge-nf-call-iptables=1 firewalld blocks the traffic between its guests. libvirtd manages this"
-            " zone's interfaces; the forwarding role leaves libvirt's bridges alone." % (name, libvirt_zone),
-            "firewall-cmd --permanent --zone=%(z)s --add-forward; firewall-cmd --zone=%(z)s --add-forward;"
-            " or playbooks/forwarding.yml -e forwarding_bridge_nf_call=0." % {"z": libvirt_zone},
-        ))
+        found.append(
+            _problem(
+                "firewalld_libvirt",
+                name,
+                "libvirt's network bridge %s is in libvirt's zone %s, which has no intra-zone forwarding; with"
+                " bridge-nf-call-iptables=1 firewalld blocks the traffic between its guests. libvirtd manages this"
+                " zone's interfaces; the forwarding role leaves libvirt's bridges alone." % (name, libvirt_zone),
+                "firewall-cmd --permanent --zone=%(z)s --add-forward; firewall-cmd --zone=%(z)s --add-forward;"
+                " or playbooks/forwarding.yml -e forwarding_bridge_nf_call=0." % {"z": libvirt_zone},
+            )
+        )
     return found
 
 
@@ -101,13 +106,16 @@ def _no_policy_problems(snapshot, name, filtered, has_guests):
     """firewalld before 0.9 (no policies, no intra-zone forwarding)."""
     found = []
     if filtered and has_guests:
-        found.append(_problem(
-            "firewalld_forward", name,
-            "firewalld %s has no intra-zone forwarding, and with bridge-nf-call-iptables=1 it blocks the guests"
-            " of %s." % (snapshot.as_result()["version"], name),
-            "let bridged frames bypass firewalld: playbooks/forwarding.yml -e forwarding_bridge_nf_call=0;"
-            " or upgrade firewalld to 0.9 or later and run playbooks/forwarding.yml.",
-        ))
+        found.append(
+            _problem(
+                "firewalld_forward",
+                name,
+                "firewalld %s has no intra-zone forwarding, and with bridge-nf-call-iptables=1 it blocks the guests"
+                " of %s." % (snapshot.as_result()["version"], name),
+                "let bridged frames bypass firewalld: playbooks/forwarding.yml -e forwarding_bridge_nf_call=0;"
+                " or upgrade firewalld to 0.9 or later and run playbooks/forwarding.yml.",
+            )
+        )
     return found
 
 
@@ -117,24 +125,34 @@ def _no_zone_problems(snapshot, name, permanent, bridge_nf_call, filtered, has_g
     found = []
     target = permanent or default
     if filtered and has_guests:
-        found.append(_problem(
-            "firewalld_block", name,
-            "firewalld blocks the guests of %s: %s is in no firewalld zone, so it falls into the default zone %s,"
-            " and a zone forwards only between interfaces bound to it (intra-zone forwarding). With"
-            " bridge-nf-call-iptables=1 every frame between %s's ports, the guests' DHCP too, passes firewalld's"
-            " forward rules and is rejected." % (name, name, default, name),
-            _bind_fix(name, target),
-        ))
+        found.append(
+            _problem(
+                "firewalld_block",
+                name,
+                "firewalld blocks the guests of %s: %s is in no firewalld zone, so it falls into the default zone %s,"
+                " and a zone forwards only between interfaces bound to it (intra-zone forwarding). With"
+                " bridge-nf-call-iptables=1 every frame between %s's ports, the guests' DHCP too, passes firewalld's"
+                " forward rules and is rejected." % (name, name, default, name),
+                _bind_fix(name, target),
+            )
+        )
     else:
-        found.append(_problem(
-            "firewalld_zone", name,
-            "%s is in no firewalld zone%s, so it falls into the default zone %s. Its guests %s; with"
-            " bridge-nf-call-iptables=1 firewalld would block them, and traffic routed through the host is"
-            " judged by the default zone." % (
-                name, " at runtime (its permanent zone is %s: a reload brings it back)" % permanent if permanent else "",
-                default, "bypass firewalld now (%s)" % _nf_text(bridge_nf_call) if not filtered else "are not there yet"),
-            _bind_fix(name, target),
-        ))
+        found.append(
+            _problem(
+                "firewalld_zone",
+                name,
+                "%s is in no firewalld zone%s, so it falls into the default zone %s. Its guests %s; with"
+                " bridge-nf-call-iptables=1 firewalld would block them, and traffic routed through the host is"
+                " judged by the default zone."
+                % (
+                    name,
+                    " at runtime (its permanent zone is %s: a reload brings it back)" % permanent if permanent else "",
+                    default,
+                    "bypass firewalld now (%s)" % _nf_text(bridge_nf_call) if not filtered else "are not there yet",
+                ),
+                _bind_fix(name, target),
+            )
+        )
     return found
 
 
@@ -143,19 +161,25 @@ def _zone_problems(snapshot, name, zone, permanent, filtered, has_guests):
     default = snapshot.default_zone
     found = []
     if permanent != zone:
-        found.append(_problem(
-            "firewalld_zone", name,
-            "%s is in zone %s at runtime only (permanent: %s): firewall-cmd --reload or a reboot moves it%s."
-            % (name, zone, permanent or "no zone", " to " + permanent if permanent else " into the default zone " + default),
-            "run playbooks/forwarding.yml; by hand: firewall-cmd --permanent --zone=%s --change-interface=%s." % (zone, name),
-        ))
+        found.append(
+            _problem(
+                "firewalld_zone",
+                name,
+                "%s is in zone %s at runtime only (permanent: %s): firewall-cmd --reload or a reboot moves it%s."
+                % (name, zone, permanent or "no zone", " to " + permanent if permanent else " into the default zone " + default),
+                "run playbooks/forwarding.yml; by hand: firewall-cmd --permanent --zone=%s --change-interface=%s." % (zone, name),
+            )
+        )
     if filtered and has_guests and not snapshot.zones["runtime"].get(zone, {}).get("forward"):
-        found.append(_problem(
-            "firewalld_forward", name,
-            "zone %s of %s has no intra-zone forwarding while bridge-nf-call-iptables=1: firewalld blocks the frames"
-            " between %s's ports, the guests' DHCP too." % (zone, name, name),
-            _forward_fix(zone),
-        ))
+        found.append(
+            _problem(
+                "firewalld_forward",
+                name,
+                "zone %s of %s has no intra-zone forwarding while bridge-nf-call-iptables=1: firewalld blocks the frames"
+                " between %s's ports, the guests' DHCP too." % (zone, name, name),
+                _forward_fix(zone),
+            )
+        )
     return found
 
 

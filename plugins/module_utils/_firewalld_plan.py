@@ -82,16 +82,13 @@ class Change:
         return "firewall-cmd " + " ".join(self.argv())
 
     def as_result(self):
-        return {"scope": self.scope, "kind": self.kind, "name": self.name, "op": self.op, "value": self.value,
-                "command": self.text()}
+        return {"scope": self.scope, "kind": self.kind, "name": self.name, "op": self.op, "value": self.value, "command": self.text()}
 
 
 # -- wanted state from the task's parameters ------------------------------------------------------------------------
 def _check_name(kind, name):
     if not isinstance(name, str) or not NAME.match(name):
-        raise ModuleError(
-            "%s name %r is not valid: firewalld names are 1-17 letters, digits, '_', '+' or '-'." % (kind, name)
-        )
+        raise ModuleError("%s name %r is not valid: firewalld names are 1-17 letters, digits, '_', '+' or '-'." % (kind, name))
 
 
 def zone_wants(items):
@@ -117,8 +114,7 @@ def policy_wants(items):
                 "policy %s needs ingress_zones and egress_zones (zone names, ANY or HOST): firewalld applies a policy"
                 " only between its ingress and egress zones." % item["name"]
             )
-        wants.append(PolicyWant(item["name"], present, item.get("ingress_zones") or (), item.get("egress_zones") or (),
-                                target, bool(item.get("masquerade"))))
+        wants.append(PolicyWant(item["name"], present, item.get("ingress_zones") or (), item.get("egress_zones") or (), target, bool(item.get("masquerade"))))
     return wants
 
 
@@ -179,13 +175,22 @@ def addressed_interfaces(links, addresses):
         if not ipaddress.ip_address(addr["address"]).is_link_local:
             holders.add(addr["index"])
     return sorted(
-        rec["name"] for rec in links
-        if rec["index"] in holders and rec["name"] != "lo" and not rec.get("master") and rec.get("kind") not in ("bridge", "tun")
+        rec["name"] for rec in links if rec["index"] in holders and rec["name"] != "lo" and not rec.get("master") and rec.get("kind") not in ("bridge", "tun")
     )
 
 
-def bridge_wants(bridges, names, snapshot, bridged_zone=None, routed_zone="kvmb-routed", routed_to_zone=None,
-                 routed_directions=("out",), routed_masquerade=False, bridge_nf_call=None, interfaces=()):
+def bridge_wants(
+    bridges,
+    names,
+    snapshot,
+    bridged_zone=None,
+    routed_zone="kvmb-routed",
+    routed_to_zone=None,
+    routed_directions=("out",),
+    routed_masquerade=False,
+    bridge_nf_call=None,
+    interfaces=(),
+):
     """Zones and policies for the bridges ``names`` ('*': every bridge libvirt does not manage).
 
     ``bridges`` are bridge_info records (name, uplinks, addresses). A bridge with
@@ -214,14 +219,21 @@ def bridge_wants(bridges, names, snapshot, bridged_zone=None, routed_zone="kvmb-
         for entry in report:
             if entry["kind"] == "routed":
                 entry["policies"] = [p.name for p in policies if p.present]
-        unbound = [name for name in interfaces or () if name not in selected
-                   and not any(snapshot.zone_of(name, scope) for scope in ("runtime", "permanent"))]
+        unbound = [name for name in interfaces or () if name not in selected and not any(snapshot.zone_of(name, scope) for scope in ("runtime", "permanent"))]
         if other == snapshot.default_zone and unbound and any(p.present for p in policies):
             zones.append(ZoneWant(other, unbound))
-            report.append({"bridge": None, "interfaces": unbound, "zone": other, "kind": "policy_zone", "msg": (
-                "%s: in no zone, bound to the default zone %s explicitly, so that the policies joining %s to it"
-                " apply to them (firewalld applies policies only to interfaces bound to a zone)"
-                % (", ".join(unbound), other, routed_zone))})
+            report.append(
+                {
+                    "bridge": None,
+                    "interfaces": unbound,
+                    "zone": other,
+                    "kind": "policy_zone",
+                    "msg": (
+                        "%s: in no zone, bound to the default zone %s explicitly, so that the policies joining %s to it"
+                        " apply to them (firewalld applies policies only to interfaces bound to a zone)" % (", ".join(unbound), other, routed_zone)
+                    ),
+                }
+            )
     for entry in report:
         if "msg" not in entry:
             entry["msg"] = _bridge_message(entry, bridge_nf_call, policies)
@@ -260,8 +272,7 @@ def _bridge_zones(selected, by_name, snapshot, bridged_zone, routed_zone):
             zone = routed_zone
             routed.append(name)
         zones.append(ZoneWant(zone, [name], forward=True))
-        report.append({"bridge": name, "kind": kind, "zone": zone, "uplinks": list(br.get("uplinks") or []),
-                       "address": address, "policies": []})
+        report.append({"bridge": name, "kind": kind, "zone": zone, "uplinks": list(br.get("uplinks") or []), "address": address, "policies": []})
     return zones, report, routed
 
 
@@ -269,28 +280,31 @@ def _routed_policies(routed_zone, other, routed_directions, routed_masquerade):
     """One policy per direction between the routed zone and ``other``; present for the wanted directions."""
     _check_name("zone", routed_zone)
     if other == routed_zone:
-        raise ModuleError(
-            "routed_to_zone is the routed zone %s itself; name the zone of the LAN (for example public)." % other
-        )
+        raise ModuleError("routed_to_zone is the routed zone %s itself; name the zone of the LAN (for example public)." % other)
     policies = []
     for direction in DIRECTIONS:
         ingress, egress = (routed_zone, other) if direction == "out" else (other, routed_zone)
         wanted = direction in (routed_directions or ())
-        policies.append(PolicyWant("%s-%s" % (routed_zone, direction), wanted, [ingress], [egress], "ACCEPT",
-                                   bool(routed_masquerade) and direction == "out"))
+        policies.append(PolicyWant("%s-%s" % (routed_zone, direction), wanted, [ingress], [egress], "ACCEPT", bool(routed_masquerade) and direction == "out"))
     return policies
 
 
 def _bridge_message(entry, bridge_nf_call, policies):
     name, zone = entry["bridge"], entry["zone"]
     if entry["kind"] == "routed":
-        joined = ["%s (%s -> %s%s)" % (p.name, ",".join(p.ingress), ",".join(p.egress), ", masquerade" if p.masquerade else "")
-                  for p in policies if p.present]
+        joined = ["%s (%s -> %s%s)" % (p.name, ",".join(p.ingress), ",".join(p.egress), ", masquerade" if p.masquerade else "") for p in policies if p.present]
         return "%s (routed, host address %s): in zone %s with intra-zone forwarding; %s" % (
-            name, entry["address"], zone,
-            "routed through firewalld policy " + "; ".join(joined) if joined else "no policy: it reaches no other zone")
+            name,
+            entry["address"],
+            zone,
+            "routed through firewalld policy " + "; ".join(joined) if joined else "no policy: it reaches no other zone",
+        )
     head = "%s (%s%s): in zone %s with intra-zone forwarding" % (
-        name, entry["kind"], " through " + ",".join(entry["uplinks"]) if entry["uplinks"] else "", zone)
+        name,
+        entry["kind"],
+        " through " + ",".join(entry["uplinks"]) if entry["uplinks"] else "",
+        zone,
+    )
     if bridge_nf_call == 1:
         return head + "; bridge-nf-call-iptables=1, so its guests' frames pass firewalld's forward rules and the zone lets them through"
     if bridge_nf_call == 0:
@@ -423,8 +437,7 @@ def plan(snapshot, zones, policies):
         bound = {i for zone in base.values() for i in zone.get("interfaces", [])}
         for name, zone in snapshot.zones["runtime"].items():
             if name in base:
-                base[name]["interfaces"] = list(base[name].get("interfaces", [])) + [
-                    i for i in zone.get("interfaces", []) if i not in bound]
+                base[name]["interfaces"] = list(base[name].get("interfaces", [])) + [i for i in zone.get("interfaces", []) if i not in bound]
     else:
         base = snapshot.zones["runtime"]
     runtime = zone_changes("runtime", zones, base)

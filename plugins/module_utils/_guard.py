@@ -87,9 +87,7 @@ def wall_clock():
 
 def check_id(guard_id):
     if not ID_PATTERN.match(guard_id or ""):
-        raise ModuleError(
-            "Invalid guard id %r: use 1 to 128 letters, digits, '_', '.' or '-', starting with a letter or digit." % (guard_id,)
-        )
+        raise ModuleError("Invalid guard id %r: use 1 to 128 letters, digits, '_', '.' or '-', starting with a letter or digit." % (guard_id,))
     return guard_id
 
 
@@ -308,14 +306,16 @@ def capture_files(paths):
             saved.append({"path": path, "exists": False})
             continue
         info = os.stat(path)
-        saved.append({
-            "path": path,
-            "exists": True,
-            "content": base64.b64encode(data).decode("ascii"),
-            "mode": info.st_mode & 0o7777,
-            "uid": info.st_uid,
-            "gid": info.st_gid,
-        })
+        saved.append(
+            {
+                "path": path,
+                "exists": True,
+                "content": base64.b64encode(data).decode("ascii"),
+                "mode": info.st_mode & 0o7777,
+                "uid": info.st_uid,
+                "gid": info.st_gid,
+            }
+        )
     return saved
 
 
@@ -366,13 +366,30 @@ def systemd_scope_argv(busctl, unit, pid, description):
     does for itself: the watcher leaves the login session's scope, so that
     logind's KillUserProcesses or the end of the session does not kill it.
     """
-    return [busctl, "call", "--quiet", "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
-            "org.freedesktop.systemd1.Manager", "StartTransientUnit", "ssa(sv)a(sa(sv))",
-            unit, "fail", "3",
-            "PIDs", "au", "1", str(pid),
-            "Description", "s", description,
-            "CollectMode", "s", "inactive-or-failed",
-            "0"]
+    return [
+        busctl,
+        "call",
+        "--quiet",
+        "org.freedesktop.systemd1",
+        "/org/freedesktop/systemd1",
+        "org.freedesktop.systemd1.Manager",
+        "StartTransientUnit",
+        "ssa(sv)a(sa(sv))",
+        unit,
+        "fail",
+        "3",
+        "PIDs",
+        "au",
+        "1",
+        str(pid),
+        "Description",
+        "s",
+        description,
+        "CollectMode",
+        "s",
+        "inactive-or-failed",
+        "0",
+    ]
 
 
 def busctl_scope(module):
@@ -384,6 +401,7 @@ def busctl_scope(module):
             return "busctl is not installed"
         rc, out, err = module.run_command(systemd_scope_argv(busctl, unit, pid, description))
         return None if rc == 0 else ((err or out).strip() or "busctl exited with %d" % rc)
+
     return move
 
 
@@ -429,14 +447,12 @@ class Guard:
         if state is not None and state.watcher is not None and watcher_alive(state):
             raise ModuleError(
                 "A guarded change with id %s is in progress (watcher PID %s, armed at %s). Wait for it to be confirmed or "
-                "rolled back (at most %ss), or run the guard with action=rollback." % (
-                    self.paths.id, state.watcher.pid, state.armed_at, state.timeout),
+                "rolled back (at most %ss), or run the guard with action=rollback." % (self.paths.id, state.watcher.pid, state.armed_at, state.timeout),
                 id=self.paths.id,
             )
         warnings = []
         if state is not None:
-            warnings.append("Replaced an earlier arming of guard %s (armed at %s) whose watcher never ran or is gone."
-                            % (self.paths.id, state.armed_at))
+            warnings.append("Replaced an earlier arming of guard %s (armed at %s) whose watcher never ran or is gone." % (self.paths.id, state.armed_at))
         saved = capture_files(files)
         snapshot = self.runtime.snapshot() if with_runtime else None
         state = GuardState(
@@ -486,8 +502,8 @@ class Guard:
             if problem:
                 out["warnings"].append(
                     "The guard's watcher (PID %s) runs in the session that armed it: moving it into the transient unit %s failed (%s). "
-                    "Where logind kills a session's processes when it ends (KillUserProcesses=yes), a rollback would not come."
-                    % (pid, unit, problem))
+                    "Where logind kills a session's processes when it ends (KillUserProcesses=yes), a rollback would not come." % (pid, unit, problem)
+                )
             else:
                 out["scope"] = unit
         end = self.clock() + wait
@@ -508,10 +524,15 @@ class Guard:
         unlink(self.paths.state)
         unlink(self.paths.go)
         raise ModuleError(
-            "The watcher of guard %s (PID %s) %s; the guard is not armed and nothing was changed. %s" % (
-                self.paths.id, pid, "ended before it ran" if gone else "did not run within %ss" % wait,
-                ("It said: %s" % why[-1]) if why else "Check the host's process limits and its Python, or run the change without the guard."),
-            id=self.paths.id)
+            "The watcher of guard %s (PID %s) %s; the guard is not armed and nothing was changed. %s"
+            % (
+                self.paths.id,
+                pid,
+                "ended before it ran" if gone else "did not run within %ss" % wait,
+                ("It said: %s" % why[-1]) if why else "Check the host's process limits and its Python, or run the change without the guard.",
+            ),
+            id=self.paths.id,
+        )
 
     def _watch_detached(self):
         """The watcher's whole life in its detached process; what stops it early is kept for start_watcher's message."""
@@ -529,14 +550,17 @@ class Guard:
             result = read_json(self.paths.result)
             if result is not None:
                 raise ModuleError(
-                    "Guard %s is not armed: its last change was %s at %s. %s" % (
-                        self.paths.id, "confirmed" if result.get("confirmed") else "rolled back",
-                        result.get("finished_at"), "Arm it again before a new change." if action != "confirm"
-                        else "This confirmation came too late."),
-                    id=self.paths.id, last=result,
+                    "Guard %s is not armed: its last change was %s at %s. %s"
+                    % (
+                        self.paths.id,
+                        "confirmed" if result.get("confirmed") else "rolled back",
+                        result.get("finished_at"),
+                        "Arm it again before a new change." if action != "confirm" else "This confirmation came too late.",
+                    ),
+                    id=self.paths.id,
+                    last=result,
                 )
-            raise ModuleError("Guard %s is not armed (no %s). Run the guard with action=arm first." % (self.paths.id, self.paths.state),
-                              id=self.paths.id)
+            raise ModuleError("Guard %s is not armed (no %s). Run the guard with action=arm first." % (self.paths.id, self.paths.state), id=self.paths.id)
         if state.get("format") != FORMAT:
             raise ModuleError("%s was written by another version of the guard; remove it and arm again." % self.paths.state)
         return GuardState.from_json(state)
@@ -601,12 +625,15 @@ class Guard:
         if check_mode:
             return dict(state, msg="Check mode: not starting the countdown.")
         if not state["armed"]:
-            raise ModuleError("Guard %s is not armed; arm it and start its watcher before the change." % self.paths.id, id=self.paths.id,
-                              last=state.get("last"))
+            raise ModuleError(
+                "Guard %s is not armed; arm it and start its watcher before the change." % self.paths.id, id=self.paths.id, last=state.get("last")
+            )
         if not state["watching"]:
             raise ModuleError(
                 "The watcher of guard %s does not run (waited %ss); nothing must change without it. Roll back what was done"
-                " with action=rollback." % (self.paths.id, wait), id=self.paths.id)
+                " with action=rollback." % (self.paths.id, wait),
+                id=self.paths.id,
+            )
         if state.get("decision"):
             raise ModuleError("Guard %s has already decided: %s." % (self.paths.id, state["decision"].get("decision")), id=self.paths.id)
         go = read_json(self.paths.go)
@@ -614,8 +641,13 @@ class Guard:
             go = {"at": wall_clock(), "at_boottime": self.clock()}
             write_json(self.paths.go, go)
         armed = read_state(self.paths.state)
-        return {"changed": False, "id": self.paths.id, "watching": True, "started_at": go["at"],
-                "remaining": round(go["at_boottime"] + (armed.timeout if armed is not None else 0) - self.clock(), 3)}
+        return {
+            "changed": False,
+            "id": self.paths.id,
+            "watching": True,
+            "started_at": go["at"],
+            "remaining": round(go["at_boottime"] + (armed.timeout if armed is not None else 0) - self.clock(), 3),
+        }
 
     def _await_result(self, state, decision, limit=120.0):
         end = self.clock() + limit
@@ -624,8 +656,9 @@ class Guard:
             if result is not None and result.get("arming") == state.arming:
                 return dict(result, changed=bool(result.get("rolled_back")), watcher="saw the decision of %s" % decision.get("by"))
             self.sleep(self.poll)
-        raise ModuleError("Guard %s: %s decided %s, but no outcome was recorded within %ss." % (
-            self.paths.id, decision.get("by"), decision.get("decision"), limit))
+        raise ModuleError(
+            "Guard %s: %s decided %s, but no outcome was recorded within %ss." % (self.paths.id, decision.get("by"), decision.get("decision"), limit)
+        )
 
     # confirm ----------------------------------------------------------------
     def confirm(self, wait, check_mode=False):
@@ -644,7 +677,9 @@ class Guard:
             raise ModuleError(
                 "Too late to confirm guard %s: %s already decided to roll back (%s); the previous state was restored at %s."
                 % (self.paths.id, decision.get("by"), decision.get("reason"), result.get("finished_at")),
-                id=self.paths.id, rolled_back=True, outcome=result,
+                id=self.paths.id,
+                rolled_back=True,
+                outcome=result,
             )
         summary = {
             "changed": False,
@@ -675,8 +710,11 @@ class Guard:
         won, decision = claim(self.paths, ROLLBACK, "rollback action", reason or "rollback requested")
         if not won:
             if decision.get("decision") == CONFIRMED:
-                raise ModuleError("Guard %s was already confirmed (%s); there is nothing to roll back." % (
-                    self.paths.id, decision.get("at")), id=self.paths.id, confirmed=True)
+                raise ModuleError(
+                    "Guard %s was already confirmed (%s); there is nothing to roll back." % (self.paths.id, decision.get("at")),
+                    id=self.paths.id,
+                    confirmed=True,
+                )
             return self._await_result(state, decision)
         return self._roll_back(state, decision)
 
@@ -728,14 +766,14 @@ class Guard:
         errors.extend("%s: %s" % (item["path"], item["error"]) for item in files if item["action"] == "failed")
         what = state.description or "the guarded change"
         msg = "Rolled back %s (%s): restored the previous %s at %s." % (
-            what, decision.get("reason"),
-            " and ".join(x for x in ("runtime network state" if state.runtime is not None else "",
-                                     "files" if state.files else "") if x) or "state",
-            wall_clock())
+            what,
+            decision.get("reason"),
+            " and ".join(x for x in ("runtime network state" if state.runtime is not None else "", "files" if state.files else "") if x) or "state",
+            wall_clock(),
+        )
         if errors:
             msg += " Some parts could not be restored: %s." % "; ".join(errors)
-        return self._finish(state, decision, confirmed=False, rolled_back=True, msg=msg, restored_files=files,
-                            restored_runtime=runtime, errors=errors)
+        return self._finish(state, decision, confirmed=False, rolled_back=True, msg=msg, restored_files=files, restored_runtime=runtime, errors=errors)
 
     def _finish(self, state, decision, confirmed, rolled_back=False, waited=None, **extra):
         result = {

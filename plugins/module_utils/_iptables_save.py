@@ -192,11 +192,7 @@ class Rule:
 
     def is_accept_bridged(self):
         """True for ``-m physdev --physdev-is-bridged -j ACCEPT`` (comments allowed)."""
-        return (
-            self.target == "ACCEPT"
-            and not self.target_args
-            and self.conditions == (("physdev", ("--physdev-is-bridged",)),)
-        )
+        return self.target == "ACCEPT" and not self.target_args and self.conditions == (("physdev", ("--physdev-is-bridged",)),)
 
 
 def parse_rule(tokens, family):

@@ -192,9 +192,7 @@ def convert(variables, path):
     if controller:
         connection.update({"master": controller, "slave-type": "bridge", "controller": controller, "port-type": "bridge"})
     if _bool(variables.get("NM_CONTROLLED"), True) is False:
-        warnings.append(
-            "%s has NM_CONTROLLED=no: NetworkManager left %s alone; the keyfile hands it to NetworkManager." % (path, device)
-        )
+        warnings.append("%s has NM_CONTROLLED=no: NetworkManager left %s alone; the keyfile hands it to NetworkManager." % (path, device))
     ethernet = _ethernet(variables, path, unconverted)
     if ethernet or kind == "ethernet":
         groups["ethernet"] = ethernet

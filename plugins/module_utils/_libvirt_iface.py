@@ -67,8 +67,7 @@ def check_model(model):
     """Return ``model`` when libvirt's schema accepts it as <model type>; raise ModuleError otherwise."""
     if not isinstance(model, str) or not _MODEL_RE.match(model):
         raise ModuleError(
-            "model %r is not a libvirt NIC model: use letters, digits, '-' and '_' only (at most 64), "
-            "for example virtio, e1000e or rtl8139." % (model,)
+            "model %r is not a libvirt NIC model: use letters, digits, '-' and '_' only (at most 64), for example virtio, e1000e or rtl8139." % (model,)
         )
     return model
 
@@ -427,8 +426,7 @@ def lookup_domain(conn, name, uri):
     except LibvirtError:
         names = []
     raise ModuleError(
-        "no such domain %r at %s; the domains there are: %s. Define the domain first (virsh define) "
-        "or fix the name." % (name, uri, ", ".join(names) or "none"),
+        "no such domain %r at %s; the domains there are: %s. Define the domain first (virsh define) or fix the name." % (name, uri, ", ".join(names) or "none"),
         uri=uri,
     )
 
@@ -487,12 +485,10 @@ def check_bridge(conn, uri, bridge, sysfs=SYSFS_NET):
         kind = _parse(iface.XMLDesc(0), "interface XML").get("type")
     except LibvirtError as exc:
         if exc.get_error_code() == VIR_ERR_NO_INTERFACE:
-            raise ModuleError("there is no bridge %s on the hypervisor host of %s; create it first or fix the name."
-                              % (bridge, uri), bridge=bridge) from None
+            raise ModuleError("there is no bridge %s on the hypervisor host of %s; create it first or fix the name." % (bridge, uri), bridge=bridge) from None
         return "could not check that bridge %s exists on the hypervisor host of %s: %s" % (bridge, uri, exc)
     if kind != "bridge":
-        raise ModuleError("%s on the hypervisor host of %s is not a bridge (libvirt says type %s)." % (bridge, uri, kind),
-                          bridge=bridge)
+        raise ModuleError("%s on the hypervisor host of %s is not a bridge (libvirt says type %s)." % (bridge, uri, kind), bridge=bridge)
     return None
 
 
@@ -699,7 +695,8 @@ def _apply_live(dom, uri, change):
         if exc.get_error_code() == VIR_ERR_NO_SUPPORT:
             raise ModuleError(
                 "the libvirt driver at %s cannot change the devices of a running domain (%s); set live: false "
-                "to change only the persistent definition, which takes effect when the domain next starts." % (uri, exc)) from None
+                "to change only the persistent definition, which takes effect when the domain next starts." % (uri, exc)
+            ) from None
         raise ModuleError("libvirt refused to %s interface %s of the running domain: %s" % (change.action, change.mac, exc)) from None
 
 
@@ -722,9 +719,10 @@ def _refuse_mac_conflicts(conn, uri, dom, desired, mac, live_text, sysfs):
     if conflicts:
         raise ModuleError(
             "mac %s is already used on bridge %s by %s; two network cards with one MAC on one bridge break "
-            "each other's traffic. Give this interface another mac (or leave mac out to derive one)."
-            % (mac, desired.bridge, ", ".join(conflicts)),
-            mac=mac, conflicts=conflicts)
+            "each other's traffic. Give this interface another mac (or leave mac out to derive one)." % (mac, desired.bridge, ", ".join(conflicts)),
+            mac=mac,
+            conflicts=conflicts,
+        )
 
 
 def _apply(conn, dom, uri, views, changes):
@@ -749,8 +747,7 @@ def _pending_unplugs(live_text, changes):
     """Warnings for live removals that the guest has not acknowledged yet."""
     left = {info["mac"] for info in interfaces_of(live_text)}
     return [
-        "the guest has not released interface %s yet; libvirt removes it from the running domain when the guest "
-        "acknowledges the unplug" % change.mac
+        "the guest has not released interface %s yet; libvirt removes it from the running domain when the guest acknowledges the unplug" % change.mac
         for change in changes
         if change.view == "live" and change.action == "remove" and change.mac in left
     ]
@@ -768,7 +765,8 @@ def ensure_interface(conn, uri, desired, live=True, config=True, check_mode=Fals
     if config and not persistent:
         raise ModuleError(
             "domain %s is transient: it has no persistent definition to change; set config: false to change "
-            "only the running domain (the change is lost when it stops), or define the domain first." % name)
+            "only the running domain (the change is lost when it stops), or define the domain first." % name
+        )
     live = live and active  # a domain that is not running has no live side to change
     if desired.state == "present":
         warning = check_bridge(conn, uri, desired.bridge, sysfs)

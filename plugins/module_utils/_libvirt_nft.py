@@ -104,6 +104,7 @@ sys.exit(main())
 # Which backend
 # --------------------------------------------------------------------------
 
+
 def configured_backend(conf_text):
     """``firewall_backend`` of libvirt's network.conf text (None when not set)."""
     for line in (conf_text or "").splitlines():
@@ -143,13 +144,19 @@ def choose_backend(wanted, conf_text, nft_table, iptables_chains):
 # Planning (pure)
 # --------------------------------------------------------------------------
 
+
 def rule_text(rule):
     """The nft rule body of a planned rule (_libvirt_routing.plan's rule dicts)."""
     parts = []
     if rule["chain"] == "LIBVIRT_FWX":
         parts += ['iifname "%s"' % rule["in"], 'oifname "%s"' % rule["out"]]
-    parts += ["ip saddr %s" % rule["source"], "ip daddr %s" % rule["destination"], "counter",
-              "accept" if rule["target"] == "ACCEPT" else "return", 'comment "%s"' % COMMENT]
+    parts += [
+        "ip saddr %s" % rule["source"],
+        "ip daddr %s" % rule["destination"],
+        "counter",
+        "accept" if rule["target"] == "ACCEPT" else "return",
+        'comment "%s"' % COMMENT,
+    ]
     return " ".join(parts)
 
 
@@ -192,19 +199,27 @@ def rule_key(chain, expr):
 
 
 def planned_key(rule):
-    return (nft_chain(rule), rule["in"], rule["out"], str(ipaddress.ip_network(rule["source"])),
-            str(ipaddress.ip_network(rule["destination"])), "accept" if rule["target"] == "ACCEPT" else "return")
+    return (
+        nft_chain(rule),
+        rule["in"],
+        rule["out"],
+        str(ipaddress.ip_network(rule["source"])),
+        str(ipaddress.ip_network(rule["destination"])),
+        "accept" if rule["target"] == "ACCEPT" else "return",
+    )
 
 
 def table_rules(ruleset, family=FAMILY, table=TABLE):
     """The rule dicts of ``family table`` in a parsed ``nft -j list`` document, in order."""
-    return [item["rule"] for item in (ruleset or {}).get("nftables", [])
-            if "rule" in item and item["rule"].get("family") == family and item["rule"].get("table") == table]
+    return [
+        item["rule"]
+        for item in (ruleset or {}).get("nftables", [])
+        if "rule" in item and item["rule"].get("family") == family and item["rule"].get("table") == table
+    ]
 
 
 def has_table(ruleset, family=FAMILY, table=TABLE):
-    return any("table" in item and item["table"].get("family") == family and item["table"].get("name") == table
-               for item in (ruleset or {}).get("nftables", []))
+    return any("table" in item and item["table"].get("family") == family and item["table"].get("name") == table for item in (ruleset or {}).get("nftables", []))
 
 
 def compare(ruleset, rules):
@@ -216,8 +231,7 @@ def compare(ruleset, rules):
     libvirt's in ``guest_nat``; in ``guest_cross`` the position does not matter.
     """
     all_rules = table_rules(ruleset)
-    present = [(r["chain"], r["handle"], rule_key(r["chain"], r.get("expr") or []))
-               for r in all_rules if r.get("comment") == COMMENT]
+    present = [(r["chain"], r["handle"], rule_key(r["chain"], r.get("expr") or [])) for r in all_rules if r.get("comment") == COMMENT]
     wanted = sorted(planned_key(r) for r in rules)
     in_place = sorted(key for _c, _h, key in present) == wanted
     if in_place:
@@ -232,8 +246,7 @@ def compare(ruleset, rules):
 
 def current_text(ruleset):
     """Our rules now, one ``chain: body`` line each, for the diff."""
-    return "".join("%s: %s\n" % (r["chain"], render(r.get("expr") or [], r.get("comment")))
-                   for r in table_rules(ruleset) if r.get("comment") == COMMENT)
+    return "".join("%s: %s\n" % (r["chain"], render(r.get("expr") or [], r.get("comment"))) for r in table_rules(ruleset) if r.get("comment") == COMMENT)
 
 
 def wanted_text(rules):
@@ -252,6 +265,7 @@ def hook_text(planned_rules, network_names, python):
 # --------------------------------------------------------------------------
 # Rendering nft JSON expressions (for reports)
 # --------------------------------------------------------------------------
+
 
 def _value(value):
     if isinstance(value, dict):
@@ -280,7 +294,7 @@ def render(expr, comment=None):
     """An nft-like text of a rule's JSON expressions (close to ``nft list``)."""
     words = []
     for item in expr:
-        (key, body), = item.items()
+        ((key, body),) = item.items()
         if key == "match":
             left = _value(body.get("left"))
             if left.startswith("meta "):
@@ -370,11 +384,10 @@ def _walk(chains, rules_of, chain, packet, depth=0):
         expr = rule.get("expr") or []
         if not all(_match(item["match"], packet) for item in expr if "match" in item):
             continue
-        if any(next(iter(item)) not in ("match", "counter", "accept", "drop", "reject", "jump", "goto", "return", "log", "comment")
-               for item in expr):
+        if any(next(iter(item)) not in ("match", "counter", "accept", "drop", "reject", "jump", "goto", "return", "log", "comment") for item in expr):
             continue  # a rule with a statement this walk does not follow (limits, sets, marks...)
         for item in expr:
-            (key, body), = item.items()
+            ((key, body),) = item.items()
             if key in TERMINAL:
                 return key, chain, render(expr, rule.get("comment"))
             if key == "return":
@@ -402,8 +415,9 @@ def forward_verdict(ruleset, packet):
         elif "rule" in item and item["rule"]["family"] in ("ip", "inet"):
             r = item["rule"]
             rules_of.setdefault((r["family"], r["table"], r["chain"]), []).append(r)
-    bases = sorted((c for c in chains.values() if c.get("hook") == "forward" and c.get("type") == "filter"),
-                   key=lambda c: (c.get("prio", 0), c["table"], c["name"]))
+    bases = sorted(
+        (c for c in chains.values() if c.get("hook") == "forward" and c.get("type") == "filter"), key=lambda c: (c.get("prio", 0), c["table"], c["name"])
+    )
     last = {"verdict": "ACCEPT", "chain": "forward", "rule": "no forward chain"}
     for base in bases:
         family, table = base["family"], base["table"]
@@ -432,6 +446,7 @@ def parse_ruleset(text):
 # --------------------------------------------------------------------------
 # The host side
 # --------------------------------------------------------------------------
+
 
 class Nft:
     """nft through an AnsibleModule's run_command."""

@@ -101,12 +101,10 @@ def choose_methods(names, default="rules", per_network=None):
     per_network = dict(per_network or {})
     for name, method in [("(default)", default), *per_network.items()]:
         if method not in METHODS:
-            raise ModuleError("libvirt_routing method %s for %s: use one of %s. Nothing was changed."
-                              % (method, name, ", ".join(METHODS)))
+            raise ModuleError("libvirt_routing method %s for %s: use one of %s. Nothing was changed." % (method, name, ", ".join(METHODS)))
     stray = sorted(set(per_network) - set(names))
     if stray:
-        raise ModuleError("libvirt_routing methods name network(s) not in the networks list: %s. Nothing was changed."
-                          % ", ".join(stray))
+        raise ModuleError("libvirt_routing methods name network(s) not in the networks list: %s. Nothing was changed." % ", ".join(stray))
     return {name: per_network.get(name, default) for name in names}
 
 
@@ -144,12 +142,11 @@ def plan(names, networks, methods=None):
             )
         if not net.get("bridge") or not _ipv4_subnets(net):
             raise ModuleError(
-                "libvirt network %s has no bridge or no IPv4 subnet (<ip address=... prefix=...>): there is nothing to "
-                "route to. Nothing was changed." % name,
+                "libvirt network %s has no bridge or no IPv4 subnet (<ip address=... prefix=...>): there is nothing to route to. Nothing was changed." % name,
             )
         chosen.append(net)
     for i, first in enumerate(chosen):
-        for second in chosen[i + 1:]:
+        for second in chosen[i + 1 :]:
             for a in _ipv4_subnets(first):
                 for b in _ipv4_subnets(second):
                     if ipaddress.ip_network(a).overlaps(ipaddress.ip_network(b)):
@@ -157,8 +154,7 @@ def plan(names, networks, methods=None):
                             "libvirt networks %s (%s) and %s (%s) overlap: the host cannot route between them. Give one "
                             "of them another subnet (virsh net-edit). Nothing was changed." % (first["network"], a, second["network"], b),
                         )
-    modes = {n["network"]: methods[n["network"]] for n in chosen
-             if methods[n["network"]] != "rules" and n["forward"] != methods[n["network"]]}
+    modes = {n["network"]: methods[n["network"]] for n in chosen if methods[n["network"]] != "rules" and n["forward"] != methods[n["network"]]}
     routed = {n["network"] for n in chosen if (modes.get(n["network"]) or n["forward"]) in ("route", "open")}
     rules = []
     for src in chosen:
@@ -167,35 +163,70 @@ def plan(names, networks, methods=None):
                 continue  # both in route/open mode (now or after the change): libvirt's own rules route them
             for s in _ipv4_subnets(src):
                 for d in _ipv4_subnets(dst):
-                    rules.append({"table": "filter", "chain": "LIBVIRT_FWX", "in": src["bridge"], "out": dst["bridge"],
-                                  "source": s, "destination": d, "target": "ACCEPT",
-                                  "networks": [src["network"], dst["network"]]})
+                    rules.append(
+                        {
+                            "table": "filter",
+                            "chain": "LIBVIRT_FWX",
+                            "in": src["bridge"],
+                            "out": dst["bridge"],
+                            "source": s,
+                            "destination": d,
+                            "target": "ACCEPT",
+                            "networks": [src["network"], dst["network"]],
+                        }
+                    )
                     if src["forward"] == "nat" and methods[src["network"]] == "rules":
-                        rules.append({"table": "nat", "chain": "LIBVIRT_PRT", "in": None, "out": None,
-                                      "source": s, "destination": d, "target": "RETURN",
-                                      "networks": [src["network"], dst["network"]]})
+                        rules.append(
+                            {
+                                "table": "nat",
+                                "chain": "LIBVIRT_PRT",
+                                "in": None,
+                                "out": None,
+                                "source": s,
+                                "destination": d,
+                                "target": "RETURN",
+                                "networks": [src["network"], dst["network"]],
+                            }
+                        )
     summary = []
     for net in chosen:
         picked = methods[net["network"]]
         if picked == "rules" and len(routed) == len(chosen):
-            summary.append({"network": net["network"], "bridge": net["bridge"], "forward": net["forward"],
-                            "subnets": _ipv4_subnets(net), "method_name": "rules",
-                            "method": "forward mode %s: libvirt's own rules route it to the other networks, nothing to add"
-                                      % net["forward"]})
+            summary.append(
+                {
+                    "network": net["network"],
+                    "bridge": net["bridge"],
+                    "forward": net["forward"],
+                    "subnets": _ipv4_subnets(net),
+                    "method_name": "rules",
+                    "method": "forward mode %s: libvirt's own rules route it to the other networks, nothing to add" % net["forward"],
+                }
+            )
             continue
         if picked != "rules":
             if net["network"] in modes:
                 said = "forward mode %s: changed from %s in libvirt's definition (network restarted; no NAT)" % (picked, net["forward"])
             else:
                 said = "forward mode %s already: libvirt's own rules route it, nothing to add" % picked
-            summary.append({"network": net["network"], "bridge": net["bridge"], "forward": picked,
-                            "subnets": _ipv4_subnets(net), "method_name": picked, "method": said})
+            summary.append(
+                {"network": net["network"], "bridge": net["bridge"], "forward": picked, "subnets": _ipv4_subnets(net), "method_name": picked, "method": said}
+            )
             continue
-        method = ("hook: NAT kept to the outside, new connections from the other networks accepted, no NAT between them"
-                  if net["forward"] == "nat" else
-                  "hook: forward mode %s kept, new connections from and to the other networks accepted" % net["forward"])
-        summary.append({"network": net["network"], "bridge": net["bridge"], "forward": net["forward"],
-                        "subnets": _ipv4_subnets(net), "method_name": "rules", "method": method})
+        method = (
+            "hook: NAT kept to the outside, new connections from the other networks accepted, no NAT between them"
+            if net["forward"] == "nat"
+            else "hook: forward mode %s kept, new connections from and to the other networks accepted" % net["forward"]
+        )
+        summary.append(
+            {
+                "network": net["network"],
+                "bridge": net["bridge"],
+                "forward": net["forward"],
+                "subnets": _ipv4_subnets(net),
+                "method_name": "rules",
+                "method": method,
+            }
+        )
     return {"networks": summary, "rules": rules, "modes": modes}
 
 
@@ -224,8 +255,9 @@ def forward_mode_changes(conn, modes):
         except LibvirtError as exc:
             raise ModuleError("libvirt network %s: %s. Nothing was changed." % (name, exc)) from None
         if not net.isPersistent():
-            raise ModuleError("libvirt network %s is transient (not defined): its forward mode cannot be changed "
-                              "through its definition. Nothing was changed." % name)
+            raise ModuleError(
+                "libvirt network %s is transient (not defined): its forward mode cannot be changed through its definition. Nothing was changed." % name
+            )
         before = net.XMLDesc(XML_INACTIVE)
         after = with_forward_mode(before, modes[name])
         if after is not None:
@@ -243,8 +275,9 @@ def apply_forward_modes(conn, changes):
                 net.destroy()
                 net.create()
         except LibvirtError as exc:
-            raise ModuleError("libvirt could not change the forward mode of network %s: %s (virsh net-dumpxml %s shows "
-                              "its definition now)." % (name, exc, name)) from None
+            raise ModuleError(
+                "libvirt could not change the forward mode of network %s: %s (virsh net-dumpxml %s shows its definition now)." % (name, exc, name)
+            ) from None
 
 
 def hook_text(planned, python):
@@ -307,8 +340,7 @@ def _ensure_iptables(module, planned):
     ipt = Iptables(module)
     if planned["rules"] and not ipt.has_chains():
         raise ModuleError(
-            "libvirt's iptables chains (LIBVIRT_FWX, nat LIBVIRT_PRT) are not there: start a libvirt network first. "
-            "Nothing was changed.",
+            "libvirt's iptables chains (LIBVIRT_FWX, nat LIBVIRT_PRT) are not there: start a libvirt network first. Nothing was changed.",
         )
     wanted_lines = {}
     for rule in planned["rules"]:
@@ -328,8 +360,7 @@ def _ensure_iptables(module, planned):
             if _key(line) not in wanted_keys:
                 to_remove.append((table, chain, line))
     after_rules = "".join("%s\n" % line for lines in wanted_lines.values() for line, _r in lines)
-    diff = {"before_header": "iptables rules (runtime)", "after_header": "iptables rules (runtime)",
-            "before": before_rules, "after": after_rules}
+    diff = {"before_header": "iptables rules (runtime)", "after_header": "iptables rules (runtime)", "before": before_rules, "after": after_rules}
 
     def apply():
         for table, chain, line in to_remove:
@@ -352,14 +383,16 @@ def _ensure_nftables(module, planned):
             "libvirt's nftables table (ip libvirt_network) is not there: start a libvirt network first. Nothing was changed.",
         )
     in_place, _present, statements = lnft.compare(ruleset, planned["rules"])
-    diff = {"before_header": "nft table ip libvirt_network, rules of kvmhost.bridging",
-            "after_header": "nft table ip libvirt_network, rules of kvmhost.bridging",
-            "before": lnft.current_text(ruleset), "after": lnft.wanted_text(planned["rules"])}
+    diff = {
+        "before_header": "nft table ip libvirt_network, rules of kvmhost.bridging",
+        "after_header": "nft table ip libvirt_network, rules of kvmhost.bridging",
+        "before": lnft.current_text(ruleset),
+        "after": lnft.wanted_text(planned["rules"]),
+    }
     return not in_place, diff, lambda: nft.apply(statements)
 
 
-def ensure(module, names, uri, hook_path, python, networks, state="present", check_mode=False,
-           backend="auto", methods=None, conn=None):
+def ensure(module, names, uri, hook_path, python, networks, state="present", check_mode=False, backend="auto", methods=None, conn=None):
     """Read (networks given), plan, compare and apply; the module's result.
 
     ``backend``: libvirt's firewall backend (``auto`` looks at the host).
@@ -375,8 +408,7 @@ def ensure(module, names, uri, hook_path, python, networks, state="present", che
         picked = "nftables" if nft_ruleset is not None else "iptables"
     elif planned["rules"]:
         conf = read_bytes(lnft.NETWORK_CONF)
-        picked = lnft.choose_backend(backend, conf.decode("utf-8", "replace") if conf else "", nft_ruleset is not None,
-                                     iptables_chains)
+        picked = lnft.choose_backend(backend, conf.decode("utf-8", "replace") if conf else "", nft_ruleset is not None, iptables_chains)
     else:
         picked = backend if backend != "auto" else ("nftables" if nft_ruleset is not None else "iptables")
 
@@ -527,8 +559,7 @@ def directions(networks, table, ruleset=None):
             packet = {"-i": src["iface"], "-o": dst["iface"], "-s": src["address"], "-d": dst["address"]}
             found = verdict(table, packet) if table is not None else None
             if ruleset is not None and (found is None or found["verdict"] == "ACCEPT"):
-                nft_found = lnft.forward_verdict(ruleset, {"in": src["iface"], "out": dst["iface"], "saddr": src["address"],
-                                                           "daddr": dst["address"]})
+                nft_found = lnft.forward_verdict(ruleset, {"in": src["iface"], "out": dst["iface"], "saddr": src["address"], "daddr": dst["address"]})
                 if found is None or nft_found["verdict"] != "ACCEPT":
                     found = nft_found
             found.update({"from": src["name"], "to": dst["name"], "from_net": src.get("net"), "to_net": dst.get("net")})
@@ -540,9 +571,10 @@ def _fix(rejected, names):
     dst = rejected["to_net"]
     playbook = "run playbooks/libvirt_routing.yml with libvirt_routing_networks=[%s]" % ", ".join(names)
     if dst is not None and dst["forward"] == "nat":
-        return ("%s is NAT: libvirt accepts only replies into %s; %s (NAT to the outside kept), or change %s's forward "
-                "mode to route (virsh net-edit %s) if it needs no NAT." % (dst["network"], ", ".join(_ipv4_subnets(dst)), playbook,
-                                                                           dst["network"], dst["network"]))
+        return (
+            "%s is NAT: libvirt accepts only replies into %s; %s (NAT to the outside kept), or change %s's forward "
+            "mode to route (virsh net-edit %s) if it needs no NAT." % (dst["network"], ", ".join(_ipv4_subnets(dst)), playbook, dst["network"], dst["network"])
+        )
     return "%s, or accept the traffic in front of that rule." % playbook
 
 
@@ -570,11 +602,12 @@ def doctor_problems(networks, save_text, nft_text=None):
         reverse = next((r for r in found if r["from"] == item["to"] and r["to"] == item["from"]), None)
         back = " while %s -> %s passes" % (item["to"], item["from"]) if reverse and reverse["verdict"] == "ACCEPT" else ""
         values = (item["from"], item["from_net"]["bridge"], item["to"], item["to_net"]["bridge"], item["rule"], item["chain"], back)
-        problems.append({
-            "check": "libvirt_routing",
-            "subject": "%s->%s" % (item["from"], item["to"]),
-            "problem": "New connections from libvirt network %s (%s) to %s (%s) are rejected by the rule '%s' in chain %s%s: "
-                       "a one-way ping." % values,
-            "fix": _fix(item, [item["to"], item["from"]]),
-        })
+        problems.append(
+            {
+                "check": "libvirt_routing",
+                "subject": "%s->%s" % (item["from"], item["to"]),
+                "problem": "New connections from libvirt network %s (%s) to %s (%s) are rejected by the rule '%s' in chain %s%s: a one-way ping." % values,
+                "fix": _fix(item, [item["to"], item["from"]]),
+            }
+        )
     return problems, lines

@@ -80,21 +80,24 @@ def choose_backend(probe, backend="auto", profile_format="auto"):
 
     if chosen == "initscripts":
         if profile_format == "keyfile":
-            raise ModuleError("profile_format keyfile needs NetworkManager, but the backend is initscripts (%s). Use "
-                              "profile_format ifcfg or auto, or start NetworkManager." % reason)
+            raise ModuleError(
+                "profile_format keyfile needs NetworkManager, but the backend is initscripts (%s). Use "
+                "profile_format ifcfg or auto, or start NetworkManager." % reason
+            )
         return {"backend": chosen, "profile_format": "ifcfg", "nm_controlled": False, "reason": reason, "warnings": warnings}
 
     if profile_format == "ifcfg":
         if not probe.get("nm_ifcfg_plugin"):
-            raise ModuleError("profile_format ifcfg was chosen, but %s on this host has no ifcfg-rh plugin and does not read "
-                              "ifcfg files (EL10, Fedora 39+, Debian and upstream NetworkManager read keyfiles only). Use "
-                              "profile_format keyfile or auto." % nm_name)
+            raise ModuleError(
+                "profile_format ifcfg was chosen, but %s on this host has no ifcfg-rh plugin and does not read "
+                "ifcfg files (EL10, Fedora 39+, Debian and upstream NetworkManager read keyfiles only). Use "
+                "profile_format keyfile or auto." % nm_name
+            )
         fmt = "ifcfg"
         reason += "; ifcfg files were chosen (read by NetworkManager's ifcfg-rh plugin, written without NM_CONTROLLED=no)"
     else:
         fmt = "keyfile"
-        reason += "; profiles are NetworkManager keyfiles (%s)" % (
-            "chosen explicitly" if profile_format == "keyfile" else "the default on NetworkManager")
+        reason += "; profiles are NetworkManager keyfiles (%s)" % ("chosen explicitly" if profile_format == "keyfile" else "the default on NetworkManager")
     return {"backend": chosen, "profile_format": fmt, "nm_controlled": True, "reason": reason, "warnings": warnings}
 
 
@@ -109,24 +112,31 @@ def _choose(backend, nm_running, nm_name, scripts, warnings):
             if scripts:
                 reason = "NetworkManager is not running and network-scripts is installed, so the network service brings the network up"
             else:
-                reason = ("NetworkManager is not running; network-scripts was not found either, so the ifcfg files are written "
-                          "for the network service as on EL7/EL8")
-                warnings.append("Neither NetworkManager nor network-scripts was found: nothing may apply the ifcfg files at boot. "
-                                "Install network-scripts (EL8) or start NetworkManager (systemctl enable --now NetworkManager).")
+                reason = (
+                    "NetworkManager is not running; network-scripts was not found either, so the ifcfg files are written for the network service as on EL7/EL8"
+                )
+                warnings.append(
+                    "Neither NetworkManager nor network-scripts was found: nothing may apply the ifcfg files at boot. "
+                    "Install network-scripts (EL8) or start NetworkManager (systemctl enable --now NetworkManager)."
+                )
     elif backend == "networkmanager":
         if not nm_running:
-            raise ModuleError("backend networkmanager was chosen, but NetworkManager is not running on this host (it does not answer "
-                              "on the system bus). Start it (systemctl enable --now NetworkManager), or choose backend initscripts "
-                              "or auto.")
+            raise ModuleError(
+                "backend networkmanager was chosen, but NetworkManager is not running on this host (it does not answer "
+                "on the system bus). Start it (systemctl enable --now NetworkManager), or choose backend initscripts "
+                "or auto."
+            )
         chosen = "networkmanager"
         reason = "backend networkmanager was chosen explicitly (%s is running)" % nm_name
     else:
         chosen = "initscripts"
         reason = "backend initscripts was chosen explicitly"
         if nm_running:
-            warnings.append("backend initscripts on a host where %s runs: the profiles are written with NM_CONTROLLED=no, so "
-                            "NetworkManager leaves the bridge and its NIC alone, and nothing brings them up at boot unless the "
-                            "network service does (EL9 and EL10 have no network service)." % nm_name)
+            warnings.append(
+                "backend initscripts on a host where %s runs: the profiles are written with NM_CONTROLLED=no, so "
+                "NetworkManager leaves the bridge and its NIC alone, and nothing brings them up at boot unless the "
+                "network service does (EL9 and EL10 have no network service)." % nm_name
+            )
     return chosen, reason
 
 
@@ -216,8 +226,7 @@ class Bus:
 
     def name_has_owner(self, name=NM_BUS):
         try:
-            values = self.call("/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner", "s", name,
-                               dest="org.freedesktop.DBus")
+            values = self.call("/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner", "s", name, dest="org.freedesktop.DBus")
         except BusCallError:
             return False
         return bool(values and values[0])
@@ -252,9 +261,11 @@ def probe_host(bus, exists=os.path.exists, globber=glob.glob):
 
 # -- checkpoints -------------------------------------------------------------------------
 def checkpoint_flags(delete_new_connections=True, disconnect_new_devices=True, destroy_all=False):
-    return ((FLAG_DELETE_NEW_CONNECTIONS if delete_new_connections else 0)
-            | (FLAG_DISCONNECT_NEW_DEVICES if disconnect_new_devices else 0)
-            | (FLAG_DESTROY_ALL if destroy_all else 0))
+    return (
+        (FLAG_DELETE_NEW_CONNECTIONS if delete_new_connections else 0)
+        | (FLAG_DISCONNECT_NEW_DEVICES if disconnect_new_devices else 0)
+        | (FLAG_DESTROY_ALL if destroy_all else 0)
+    )
 
 
 def rollback_restored(results, names):
@@ -275,16 +286,17 @@ class Checkpoints:
 
     def require_running(self):
         if not self.bus.name_has_owner():
-            raise ModuleError("NetworkManager is not running on this host (it does not answer on the system bus), so it "
-                              "cannot take a checkpoint. Start it (systemctl enable --now NetworkManager), or bridge this host "
-                              "with backend initscripts.")
+            raise ModuleError(
+                "NetworkManager is not running on this host (it does not answer on the system bus), so it "
+                "cannot take a checkpoint. Start it (systemctl enable --now NetworkManager), or bridge this host "
+                "with backend initscripts."
+            )
 
     def device_path(self, name):
         try:
             return self.bus.call(NM_PATH, NM_IFACE, "GetDeviceByIpIface", "s", name)[0]
         except BusCallError as exc:
-            raise ModuleError("NetworkManager has no device %s (%s). Name a device that `nmcli device` lists."
-                              % (name, exc.error)) from None
+            raise ModuleError("NetworkManager has no device %s (%s). Name a device that `nmcli device` lists." % (name, exc.error)) from None
 
     def device_name(self, path):
         try:
@@ -297,12 +309,14 @@ class Checkpoints:
         for path in self.bus.get(NM_PATH, NM_IFACE, "Checkpoints") or []:
             try:
                 devices = self.bus.get(path, CHECKPOINT_IFACE, "Devices") or []
-                out.append({
-                    "path": path,
-                    "rollback_timeout": self.bus.get(path, CHECKPOINT_IFACE, "RollbackTimeout"),
-                    "created": self.bus.get(path, CHECKPOINT_IFACE, "Created"),
-                    "devices": [self.device_name(dev) for dev in devices],
-                })
+                out.append(
+                    {
+                        "path": path,
+                        "rollback_timeout": self.bus.get(path, CHECKPOINT_IFACE, "RollbackTimeout"),
+                        "created": self.bus.get(path, CHECKPOINT_IFACE, "Created"),
+                        "devices": [self.device_name(dev) for dev in devices],
+                    }
+                )
             except BusCallError:
                 continue  # destroyed between the two reads
         return out
@@ -313,15 +327,19 @@ class Checkpoints:
         try:
             return self.bus.call(NM_PATH, NM_IFACE, "CheckpointCreate", "aouu", len(paths), *paths, int(timeout), int(flags))[0]
         except BusCallError as exc:
-            raise ModuleError("NetworkManager refused the checkpoint: %s. If an earlier run left a checkpoint, confirm it with "
-                              "action=destroy or roll it back with action=rollback (action=status lists them)." % exc.error) from None
+            raise ModuleError(
+                "NetworkManager refused the checkpoint: %s. If an earlier run left a checkpoint, confirm it with "
+                "action=destroy or roll it back with action=rollback (action=status lists them)." % exc.error
+            ) from None
 
     def require(self, path):
         paths = self.bus.get(NM_PATH, NM_IFACE, "Checkpoints") or []
         if path not in paths:
-            raise ModuleError("The checkpoint %s no longer exists: NetworkManager already rolled it back when its timeout ran out "
-                              "(or it was confirmed or rolled back before). The change it guarded was undone." % path,
-                              checkpoint_gone=True)
+            raise ModuleError(
+                "The checkpoint %s no longer exists: NetworkManager already rolled it back when its timeout ran out "
+                "(or it was confirmed or rolled back before). The change it guarded was undone." % path,
+                checkpoint_gone=True,
+            )
         return path
 
     def adjust(self, path, timeout):

@@ -19,9 +19,20 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import Mo
 from ansible_collections.kvmhost.bridging.plugins.module_utils._names import validate_ifname
 
 PROFILE_FIELDS = (
-    "connection.id", "connection.uuid", "connection.interface-name", "connection.master", "connection.slave-type",
-    "ipv4.method", "ipv4.addresses", "ipv4.gateway", "ipv4.dns", "ipv4.never-default",
-    "ipv6.method", "ipv6.addresses", "ipv6.gateway", "ipv6.dns",
+    "connection.id",
+    "connection.uuid",
+    "connection.interface-name",
+    "connection.master",
+    "connection.slave-type",
+    "ipv4.method",
+    "ipv4.addresses",
+    "ipv4.gateway",
+    "ipv4.dns",
+    "ipv4.never-default",
+    "ipv6.method",
+    "ipv6.addresses",
+    "ipv6.gateway",
+    "ipv6.dns",
 )
 DEVICE_FIELDS = ("GENERAL.HWADDR", "GENERAL.STATE", "GENERAL.CONNECTION", "GENERAL.CON-UUID")
 LIST_FIELDS = ("NAME", "UUID", "TYPE", "DEVICE", "FILENAME", "ACTIVE")
@@ -71,6 +82,7 @@ def _list(value):
 
 def read_state(run, nic, bridge, nmcli="nmcli"):
     """NetworkManager's view of ``nic`` and ``bridge``. ``run(argv)`` returns (rc, stdout, stderr)."""
+
     def call(argv, what):
         rc, out, err = run([nmcli, *argv])
         if rc != 0:
@@ -88,8 +100,7 @@ def read_state(run, nic, bridge, nmcli="nmcli"):
     details = {}
     for profile in profiles:
         if profile["type"] in ("802-3-ethernet", "bridge"):
-            out = call(["-g", ",".join(PROFILE_FIELDS), "connection", "show", "uuid", profile["uuid"]],
-                       "read the profile %s" % profile["name"])
+            out = call(["-g", ",".join(PROFILE_FIELDS), "connection", "show", "uuid", profile["uuid"]], "read the profile %s" % profile["name"])
             details[profile["uuid"]] = _values(out, PROFILE_FIELDS)
     return {"profiles": profiles, "devices": devices, "details": details}
 
@@ -100,10 +111,9 @@ def _in_etc(profile):
 
 def find_profile(state, interface, kind):
     """The profile NetworkManager uses for ``interface``: the active one, else one bound to it by name (on disk)."""
-    device = (state["devices"].get(interface) or {})
+    device = state["devices"].get(interface) or {}
     active = device.get("GENERAL.CON-UUID") or ""
-    candidates = [p for p in state["profiles"] if p["type"] == kind and
-                  state["details"].get(p["uuid"], {}).get("connection.interface-name") == interface]
+    candidates = [p for p in state["profiles"] if p["type"] == kind and state["details"].get(p["uuid"], {}).get("connection.interface-name") == interface]
     for profile in state["profiles"]:
         if profile["uuid"] == active and profile["type"] == kind and _in_etc(profile):
             return profile
@@ -122,8 +132,12 @@ def _ip(details, family, bootproto=None, addresses=None, gateway=None, dns=None)
         return {"method": "manual", "addresses": list(addresses), "gateway": gateway or "", "dns": list(dns) if dns else inherited_dns}
     if bootproto == "none":
         return {"method": "disabled", "addresses": [], "gateway": "", "dns": []}
-    out = {"method": method, "addresses": _list(details.get(prefix + "addresses", "")),
-           "gateway": details.get(prefix + "gateway", "") or "", "dns": list(dns) if dns else inherited_dns}
+    out = {
+        "method": method,
+        "addresses": _list(details.get(prefix + "addresses", "")),
+        "gateway": details.get(prefix + "gateway", "") or "",
+        "dns": list(dns) if dns else inherited_dns,
+    }
     if method != "manual":
         out["addresses"] = []
         out["gateway"] = ""
@@ -139,8 +153,10 @@ def plan(state, nic, bridge, bootproto="inherit", addresses=(), gateway="", dns=
     already_port = port_details.get("connection.master") in (bridge, (bridge_profile or {}).get("uuid"))
     source = bridge_details if already_port and bridge_profile else port_details
     if bootproto == "inherit" and already_port and not bridge_profile:
-        raise ModuleError("%s's profile %s is already a port of %s, but %s has no profile on disk to take the addresses from. "
-                          "Set host_bridge_bootproto (dhcp or static with addresses)." % (nic, port["name"], bridge, bridge))
+        raise ModuleError(
+            "%s's profile %s is already a port of %s, but %s has no profile on disk to take the addresses from. "
+            "Set host_bridge_bootproto (dhcp or static with addresses)." % (nic, port["name"], bridge, bridge)
+        )
     ipv4 = _ip(source, 4, None if bootproto == "inherit" else bootproto, addresses, gateway, dns)
     ipv6 = _ip(source, 6)
     if ipv6["method"] == "manual" and not ipv6["addresses"]:
@@ -150,9 +166,18 @@ def plan(state, nic, bridge, bootproto="inherit", addresses=(), gateway="", dns=
         settings = {"ipv4": {"never-default": True}}
     bridge_name = bridge_profile["name"] if bridge_profile else bridge
     keyfiles = [
-        {"name": bridge_name, "type": "bridge", "interface": bridge, "cloned_mac_address": mac.upper(),
-         "autoconnect": True, "stp": bool(stp), "forward_delay": int(forward_delay), "ipv4": ipv4, "ipv6": ipv6,
-         "settings": settings},
+        {
+            "name": bridge_name,
+            "type": "bridge",
+            "interface": bridge,
+            "cloned_mac_address": mac.upper(),
+            "autoconnect": True,
+            "stp": bool(stp),
+            "forward_delay": int(forward_delay),
+            "ipv4": ipv4,
+            "ipv6": ipv6,
+            "settings": settings,
+        },
         {"name": port["name"], "type": "ethernet", "interface": nic, "controller": bridge, "autoconnect": True},
     ]
     running = already_port and _runs(state, device, bridge, port, bridge_profile)
@@ -196,7 +221,8 @@ def _nic_and_profile(state, nic, bridge, bootproto, addresses):
             "%s has no NetworkManager profile on disk (`nmcli -f NAME,DEVICE,FILENAME connection` shows none in "
             "/etc/NetworkManager/system-connections), so there is no configuration to move to %s. Give %s a profile "
             "first (nmcli connection add type ethernet ifname %s ...), or set host_bridge_bootproto with the addresses "
-            "it should have." % (nic, bridge, nic, nic))
+            "it should have." % (nic, bridge, nic, nic)
+        )
     return device, mac, port
 
 
@@ -205,7 +231,8 @@ def _runs(state, device, bridge, port, bridge_profile):
     bridge_device = state["devices"].get(bridge) or {}
     return (
         bridge_profile is not None
-        and device.get("GENERAL.CON-UUID") == port["uuid"] and device.get("GENERAL.STATE", "").startswith("100")
+        and device.get("GENERAL.CON-UUID") == port["uuid"]
+        and device.get("GENERAL.STATE", "").startswith("100")
         and bridge_device.get("GENERAL.CON-UUID") == bridge_profile["uuid"]
         and bridge_device.get("GENERAL.STATE", "").startswith("100")
     )
@@ -221,8 +248,10 @@ def outcome_message(label, what, failure=None, restored=None, checkpoint_gone=Fa
     if failure:
         why = "%s failed: %s" % (what, failure)
     elif unreachable or checkpoint_gone:
-        why = ("lost connectivity after %s: no fresh SSH connection confirmed the change within %ss"
-               % (what, timeout if timeout is not None else "the rollback timeout"))
+        why = "lost connectivity after %s: no fresh SSH connection confirmed the change within %ss" % (
+            what,
+            timeout if timeout is not None else "the rollback timeout",
+        )
     else:
         why = "%s was not confirmed" % what
     if restored is not None:
@@ -238,8 +267,10 @@ def outcome_message(label, what, failure=None, restored=None, checkpoint_gone=Fa
     if failed:
         tail = " Check the host from its console: parts of the restore failed (%s)." % ", ".join(failed)
     else:
-        tail = (" The profiles on disk and the devices are as before the change, and the host answers again."
-                " Check host_bridge_nic, host_bridge_bootproto, host_bridge_addresses and host_bridge_gateway.")
+        tail = (
+            " The profiles on disk and the devices are as before the change, and the host answers again."
+            " Check host_bridge_nic, host_bridge_bootproto, host_bridge_addresses and host_bridge_gateway."
+        )
     return "%s%s; %s.%s" % (label + ": " if label else "", why, done, tail)
 
 
@@ -256,8 +287,10 @@ def activate(run, profile, interface, wait=30, check_mode=False, nmcli="nmcli"):
     rc, out, err = run([nmcli, "-g", "connection.uuid", "connection", "show", "id", profile])
     uuids = [line for line in out.splitlines() if line] if rc == 0 else []
     if len(uuids) != 1:
-        raise ModuleError("NetworkManager has %s profile named %s (%s). Write it first (nm_keyfile with reload), or name "
-                          "one profile." % ("no" if not uuids else "more than one", profile, (err or "").strip() or "nmcli"))
+        raise ModuleError(
+            "NetworkManager has %s profile named %s (%s). Write it first (nm_keyfile with reload), or name "
+            "one profile." % ("no" if not uuids else "more than one", profile, (err or "").strip() or "nmcli")
+        )
     rc, out, _err = run([nmcli, "-g", ",".join(DEVICE_FIELDS), "device", "show", interface])
     device = _values(out, DEVICE_FIELDS) if rc == 0 else None
     if not activation_needed(device, uuids[0]):

@@ -89,8 +89,7 @@ def plan(config_dir, ifcfg, keyfiles, keyfile_dir, names=(), macs=None):
             continue
         if converted["unconverted"]:
             problems.append(
-                "%s has settings the migration cannot carry over (%s); convert it by hand or remove them first."
-                % (path, ", ".join(converted["unconverted"]))
+                "%s has settings the migration cannot carry over (%s); convert it by hand or remove them first." % (path, ", ".join(converted["unconverted"]))
             )
             continue
         device = converted["interface"]
@@ -108,21 +107,23 @@ def plan(config_dir, ifcfg, keyfiles, keyfile_dir, names=(), macs=None):
     for converted in converted_all:
         device = converted["interface"]
         connection = converted["groups"]["connection"]
-        items.append({
-            "ifcfg": converted["ifcfg"],
-            "keyfile": os.path.join(keyfile_dir, converted["file_name"]),
-            "file_name": converted["file_name"],
-            "id": converted["id"],
-            "uuid": converted["uuid"],
-            "type": converted["type"],
-            "role": _role(converted),
-            "interface": device,
-            "controller": connection.get("master"),
-            "autoconnect": connection.get("autoconnect") != "false",
-            "text": converted["text"],
-            "write": True,
-            "warnings": list(converted["warnings"]),
-        })
+        items.append(
+            {
+                "ifcfg": converted["ifcfg"],
+                "keyfile": os.path.join(keyfile_dir, converted["file_name"]),
+                "file_name": converted["file_name"],
+                "id": converted["id"],
+                "uuid": converted["uuid"],
+                "type": converted["type"],
+                "role": _role(converted),
+                "interface": device,
+                "controller": connection.get("master"),
+                "autoconnect": connection.get("autoconnect") != "false",
+                "text": converted["text"],
+                "write": True,
+                "warnings": list(converted["warnings"]),
+            }
+        )
     problems += _conflicts(items, keyfiles, keyfile_dir)
     if problems:
         raise ModuleError(
@@ -140,8 +141,10 @@ def _conflicts(items, keyfiles, keyfile_dir):
         for what in ("file_name", "uuid", "interface"):
             other = seen.get((what, item[what]))
             if other is not None:
-                problems.append("%s and %s give the same %s %s; NetworkManager keeps only one. Merge or remove one of them first."
-                                % (other["ifcfg"], item["ifcfg"], what.replace("_", " "), item[what]))
+                problems.append(
+                    "%s and %s give the same %s %s; NetworkManager keeps only one. Merge or remove one of them first."
+                    % (other["ifcfg"], item["ifcfg"], what.replace("_", " "), item[what])
+                )
             seen[(what, item[what])] = item
     existing = {}
     for name, text in sorted(keyfiles.items()):
@@ -167,15 +170,20 @@ def _conflicts(items, keyfiles, keyfile_dir):
             if name == item["file_name"]:
                 continue
             if profile.get("uuid") == item["uuid"]:
-                problems.append("%s has the uuid %s of %s already; remove the older profile first."
-                                % (os.path.join(keyfile_dir, name), item["uuid"], item["ifcfg"]))
+                problems.append(
+                    "%s has the uuid %s of %s already; remove the older profile first." % (os.path.join(keyfile_dir, name), item["uuid"], item["ifcfg"])
+                )
             elif profile.get("interface_name") == item["interface"] and profile.get("type") == item["type"]:
-                problems.append("%s already configures %s, which %s configures too: NetworkManager would hold two profiles for "
-                                "one device. Remove one of them first." % (os.path.join(keyfile_dir, name), item["interface"], item["ifcfg"]))
+                problems.append(
+                    "%s already configures %s, which %s configures too: NetworkManager would hold two profiles for "
+                    "one device. Remove one of them first." % (os.path.join(keyfile_dir, name), item["interface"], item["ifcfg"])
+                )
         if item["controller"] and item["controller"] not in bridges:
-            problems.append("%s is a port of %s, but no bridge profile for %s exists or is migrated: at boot the NIC would wait "
-                            "for a bridge that never comes. Add ifcfg-%s (TYPE=Bridge) or remove BRIDGE= first."
-                            % (item["ifcfg"], item["controller"], item["controller"], item["controller"]))
+            problems.append(
+                "%s is a port of %s, but no bridge profile for %s exists or is migrated: at boot the NIC would wait "
+                "for a bridge that never comes. Add ifcfg-%s (TYPE=Bridge) or remove BRIDGE= first."
+                % (item["ifcfg"], item["controller"], item["controller"], item["controller"])
+            )
     return problems
 
 
@@ -258,8 +266,7 @@ def run_module(module):
     if params["stamp"] is not None and (params["stamp"] in ("", ".", "..") or "/" in params["stamp"] or "\0" in params["stamp"]):
         raise ModuleError("stamp %r must be a plain directory name (no /)." % params["stamp"])
     ifcfg, raw, names = _read_ifcfg(config_dir)
-    result = {"changed": False, "migrated": [], "activate": [], "backup_dir": None, "reloaded": False, "warnings": [],
-              "diff": []}
+    result = {"changed": False, "migrated": [], "activate": [], "backup_dir": None, "reloaded": False, "warnings": [], "diff": []}
     if not ifcfg:
         result["msg"] = describe([])
         return result
@@ -283,8 +290,13 @@ def run_module(module):
             result["warnings"] += item.pop("warnings")
             result["diff"].append(text_diff(item["keyfile"], keyfiles.get(item["file_name"]), item["text"]))
             result["diff"].append(text_diff(item["ifcfg"], _ifcfg.display(raw[name][0].decode("utf-8", "surrogateescape")), None))
-        result.update(changed=True, backup_dir=target, msg=describe(items), activate=activations(items),
-                      migrated=[{k: v for k, v in item.items() if k != "text"} for item in items])
+        result.update(
+            changed=True,
+            backup_dir=target,
+            msg=describe(items),
+            activate=activations(items),
+            migrated=[{k: v for k, v in item.items() if k != "text"} for item in items],
+        )
         if module.check_mode:
             return result
         _apply(module, items, raw, target)
@@ -296,7 +308,8 @@ def run_module(module):
             if rc != 0:
                 raise ModuleError(
                     "The keyfiles are written and the ifcfg files are in %s, but NetworkManager refused to load %s: %s. Undo it "
-                    "with state=restored backup_dir=%s." % (target, item["keyfile"], (err or out).strip(), target), changed=True,
+                    "with state=restored backup_dir=%s." % (target, item["keyfile"], (err or out).strip(), target),
+                    changed=True,
                     backup_dir=target,
                 )
             result["reloaded"] = True
@@ -312,8 +325,10 @@ def _apply(module, items, raw, target):
                 atomic_write(module, item["keyfile"], item["text"].encode("utf-8", "surrogateescape"), MODE, private=MODE)
                 written.append(item["keyfile"])
         _makedirs(target)
-        manifest = [{"ifcfg": i["ifcfg"], "backup": i["backup"], "mode": raw[os.path.basename(i["ifcfg"])][1],
-                     "keyfile": i["keyfile"], "text": i["text"]} for i in items]
+        manifest = [
+            {"ifcfg": i["ifcfg"], "backup": i["backup"], "mode": raw[os.path.basename(i["ifcfg"])][1], "keyfile": i["keyfile"], "text": i["text"]}
+            for i in items
+        ]
         atomic_write(module, os.path.join(target, MANIFEST), json.dumps({"files": manifest}, indent=1).encode(), MODE)
     except ModuleError as exc:
         for path in written:
@@ -328,7 +343,9 @@ def _apply(module, items, raw, target):
         except ModuleError as exc:
             raise ModuleError(
                 "%s Already changed: the keyfiles are written and %s moved to %s. Undo it with state=restored backup_dir=%s."
-                % (exc.msg, ", ".join(moved) or "no ifcfg file was", target, target), changed=True, backup_dir=target,
+                % (exc.msg, ", ".join(moved) or "no ifcfg file was", target, target),
+                changed=True,
+                backup_dir=target,
             ) from exc
         moved.append(os.path.basename(item["ifcfg"]))
 
@@ -341,13 +358,16 @@ def restore(module):
     if data is None and failure:
         raise ModuleError(failure_message(failure, module.params.get("rolled_back"), [], []), changed=True)
     if data is None:
-        raise ModuleError("%s has no %s: it is not a backup directory of this migration. Give the stamped directory the "
-                          "migration returned as backup_dir." % (target, MANIFEST))
+        raise ModuleError(
+            "%s has no %s: it is not a backup directory of this migration. Give the stamped directory the "
+            "migration returned as backup_dir." % (target, MANIFEST)
+        )
     try:
         entries = json.loads(data.decode("utf-8"))["files"]
     except (ValueError, KeyError, TypeError) as exc:
-        raise ModuleError("%s is not a manifest this migration wrote (%s); restore the files from %s by hand." % (
-            os.path.join(target, MANIFEST), exc, target)) from exc
+        raise ModuleError(
+            "%s is not a manifest this migration wrote (%s); restore the files from %s by hand." % (os.path.join(target, MANIFEST), exc, target)
+        ) from exc
     restored, removed = [], []
     for entry in entries:
         backup = read_bytes(entry["backup"])
@@ -356,8 +376,13 @@ def restore(module):
         keyfile = read_bytes(entry["keyfile"])
         if keyfile is not None and keyfile.decode("utf-8", "surrogateescape") == entry["text"]:
             removed.append(entry["keyfile"])
-    result = {"changed": bool(restored or removed), "restored": restored, "removed": removed, "backup_dir": target,
-              "msg": "restored %s; removed %s" % (", ".join(restored) or "nothing", ", ".join(removed) or "nothing")}
+    result = {
+        "changed": bool(restored or removed),
+        "restored": restored,
+        "removed": removed,
+        "backup_dir": target,
+        "msg": "restored %s; removed %s" % (", ".join(restored) or "nothing", ", ".join(removed) or "nothing"),
+    }
     if module.check_mode or not (result["changed"] or failure):
         return result
     for entry in entries:
@@ -369,8 +394,9 @@ def restore(module):
     if nmcli:
         module.run_command([nmcli, "connection", "reload"])
     if failure:
-        raise ModuleError(failure_message(failure, module.params.get("rolled_back"), restored, removed), changed=True,
-                          restored=restored, removed=removed, backup_dir=target)
+        raise ModuleError(
+            failure_message(failure, module.params.get("rolled_back"), restored, removed), changed=True, restored=restored, removed=removed, backup_dir=target
+        )
     return result
 
 
@@ -381,10 +407,9 @@ def failure_message(failure, rolled_back, restored, removed):
     the failed step and its message.
     """
     if failure == "unreachable":
-        what = ("the host did not answer over a fresh connection after the activation, so nothing confirmed the "
-                "NetworkManager checkpoint")
+        what = "the host did not answer over a fresh connection after the activation, so nothing confirmed the NetworkManager checkpoint"
     elif failure.startswith("activation: "):
-        what = "NetworkManager could not activate every profile (%s)" % failure[len("activation: "):].strip()
+        what = "NetworkManager could not activate every profile (%s)" % failure[len("activation: ") :].strip()
     else:
         what = failure
     parts = ["The migration off ifcfg failed: %s." % what.rstrip(".")]

@@ -55,8 +55,13 @@ def _detach(work, umask):
         # except the hang-up and interrupt of a terminal it never has.
         with contextlib.suppress(ValueError, OSError, AttributeError):
             signal.pthread_sigmask(signal.SIG_SETMASK, [])
-        for sig, action in ((signal.SIGHUP, signal.SIG_IGN), (signal.SIGINT, signal.SIG_IGN), (signal.SIGPIPE, signal.SIG_IGN),
-                            (signal.SIGTERM, signal.SIG_DFL), (signal.SIGCHLD, signal.SIG_DFL)):
+        for sig, action in (
+            (signal.SIGHUP, signal.SIG_IGN),
+            (signal.SIGINT, signal.SIG_IGN),
+            (signal.SIGPIPE, signal.SIG_IGN),
+            (signal.SIGTERM, signal.SIG_DFL),
+            (signal.SIGCHLD, signal.SIG_DFL),
+        ):
             with contextlib.suppress(ValueError, OSError):
                 signal.signal(sig, action)
         work()
@@ -126,6 +131,7 @@ def run_bounded(module, argv, timeout, executable=None):
                 state["expired"] = True
                 with contextlib.suppress(OSError):
                     proc.kill()
+
         state["timer"] = timer = threading.Timer(timeout, expire)
         timer.daemon = True
         timer.start()

@@ -316,7 +316,7 @@ def _signed(buf, span):
 
 def _present(buf, span):
     """An attribute the planner only needs to know is there."""
-    return bytes(buf[span[0]:span[1]])
+    return bytes(buf[span[0] : span[1]])
 
 
 def _address_of(family):

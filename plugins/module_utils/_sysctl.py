@@ -492,9 +492,7 @@ def gather(desired, sysctl_file, persist=True, root=""):
             continue
         except OSError as exc:
             raise ModuleError("Cannot list %s: %s." % (directory, exc.strerror)) from exc
-        listing[directory] = [
-            n for n in names if n.endswith(".conf") and not n.startswith(".") and not os.path.isdir(root + os.path.join(directory, n))
-        ]
+        listing[directory] = [n for n in names if n.endswith(".conf") and not n.startswith(".") and not os.path.isdir(root + os.path.join(directory, n))]
     for path in [*config_order(listing, sysctl_conf_exists=True), sysctl_file]:
         if path in contents:
             continue

@@ -239,7 +239,9 @@ def main():
     module = AnsibleModule(
         argument_spec={
             "zones": {
-                "type": "list", "elements": "dict", "default": [],
+                "type": "list",
+                "elements": "dict",
+                "default": [],
                 "options": {
                     "name": {"type": "str", "required": True},
                     "interfaces": {"type": "list", "elements": "str", "default": []},
@@ -248,7 +250,9 @@ def main():
                 },
             },
             "policies": {
-                "type": "list", "elements": "dict", "default": [],
+                "type": "list",
+                "elements": "dict",
+                "default": [],
                 "options": {
                     "name": {"type": "str", "required": True},
                     "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},

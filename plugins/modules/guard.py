@@ -296,8 +296,7 @@ def run(module):
     if action == "arm":
         if params["runtime"]:
             assert_pyroute2(module)  # imported now: the detached watcher restores with it
-        result = guard.arm(params["timeout"], params["files"], params["description"], params["runtime"], module.check_mode,
-                           params["start_within"])
+        result = guard.arm(params["timeout"], params["files"], params["description"], params["runtime"], module.check_mode, params["start_within"])
         if module.check_mode:
             return result
         started = guard.start_watcher(params["wait"], scope=_guard.busctl_scope(module))

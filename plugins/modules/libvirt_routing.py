@@ -163,13 +163,24 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._libvirt_routing 
 def run(module):
     params = module.params
     if params["state"] == "absent":
-        return ensure(module, [], params["uri"], params["hook_path"], sys.executable, [], state="absent",
-                      check_mode=module.check_mode, backend=params["backend"])
+        return ensure(
+            module, [], params["uri"], params["hook_path"], sys.executable, [], state="absent", check_mode=module.check_mode, backend=params["backend"]
+        )
     methods = choose_methods(params["networks"], params["method"], params["methods"])
     conn = open_connection(params["uri"])
     try:
-        return ensure(module, params["networks"], params["uri"], params["hook_path"], sys.executable, networks_of(conn),
-                      check_mode=module.check_mode, backend=params["backend"], methods=methods, conn=conn)
+        return ensure(
+            module,
+            params["networks"],
+            params["uri"],
+            params["hook_path"],
+            sys.executable,
+            networks_of(conn),
+            check_mode=module.check_mode,
+            backend=params["backend"],
+            methods=methods,
+            conn=conn,
+        )
     finally:
         conn.close()
 

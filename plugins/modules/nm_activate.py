@@ -76,8 +76,9 @@ def run(module):
     if not nmcli:
         raise ModuleError("nmcli is not installed on this host; nm_activate needs NetworkManager's client.")
     params = module.params
-    return activate(lambda argv: module.run_command(argv, environ_update={"LC_ALL": "C"}), params["profile"], params["interface"],
-                    params["wait"], module.check_mode, nmcli)
+    return activate(
+        lambda argv: module.run_command(argv, environ_update={"LC_ALL": "C"}), params["profile"], params["interface"], params["wait"], module.check_mode, nmcli
+    )
 
 
 def main():

@@ -149,8 +149,17 @@ def run(module):
     if not nmcli:
         raise ModuleError("nmcli is not installed on this host; the NetworkManager backend needs it (package NetworkManager).")
     state = read_state(lambda argv: module.run_command(argv, environ_update={"LC_ALL": "C"}), params["nic"], params["bridge"], nmcli)
-    result = plan(state, params["nic"], params["bridge"], params["bootproto"], params["addresses"], params["gateway"],
-                  params["dns"], params["stp"], params["forward_delay"])
+    result = plan(
+        state,
+        params["nic"],
+        params["bridge"],
+        params["bootproto"],
+        params["addresses"],
+        params["gateway"],
+        params["dns"],
+        params["stp"],
+        params["forward_delay"],
+    )
     result["changed"] = False
     return result
 

@@ -175,8 +175,7 @@ def run(module):
                 checkpoints.device_path(name)  # an unknown device fails in check mode too
             return {"changed": True, "checkpoint": "", "flags": flags, "msg": "would take a checkpoint of %s" % what}
         path = checkpoints.create(params["devices"], params["timeout"], flags)
-        return {"changed": True, "checkpoint": path, "flags": flags,
-                "msg": "took checkpoint %s of %s (rollback after %ss)" % (path, what, params["timeout"])}
+        return {"changed": True, "checkpoint": path, "flags": flags, "msg": "took checkpoint %s of %s (rollback after %ss)" % (path, what, params["timeout"])}
     path = params["checkpoint"]
     if not path:
         raise ModuleError("action=%s needs checkpoint: the path that action=create returned." % action)
@@ -184,8 +183,7 @@ def run(module):
         checkpoints.require(path)
         if not module.check_mode:
             checkpoints.adjust(path, params["timeout"])
-        return {"changed": True, "checkpoint": path,
-                "msg": "NetworkManager rolls back %s in %ss unless it is confirmed" % (path, params["timeout"])}
+        return {"changed": True, "checkpoint": path, "msg": "NetworkManager rolls back %s in %ss unless it is confirmed" % (path, params["timeout"])}
     if action == "destroy":
         if module.check_mode:
             checkpoints.require(path)
@@ -194,8 +192,9 @@ def run(module):
             checkpoints.destroy(path)
         except ModuleError as exc:
             if params["what"] and exc.result.get("checkpoint_gone"):
-                raise ModuleError(outcome_message(params["label"], params["what"], checkpoint_gone=True, timeout=params["timeout"]),
-                                  checkpoint=path, checkpoint_gone=True) from None
+                raise ModuleError(
+                    outcome_message(params["label"], params["what"], checkpoint_gone=True, timeout=params["timeout"]), checkpoint=path, checkpoint_gone=True
+                ) from None
             raise
         return {"changed": True, "checkpoint": path, "msg": "confirmed the change: destroyed %s" % path}
     if module.check_mode:
@@ -204,10 +203,15 @@ def run(module):
     results, names = checkpoints.rollback(path)
     restored = rollback_restored(results, names)
     if params["what"]:
-        raise ModuleError(outcome_message(params["label"], params["what"], failure=params["failure"], restored=restored),
-                          changed=True, checkpoint=path, restored=restored)
-    return {"changed": True, "checkpoint": path, "restored": restored,
-            "msg": "NetworkManager rolled back %s (%s)" % (path, rollback_summary(restored) or "no device")}
+        raise ModuleError(
+            outcome_message(params["label"], params["what"], failure=params["failure"], restored=restored), changed=True, checkpoint=path, restored=restored
+        )
+    return {
+        "changed": True,
+        "checkpoint": path,
+        "restored": restored,
+        "msg": "NetworkManager rolled back %s (%s)" % (path, rollback_summary(restored) or "no device"),
+    }
 
 
 def main():

@@ -100,8 +100,13 @@ def run(module):
     running = bool(busctl) and Bus(module.run_command, busctl).name_has_owner()
     files = ifcfg_profiles(params["config_dir"])
     profiles = read_info(params["keyfile_dir"])["profiles"] if os.path.isdir(params["keyfile_dir"]) else []
-    return {"changed": False, "nm_running": running, "ifcfg_files": files, "isolated_bridges": isolated_bridges(profiles),
-            "problems": findings(running, params["config_dir"], files, profiles, params["skip"])}
+    return {
+        "changed": False,
+        "nm_running": running,
+        "ifcfg_files": files,
+        "isolated_bridges": isolated_bridges(profiles),
+        "problems": findings(running, params["config_dir"], files, profiles, params["skip"]),
+    }
 
 
 def main():

@@ -208,8 +208,7 @@ def run(module):
     desired = Desired(params["domain"], params["bridge"], params["state"], params["mac"], params["model"])
     conn = open_connection(params["uri"])
     try:
-        result, warnings = ensure_interface(conn, params["uri"], desired, live=params["live"], config=params["config"],
-                                            check_mode=module.check_mode)
+        result, warnings = ensure_interface(conn, params["uri"], desired, live=params["live"], config=params["config"], check_mode=module.check_mode)
     finally:
         conn.close()
     result["warnings"] = warnings

@@ -15,9 +15,22 @@ from __future__ import annotations
 import re
 
 # Keys of the NIC's IP configuration that move to the bridge's file as they are.
-CARRY_KEYS = ("DEFROUTE", "DOMAIN", "IPV6INIT", "IPV6_AUTOCONF", "IPV6ADDR", "IPV6ADDR_SECONDARIES", "IPV6_DEFAULTGW",
-              "PEERDNS", "PEERNTP", "ZONE", "DHCP_HOSTNAME", "PERSISTENT_DHCLIENT", "IPV4_FAILURE_FATAL",
-              "IPV6_FAILURE_FATAL")
+CARRY_KEYS = (
+    "DEFROUTE",
+    "DOMAIN",
+    "IPV6INIT",
+    "IPV6_AUTOCONF",
+    "IPV6ADDR",
+    "IPV6ADDR_SECONDARIES",
+    "IPV6_DEFAULTGW",
+    "PEERDNS",
+    "PEERNTP",
+    "ZONE",
+    "DHCP_HOSTNAME",
+    "PERSISTENT_DHCLIENT",
+    "IPV4_FAILURE_FATAL",
+    "IPV6_FAILURE_FATAL",
+)
 # Keys that leave the NIC's file when it becomes a port.
 _PORT_DROPS = re.compile(r"^((IPADDR|PREFIX|NETMASK|GATEWAY)[0-9]*|DNS[0-9]+|IPV6ADDR.*|%s)$" % "|".join(CARRY_KEYS))
 # Ports that a guest added (taps), not the bridge's NIC.
@@ -64,7 +77,7 @@ def variable_problems(bootproto, addresses, gateway, stp, forward_delay):
 
 def route_device(facts):
     """The interface of the default route (IPv4, else IPv6), or ''."""
-    return ((facts.get("default_ipv4") or {}).get("interface") or (facts.get("default_ipv6") or {}).get("interface") or "")
+    return (facts.get("default_ipv4") or {}).get("interface") or (facts.get("default_ipv6") or {}).get("interface") or ""
 
 
 def resolve_nic(facts, nic, bridge):
@@ -93,11 +106,15 @@ def nic_problems(facts, nic_option, nic, bridge):
     if auto and not route_dev:
         problems.append("This host has no default route to find the NIC by; set host_bridge_nic.")
     if auto and route_dev != bridge and route_facts.get("type") == "bridge":
-        problems.append("The default route goes through the bridge %s, not %s. Set host_bridge_name: %s to keep that bridge, "
-                        "or host_bridge_nic to bridge another NIC." % (route_dev, bridge, route_dev))
+        problems.append(
+            "The default route goes through the bridge %s, not %s. Set host_bridge_name: %s to keep that bridge, "
+            "or host_bridge_nic to bridge another NIC." % (route_dev, bridge, route_dev)
+        )
     if not nic and route_dev:
-        problems.append("The default route goes through %s, but none of its ports (%s) looks like its NIC; set host_bridge_nic."
-                        % (bridge, ", ".join(route_facts.get("interfaces") or []) or "none"))
+        problems.append(
+            "The default route goes through %s, but none of its ports (%s) looks like its NIC; set host_bridge_nic."
+            % (bridge, ", ".join(route_facts.get("interfaces") or []) or "none")
+        )
     if nic == bridge:
         problems.append("host_bridge_nic names the bridge itself (%s); name the NIC to bridge." % bridge)
     if nic and nic not in interfaces:
@@ -164,21 +181,38 @@ def plan(facts, ifcfg_read, nic, bridge, bootproto, addresses, gateway, dns, stp
     else:
         boot_addresses = _ipv4_of(nic_facts)
         boot_gateway = ((facts.get("default_ipv4") or {}).get("gateway") or "") if route_dev in (nic, bridge) else ""
-    boot_dns = list(dns) if dns else [source[key] for key in sorted(k for k in source if re.match(r"^DNS[0-9]+$", k))
-                                      if isinstance(source[key], str)]
+    boot_dns = list(dns) if dns else [source[key] for key in sorted(k for k in source if re.match(r"^DNS[0-9]+$", k)) if isinstance(source[key], str)]
     static_gateway = boot == "static" and bool(boot_gateway)
     settings = {key: value for key, value in source.items() if key in CARRY_KEYS and isinstance(value, str)}
     if not static_gateway:
         settings["GATEWAY"] = None
     mac = nic_facts.get("macaddress")
-    bridge_file = {"device": bridge, "type": "bridge", "bootproto": keyword, "onboot": True, "nm_controlled": False,
-                   "macaddr": mac, "stp": bool(stp), "delay": int(forward_delay),
-                   "addresses": boot_addresses if boot == "static" else [], "dns": boot_dns, "settings": settings,
-                   "config_dir": config_dir}
+    bridge_file = {
+        "device": bridge,
+        "type": "bridge",
+        "bootproto": keyword,
+        "onboot": True,
+        "nm_controlled": False,
+        "macaddr": mac,
+        "stp": bool(stp),
+        "delay": int(forward_delay),
+        "addresses": boot_addresses if boot == "static" else [],
+        "dns": boot_dns,
+        "settings": settings,
+        "config_dir": config_dir,
+    }
     if static_gateway:
         bridge_file["gateway"] = boot_gateway
-    nic_file = {"device": nic, "bridge": bridge, "bootproto": "none", "onboot": True, "nm_controlled": False, "hwaddr": mac,
-                "settings": {key: None for key in nic_values if _PORT_DROPS.match(key)}, "config_dir": config_dir}
+    nic_file = {
+        "device": nic,
+        "bridge": bridge,
+        "bootproto": "none",
+        "onboot": True,
+        "nm_controlled": False,
+        "hwaddr": mac,
+        "settings": {key: None for key in nic_values if _PORT_DROPS.match(key)},
+        "config_dir": config_dir,
+    }
     ip_batch = []
     if bootproto == "static":
         ip_batch += ["address replace %s dev %s" % (a, bridge) for a in _unique(addresses) if a not in runtime_ipv4]
@@ -190,8 +224,7 @@ def plan(facts, ifcfg_read, nic, bridge, bootproto, addresses, gateway, dns, stp
         "what": "bridging %s into %s" % (nic, bridge),
         "files": ["%s/ifcfg-%s" % (config_dir, bridge), "%s/ifcfg-%s" % (config_dir, nic)] if persist else [],
         "ifcfg": [bridge_file, nic_file] if persist else [],
-        "bridge": {"name": bridge, "ports": [nic], "stp": bool(stp), "forward_delay": int(forward_delay), "mac": "inherit",
-                   "migrate_addresses": True},
+        "bridge": {"name": bridge, "ports": [nic], "stp": bool(stp), "forward_delay": int(forward_delay), "mac": "inherit", "migrate_addresses": True},
         "ip_batch": ip_batch,
     }
 
@@ -246,11 +279,9 @@ def rollback_message(host, what, files, rollback_timeout, failure, cut, decision
         why = "the confirmation of %s failed: %s" % (what, decision.get("msg") or "no message")
     if outcome.get("rolled_back"):
         steps = "; ".join((outcome.get("restored_runtime") or {}).get("steps") or []) or "no runtime step needed"
-        done = "the guard restored the previous runtime state%s at %s (%s)." % (
-            " and ifcfg files" if files else "", outcome.get("finished_at"), steps)
+        done = "the guard restored the previous runtime state%s at %s (%s)." % (" and ifcfg files" if files else "", outcome.get("finished_at"), steps)
         errors = outcome.get("errors") or []
-        done += (" Parts of the restore failed: %s." % "; ".join(errors)) if errors else \
-            " The host is reachable again and runs as before."
+        done += (" Parts of the restore failed: %s." % "; ".join(errors)) if errors else " The host is reachable again and runs as before."
     else:
         done = "the guard did not roll back: %s" % (outcome.get("msg") or "no outcome")
     return "host_bridge: %s: %s; %s %s" % (host, why, done, HINT)
@@ -259,28 +290,34 @@ def rollback_message(host, what, files, rollback_timeout, failure, cut, decision
 def cut_off(decision_unreachable, decision):
     """Whether the host was cut off: unreachable after the change, or back only after the guard had rolled back."""
     decision = decision or {}
-    return bool(decision_unreachable) or (bool(decision.get("failed")) and bool(
-        decision.get("rolled_back") or (decision.get("last") or {}).get("rolled_back")))
+    return bool(decision_unreachable) or (bool(decision.get("failed")) and bool(decision.get("rolled_back") or (decision.get("last") or {}).get("rolled_back")))
 
 
 def unreachable_message(host, what, rollback_timeout, backend="guard"):
     """The message when the host did not answer again after the rollback should have brought it back."""
-    restorer = ("NetworkManager should have rolled back its checkpoint %ss after it was taken" % rollback_timeout
-                if backend == "networkmanager"
-                else "its guard should have restored the previous state %ss after the change" % rollback_timeout)
-    return ("host_bridge: %s lost connectivity after %s and did not answer within %ss, although %s. "
-            "Check the host from its console." % (host, what, int(rollback_timeout) + 60, restorer))
+    restorer = (
+        "NetworkManager should have rolled back its checkpoint %ss after it was taken" % rollback_timeout
+        if backend == "networkmanager"
+        else "its guard should have restored the previous state %ss after the change" % rollback_timeout
+    )
+    return "host_bridge: %s lost connectivity after %s and did not answer within %ss, although %s. Check the host from its console." % (
+        host,
+        what,
+        int(rollback_timeout) + 60,
+        restorer,
+    )
 
 
 def unguarded_message(host, what, failure):
     """The message after a failed step of a change without the guard (host_bridge_rollback_timeout 0)."""
-    return ("host_bridge: %s: %s failed, %s (host_bridge_rollback_timeout is 0: nothing was rolled back). %s"
-            % (host, what, failure, HINT))
+    return "host_bridge: %s: %s failed, %s (host_bridge_rollback_timeout is 0: nothing was rolled back). %s" % (host, what, failure, HINT)
 
 
 def pyroute2_message(python):
-    return ("The host's Python (%s) cannot import pyroute2 and host_bridge_install_pyroute2 is false. Install "
-            "python3-pyroute2 (EPEL on EL8), or set host_bridge_install_pyroute2: true." % python)
+    return (
+        "The host's Python (%s) cannot import pyroute2 and host_bridge_install_pyroute2 is false. Install "
+        "python3-pyroute2 (EPEL on EL8), or set host_bridge_install_pyroute2: true." % python
+    )
 
 
 # NetworkManager hosts: the steps, as the messages say them.
@@ -292,8 +329,7 @@ _KEYFILE_KEYS = ("controller", "cloned_mac_address", "autoconnect", "stp", "forw
 
 def keyfile_args(item, config_dir, reload=False):
     """nm_keyfile's arguments for one profile of nm_bridge_plan's RV(keyfiles)."""
-    args = {"name": item["name"], "type": item["type"], "interface": item["interface"],
-            "settings": item.get("settings") or {}, "config_dir": config_dir}
+    args = {"name": item["name"], "type": item["type"], "interface": item["interface"], "settings": item.get("settings") or {}, "config_dir": config_dir}
     args.update({key: item[key] for key in _KEYFILE_KEYS if item.get(key) is not None})
     if reload:
         args["reload"] = True
@@ -318,5 +354,9 @@ def activation_failure(port_profile, result):
 
 def nm_unguarded_message(host, what, step, result):
     """The message after a failed step through NetworkManager without a checkpoint (host_bridge_rollback_timeout 0)."""
-    return ("host_bridge: %s: %s failed at '%s': %s (host_bridge_rollback_timeout is 0: nothing was rolled back)."
-            % (host, what, step, str((result or {}).get("msg") or (result or {}).get("stderr") or "no message").strip()))
+    return "host_bridge: %s: %s failed at '%s': %s (host_bridge_rollback_timeout is 0: nothing was rolled back)." % (
+        host,
+        what,
+        step,
+        str((result or {}).get("msg") or (result or {}).get("stderr") or "no message").strip(),
+    )

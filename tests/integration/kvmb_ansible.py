@@ -72,17 +72,19 @@ class AnsibleRunner:
     def env(self, extra=None):
         env = dict(os.environ)
         env["PATH"] = BIN + os.pathsep + env.get("PATH", "")
-        env.update({
-            "ANSIBLE_HOST_KEY_CHECKING": "False",
-            "ANSIBLE_PIPELINING": "True",
-            "ANSIBLE_CALLBACKS_ENABLED": "kvmb_record",
-            "ANSIBLE_CALLBACK_PLUGINS": os.path.join(HERE, "callback_plugins"),
-            "ANSIBLE_RETRY_FILES_ENABLED": "False",
-            "ANSIBLE_DEPRECATION_WARNINGS": "False",
-            "ANSIBLE_NOCOLOR": "True",
-            "ANSIBLE_FORCE_COLOR": "False",
-            "ANSIBLE_ROLES_PATH": os.path.join(ROOT, "roles"),
-        })
+        env.update(
+            {
+                "ANSIBLE_HOST_KEY_CHECKING": "False",
+                "ANSIBLE_PIPELINING": "True",
+                "ANSIBLE_CALLBACKS_ENABLED": "kvmb_record",
+                "ANSIBLE_CALLBACK_PLUGINS": os.path.join(HERE, "callback_plugins"),
+                "ANSIBLE_RETRY_FILES_ENABLED": "False",
+                "ANSIBLE_DEPRECATION_WARNINGS": "False",
+                "ANSIBLE_NOCOLOR": "True",
+                "ANSIBLE_FORCE_COLOR": "False",
+                "ANSIBLE_ROLES_PATH": os.path.join(ROOT, "roles"),
+            }
+        )
         env.update(self.config_env)
         if extra:
             env.update(extra)
@@ -109,8 +111,15 @@ class AnsibleRunner:
                 argv.append("--check")
             if diff:
                 argv.append("--diff")
-            proc = subprocess.run(argv, env=self.env(dict(env or {}, KVMB_RECORD_FILE=record)), stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True, timeout=timeout, check=False)
+            proc = subprocess.run(
+                argv,
+                env=self.env(dict(env or {}, KVMB_RECORD_FILE=record)),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
             results, stats = [], {}
             if os.path.exists(record):
                 with open(record) as handle:

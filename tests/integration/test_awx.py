@@ -52,7 +52,13 @@ def ee_context(tmp_path_factory):
     context = tmp_path_factory.mktemp("ee") / "context"
     proc = subprocess.run(
         [_tool("ansible-builder"), "create", "-f", EE_FILE, "-c", str(context), "--output-filename", "Containerfile"],
-        cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120, check=False,
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == 0, proc.stdout
     with open(EE_FILE) as handle:
@@ -106,8 +112,7 @@ def test_ee_context_carries_the_collection_requirements(ee_context):
     with open(os.path.join(ROOT, "bindep.txt")) as handle:
         assert (build / "bindep.txt").read_text() == handle.read()
 
-    python = {Requirement(line).name for line in (build / "requirements.txt").read_text().splitlines()
-              if line.strip() and not line.startswith("#")}
+    python = {Requirement(line).name for line in (build / "requirements.txt").read_text().splitlines() if line.strip() and not line.startswith("#")}
     assert {"pyroute2", "jmespath"} <= python
 
     # What bindep installs in an RPM-based image: runtime packages in the final
@@ -165,13 +170,17 @@ def _private_data_dir(base, lab, host, extravars):
     with open(lab.key) as handle:
         (pdd / "env" / "ssh_key").write_text(handle.read())
     (pdd / "env" / "extravars").write_text(json.dumps(extravars))
-    (pdd / "env" / "envvars").write_text(json.dumps({
-        "ANSIBLE_COLLECTIONS_PATH": COLLECTIONS,
-        "ANSIBLE_HOST_KEY_CHECKING": "False",
-        "ANSIBLE_SSH_ARGS": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
-        "ANSIBLE_PIPELINING": "True",
-        "ANSIBLE_RETRY_FILES_ENABLED": "False",
-    }))
+    (pdd / "env" / "envvars").write_text(
+        json.dumps(
+            {
+                "ANSIBLE_COLLECTIONS_PATH": COLLECTIONS,
+                "ANSIBLE_HOST_KEY_CHECKING": "False",
+                "ANSIBLE_SSH_ARGS": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
+                "ANSIBLE_PIPELINING": "True",
+                "ANSIBLE_RETRY_FILES_ENABLED": "False",
+            }
+        )
+    )
     (pdd / "env" / "settings").write_text(json.dumps({"job_timeout": 600, "idle_timeout": 300}))
     return pdd
 
@@ -179,7 +188,12 @@ def _private_data_dir(base, lab, host, extravars):
 def _run_job(pdd, ident):
     proc = subprocess.run(
         [_tool("ansible-runner"), "run", str(pdd), "-p", PLAYBOOK, "--ident", ident],
-        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900, check=False,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=900,
+        check=False,
     )
     artifacts = pdd / "artifacts" / ident
     events = []
@@ -209,8 +223,15 @@ def test_collection_declares_its_requirements_to_other_ees(tmp_path):
     shutil.copytree(os.path.join(ROOT, "meta"), tree / "meta")
     for name in ("galaxy.yml", "requirements.txt", "bindep.txt"):
         shutil.copy(os.path.join(ROOT, name), tree / name)
-    proc = subprocess.run([_tool("ansible-builder"), "introspect", "--sanitize", str(tmp_path)], env=_env(),
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [_tool("ansible-builder"), "introspect", "--sanitize", str(tmp_path)],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout
     data = yaml.safe_load(proc.stdout.split("\n", 1)[1])
     python = [line.split("#")[0].strip() for line in data["python"]]

@@ -78,8 +78,21 @@ def kernel_state(host):
 
 def ssh_argv(host, command):
     return [
-        "ssh", "-i", host.lab.key, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-        "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5", "root@%s" % host.address, command,
+        "ssh",
+        "-i",
+        host.lab.key,
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "ConnectTimeout=5",
+        "root@%s" % host.address,
+        command,
     ]
 
 
@@ -89,7 +102,10 @@ class PrintingSession:
     def __init__(self, host):
         self.proc = subprocess.Popen(
             ssh_argv(host, "while :; do date +%s.%N; sleep 0.05; done"),
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            text=True,
         )
         self.arrivals = []
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -180,8 +196,9 @@ def test_create_rerun_change_and_remove(host, ansible):
     assert again["changed"] is False and again["actions"] == []
 
     before = kernel_state(host)
-    changed = run(ansible, host, diff=True, name="breth1", ports=["eth1"], ports_exclusive=True, stp=True, forward_delay=4,
-                  hello_time=1, priority=4096, mtu=1400)
+    changed = run(
+        ansible, host, diff=True, name="breth1", ports=["eth1"], ports_exclusive=True, stp=True, forward_delay=4, hello_time=1, priority=4096, mtu=1400
+    )
     assert changed["changed"] is True, changed
     data = links(host)["breth1"]["linkinfo"]["info_data"]
     assert (data["stp_state"], data["forward_delay"], data["hello_time"], data["priority"]) == (1, 400, 100, 4096)
@@ -189,8 +206,10 @@ def test_create_rerun_change_and_remove(host, ansible):
     assert "master" not in links(host)["vnet0"]  # ports_exclusive detached it
     assert changed["diff"]["before"]["ports"] == ["eth1", "vnet0"] and changed["diff"]["after"]["ports"] == ["eth1"]
     assert kernel_state(host) != before
-    assert run(ansible, host, name="breth1", ports=["eth1"], ports_exclusive=True, stp=True, forward_delay=4, hello_time=1,
-               priority=4096, mtu=1400)["changed"] is False
+    assert (
+        run(ansible, host, name="breth1", ports=["eth1"], ports_exclusive=True, stp=True, forward_delay=4, hello_time=1, priority=4096, mtu=1400)["changed"]
+        is False
+    )
 
     # STP off and a zero delay again: the order of the two changes matters to the kernel.
     back = run(ansible, host, name="breth1", ports=["eth1"], stp=False, forward_delay=0)
@@ -345,11 +364,13 @@ BAD_INPUTS = {
     "multicast mac": (None, {"name": "breth1", "ports": ["eth1"], "mac": "01:00:5e:00:00:01"}, "multicast"),
     "name of a NIC": (None, {"name": "eth1", "ports": []}, "eth1 exists and is a veth link, not a bridge"),
     "stp with zero delay": (None, {"name": "breth1", "ports": ["eth1"], "stp": True, "forward_delay": 0}, "does not work with STP on"),
-    "connection NIC without migration": (
-        None, {"name": "breth0", "ports": ["eth0"], "migrate_addresses": False}, "Refusing to make eth0 a port of breth0"),
+    "connection NIC without migration": (None, {"name": "breth0", "ports": ["eth0"], "migrate_addresses": False}, "Refusing to make eth0 a port of breth0"),
     "absent while carrying the connection": ("migrated", {"name": "breth0", "state": "absent"}, "Refusing to remove bridge breth0"),
     "detaching the uplink of the connection": (
-        "migrated+guest", {"name": "breth0", "ports": ["vnet0"], "ports_exclusive": True}, "Refusing to detach eth0 from breth0"),
+        "migrated+guest",
+        {"name": "breth0", "ports": ["vnet0"], "ports_exclusive": True},
+        "Refusing to detach eth0 from breth0",
+    ),
 }
 
 

@@ -27,7 +27,11 @@ def domain(name, uuid, interfaces, running=True):
 
 def nic(mac, bridge, target=None, model=None):
     return "<interface type='bridge'><mac address='%s'/><source bridge='%s'/>%s%s</interface>" % (
-        mac, bridge, "<target dev='%s'/>" % target if target else "", "<model type='%s'/>" % model if model else "")
+        mac,
+        bridge,
+        "<target dev='%s'/>" % target if target else "",
+        "<model type='%s'/>" % model if model else "",
+    )
 
 
 def write_node(host, *domains):

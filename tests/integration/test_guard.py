@@ -24,8 +24,9 @@ def _stat(host, pid):
 def test_the_watcher_outlives_the_connection_that_armed_it(host, any_ansible):
     path = "/etc/kvmb-guard-test.conf"
     host.write_file(path, "before\n")
-    armed = any_ansible.module(host, "kvmhost.bridging.guard", {
-        "action": "arm", "id": "t1", "timeout": 600, "files": [path], "runtime": False, "state_dir": STATE_DIR})
+    armed = any_ansible.module(
+        host, "kvmhost.bridging.guard", {"action": "arm", "id": "t1", "timeout": 600, "files": [path], "runtime": False, "state_dir": STATE_DIR}
+    )
     assert not armed.get("failed"), armed
     assert armed["watching"] is True and armed["scope"] is None
     pid = armed["watcher"]
@@ -47,15 +48,20 @@ def test_the_watcher_outlives_the_connection_that_armed_it(host, any_ansible):
     assert host.read_file(path) == "after\n"
     state = _stat(host, pid)
     assert state is None or state[0] in ("Z", "X")  # the watcher has ended with the confirmation
-    assert json.loads(host.read_file(STATE_DIR + "/guard-t1.net%s.result.json" % host.run(
-        ["stat", "-L", "-c", "%i", "/proc/self/ns/net"]).stdout.strip()))["confirmed"] is True
+    assert (
+        json.loads(host.read_file(STATE_DIR + "/guard-t1.net%s.result.json" % host.run(["stat", "-L", "-c", "%i", "/proc/self/ns/net"]).stdout.strip()))[
+            "confirmed"
+        ]
+        is True
+    )
 
 
 def test_the_watcher_rolls_back_by_itself_after_its_connection_ended(host, any_ansible):
     path = "/etc/kvmb-guard-test.conf"
     host.write_file(path, "before\n")
-    armed = any_ansible.module(host, "kvmhost.bridging.guard", {
-        "action": "arm", "id": "t2", "timeout": 10, "files": [path], "runtime": False, "state_dir": STATE_DIR})
+    armed = any_ansible.module(
+        host, "kvmhost.bridging.guard", {"action": "arm", "id": "t2", "timeout": 10, "files": [path], "runtime": False, "state_dir": STATE_DIR}
+    )
     assert armed["watching"] is True, armed
     host.write_file(path, "after\n")
     # status reports an armed, watched guard with nothing decided at once: ask again until the watcher's
@@ -77,10 +83,20 @@ def test_arming_over_a_connection_that_bypasses_the_network_is_refused(host, any
     # The controller's own connection ("local"; Mitogen's mitogen_local under mitogen_linear): a confirmation over it
     # would prove nothing. The action plugin refuses before any module runs, so nothing happens on this machine.
     state_dir = tmp_path / "guard"
-    play = [{"hosts": host.name, "gather_facts": False, "vars": {"ansible_connection": "local"}, "tasks": [{
-        "name": "under test",
-        "kvmhost.bridging.guard": {"action": "arm", "id": "t3", "runtime": False, "state_dir": str(state_dir)},
-        "ignore_errors": True}]}]
+    play = [
+        {
+            "hosts": host.name,
+            "gather_facts": False,
+            "vars": {"ansible_connection": "local"},
+            "tasks": [
+                {
+                    "name": "under test",
+                    "kvmhost.bridging.guard": {"action": "arm", "id": "t3", "runtime": False, "state_dir": str(state_dir)},
+                    "ignore_errors": True,
+                }
+            ],
+        }
+    ]
     result = any_ansible.playbook(json.dumps(play) + "\n")
     found = result.for_host(host, "under test")[0]
     assert found["failed"] is True

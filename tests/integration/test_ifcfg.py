@@ -113,7 +113,7 @@ def test_hostile_values_over_ssh(host, ansible):
         "X_TICKS": "`touch %s`" % marker,
         "X_SEMI": "x; touch %s" % marker,
         "X_NL": "x\ntouch %s" % marker,
-        "X_QUOTES": "it's \"quoted\" \\ back",
+        "X_QUOTES": 'it\'s "quoted" \\ back',
         "X_TILDE": "~root",
         "X_GLOB": "/etc/*",
         "X_UTF8": "caf\u00e9 \u4e2d",
@@ -195,29 +195,31 @@ def test_errors_leave_files_alone(host, ansible):
 def test_parallel_tasks_on_one_host_lose_no_update(host, ansible):
     """Many async tasks rewriting one file at the same time: every key arrives."""
     count = 8
-    play = [{
-        "hosts": host.name,
-        "gather_facts": False,
-        "tasks": [
-            {
-                "name": "start writers",
-                MODULE: {"device": "eth1", "settings": "{{ {'KVMB_%d' % item: item | string} }}"},
-                "loop": list(range(count)),
-                "async": 60,
-                "poll": 0,
-                "register": "jobs",
-            },
-            {
-                "name": "wait for writers",
-                "ansible.builtin.async_status": {"jid": "{{ item.ansible_job_id }}"},
-                "loop": "{{ jobs.results }}",
-                "register": "done",
-                "until": "done.finished",
-                "retries": 60,
-                "delay": 0.5,
-            },
-        ],
-    }]
+    play = [
+        {
+            "hosts": host.name,
+            "gather_facts": False,
+            "tasks": [
+                {
+                    "name": "start writers",
+                    MODULE: {"device": "eth1", "settings": "{{ {'KVMB_%d' % item: item | string} }}"},
+                    "loop": list(range(count)),
+                    "async": 60,
+                    "poll": 0,
+                    "register": "jobs",
+                },
+                {
+                    "name": "wait for writers",
+                    "ansible.builtin.async_status": {"jid": "{{ item.ansible_job_id }}"},
+                    "loop": "{{ jobs.results }}",
+                    "register": "done",
+                    "until": "done.finished",
+                    "retries": 60,
+                    "delay": 0.5,
+                },
+            ],
+        }
+    ]
     result = ansible.playbook(json.dumps(play, indent=1) + "\n")
     assert result.rc == 0, result.output
     text = host.read_file(SCRIPTS + "/ifcfg-eth1")

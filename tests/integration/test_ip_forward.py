@@ -107,9 +107,7 @@ def test_precedence_conflict_is_reported_then_fixed(host, ansible):
     fixed = ansible.module(host, MODULE, {"ipv4": True, "fix_overrides": True}, diff=True)
     assert fixed["changed"] is True
     assert fixed["overridden_by"] == {}
-    assert fixed["fixed_overrides"] == [
-        {"path": local, "written": local, "line": 2, "text": "net.ipv4.ip_forward = 0", "key": "net.ipv4.ip_forward"}
-    ]
+    assert fixed["fixed_overrides"] == [{"path": local, "written": local, "line": 2, "text": "net.ipv4.ip_forward = 0", "key": "net.ipv4.ip_forward"}]
     assert host.read_file(local) == "vm.swappiness = 10\n" + DISABLED + "net.ipv4.ip_forward = 0\n"
     assert at_boot(host, "net.ipv4.ip_forward") == "1"
     assert ansible.module(host, MODULE, {"ipv4": True, "fix_overrides": True})["changed"] is False

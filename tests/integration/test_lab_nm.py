@@ -23,11 +23,33 @@ def test_networkmanager_manages_the_nics_from_keyfiles(nm_host):
     # NetworkManager's own view: the profile holds the management address that carries SSH.
     assert nm_host.run(["nmcli", "-g", "ipv4.addresses", "connection", "show", "eth0"]).stdout.strip() == nm_host.address + "/30"
     # The checkpoint API answers on the host's private bus.
-    out = nm_host.run(["busctl", "call", "org.freedesktop.NetworkManager", "/org/freedesktop/NetworkManager",
-                       "org.freedesktop.NetworkManager", "CheckpointCreate", "aouu", "0", "60", "6"]).stdout
+    out = nm_host.run(
+        [
+            "busctl",
+            "call",
+            "org.freedesktop.NetworkManager",
+            "/org/freedesktop/NetworkManager",
+            "org.freedesktop.NetworkManager",
+            "CheckpointCreate",
+            "aouu",
+            "0",
+            "60",
+            "6",
+        ]
+    ).stdout
     path = out.split('"')[1]
-    nm_host.run(["busctl", "call", "org.freedesktop.NetworkManager", "/org/freedesktop/NetworkManager",
-                 "org.freedesktop.NetworkManager", "CheckpointDestroy", "o", path])
+    nm_host.run(
+        [
+            "busctl",
+            "call",
+            "org.freedesktop.NetworkManager",
+            "/org/freedesktop/NetworkManager",
+            "org.freedesktop.NetworkManager",
+            "CheckpointDestroy",
+            "o",
+            path,
+        ]
+    )
 
 
 def sys_options(mounts_text):

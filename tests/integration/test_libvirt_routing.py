@@ -24,13 +24,10 @@ HOOK = "/etc/libvirt/hooks/network.d/50-kvmhost-bridging-routing"
 LAN_GATEWAY = "198.19.0.1"  # the lab LAN's own address; the LAN has no route back to the libvirt networks
 A_ADDR, B_ADDR = "198.18.122.10", "198.18.123.10"
 NETS = {
-    "natnet": "<network><name>natnet</name><forward mode='nat'/><bridge name='virbr2'/>"
-              "<ip address='198.18.122.1' prefix='24'/></network>",
-    "rtnet": "<network><name>rtnet</name><forward mode='route'/><bridge name='virbr1'/>"
-             "<ip address='198.18.123.1' prefix='24'/></network>",
+    "natnet": "<network><name>natnet</name><forward mode='nat'/><bridge name='virbr2'/><ip address='198.18.122.1' prefix='24'/></network>",
+    "rtnet": "<network><name>rtnet</name><forward mode='route'/><bridge name='virbr1'/><ip address='198.18.123.1' prefix='24'/></network>",
     # defined, not started: its subnet overlaps natnet's
-    "overnet": "<network><name>overnet</name><forward mode='route'/><bridge name='virbr3'/>"
-               "<ip address='198.18.122.129' prefix='25'/></network>",
+    "overnet": "<network><name>overnet</name><forward mode='route'/><bridge name='virbr3'/><ip address='198.18.122.129' prefix='25'/></network>",
 }
 EXTRA = {"libvirt_routing_networks": ["natnet", "rtnet"], "libvirt_routing_restart_libvirtd": False}
 
@@ -42,8 +39,10 @@ def plug(guest, address, gateway):
 
 def forwarding(host, port):
     """Wait until ``port`` forwards (libvirt's bridges run STP: a new port listens and learns first)."""
+
     def ready():
         return "state forwarding" in host.run(["bridge", "link", "show", "dev", port]).stdout
+
     kvmb_vm._wait(ready, 90, "%s forwarding" % port)
 
 
@@ -115,10 +114,11 @@ def test_two_libvirt_networks_route_both_ways(libvirt_lab, ansible):
     assert routing["rtnet->natnet"]["problem"] == (
         "New connections from libvirt network rtnet (virbr1) to natnet (virbr2) are rejected by the rule "
         "'-A LIBVIRT_FWI -o virbr2 -j REJECT --reject-with icmp-port-unreachable' in chain LIBVIRT_FWI while natnet -> rtnet "
-        "passes: a one-way ping.")
+        "passes: a one-way ping."
+    )
     assert routing["rtnet->natnet"]["fix"].startswith(
-        "natnet is NAT: libvirt accepts only replies into 198.18.122.0/24; run playbooks/libvirt_routing.yml with "
-        "libvirt_routing_networks=[natnet, rtnet]")
+        "natnet is NAT: libvirt accepts only replies into 198.18.122.0/24; run playbooks/libvirt_routing.yml with libvirt_routing_networks=[natnet, rtnet]"
+    )
     assert "libvirt routing: new connections natnet -> rtnet passes: -A LIBVIRT_FWI -d 198.18.123.0/24 -o virbr1 -j ACCEPT, chain LIBVIRT_FWI" in report
     assert "libvirt routing: new connections the LAN -> natnet is rejected (REJECT)" in report
 
@@ -133,8 +133,10 @@ def test_two_libvirt_networks_route_both_ways(libvirt_lab, ansible):
     assert not guest_b.ping(A_ADDR)
 
     # unknown names and overlapping subnets: a clear error and no change
-    for networks, words in ((["natnet", "nonet"], "Unknown libvirt network(s): nonet"),
-                            (["natnet", "rtnet", "overnet"], "libvirt networks natnet (198.18.122.0/24) and overnet (198.18.122.128/25) overlap")):
+    for networks, words in (
+        (["natnet", "nonet"], "Unknown libvirt network(s): nonet"),
+        (["natnet", "rtnet", "overnet"], "libvirt networks natnet (198.18.122.0/24) and overnet (198.18.122.128/25) overlap"),
+    ):
         failed = ansible.playbook(PLAYBOOK, hosts=[host], extra_vars=dict(EXTRA, libvirt_routing_networks=networks))
         assert failed.rc != 0 and words in failed.output, failed.output
         assert firewall(host) == before and hook_text(host) is None

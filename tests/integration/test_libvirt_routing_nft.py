@@ -44,16 +44,21 @@ add chain ip libvirt_network guest_nat { type nat hook postrouting priority 100;
 def libvirt_rules(net):
     """The rules libvirt 10 inserts when ``net`` starts (its -ae insert commands, in its order)."""
     br, subnet = net["bridge"], net["subnets"][0]
-    lines = ["guest_output iif %s counter reject" % br, "guest_input oif %s counter reject" % br,
-             "guest_cross iif %s oif %s counter accept" % (br, br),
-             "guest_output ip saddr %s iif %s counter accept" % (subnet, br)]
+    lines = [
+        "guest_output iif %s counter reject" % br,
+        "guest_input oif %s counter reject" % br,
+        "guest_cross iif %s oif %s counter accept" % (br, br),
+        "guest_output ip saddr %s iif %s counter accept" % (subnet, br),
+    ]
     if net["forward"] == "nat":
-        lines += ["guest_input oif %s ip daddr %s ct state related,established counter accept" % (br, subnet),
-                  "guest_nat ip saddr %s ip daddr != %s counter masquerade" % (subnet, subnet),
-                  "guest_nat meta l4proto udp ip saddr %s ip daddr != %s counter masquerade to :1024-65535" % (subnet, subnet),
-                  "guest_nat meta l4proto tcp ip saddr %s ip daddr != %s counter masquerade to :1024-65535" % (subnet, subnet),
-                  "guest_nat ip saddr %s ip daddr 255.255.255.255/32 counter return" % subnet,
-                  "guest_nat ip saddr %s ip daddr 224.0.0.0/24 counter return" % subnet]
+        lines += [
+            "guest_input oif %s ip daddr %s ct state related,established counter accept" % (br, subnet),
+            "guest_nat ip saddr %s ip daddr != %s counter masquerade" % (subnet, subnet),
+            "guest_nat meta l4proto udp ip saddr %s ip daddr != %s counter masquerade to :1024-65535" % (subnet, subnet),
+            "guest_nat meta l4proto tcp ip saddr %s ip daddr != %s counter masquerade to :1024-65535" % (subnet, subnet),
+            "guest_nat ip saddr %s ip daddr 255.255.255.255/32 counter return" % subnet,
+            "guest_nat ip saddr %s ip daddr 224.0.0.0/24 counter return" % subnet,
+        ]
     else:
         lines.append("guest_input ip daddr %s oif %s counter accept" % (subnet, br))
     return "".join("insert rule ip libvirt_network %s\n" % line for line in lines)
@@ -70,8 +75,13 @@ def ruleset(host):
 def libvirt_restart(host, net):
     """What libvirt does to its rules on net-destroy + net-start: its rules of ``net`` deleted, inserted again on top."""
     doc = ruleset(host)
-    mine = [r for r in lnft.table_rules(doc) if r.get("comment") is None and r["chain"] != "forward"
-            and any(net["bridge"] in json.dumps(e) or net["subnets"][0].split("/")[0] in json.dumps(e) for e in r["expr"])]
+    mine = [
+        r
+        for r in lnft.table_rules(doc)
+        if r.get("comment") is None
+        and r["chain"] != "forward"
+        and any(net["bridge"] in json.dumps(e) or net["subnets"][0].split("/")[0] in json.dumps(e) for e in r["expr"])
+    ]
     deletes = "".join("delete rule ip libvirt_network %s handle %d\n" % (r["chain"], r["handle"]) for r in mine)
     nft(host, script=deletes + libvirt_rules(net))
 
@@ -118,8 +128,7 @@ def test_nft_rules_load_and_route_both_ways_and_the_hook_restores_them(nft_host)
     assert counter(host, "guest_nat", MASQUERADE) >= 1
     problems, _lines = lr.doctor_problems([NATNET, RTNET], "", nft(host, "-j", "list", "ruleset"))
     assert [p["subject"] for p in problems] == ["rtnet->natnet"]
-    assert "'oif \"virbr2\" counter reject with icmp type port-unreachable' in chain ip libvirt_network guest_input" \
-        in problems[0]["problem"]
+    assert "'oif \"virbr2\" counter reject with icmp type port-unreachable' in chain ip libvirt_network guest_input" in problems[0]["problem"]
 
     # the planned transaction loads into the real nft and both ways pass, without NAT between them
     in_place, _present, statements = lnft.compare(ruleset(host), planned)

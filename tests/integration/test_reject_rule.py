@@ -173,7 +173,7 @@ ODD_FILE = (
     "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:LOCAL - [0:0]\n"
     "-A FORWARD -o virbr0 -j REJECT --reject-with icmp-host-prohibited   \n"
     "[3:180] -A FORWARD -j REJECT --reject-with icmp-host-prohibited\n"
-    "-A FORWARD -m comment --comment \"keep \\\"me\\\"\" -j ACCEPT\n"
+    '-A FORWARD -m comment --comment "keep \\"me\\"" -j ACCEPT\n'
     "--append FORWARD --jump REJECT --reject-with host-prohib\n"
     "COMMIT\n"
     "# Completed"  # no final newline

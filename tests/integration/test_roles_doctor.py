@@ -46,8 +46,7 @@ def state(host):
     """What a read-only role must not change: links, addresses, routes, rules, sysctls, files (not STP timers or counters)."""
     links = json.loads(host.run(["ip", "-j", "link", "show"]).stdout)
     addresses = json.loads(host.run(["ip", "-j", "addr", "show"]).stdout)
-    files = host.run(["sh", "-c", "cat /etc/sysconfig/network-scripts/ifcfg-* /etc/sysconfig/iptables /etc/sysctl.d/* 2>/dev/null"],
-                     check=False).stdout
+    files = host.run(["sh", "-c", "cat /etc/sysconfig/network-scripts/ifcfg-* /etc/sysconfig/iptables /etc/sysctl.d/* 2>/dev/null"], check=False).stdout
     return {
         "links": sorted((r["ifname"], r.get("master"), r["address"], r["mtu"], "UP" in r["flags"]) for r in links),
         "addresses": sorted((r["ifname"], a["local"], a["prefixlen"]) for r in addresses for a in r.get("addr_info", [])),
@@ -78,16 +77,24 @@ def test_every_common_failure_is_named_with_its_fix(stock_host, ansible):
     assert ansible.playbook(ISOLATED, hosts=[host], extra_vars=isolated).rc == 0
     # reject_rule, nic_address, bridge_mac, nm_controlled: eth1 bridged by hand, keeping its address, the bridge with
     # another MAC, its file NM_CONTROLLED=no while NetworkManager runs, the stock REJECT rule and bridge-nf-call-iptables=1.
-    batch = ["link add brbad address 02:00:00:00:00:99 type bridge stp_state 0 forward_delay 0", "link set brbad up",
-             "link set eth1 master brbad", "address add 198.19.0.77/24 dev eth1"]
+    batch = [
+        "link add brbad address 02:00:00:00:00:99 type bridge stp_state 0 forward_delay 0",
+        "link set brbad up",
+        "link set eth1 master brbad",
+        "address add 198.19.0.77/24 dev eth1",
+    ]
     host.run(["ip", "-batch", "-"], input="\n".join(batch) + "\n")
     host.run(["sysctl", "-w", "net.bridge.bridge-nf-call-iptables=1"])
     host.write_file("%s/ifcfg-eth1" % SCRIPTS, "DEVICE=eth1\nBRIDGE=brbad\nBOOTPROTO=none\nONBOOT=yes\nNM_CONTROLLED=no\n")
     # empty_bridge: a bridge nothing is plugged into, and no file.
     host.run(["ip", "link", "add", "brempty", "type", "bridge"])
     # multicast_mac: a guest holding vnet9 on brbad with a multicast MAC.
-    qemu = host.popen(["python3", "-c", FAKE_QEMU, "-name", "guest=vm9", "-device", "virtio-net-pci,netdev=hostnet0,mac=53:54:00:12:34:56"],
-                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    qemu = host.popen(
+        ["python3", "-c", FAKE_QEMU, "-name", "guest=vm9", "-device", "virtio-net-pci,netdev=hostnet0,mac=53:54:00:12:34:56"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert qemu.stdout.readline().strip() == "holding"
         host.run(["ip", "link", "set", "vnet9", "master", "brbad", "up"])
@@ -129,13 +136,14 @@ def test_every_common_failure_is_named_with_its_fix(stock_host, ansible):
         assert "fix: " + problem["fix"] in report
 
     # Asked to fail: it does, naming the checks.
-    failing, _problems, _report = doctor(ansible, host, doctor_network_manager="running", doctor_fail_on_problems=True,
-                                         doctor_skip=["stp", "multicast_mac"])
+    failing, _problems, _report = doctor(ansible, host, doctor_network_manager="running", doctor_fail_on_problems=True, doctor_skip=["stp", "multicast_mac"])
     assert failing.rc != 0
     message = next(r["result"]["msg"] for r in failing.results if r["host"] == host.name and r["status"] == "failed")
-    assert message == ("doctor: %s has 7 problem(s): forwarding, reject_rule, empty_bridge, nic_address, nm_controlled, nm_controlled,"
-                       " bridge_mac."
-                       " See the report above for each fix." % host.name)
+    assert message == (
+        "doctor: %s has 7 problem(s): forwarding, reject_rule, empty_bridge, nic_address, nm_controlled, nm_controlled,"
+        " bridge_mac."
+        " See the report above for each fix." % host.name
+    )
 
     # The fix it names works: after the forwarding role both forwarding problems are gone.
     assert ansible.playbook(FORWARDING, hosts=[host]).rc == 0
@@ -143,8 +151,9 @@ def test_every_common_failure_is_named_with_its_fix(stock_host, ansible):
     assert "forwarding" not in by_check(problems) and "reject_rule" not in by_check(problems)
 
 
-@pytest.mark.parametrize(("manager", "value", "found"), [("stopped", "yes", True), ("stopped", "no", False),
-                                                         ("running", "yes", False), ("running", "no", True)])
+@pytest.mark.parametrize(
+    ("manager", "value", "found"), [("stopped", "yes", True), ("stopped", "no", False), ("running", "yes", False), ("running", "no", True)]
+)
 def test_nm_controlled_against_what_runs_the_host(host, ansible, manager, value, found):
     host.run(["ip", "link", "add", "br0", "type", "bridge"])
     host.run(["ip", "link", "set", "eth1", "master", "br0"])

@@ -66,7 +66,8 @@ def test_a_domain_whose_bridge_is_missing_or_no_bridge_is_named_with_its_fix(hos
     ops01 = found["ops01:brgone"]
     assert ops01["problem"].endswith(
         "but brgone does not exist on this host: the domain does not start again once it stops (libvirt: Cannot get interface MTU on "
-        "'brgone': No such device); its running NIC (vm4tap) is on no bridge, so the guest has no network.")
+        "'brgone': No such device); its running NIC (vm4tap) is on no bridge, so the guest has no network."
+    )
     assert ops01["fix"].endswith("For the running domain, once the bridge is there: ip link set vm4tap master brgone.")
 
     print("\n" + report)

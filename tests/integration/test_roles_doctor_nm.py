@@ -26,10 +26,12 @@ def test_a_stock_networkmanager_host_is_healthy(nm_host, ansible):
 def test_ifcfg_files_and_profiles_that_will_not_come_up(nm_host, ansible):
     nm_host.write_file("/etc/sysconfig/network-scripts/ifcfg-eth1", "DEVICE=eth1\nBOOTPROTO=none\nONBOOT=yes\n")
     # eth1's profile becomes a port of a bridge that has no profile, and a bridge profile others can read.
-    nm_host.write_file("%s/eth1.nmconnection" % CONNS, nm_host.read_file("%s/eth1.nmconnection" % CONNS).replace(
-        "autoconnect=true\n", "autoconnect=true\nmaster=brgone\nslave-type=bridge\n"), mode="0600")
-    nm_host.write_file("%s/br9.nmconnection" % CONNS,
-                       "[connection]\nid=br9\ntype=bridge\ninterface-name=br9\n\n[ipv4]\nmethod=disabled\n", mode="0644")
+    nm_host.write_file(
+        "%s/eth1.nmconnection" % CONNS,
+        nm_host.read_file("%s/eth1.nmconnection" % CONNS).replace("autoconnect=true\n", "autoconnect=true\nmaster=brgone\nslave-type=bridge\n"),
+        mode="0600",
+    )
+    nm_host.write_file("%s/br9.nmconnection" % CONNS, "[connection]\nid=br9\ntype=bridge\ninterface-name=br9\n\n[ipv4]\nmethod=disabled\n", mode="0644")
     before = {name: nm_host.read_file("%s/%s" % (CONNS, name)) for name in ("eth1.nmconnection", "br9.nmconnection")}
     problems, report = doctor(ansible, nm_host)
     mine = [p for p in problems if p["check"].startswith("nm_")]

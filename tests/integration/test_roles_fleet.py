@@ -33,13 +33,11 @@ def fleet(lab):
         for index in range(FLEET):
             hosts.append(lab.add_host(stock_firewall=index % 2 == 1))
         for host in hosts:  # /run is the machine's: nothing of an earlier host of the same name and namespace inode
-            host.run(["sh", "-c", 'rm -f /run/kvmhost-bridging/guard-host_bridge-"$1".net"$(stat -L -c %i /proc/self/ns/net)".*',
-                      "sh", host.name])
+            host.run(["sh", "-c", 'rm -f /run/kvmhost-bridging/guard-host_bridge-"$1".net"$(stat -L -c %i /proc/self/ns/net)".*', "sh", host.name])
         yield hosts
     finally:
         for host in hosts:
-            host.run(["sh", "-c", 'rm -f /run/kvmhost-bridging/guard-host_bridge-"$1".net"$(stat -L -c %i /proc/self/ns/net)".*',
-                      "sh", host.name], check=False)
+            host.run(["sh", "-c", 'rm -f /run/kvmhost-bridging/guard-host_bridge-"$1".net"$(stat -L -c %i /proc/self/ns/net)".*', "sh", host.name], check=False)
             lab.remove_host(host)
 
 
@@ -51,8 +49,7 @@ def doctor_problems(played):
 
 def test_site_on_twenty_hosts(fleet, ansible):
     peers = {host.name: host.peer_address for host in fleet}
-    stock = {host.name: host.read_file("/etc/sysconfig/iptables").splitlines() for host in fleet
-             if host.read_file("/etc/sysconfig/iptables") is not None}
+    stock = {host.name: host.read_file("/etc/sysconfig/iptables").splitlines() for host in fleet if host.read_file("/etc/sysconfig/iptables") is not None}
     assert len(stock) == FLEET // 2
     started = time.monotonic()
     first = ansible.playbook(SITE, hosts=fleet, forks=FORKS, timeout=1800, extra_vars=SITE_VARS)
@@ -100,5 +97,7 @@ def test_site_on_twenty_hosts(fleet, ansible):
     assert not [r for r in second.results if r["task"].endswith(BRIDGE_TASK) and "guard" in r["result"]]
     assert doctor_problems(second) == {host.name: [] for host in fleet}
 
-    print("\nsite.yml on %d hosts, forks %d: first run %.1fs, second run %.1fs; guard margin left at confirmation: "
-          "min %.1fs, median %.1fs of 60s" % (FLEET, FORKS, first_time, second_time, margins[0], margins[len(margins) // 2]))
+    print(
+        "\nsite.yml on %d hosts, forks %d: first run %.1fs, second run %.1fs; guard margin left at confirmation: "
+        "min %.1fs, median %.1fs of 60s" % (FLEET, FORKS, first_time, second_time, margins[0], margins[len(margins) // 2])
+    )

@@ -43,8 +43,12 @@ def ifcfg(host, device):
 
 
 def runtime_state(host):
-    return {"links": {name: (rec.get("master"), rec["address"], "UP" in rec["flags"]) for name, rec in links(host).items()},
-            "eth0": ipv4(host, "eth0"), "eth1": ipv4(host, "eth1"), "default": default_route(host)}
+    return {
+        "links": {name: (rec.get("master"), rec["address"], "UP" in rec["flags"]) for name, rec in links(host).items()},
+        "eth0": ipv4(host, "eth0"),
+        "eth1": ipv4(host, "eth1"),
+        "default": default_route(host),
+    }
 
 
 def guard_files(host):
@@ -64,8 +68,11 @@ def task_results(result, host, suffix):
 
 
 def failure_message(result, host):
-    msgs = [r["result"].get("msg", "") for r in result.results
-            if r["host"] == host.name and r["status"] == "failed" and not r["result"].get("_ansible_ignore_errors")]
+    msgs = [
+        r["result"].get("msg", "")
+        for r in result.results
+        if r["host"] == host.name and r["status"] == "failed" and not r["result"].get("_ansible_ignore_errors")
+    ]
     return "\n".join(msgs)
 
 
@@ -73,7 +80,8 @@ def test_bridging_the_nic_that_carries_the_connection(host, any_ansible):
     """Proof 1: eth0 carries SSH and the default route; the play bridges it and goes on, nothing is cut or rolled back."""
     mac = links(host)["eth0"]["address"]
     peer = default_route(host)[0][0]
-    play = """
+    play = (
+        """
 - name: Bridge the management NIC
   ansible.builtin.import_playbook: %s
 
@@ -85,7 +93,9 @@ def test_bridging_the_nic_that_carries_the_connection(host, any_ansible):
       ansible.builtin.command:
         argv: [cat, /etc/hostname]
       changed_when: false
-""" % PLAYBOOK
+"""
+        % PLAYBOOK
+    )
     result = any_ansible.playbook(play, hosts=[host])
     assert result.rc == 0, result.output
     stats = result.stats[host.name]
@@ -102,8 +112,7 @@ def test_bridging_the_nic_that_carries_the_connection(host, any_ansible):
 
     # Files: the NIC is a port with nothing of IP left, the bridge carries what the NIC had (BOOTPROTO=none + IPADDR).
     nic, bridge = ifcfg(host, "eth0"), ifcfg(host, "breth0")
-    assert nic == {"DEVICE": "eth0", "TYPE": "Ethernet", "HWADDR": mac, "BOOTPROTO": "none", "ONBOOT": "yes",
-                   "BRIDGE": "breth0", "NM_CONTROLLED": "no"}
+    assert nic == {"DEVICE": "eth0", "TYPE": "Ethernet", "HWADDR": mac, "BOOTPROTO": "none", "ONBOOT": "yes", "BRIDGE": "breth0", "NM_CONTROLLED": "no"}
     assert bridge["TYPE"] == "Bridge" and bridge["BOOTPROTO"] == "none" and bridge["ONBOOT"] == "yes"
     assert bridge["NM_CONTROLLED"] == "no" and bridge["MACADDR"] == mac
     assert (bridge["IPADDR"], bridge["PREFIX"], bridge["GATEWAY"]) == (host.address, "30", peer)
@@ -139,12 +148,16 @@ def test_a_change_that_cuts_the_host_off_is_rolled_back(host, any_ansible):
     assert files_before["breth0"] is None
     timeout = 20
     started = time.monotonic()
-    result = any_ansible.playbook(PLAYBOOK, hosts=[host], extra_vars={
-        "host_bridge_bootproto": "static",
-        "host_bridge_addresses": ["198.19.254.2/30"],
-        "host_bridge_gateway": "198.19.254.1",
-        "host_bridge_rollback_timeout": timeout,
-    })
+    result = any_ansible.playbook(
+        PLAYBOOK,
+        hosts=[host],
+        extra_vars={
+            "host_bridge_bootproto": "static",
+            "host_bridge_addresses": ["198.19.254.2/30"],
+            "host_bridge_gateway": "198.19.254.1",
+            "host_bridge_rollback_timeout": timeout,
+        },
+    )
     elapsed = time.monotonic() - started
     assert result.rc != 0
     message = failure_message(result, host)
@@ -173,11 +186,18 @@ def test_a_failed_step_is_rolled_back_at_once(host, ansible):
     ifcfg_eth1 = host.read_file("%s/ifcfg-eth1" % SCRIPTS)
     started = time.monotonic()
     # The gateway is outside the address's subnet: `ip route replace default via` fails after the bridging.
-    result = ansible.playbook(PLAYBOOK, hosts=[host], extra_vars={
-        "host_bridge_nic": "eth1", "host_bridge_name": "breth1",
-        "host_bridge_bootproto": "static", "host_bridge_addresses": ["198.19.0.60/24"],
-        "host_bridge_gateway": "198.18.254.254", "host_bridge_rollback_timeout": 300,
-    })
+    result = ansible.playbook(
+        PLAYBOOK,
+        hosts=[host],
+        extra_vars={
+            "host_bridge_nic": "eth1",
+            "host_bridge_name": "breth1",
+            "host_bridge_bootproto": "static",
+            "host_bridge_addresses": ["198.19.0.60/24"],
+            "host_bridge_gateway": "198.18.254.254",
+            "host_bridge_rollback_timeout": 300,
+        },
+    )
     elapsed = time.monotonic() - started
     assert result.rc != 0
     message = failure_message(result, host)
@@ -206,8 +226,13 @@ def test_check_mode_changes_nothing(host, ansible):
 
 
 def test_static_address_on_a_lan_nic_is_set_persistently_and_at_runtime(host, ansible):
-    extra = {"host_bridge_nic": "eth1", "host_bridge_name": "breth1", "host_bridge_bootproto": "static",
-             "host_bridge_addresses": ["198.19.0.61/24"], "host_bridge_dns": ["198.19.0.1"]}
+    extra = {
+        "host_bridge_nic": "eth1",
+        "host_bridge_name": "breth1",
+        "host_bridge_bootproto": "static",
+        "host_bridge_addresses": ["198.19.0.61/24"],
+        "host_bridge_dns": ["198.19.0.1"],
+    }
     result = ansible.playbook(PLAYBOOK, hosts=[host], extra_vars=extra)
     assert result.rc == 0, result.output
     assert ipv4(host, "breth1") == ["198.19.0.61/24"]
@@ -224,20 +249,22 @@ def test_static_address_on_a_lan_nic_is_set_persistently_and_at_runtime(host, an
 
 
 def test_runtime_only_without_files(host, ansible):
-    result = ansible.playbook(PLAYBOOK, hosts=[host], extra_vars={
-        "host_bridge_nic": "eth1", "host_bridge_name": "breth1", "host_bridge_persist": False})
+    result = ansible.playbook(PLAYBOOK, hosts=[host], extra_vars={"host_bridge_nic": "eth1", "host_bridge_name": "breth1", "host_bridge_persist": False})
     assert result.rc == 0, result.output
     assert links(host)["eth1"]["master"] == "breth1"
     assert host.read_file("%s/ifcfg-breth1" % SCRIPTS) is None
     assert "BRIDGE" not in ifcfg(host, "eth1")
 
 
-@pytest.mark.parametrize(("extra", "expected"), [
-    ({"host_bridge_nic": "eth9"}, "The NIC eth9 does not exist on this host; it has eth0, eth1, lo."),
-    ({"host_bridge_nic": "breth0"}, "host_bridge_nic names the bridge itself (breth0); name the NIC to bridge."),
-    ({"host_bridge_bootproto": "static"}, "host_bridge_bootproto: static needs host_bridge_addresses"),
-    ({"host_bridge_stp": True}, "With host_bridge_stp: true the kernel needs host_bridge_forward_delay between 2 and 30 seconds."),
-])
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"host_bridge_nic": "eth9"}, "The NIC eth9 does not exist on this host; it has eth0, eth1, lo."),
+        ({"host_bridge_nic": "breth0"}, "host_bridge_nic names the bridge itself (breth0); name the NIC to bridge."),
+        ({"host_bridge_bootproto": "static"}, "host_bridge_bootproto: static needs host_bridge_addresses"),
+        ({"host_bridge_stp": True}, "With host_bridge_stp: true the kernel needs host_bridge_forward_delay between 2 and 30 seconds."),
+    ],
+)
 def test_bad_input_fails_before_anything_changes(host, ansible, extra, expected):
     before = runtime_state(host)
     result = ansible.playbook(PLAYBOOK, hosts=[host], extra_vars=extra)
@@ -250,9 +277,7 @@ def test_bad_input_fails_before_anything_changes(host, ansible, extra, expected)
 def test_without_pyroute2_and_no_install_it_fails_clearly(host, ansible):
     """This machine's /usr/bin/python3 has no pyroute2; with the install turned off the role says what to do."""
     before = runtime_state(host)
-    result = ansible.playbook(PLAYBOOK, hosts=[host], extra_vars={"ansible_python_interpreter": "/usr/bin/python3",
-                                                                  "host_bridge_install_pyroute2": False})
+    result = ansible.playbook(PLAYBOOK, hosts=[host], extra_vars={"ansible_python_interpreter": "/usr/bin/python3", "host_bridge_install_pyroute2": False})
     assert result.rc != 0
-    assert ("The host's Python (/usr/bin/python3) cannot import pyroute2 and host_bridge_install_pyroute2 is false."
-            in failure_message(result, host))
+    assert "The host's Python (/usr/bin/python3) cannot import pyroute2 and host_bridge_install_pyroute2 is false." in failure_message(result, host)
     assert runtime_state(host) == before

@@ -70,8 +70,10 @@ def profiles(host):
     return out
 
 
-NM_FIELDS = ("connection.id,connection.uuid,connection.type,connection.interface-name,connection.autoconnect,connection.master,"
-             "connection.slave-type,802-3-ethernet.mac-address,ipv4.method,ipv4.addresses,ipv4.gateway,ipv4.never-default,ipv6.method")
+NM_FIELDS = (
+    "connection.id,connection.uuid,connection.type,connection.interface-name,connection.autoconnect,connection.master,"
+    "connection.slave-type,802-3-ethernet.mac-address,ipv4.method,ipv4.addresses,ipv4.gateway,ipv4.never-default,ipv6.method"
+)
 
 
 def as_networkmanager_reads(host):
@@ -91,8 +93,11 @@ def nm_device(host, device):
 
 
 def failure_message(result, host):
-    return "\n".join(r["result"].get("msg", "") for r in result.results
-                     if r["host"] == host.name and r["status"] == "failed" and not r["result"].get("_ansible_ignore_errors"))
+    return "\n".join(
+        r["result"].get("msg", "")
+        for r in result.results
+        if r["host"] == host.name and r["status"] == "failed" and not r["result"].get("_ansible_ignore_errors")
+    )
 
 
 # The role's one task that plans, takes the checkpoint, applies and confirms (the kvmhost.bridging.host_bridge action).
@@ -119,8 +124,10 @@ def test_bridging_the_dhcp_ssh_nic_survives_a_rerun_and_a_reboot(lab, dhcp_host,
     assert len(address) == 1 and address[0].startswith("198.19.0.")
     result = ansible.playbook(PLAYBOOK, hosts=[host], extra_vars=LAN)
     assert result.rc == 0, result.output
-    assert any("networkmanager with keyfile profiles: NetworkManager 1.42" in r.get("msg", "")
-               for r in task_results(result, host, "Say which backend bridges this host, and why"))
+    assert any(
+        "networkmanager with keyfile profiles: NetworkManager 1.42" in r.get("msg", "")
+        for r in task_results(result, host, "Say which backend bridges this host, and why")
+    )
     assert task_results(result, host, BRIDGE_TASK)[0]["checkpoint"]["destroy"]["changed"] is True
     # The session survived on the same lease, now on the bridge.
     assert_bridged(host, address[0], mac)
@@ -193,13 +200,17 @@ def test_a_wrong_static_address_is_rolled_back_by_networkmanager(static_host, an
     assert not any(profile["connection.master"] for profile in networkmanager_before.values())
     address = ipv4(host, "eth1")
     timeout = 30
-    result = ansible.playbook(PLAYBOOK, hosts=[host], extra_vars=dict(
-        LAN, host_bridge_rollback_timeout=timeout, host_bridge_bootproto="static",
-        host_bridge_addresses=["198.19.0.99/24"]))
+    result = ansible.playbook(
+        PLAYBOOK,
+        hosts=[host],
+        extra_vars=dict(LAN, host_bridge_rollback_timeout=timeout, host_bridge_bootproto="static", host_bridge_addresses=["198.19.0.99/24"]),
+    )
     assert result.rc != 0
     message = failure_message(result, host)
-    assert ("host_bridge: %s: lost connectivity after bridging eth1 into breth1: no fresh SSH connection confirmed the "
-            "change within %ss; NetworkManager rolled back its checkpoint when the timeout ran out." % (host.name, timeout)) in message
+    assert (
+        "host_bridge: %s: lost connectivity after bridging eth1 into breth1: no fresh SSH connection confirmed the "
+        "change within %ss; NetworkManager rolled back its checkpoint when the timeout ran out." % (host.name, timeout)
+    ) in message
     assert "The profiles on disk and the devices are as before the change, and the host answers again." in message
     assert result.stats[host.name]["unreachable"] == 0  # the role waited for the host, it was not dropped
     # NetworkManager restored the devices and deleted the new profile; the NIC's profile says what it said.
@@ -213,10 +224,13 @@ def test_a_wrong_static_address_is_rolled_back_by_networkmanager(static_host, an
     assert ansible.module(host, "ansible.builtin.ping")["ping"] == "pong"
 
 
-@pytest.mark.parametrize("extra, expected", [
-    ({"host_bridge_nic": "eth9"}, "The NIC eth9 does not exist on this host"),
-    ({"host_bridge_backend": "initscripts", "host_bridge_profile_format": "keyfile"}, "profile_format keyfile needs NetworkManager"),
-])
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        ({"host_bridge_nic": "eth9"}, "The NIC eth9 does not exist on this host"),
+        ({"host_bridge_backend": "initscripts", "host_bridge_profile_format": "keyfile"}, "profile_format keyfile needs NetworkManager"),
+    ],
+)
 def test_bad_input_fails_before_anything_changes(nm_host, ansible, extra, expected):
     before = (profiles(nm_host), sorted(links(nm_host)))
     result = ansible.playbook(PLAYBOOK, hosts=[nm_host], extra_vars=extra)

@@ -38,8 +38,7 @@ def el8_host(lab):
 
 
 def extra(host, **more):
-    return {"nm_migrate_start_command": host.start_command, "nm_migrate_backup_dir": BACKUPS,
-            **more}
+    return {"nm_migrate_start_command": host.start_command, "nm_migrate_backup_dir": BACKUPS, **more}
 
 
 def links(host):
@@ -119,8 +118,14 @@ def test_migration_hands_the_bridge_to_networkmanager_and_survives_a_reboot(lab,
         assert host.run(["stat", "-c", "%a %U %G", "%s/%s" % (CONNS, name)]).stdout.strip() == "600 root root"
     fields = "connection.type,connection.master,connection.slave-type,ipv4.method,ipv4.addresses,ipv4.never-default,bridge.stp"
     assert nm_profile(host, "System breth1", fields) == {
-        "connection.type": "bridge", "connection.master": "", "connection.slave-type": "", "ipv4.method": "manual",
-        "ipv4.addresses": address, "ipv4.never-default": "yes", "bridge.stp": "no"}
+        "connection.type": "bridge",
+        "connection.master": "",
+        "connection.slave-type": "",
+        "ipv4.method": "manual",
+        "ipv4.addresses": address,
+        "ipv4.never-default": "yes",
+        "bridge.stp": "no",
+    }
     port = nm_profile(host, "System eth1", "connection.master,connection.slave-type,802-3-ethernet.mac-address")
     assert (port["connection.master"], port["connection.slave-type"]) == ("breth1", "bridge")
     assert port["802-3-ethernet.mac-address"] == mac.upper()

@@ -15,8 +15,7 @@ ISOLATED = os.path.join(ROOT, "playbooks", "isolated_bridge.yml")
 FORWARDING = os.path.join(ROOT, "playbooks", "forwarding.yml")
 VM_TAPS = os.path.join(ROOT, "playbooks", "vm_taps.yml")
 SCRIPTS = "/etc/sysconfig/network-scripts"
-TWO_NETWORKS = {"isolated_bridge_bridges": [{"name": "isol1", "address": "198.19.10.1/24"},
-                                            {"name": "isol2", "address": "198.19.20.1/24"}]}
+TWO_NETWORKS = {"isolated_bridge_bridges": [{"name": "isol1", "address": "198.19.10.1/24"}, {"name": "isol2", "address": "198.19.20.1/24"}]}
 
 
 def ipv4(host, dev):
@@ -95,8 +94,7 @@ def test_isolated_bridge_defaults_and_address_change(host, ansible):
 
 def test_vm_taps_in_bulk(host, ansible):
     assert ansible.playbook(ISOLATED, hosts=[host]).rc == 0
-    extra = {"vm_taps_count": 3, "vm_taps_bridge": "isolbr0", "vm_taps_owner": "65534",
-             "vm_taps_taps": [{"name": "vnet7", "mtu": 1400, "bridge": ""}]}
+    extra = {"vm_taps_count": 3, "vm_taps_bridge": "isolbr0", "vm_taps_owner": "65534", "vm_taps_taps": [{"name": "vnet7", "mtu": 1400, "bridge": ""}]}
     result = ansible.playbook(VM_TAPS, hosts=[host], extra_vars=extra)
     assert result.rc == 0, result.output
     for name in ("vmtap0", "vmtap1", "vmtap2"):

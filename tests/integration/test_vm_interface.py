@@ -70,8 +70,7 @@ def interfaces(domain_xml):
     out = []
     for elem in parse(domain_xml).findall("./devices/interface"):
         model = elem.find("model")
-        out.append((elem.get("type"), elem.find("mac").get("address"), elem.find("source").get("bridge"),
-                    model.get("type") if model is not None else None))
+        out.append((elem.get("type"), elem.find("mac").get("address"), elem.find("source").get("bridge"), model.get("type") if model is not None else None))
     return out
 
 
@@ -113,7 +112,11 @@ def test_adds_the_interface_of_the_guide_then_changes_nothing(host, ansible):
     assert interfaces(after) == [("bridge", "52:54:00:12:34:56", "breth0", "virtio")]
     assert_valid(after)
     assert {k: first["interface"][k] for k in ("mac", "bridge", "model", "type")} == {
-        "mac": "52:54:00:12:34:56", "bridge": "breth0", "model": "virtio", "type": "bridge"}
+        "mac": "52:54:00:12:34:56",
+        "bridge": "breth0",
+        "model": "virtio",
+        "type": "bridge",
+    }
     # Check mode predicted this run: same changes, same interface in the XML.
     assert predicted["changed"] is True
     assert [(c["view"], c["action"], c["after"]["mac"]) for c in predicted["changes"]] == [("config", "add", "52:54:00:12:34:56")]
@@ -170,15 +173,21 @@ def test_without_mac_the_mac_is_derived_and_a_model_change_updates_it(host, ansi
 def test_moves_a_network_interface_to_the_bridge_and_removes_by_model(host, ansible):
     add_bridge(host, "breth0")
     add_bridge(host, "brold")
-    nics = (bridge_iface("52:54:00:aa:00:01", "brold", "virtio") + bridge_iface("52:54:00:aa:00:02", "brold", "e1000")
-            + "<interface type='network'><mac address='52:54:00:aa:00:03'/><source network='default'/></interface>")
+    nics = (
+        bridge_iface("52:54:00:aa:00:01", "brold", "virtio")
+        + bridge_iface("52:54:00:aa:00:02", "brold", "e1000")
+        + "<interface type='network'><mac address='52:54:00:aa:00:03'/><source network='default'/></interface>"
+    )
     uri = write_node(host, domain("web01", UUID1, nics))
     first = ansible.module(host, MODULE, {"domain": "web01", "bridge": "breth0", "mac": "52:54:00:aa:00:03", "uri": uri}, diff=True)
     assert not first.get("failed"), first
     assert [c["changed"] for c in first["changes"]] == [["type", "bridge"]]
     after = config_after(first)
-    assert interfaces(after) == [("bridge", "52:54:00:aa:00:01", "brold", "virtio"), ("bridge", "52:54:00:aa:00:02", "brold", "e1000"),
-                                 ("bridge", "52:54:00:aa:00:03", "breth0", None)]
+    assert interfaces(after) == [
+        ("bridge", "52:54:00:aa:00:01", "brold", "virtio"),
+        ("bridge", "52:54:00:aa:00:02", "brold", "e1000"),
+        ("bridge", "52:54:00:aa:00:03", "breth0", None),
+    ]
     assert_valid(after)
 
     uri2 = write_node(host, shut_off(after), name="after.xml")
@@ -221,8 +230,10 @@ def test_a_mac_in_use_on_the_bridge_is_refused(host, ansible):
         ({"domain": "web99"}, r"no such domain 'web99' at test:///etc/kvmb-vmif/node\.xml; the domains there are: web01"),
         ({"bridge": "nobr0"}, r"there is no bridge nobr0 on the managed host \(no /sys/class/net/nobr0\)"),
         ({"bridge": "eth1"}, r"eth1 on the managed host is not a bridge"),
-        ({"uri": "qemu+unix:///system?socket=/etc/kvmb-vmif/none.sock"},
-         r"libvirt is not reachable at qemu\+unix:///system.*Check that the libvirt daemon runs"),
+        (
+            {"uri": "qemu+unix:///system?socket=/etc/kvmb-vmif/none.sock"},
+            r"libvirt is not reachable at qemu\+unix:///system.*Check that the libvirt daemon runs",
+        ),
         ({"live": False, "config": False}, r"live and config are both false"),
     ],
 )

@@ -54,11 +54,26 @@ def make_isolated_bridge(host):
     host.run(["ip", "addr", "add", "198.18.240.1/24", "dev", "brisol"])
     host.run(["ip", "link", "set", "brisol", "up"])
     hdir = os.path.join(host.lab.state_dir, "hosts", host.name)
-    host.popen(["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--port=0", "--no-resolv", "--no-hosts",
-                "--bind-interfaces", "--interface=brisol", "--except-interface=lo",
-                "--dhcp-range=198.18.240.100,198.18.240.200,255.255.255.0,10m", "--dhcp-authoritative",
-                "--dhcp-leasefile=%s" % os.path.join(hdir, "brisol.leases")],
-               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    host.popen(
+        [
+            "dnsmasq",
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--port=0",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            "--interface=brisol",
+            "--except-interface=lo",
+            "--dhcp-range=198.18.240.100,198.18.240.200,255.255.255.0,10m",
+            "--dhcp-authoritative",
+            "--dhcp-leasefile=%s" % os.path.join(hdir, "brisol.leases"),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def bridge_lan(ansible, host):
@@ -322,10 +337,8 @@ def test_bridge_info_names_the_libvirt_network_behind_each_bridge(vms, ansible):
     """Issue 15: virbrN is named after its libvirt network, with its forward mode and subnet."""
     _host, libvirtd, _web01 = vms
     nets = {
-        "natnet": "<network><name>natnet</name><forward mode='nat'/><bridge name='virbr2'/>"
-                  "<ip address='198.18.122.1' prefix='24'/></network>",
-        "rtnet": "<network><name>rtnet</name><forward mode='route'/><bridge name='virbr1'/>"
-                 "<ip address='198.18.123.1' prefix='24'/></network>",
+        "natnet": "<network><name>natnet</name><forward mode='nat'/><bridge name='virbr2'/><ip address='198.18.122.1' prefix='24'/></network>",
+        "rtnet": "<network><name>rtnet</name><forward mode='route'/><bridge name='virbr1'/><ip address='198.18.123.1' prefix='24'/></network>",
     }
     try:
         for name, xml_text in nets.items():
@@ -339,8 +352,14 @@ def test_bridge_info_names_the_libvirt_network_behind_each_bridge(vms, ansible):
         result = ansible.module(libvirtd.host, INFO, {"libvirt_uri": URI})
         assert not result.get("failed"), result
         bridges = {b["name"]: b for b in result["bridges"]}
-        assert bridges["virbr2"]["libvirt_network"] == {"network": "natnet", "bridge": "virbr2", "forward": "nat",
-                                                        "subnets": ["198.18.122.0/24"], "active": True, "autostart": True}
+        assert bridges["virbr2"]["libvirt_network"] == {
+            "network": "natnet",
+            "bridge": "virbr2",
+            "forward": "nat",
+            "subnets": ["198.18.122.0/24"],
+            "active": True,
+            "autostart": True,
+        }
         assert bridges["virbr1"]["libvirt_network"]["forward"] == "route"
         assert bridges["brisol"]["libvirt_network"] is None
         assert "  virbr2: libvirt network natnet (NAT, 198.18.122.0/24), active, autostart\n" in result["report"]

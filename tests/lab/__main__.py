@@ -1,12 +1,12 @@
 """Command line of the namespace lab.
 
-    python tests/lab up [--hosts N] [--id ID] [--stock-firewall]
-    python tests/lab status [--id ID]
-    python tests/lab inventory [--id ID] [--output FILE]
-    python tests/lab guest HOST [--port vnetN] [--bridge BR] [--dhcp]
-    python tests/lab vm HOST NAME [--nic BRIDGE=MAC ...] [--define-only] [--lease MAC]   (a libvirt domain)
-    python tests/lab vm HOST NAME --tap TAP=MAC [--tap ...] [--lease MAC]                 (a plain QEMU process)
-    python tests/lab down [--id ID | --all]
+python tests/lab up [--hosts N] [--id ID] [--stock-firewall]
+python tests/lab status [--id ID]
+python tests/lab inventory [--id ID] [--output FILE]
+python tests/lab guest HOST [--port vnetN] [--bridge BR] [--dhcp]
+python tests/lab vm HOST NAME [--nic BRIDGE=MAC ...] [--define-only] [--lease MAC]   (a libvirt domain)
+python tests/lab vm HOST NAME --tap TAP=MAC [--tap ...] [--lease MAC]                 (a plain QEMU process)
+python tests/lab down [--id ID | --all]
 """
 
 from __future__ import annotations
@@ -52,16 +52,13 @@ def _vm(lab, args):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python tests/lab", description="kvmhost.bridging namespace lab")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--id", type=int, default=int(os.environ.get("KVMB_LAB_ID", "0")),
-                        help="lab id 0-99 (default: $KVMB_LAB_ID or 0)")
+    common.add_argument("--id", type=int, default=int(os.environ.get("KVMB_LAB_ID", "0")), help="lab id 0-99 (default: $KVMB_LAB_ID or 0)")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="bring the lab up", parents=[common])
     up.add_argument("--hosts", type=int, default=2)
-    up.add_argument("--stock-firewall", action="store_true",
-                    help="give hosts the stock RHEL iptables rules, at runtime and in /etc/sysconfig/iptables")
+    up.add_argument("--stock-firewall", action="store_true", help="give hosts the stock RHEL iptables rules, at runtime and in /etc/sysconfig/iptables")
     up.add_argument("--python", default=sys.executable, help="managed hosts' Python (must import pyroute2)")
-    up.add_argument("--networkmanager", action="store_true",
-                    help="new hosts run real NetworkManager on keyfile profiles (kvmb_nm)")
+    up.add_argument("--networkmanager", action="store_true", help="new hosts run real NetworkManager on keyfile profiles (kvmb_nm)")
     sub.add_parser("status", help="show what exists", parents=[common])
     inv = sub.add_parser("inventory", help="print or write the Ansible inventory", parents=[common])
     inv.add_argument("--output")
@@ -70,8 +67,9 @@ def main(argv=None):
     guest.add_argument("--port")
     guest.add_argument("--bridge")
     guest.add_argument("--dhcp", action="store_true")
-    vm = sub.add_parser("vm", help="boot a real VM in a host: a libvirt domain (libvirtd started in the host) "
-                                   "or, with --tap, a plain QEMU process", parents=[common])
+    vm = sub.add_parser(
+        "vm", help="boot a real VM in a host: a libvirt domain (libvirtd started in the host) or, with --tap, a plain QEMU process", parents=[common]
+    )
     vm.add_argument("host")
     vm.add_argument("name")
     vm.add_argument("--nic", action="append", default=[], metavar="BRIDGE=MAC", help="a NIC on a bridge (libvirt)")

@@ -36,7 +36,10 @@ def start_system_bus(host, log_path, timeout=30.0):
     with open(log_path, "ab") as log:
         proc = host.popen(
             ["dbus-daemon", "--system", "--nofork", "--nopidfile"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
         )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -37,7 +37,10 @@ def start_firewalld(host, log_dir):
     with open(os.path.join(log_dir, "firewalld.out"), "ab") as out:
         proc = host.popen(
             ["firewalld", "--nofork", "--nopid", "--log-target", "file", "--log-file", log_file],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
         )
     try:
         wait_running(host)

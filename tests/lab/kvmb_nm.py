@@ -79,10 +79,13 @@ def keyfiles(host_name, mac0, address, gateway, mac1, eth1_method="disabled", et
         "[ethernet]\nmac-address=%s\n\n"
         "[ipv4]\nmethod=%s\n%s\n"
         "[ipv6]\nmethod=disabled\n"
-    ) % (_uuid(host_name, "eth1"), mac1.upper(), eth1_method,
-         # A DHCP LAN NIC must not take the default route from the management NIC.
-         "never-default=true\n" if eth1_method == "auto"
-         else "address1=%s/24\n" % eth1_address if eth1_method == "manual" else "")
+    ) % (
+        _uuid(host_name, "eth1"),
+        mac1.upper(),
+        eth1_method,
+        # A DHCP LAN NIC must not take the default route from the management NIC.
+        "never-default=true\n" if eth1_method == "auto" else "address1=%s/24\n" % eth1_address if eth1_method == "manual" else "",
+    )
     return {"eth0.nmconnection": eth0, "eth1.nmconnection": eth1}
 
 
@@ -118,8 +121,7 @@ def start(host, log_path, timeout=60.0):
     pids = {}
     pids["dbus"] = kvmb_dbus.start_system_bus(host, log_path.replace("NetworkManager", "dbus"))
     with open(log_path, "ab") as log:
-        proc = host.popen(["NetworkManager", "--debug"], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                          start_new_session=True)
+        proc = host.popen(["NetworkManager", "--debug"], stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
     pids["NetworkManager"] = proc.pid
     try:
         wait_started(host, timeout)
@@ -154,8 +156,9 @@ def wait_started(host, timeout=60.0):
     """Wait until NetworkManager reports its start-up complete (nm-online -s)."""
     proc = host.run(["nm-online", "-s", "-q", "-t", str(int(timeout))], check=False, timeout=timeout + 15)
     if proc.returncode != 0:
-        raise NMError("NetworkManager in %s did not finish starting within %ss (nm-online: %s)"
-                      % (host.name, timeout, (proc.stderr or proc.stdout or "").strip()))
+        raise NMError(
+            "NetworkManager in %s did not finish starting within %ss (nm-online: %s)" % (host.name, timeout, (proc.stderr or proc.stdout or "").strip())
+        )
 
 
 def stop(pids, grace=5.0):
@@ -257,9 +260,9 @@ def make_network_scripts_host(host, bridge="breth1", nic="eth1"):
     gateway = json.loads(host.run(["ip", "-j", "-4", "route", "show", "default"]).stdout)[0]["gateway"]
     files = {
         "ifcfg-eth0": "DEVICE=eth0\nTYPE=Ethernet\nHWADDR=%s\nBOOTPROTO=none\nIPADDR=%s\nPREFIX=%s\nGATEWAY=%s\nONBOOT=yes\n"
-                      % (mac0, eth0["local"], eth0["prefixlen"], gateway),
+        % (mac0, eth0["local"], eth0["prefixlen"], gateway),
         "ifcfg-" + bridge: "DEVICE=%s\nTYPE=Bridge\nBOOTPROTO=none\nIPADDR=%s\nPREFIX=%s\nDEFROUTE=no\nSTP=no\nDELAY=0\nONBOOT=yes\n"
-                           % (bridge, addr["local"], addr["prefixlen"]),
+        % (bridge, addr["local"], addr["prefixlen"]),
         "ifcfg-" + nic: "DEVICE=%s\nTYPE=Ethernet\nHWADDR=%s\nBRIDGE=%s\nONBOOT=yes\nNM_CONTROLLED=no\n" % (nic, mac, bridge),
     }
     host.run(["sh", "-c", 'rm -f "$1"/*', "sh", PROFILE_DIR])

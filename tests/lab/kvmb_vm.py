@@ -117,8 +117,7 @@ class Console:
 
         def found():
             for _ifname, lease_mac, address in self.leases(since):
-                if lease_mac.lower() == mac.lower() and (
-                        network is None or ipaddress.ip_address(address) in ipaddress.ip_network(network)):
+                if lease_mac.lower() == mac.lower() and (network is None or ipaddress.ip_address(address) in ipaddress.ip_network(network)):
                     return address
             return None
 
@@ -166,14 +165,12 @@ class Domain:
 
 
 def bridge_nic(bridge, mac, model="virtio"):
-    return "<interface type='bridge'><source bridge='%s'/><mac address='%s'/><model type='%s'/></interface>" % (
-        bridge, mac, model)
+    return "<interface type='bridge'><source bridge='%s'/><mac address='%s'/><model type='%s'/></interface>" % (bridge, mac, model)
 
 
 def ethernet_nic(tap, mac, model="virtio"):
     """A NIC on an existing tap (made by the tap module): libvirt opens it and leaves it alone."""
-    return "<interface type='ethernet'><target dev='%s' managed='no'/><mac address='%s'/><model type='%s'/></interface>" % (
-        tap, mac, model)
+    return "<interface type='ethernet'><target dev='%s' managed='no'/><mac address='%s'/><model type='%s'/></interface>" % (tap, mac, model)
 
 
 def domain_xml(name, console_path, interfaces=(), memory_mib=128, image=None):
@@ -186,8 +183,7 @@ def domain_xml(name, console_path, interfaces=(), memory_mib=128, image=None):
         "<on_crash>destroy</on_crash><devices><emulator>%s</emulator>%s"
         "<serial type='file'><source path='%s' append='on'/><target port='0'/></serial>"
         "<memballoon model='none'/></devices></domain>"
-        % (esc(name), memory_mib, esc(image["kernel"]), esc(image["initrd"]), CMDLINE, QEMU, "".join(interfaces),
-           esc(console_path))
+        % (esc(name), memory_mib, esc(image["kernel"]), esc(image["initrd"]), CMDLINE, QEMU, "".join(interfaces), esc(console_path))
     )
 
 
@@ -294,12 +290,32 @@ def start_qemu(host, name, nics, memory_mib=128):
     console = os.path.join(vmdir, "%s.log" % name)
     with open(console, "w"):
         pass
-    argv = [QEMU, "-name", "guest=%s,debug-threads=on" % name, "-machine", "pc,accel=tcg", "-m", str(memory_mib),
-            "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-monitor", "none",
-            "-serial", "file:%s" % console, "-kernel", image["kernel"], "-initrd", image["initrd"], "-append", CMDLINE]
+    argv = [
+        QEMU,
+        "-name",
+        "guest=%s,debug-threads=on" % name,
+        "-machine",
+        "pc,accel=tcg",
+        "-m",
+        str(memory_mib),
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+        "-monitor",
+        "none",
+        "-serial",
+        "file:%s" % console,
+        "-kernel",
+        image["kernel"],
+        "-initrd",
+        image["initrd"],
+        "-append",
+        CMDLINE,
+    ]
     for index, (tap, mac) in enumerate(nics):
-        argv += ["-netdev", "tap,id=n%d,ifname=%s,script=no,downscript=no" % (index, tap),
-                 "-device", "virtio-net-pci,netdev=n%d,mac=%s" % (index, mac)]
+        argv += ["-netdev", "tap,id=n%d,ifname=%s,script=no,downscript=no" % (index, tap), "-device", "virtio-net-pci,netdev=n%d,mac=%s" % (index, mac)]
     log = os.path.join(vmdir, "%s.out" % name)
     with open(log, "ab") as out:
         proc = host.popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)

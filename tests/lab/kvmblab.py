@@ -214,10 +214,27 @@ class Guest:
             os.unlink(lease_file)
         tries = max(1, int(timeout // 2))
         env = dict(os.environ, KVMB_LEASE_FILE=lease_file)
-        argv = ["ip", "netns", "exec", self.netns, "udhcpc", "-i", "eth0", "-f", "-q", "-n",
-                "-t", str(tries), "-T", "2", "-A", "1", "-s", self.host.lab.udhcpc_script]
-        proc = subprocess.run(argv, check=False, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, timeout=timeout + 10)
+        argv = [
+            "ip",
+            "netns",
+            "exec",
+            self.netns,
+            "udhcpc",
+            "-i",
+            "eth0",
+            "-f",
+            "-q",
+            "-n",
+            "-t",
+            str(tries),
+            "-T",
+            "2",
+            "-A",
+            "1",
+            "-s",
+            self.host.lab.udhcpc_script,
+        ]
+        proc = subprocess.run(argv, check=False, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout + 10)
         if proc.returncode == 0 and os.path.exists(lease_file):
             with open(lease_file) as handle:
                 return handle.read().strip() or None
@@ -408,13 +425,29 @@ class Lab:
         pidfile = os.path.join(self.state_dir, "dnsmasq.pid")
         with open(self.dhcp_hosts_path, "w"):
             pass  # per-host entries (lease time, address): set_dhcp_host() writes them, dnsmasq reads them on SIGHUP
-        argv = ["ip", "netns", "exec", ns, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
-                "--port=0", "--no-resolv", "--no-hosts", "--bind-interfaces", "--interface=lan0",
-                "--except-interface=lo", "--dhcp-range=%s,%s,255.255.255.0,%s" % (*LAN_DHCP_RANGE, self.lease_time),
-                "--dhcp-hostsfile=%s" % self.dhcp_hosts_path,
-                "--dhcp-option=option:router,%s" % LAN_GATEWAY, "--dhcp-leasefile=%s" % leases,
-                "--dhcp-authoritative", "--pid-file=%s" % pidfile, "--log-facility=%s" % os.path.join(self.state_dir, "dnsmasq.log"),
-                "--log-dhcp"]
+        argv = [
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            "dnsmasq",
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--port=0",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            "--interface=lan0",
+            "--except-interface=lo",
+            "--dhcp-range=%s,%s,255.255.255.0,%s" % (*LAN_DHCP_RANGE, self.lease_time),
+            "--dhcp-hostsfile=%s" % self.dhcp_hosts_path,
+            "--dhcp-option=option:router,%s" % LAN_GATEWAY,
+            "--dhcp-leasefile=%s" % leases,
+            "--dhcp-authoritative",
+            "--pid-file=%s" % pidfile,
+            "--log-facility=%s" % os.path.join(self.state_dir, "dnsmasq.log"),
+            "--log-dhcp",
+        ]
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         state["pids"]["dnsmasq"] = {"pid": proc.pid, "cmd": "dnsmasq"}
         time.sleep(0.2)
@@ -442,8 +475,7 @@ class Lab:
                 raise LabError("the lab is not up: run 'up' first")
             used = {h["index"] for h in state["hosts"].values()}
             index = next(i for i in range(1, MAX_HOSTS + 1) if i not in used)
-            record = self._make_host(index, stock_firewall, networkmanager=networkmanager, eth1_method=eth1_method,
-                                     ssh_via_lan=ssh_via_lan)
+            record = self._make_host(index, stock_firewall, networkmanager=networkmanager, eth1_method=eth1_method, ssh_via_lan=ssh_via_lan)
             state["hosts"][record["name"]] = record
             self._save(state)
         host = LabHost(self, record)
@@ -540,8 +572,7 @@ class Lab:
         hdir = os.path.join(self.state_dir, "hosts", name)
         for sub in ("upper", "work"):
             os.makedirs(os.path.join(hdir, sub), exist_ok=True)
-        self._seed_etc(os.path.join(hdir, "upper"), name, ns, addr, peer_addr, stock_firewall, networkmanager, eth1_method,
-                       kvmb_nm.lan_address(index))
+        self._seed_etc(os.path.join(hdir, "upper"), name, ns, addr, peer_addr, stock_firewall, networkmanager, eth1_method, kvmb_nm.lan_address(index))
         hostkey = os.path.join(hdir, "ssh_host_ed25519_key")
         if not os.path.exists(hostkey):
             _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", hostkey])
@@ -556,20 +587,29 @@ class Lab:
                 % ("0.0.0.0" if ssh_via_lan else addr, hostkey, os.path.join(hdir, "sshd.pid"), self.key)  # noqa: S104
             )
         setup = (
-            'mount --make-rprivate / && '
+            "mount --make-rprivate / && "
             'mount -t overlay kvmb-etc -o "lowerdir=/etc,upperdir=$1/upper,workdir=$1/work" /etc && '
-            'mount -t tmpfs -o mode=0755,size=64m kvmb-run /run && mkdir -p /run/sshd && '
+            "mount -t tmpfs -o mode=0755,size=64m kvmb-run /run && mkdir -p /run/sshd && "
             # dhclient's leases (/var/lib/dhcp) stay in the host's own directory, never in this machine's.
             'if [ -d /var/lib/dhcp ]; then mkdir -p "$1/var-lib-dhcp" && mount --bind "$1/var-lib-dhcp" /var/lib/dhcp; fi && '
             'hostname "$2" && exec /usr/sbin/sshd -D -f "$3" -E "$1/sshd.log"'
         )
-        argv = ["ip", "netns", "exec", ns, "unshare", "--mount", "--uts", "--propagation", "private",
-                "sh", "-c", setup, "sh", hdir, name, config]
+        argv = ["ip", "netns", "exec", ns, "unshare", "--mount", "--uts", "--propagation", "private", "sh", "-c", setup, "sh", hdir, name, config]
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         if stock_firewall:
             _run(["ip", "netns", "exec", ns, "iptables-restore"], input=STOCK_IPTABLES)
-        return {"index": index, "name": name, "netns": ns, "peer": peer, "address": addr, "peer_address": peer_addr,
-                "pid": proc.pid, "dir": hdir, "lan_port": lan_port, "networkmanager": bool(networkmanager)}
+        return {
+            "index": index,
+            "name": name,
+            "netns": ns,
+            "peer": peer,
+            "address": addr,
+            "peer_address": peer_addr,
+            "pid": proc.pid,
+            "dir": hdir,
+            "lan_port": lan_port,
+            "networkmanager": bool(networkmanager),
+        }
 
     @staticmethod
     def _seed_etc(upper, name, ns, addr, gateway, stock_firewall, networkmanager=False, eth1_method="disabled", lan_address=None):
@@ -581,8 +621,7 @@ class Lab:
         mac1 = _run(["ip", "-n", ns, "-br", "link", "show", "eth1"]).stdout.split()[2]
         files = {
             os.path.join(scripts, "ifcfg-eth0"): (
-                "DEVICE=eth0\nTYPE=Ethernet\nHWADDR=%s\nBOOTPROTO=none\nIPADDR=%s\nPREFIX=30\nGATEWAY=%s\nONBOOT=yes\n"
-                % (mac0, addr, gateway)
+                "DEVICE=eth0\nTYPE=Ethernet\nHWADDR=%s\nBOOTPROTO=none\nIPADDR=%s\nPREFIX=30\nGATEWAY=%s\nONBOOT=yes\n" % (mac0, addr, gateway)
             ),
             os.path.join(scripts, "ifcfg-eth1"): "DEVICE=eth1\nTYPE=Ethernet\nHWADDR=%s\nBOOTPROTO=none\nONBOOT=yes\n" % mac1,
             os.path.join(upper, "hostname"): name + "\n",
@@ -676,8 +715,7 @@ class Lab:
     def guests(self):
         state = self._load()
         hosts = {h.name: h for h in self.hosts()}
-        return [Guest(hosts[rec["host"]], rec["index"], rec["netns"], rec["port"])
-                for rec in state["guests"].values() if rec["host"] in hosts]
+        return [Guest(hosts[rec["host"]], rec["index"], rec["netns"], rec["port"]) for rec in state["guests"].values() if rec["host"] in hosts]
 
     # -- queries -------------------------------------------------------------
     def hosts(self):
@@ -702,11 +740,12 @@ class Lab:
             lan_address = state["hosts"][host.name].get("lan_address")
             if lan_address:  # SSH over the LAN NIC, through the LAN namespace
                 relay = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kvmb_relay.py")
-                hosts[host.name].update({
-                    "ansible_host": lan_address,
-                    "ansible_ssh_common_args": SSH_COMMON_ARGS + " -o ProxyCommand='ip netns exec %s %s %s %%h %%p'"
-                    % (self.lan_netns, self.python, relay),
-                })
+                hosts[host.name].update(
+                    {
+                        "ansible_host": lan_address,
+                        "ansible_ssh_common_args": SSH_COMMON_ARGS + " -o ProxyCommand='ip netns exec %s %s %s %%h %%p'" % (self.lan_netns, self.python, relay),
+                    }
+                )
         return {
             "all": {
                 "children": {"lab": {"hosts": hosts}},
@@ -745,8 +784,7 @@ class Lab:
         return {
             "id": self.id,
             "state_dir": self.state_dir,
-            "hosts": {name: {"address": rec["address"], "pid": rec["pid"], "alive": _pid_alive(rec["pid"])}
-                      for name, rec in state["hosts"].items()},
+            "hosts": {name: {"address": rec["address"], "pid": rec["pid"], "alive": _pid_alive(rec["pid"])} for name, rec in state["hosts"].items()},
             "guests": sorted(state["guests"]),
             "namespaces": namespaces,
             "root_links": links,
@@ -761,7 +799,7 @@ class Lab:
         recorded += [rec["pid"] for rec in state.get("pids", {}).values()]
         namespaces = [ns for ns in netns_list() if ns.startswith(self.prefix)]
         # Guests first, then hosts, then the LAN; processes before namespaces.
-        namespaces.sort(key=lambda ns: (0 if "-g" in ns[len(self.prefix):] else 1 if ns != self.lan_netns else 2))
+        namespaces.sort(key=lambda ns: 0 if "-g" in ns[len(self.prefix) :] else 1 if ns != self.lan_netns else 2)
         for name in state.get("hosts", {}):
             with contextlib.suppress(LabError, OSError, subprocess.SubprocessError):
                 stop_vms(self, name)

@@ -45,8 +45,7 @@ class CallbackModule(CallbackBase):
             data["failed"] = True
         elif status == "unreachable":
             data["unreachable"] = True
-        self._write({"type": "result", "status": status, "host": result._host.get_name(),
-                     "task": result._task.get_name(), "result": data})
+        self._write({"type": "result", "status": status, "host": result._host.get_name(), "task": result._task.get_name(), "result": data})
 
     def v2_runner_on_ok(self, result):
         self._result(result, "ok")

@@ -33,8 +33,7 @@ CACHE = os.environ.get("KVMB_GUEST_CACHE", "/var/cache/kvmb-guest")
 KERNEL_META = "linux-image-cloud-amd64"
 BUSYBOX = "busybox-static"
 # Loaded in this order by init: each needs the ones before it.
-MODULES = ("virtio_ring", "virtio", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_pci",
-           "failover", "net_failover", "virtio_net")
+MODULES = ("virtio_ring", "virtio", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_pci", "failover", "net_failover", "virtio_net")
 FORMAT = "2"  # bump when the layout of the initramfs changes
 
 
@@ -71,8 +70,7 @@ def download(cache=CACHE):
         if kernel and busybox:
             return kernel, busybox
         depends = _run(["apt-cache", "depends", KERNEL_META])
-        names = [line.split(":", 1)[1].strip() for line in depends.splitlines()
-                 if line.strip().startswith("Depends:") and "linux-image-" in line]
+        names = [line.split(":", 1)[1].strip() for line in depends.splitlines() if line.strip().startswith("Depends:") and "linux-image-" in line]
         if not names:
             raise GuestImageError("apt-cache knows no kernel package behind %s:\n%s" % (KERNEL_META, depends))
         debs = os.path.join(cache, "debs")
@@ -170,14 +168,13 @@ def image(cache=CACHE):
                 vmlinuz = sorted(glob.glob(os.path.join(kroot, "boot", "vmlinuz-*")))
                 if not vmlinuz:
                     raise GuestImageError("%s has no /boot/vmlinuz-*" % kernel_deb)
-                version = os.path.basename(vmlinuz[-1])[len("vmlinuz-"):]
+                version = os.path.basename(vmlinuz[-1])[len("vmlinuz-") :]
                 out = os.path.join(work, "out")
                 os.makedirs(out)
                 shutil.copyfile(vmlinuz[-1], os.path.join(out, "vmlinuz"))
                 with open(os.path.join(out, "initrd.gz"), "wb") as handle:
                     handle.write(_initramfs(kroot, broot, version))
-                meta = {"kernel": os.path.join(target, "vmlinuz"), "initrd": os.path.join(target, "initrd.gz"),
-                        "kernel_version": version}
+                meta = {"kernel": os.path.join(target, "vmlinuz"), "initrd": os.path.join(target, "initrd.gz"), "kernel_version": version}
                 with open(os.path.join(out, "image.json"), "w") as handle:
                     json.dump(meta, handle)
                 os.makedirs(os.path.dirname(target), exist_ok=True)

@@ -199,19 +199,27 @@ def test_bridge_info_and_the_test_driver_together():
     ("xml", "expected"),
     [
         # <forward/> without a mode is NAT; prefix
-        ("<network><name>natnet</name><forward/><bridge name='virbr2'/><ip address='198.18.122.1' prefix='24'/></network>",
-         ("natnet", "virbr2", "nat", ["198.18.122.0/24"])),
+        (
+            "<network><name>natnet</name><forward/><bridge name='virbr2'/><ip address='198.18.122.1' prefix='24'/></network>",
+            ("natnet", "virbr2", "nat", ["198.18.122.0/24"]),
+        ),
         # netmask, and an IPv6 subnet beside it
-        ("<network><name>rtnet</name><forward mode='route'/><bridge name='virbr1'/><ip address='198.18.123.1' netmask='255.255.255.0'/>"
-         "<ip family='ipv6' address='fd00:7b::1' prefix='64'/></network>",
-         ("rtnet", "virbr1", "route", ["198.18.123.0/24", "fd00:7b::/64"])),
+        (
+            "<network><name>rtnet</name><forward mode='route'/><bridge name='virbr1'/><ip address='198.18.123.1' netmask='255.255.255.0'/>"
+            "<ip family='ipv6' address='fd00:7b::1' prefix='64'/></network>",
+            ("rtnet", "virbr1", "route", ["198.18.123.0/24", "fd00:7b::/64"]),
+        ),
         # no <forward>: isolated; no prefix or netmask: libvirt's default for the address class
-        ("<network><name>iso</name><bridge name='virbr5'/><ip address='198.18.124.1'/><ip address='10.1.2.3'/></network>",
-         ("iso", "virbr5", "isolated", ["198.18.124.0/24", "10.0.0.0/8"])),
+        (
+            "<network><name>iso</name><bridge name='virbr5'/><ip address='198.18.124.1'/><ip address='10.1.2.3'/></network>",
+            ("iso", "virbr5", "isolated", ["198.18.124.0/24", "10.0.0.0/8"]),
+        ),
         # a host bridge that libvirt only names; no address of its own
         ("<network><name>lan</name><forward mode='bridge'/><bridge name='breth0'/></network>", ("lan", "breth0", "bridge", [])),
-        ("<network><name>opennet</name><forward mode='open'/><bridge name='virbr6'/><ip address='198.18.125.1' prefix='25'/></network>",
-         ("opennet", "virbr6", "open", ["198.18.125.0/25"])),
+        (
+            "<network><name>opennet</name><forward mode='open'/><bridge name='virbr6'/><ip address='198.18.125.1' prefix='25'/></network>",
+            ("opennet", "virbr6", "open", ["198.18.125.0/25"]),
+        ),
     ],
 )
 def test_network_info_reads_name_bridge_forward_mode_and_subnets(xml, expected):
@@ -228,11 +236,17 @@ def test_read_domains_lists_the_networks(uri, sysfs):
 
 
 def test_add_domains_names_the_libvirt_network_behind_each_bridge():
-    libvirt_info = dict(libvirt_ok(), networks=[
-        li.network_info("<network><name>natnet</name><forward mode='nat'/><bridge name='virbr0'/>"
-                        "<ip address='198.18.122.1' prefix='24'/></network>", active=True, autostart=True),
-        li.network_info("<network><name>gone</name><forward mode='route'/><bridge name='virbr9'/></network>", active=False, autostart=False),
-    ])
+    libvirt_info = dict(
+        libvirt_ok(),
+        networks=[
+            li.network_info(
+                "<network><name>natnet</name><forward mode='nat'/><bridge name='virbr0'/><ip address='198.18.122.1' prefix='24'/></network>",
+                active=True,
+                autostart=True,
+            ),
+            li.network_info("<network><name>gone</name><forward mode='route'/><bridge name='virbr9'/></network>", active=False, autostart=False),
+        ],
+    )
     info = _bridge_info.add_domains(host_info(), libvirt_info)
     by_name = {b["name"]: b for b in info["bridges"]}
     assert by_name["virbr0"]["libvirt_network"]["network"] == "natnet"

@@ -260,10 +260,7 @@ def test_plan_removes_duplicates_not_the_rule_with_more_matches():
     assert [line.text for line in change.removed] == ["-A FORWARD -j REJECT --reject-with icmp-host-prohibited"] * 2
     assert fw.chain_after(before, change) == ["-A FORWARD -o virbr0 -j REJECT --reject-with icmp-host-prohibited"]
     assert fw.restore_input(change) == (
-        "*filter\n"
-        "-D FORWARD -j REJECT --reject-with icmp-host-prohibited\n"
-        "-D FORWARD -j REJECT --reject-with icmp-host-prohibited\n"
-        "COMMIT\n"
+        "*filter\n-D FORWARD -j REJECT --reject-with icmp-host-prohibited\n-D FORWARD -j REJECT --reject-with icmp-host-prohibited\nCOMMIT\n"
     )
 
 
@@ -386,9 +383,7 @@ def test_file_duplicates_and_other_tables():
 def test_file_accept_bridged_goes_before_the_first_forward_rule():
     change, new = fw.plan_file(fw.build_request(params(accept_bridged=True)), "ipv4", "f", STOCK.encode())
     assert change.inserted == [("-I", fw.ACCEPT_BRIDGED_SPEC)]
-    assert new.decode() == STOCK.replace(
-        "-A FORWARD -j REJECT", "-A FORWARD -m physdev --physdev-is-bridged -j ACCEPT\n-A FORWARD -j REJECT"
-    )
+    assert new.decode() == STOCK.replace("-A FORWARD -j REJECT", "-A FORWARD -m physdev --physdev-is-bridged -j ACCEPT\n-A FORWARD -j REJECT")
     assert fw.plan_file(fw.build_request(params(accept_bridged=True)), "ipv4", "f", new)[1] is None
     # ... and state: present takes it out again, byte for byte.
     assert fw.plan_file(fw.build_request(params(accept_bridged=True, state="present")), "ipv4", "f", new)[1] == STOCK.encode()
@@ -560,9 +555,7 @@ def test_run_default_backend_from_plain_iptables():
     outputs = {"iptables": (0, "iptables v1.8.9 (legacy)\n", "")}
     module = FakeModule(params(persist=False, accept_bridged=True), BINS, outputs)
     result = fw.run(module)
-    assert [(c["backend"], c["inserted"]) for c in result["changes"]] == [
-        ("legacy", ["-I FORWARD 1 -m physdev --physdev-is-bridged -j ACCEPT"])
-    ]
+    assert [(c["backend"], c["inserted"]) for c in result["changes"]] == [("legacy", ["-I FORWARD 1 -m physdev --physdev-is-bridged -j ACCEPT"])]
 
 
 def test_run_warns_when_rules_file_is_missing_for_insert(tmp_path):

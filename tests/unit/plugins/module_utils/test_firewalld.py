@@ -59,14 +59,12 @@ def snap(runtime=None, permanent=None, policies=None, version=(1, 3, 3), default
     runtime = runtime if runtime is not None else {"public": zone()}
     permanent = permanent if permanent is not None else {name: dict(z) for name, z in runtime.items()}
     policies = policies or {}
-    return Snapshot(True, version, default, {"runtime": runtime, "permanent": permanent},
-                    {"runtime": dict(policies), "permanent": dict(policies)})
+    return Snapshot(True, version, default, {"runtime": runtime, "permanent": permanent}, {"runtime": dict(policies), "permanent": dict(policies)})
 
 
 def bridge(name, uplinks=(), addresses=(), ports=None):
     ports = ports if ports is not None else [{"name": u} for u in uplinks] + [{"name": "vnet0"}]
-    return {"name": name, "uplinks": list(uplinks), "ports": ports,
-            "addresses": [{"address": a.split("/")[0], "cidr": a} for a in addresses]}
+    return {"name": name, "uplinks": list(uplinks), "ports": ports, "addresses": [{"address": a.split("/")[0], "cidr": a} for a in addresses]}
 
 
 def test_parse_list_all_zones():
@@ -158,13 +156,20 @@ def test_routed_policies_bind_the_unbound_interfaces_to_the_default_zone():
 
 
 def test_addressed_interfaces():
-    links = [{"index": 1, "name": "lo", "kind": None, "master": None},
-             {"index": 2, "name": "eth0", "kind": None, "master": None},
-             {"index": 3, "name": "eth1", "kind": None, "master": 5},
-             {"index": 4, "name": "eth2", "kind": None, "master": None},
-             {"index": 5, "name": "br0", "kind": "bridge", "master": None}]
-    addresses = [{"index": 1, "address": "127.0.0.1"}, {"index": 2, "address": "198.18.0.2"},
-                 {"index": 3, "address": "198.18.1.2"}, {"index": 4, "address": "fe80::1"}, {"index": 5, "address": "198.18.2.1"}]
+    links = [
+        {"index": 1, "name": "lo", "kind": None, "master": None},
+        {"index": 2, "name": "eth0", "kind": None, "master": None},
+        {"index": 3, "name": "eth1", "kind": None, "master": 5},
+        {"index": 4, "name": "eth2", "kind": None, "master": None},
+        {"index": 5, "name": "br0", "kind": "bridge", "master": None},
+    ]
+    addresses = [
+        {"index": 1, "address": "127.0.0.1"},
+        {"index": 2, "address": "198.18.0.2"},
+        {"index": 3, "address": "198.18.1.2"},
+        {"index": 4, "address": "fe80::1"},
+        {"index": 5, "address": "198.18.2.1"},
+    ]
     assert fp.addressed_interfaces(links, addresses) == ["eth0"]
 
 
@@ -212,8 +217,7 @@ def test_plan_is_empty_when_everything_is_there():
 def test_plan_turns_forward_on_where_it_is_off():
     s = snap(runtime={"public": zone(["breth1"], forward=False)})
     permanent, reload_needed, runtime = fp.plan(s, [fp.ZoneWant("public", ["breth1"], forward=True)], [])
-    assert [c.text() for c in permanent + runtime] == [
-        "firewall-cmd --permanent --zone=public --add-forward", "firewall-cmd --zone=public --add-forward"]
+    assert [c.text() for c in permanent + runtime] == ["firewall-cmd --permanent --zone=public --add-forward", "firewall-cmd --zone=public --add-forward"]
     assert not reload_needed
 
 
@@ -236,8 +240,10 @@ def test_plan_new_zone_and_policy_need_a_reload():
 
 
 def test_plan_policy_changes_and_removal():
-    have = {"p": {"ingress-zones": ["a"], "egress-zones": ["public"], "target": "CONTINUE", "masquerade": True},
-            "gone": {"ingress-zones": ["a"], "egress-zones": ["b"], "target": "ACCEPT", "masquerade": False}}
+    have = {
+        "p": {"ingress-zones": ["a"], "egress-zones": ["public"], "target": "CONTINUE", "masquerade": True},
+        "gone": {"ingress-zones": ["a"], "egress-zones": ["b"], "target": "ACCEPT", "masquerade": False},
+    }
     s = snap(runtime={"public": zone(), "a": zone(), "b": zone()}, policies=have)
     policies = [fp.PolicyWant("p", True, ["b"], ["public"], "ACCEPT", False), fp.PolicyWant("gone", False)]
     permanent, reload_needed, _runtime = fp.plan(s, [], policies)

@@ -424,8 +424,9 @@ def test_restore_scope_defaults_to_every_link_but_loopback():
 
 def test_snapshot_survives_json():
     snap = _after_bridging()
-    snap.routes.append(ks.Route(family=AF_INET6, multipath=(ks.Nexthop(dev="breth0", gateway="fe80::1"), ks.Nexthop(dev="eth0")),
-                                metrics=(("RTAX_MTU", 1400),), proto=4))
+    snap.routes.append(
+        ks.Route(family=AF_INET6, multipath=(ks.Nexthop(dev="breth0", gateway="fe80::1"), ks.Nexthop(dev="eth0")), metrics=(("RTAX_MTU", 1400),), proto=4)
+    )
     data = json.loads(json.dumps(ks.snapshot_to_json(snap)))
     back = ks.snapshot_from_json(data)
     assert back.links == snap.links

@@ -50,10 +50,17 @@ def test_spawn_detached_runs_in_its_own_session_without_our_descriptors(tmp_path
     report = tmp_path / "report.json"
     keep_r, keep_w = os.pipe()  # a descriptor of ours, as an SSH channel or Mitogen's socket would be
     try:
+
         def work():
             fds = sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
-            info = {"pid": os.getpid(), "sid": os.getsid(0), "ppid": os.getppid(), "fds": fds,
-                    "stdio": [os.readlink("/proc/self/fd/%d" % fd) for fd in (0, 1, 2)], "cwd": os.getcwd()}
+            info = {
+                "pid": os.getpid(),
+                "sid": os.getsid(0),
+                "ppid": os.getppid(),
+                "fds": fds,
+                "stdio": [os.readlink("/proc/self/fd/%d" % fd) for fd in (0, 1, 2)],
+                "cwd": os.getcwd(),
+            }
             tmp = str(report) + ".tmp"
             with open(tmp, "w") as handle:
                 json.dump(info, handle)
@@ -217,10 +224,30 @@ def test_without_systemd_no_scope_is_asked_for(guard, tmp_path):
 
 def test_systemd_scope_argv():
     argv = _guard.systemd_scope_argv("/usr/bin/busctl", "kvmhost-bridging-guard-x-00.scope", 4242, "guard x")
-    assert argv == ["/usr/bin/busctl", "call", "--quiet", "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
-                    "org.freedesktop.systemd1.Manager", "StartTransientUnit", "ssa(sv)a(sa(sv))",
-                    "kvmhost-bridging-guard-x-00.scope", "fail", "3", "PIDs", "au", "1", "4242",
-                    "Description", "s", "guard x", "CollectMode", "s", "inactive-or-failed", "0"]
+    assert argv == [
+        "/usr/bin/busctl",
+        "call",
+        "--quiet",
+        "org.freedesktop.systemd1",
+        "/org/freedesktop/systemd1",
+        "org.freedesktop.systemd1.Manager",
+        "StartTransientUnit",
+        "ssa(sv)a(sa(sv))",
+        "kvmhost-bridging-guard-x-00.scope",
+        "fail",
+        "3",
+        "PIDs",
+        "au",
+        "1",
+        "4242",
+        "Description",
+        "s",
+        "guard x",
+        "CollectMode",
+        "s",
+        "inactive-or-failed",
+        "0",
+    ]
 
 
 class _Module:

@@ -38,8 +38,15 @@ class SysctlModule:
 class FirewallModule:
     def __init__(self, params, live=RULES, restore_rc=0):
         self.params = {
-            "chain": "FORWARD", "table": "filter", "reject_with": "icmp-host-prohibited", "state": "absent", "accept_bridged": False,
-            "persist": True, "rules_file": None, "rules_file_ipv6": "/etc/sysconfig/ip6tables", "ip_version": "ipv4",
+            "chain": "FORWARD",
+            "table": "filter",
+            "reject_with": "icmp-host-prohibited",
+            "state": "absent",
+            "accept_bridged": False,
+            "persist": True,
+            "rules_file": None,
+            "rules_file_ipv6": "/etc/sysconfig/ip6tables",
+            "ip_version": "ipv4",
         }
         self.params.update(params)
         self.check_mode = False
@@ -88,8 +95,17 @@ def root(tmp_path):
 
 
 def bridge_params():
-    params = {"name": "breth0", "state": "present", "ports": ["eth0"], "ports_exclusive": False, "mac": "inherit",
-              "migrate_addresses": True, "up": True, "force": False, "mtu": None}
+    params = {
+        "name": "breth0",
+        "state": "present",
+        "ports": ["eth0"],
+        "ports_exclusive": False,
+        "mac": "inherit",
+        "migrate_addresses": True,
+        "up": True,
+        "force": False,
+        "mtu": None,
+    }
     params.update(dict.fromkeys(ks.BRIDGE_OPTION_NAMES))
     return params
 
@@ -227,8 +243,15 @@ def test_unmanaged_line_bash_would_execute_is_commented_out_with_a_warning(tmp_p
 # -- 6. sysctl_file is normalised; dot-files are refused and skipped ------------------------------
 
 
-@pytest.mark.parametrize("given", ["/etc/sysctl.d/./90-kvmhost-bridging.conf", "/etc//sysctl.d/90-kvmhost-bridging.conf",
-                                   "/etc/x/../sysctl.d/90-kvmhost-bridging.conf", "//etc/sysctl.d/90-kvmhost-bridging.conf"])
+@pytest.mark.parametrize(
+    "given",
+    [
+        "/etc/sysctl.d/./90-kvmhost-bridging.conf",
+        "/etc//sysctl.d/90-kvmhost-bridging.conf",
+        "/etc/x/../sysctl.d/90-kvmhost-bridging.conf",
+        "//etc/sysctl.d/90-kvmhost-bridging.conf",
+    ],
+)
 def test_sysctl_file_is_normalised(root, given):
     result = sc.run(SysctlModule(sysctl_file=given), root=str(root))
     assert result["sysctl_file"] == OURS
@@ -360,9 +383,7 @@ def test_guard_id_with_a_trailing_newline_is_refused(tmp_path):
 # -- 12. the loader, resolver and interpreter variables are refused in settings ----------------------
 
 
-@pytest.mark.parametrize(
-    "key", ["GLIBC_TUNABLES", "LOCPATH", "HOSTALIASES", "RES_OPTIONS", "LOCALDOMAIN", "TZDIR", "PERL5OPT", "TMOUT", "TZ", "NODE_OPTIONS"]
-)
+@pytest.mark.parametrize("key", ["GLIBC_TUNABLES", "LOCPATH", "HOSTALIASES", "RES_OPTIONS", "LOCALDOMAIN", "TZDIR", "PERL5OPT", "TMOUT", "TZ", "NODE_OPTIONS"])
 def test_loader_and_resolver_variables_are_refused(key):
     with pytest.raises(ModuleError, match="shell or loader variable"):
         _ifcfg.build_request({"device": "eth0", "settings": {key: "x"}})

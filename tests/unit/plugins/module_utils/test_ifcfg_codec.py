@@ -18,8 +18,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.d
 CONFORMANCE = os.environ.get("KVMB_IFCFG_CONFORMANCE", os.path.join(os.path.dirname(ROOT), "shared", "conformance", "ifcfg"))
 VECTORS_FILE = os.path.join(CONFORMANCE, "nm-svunescape-vectors.json")
 if not os.path.exists(VECTORS_FILE):  # pragma: no cover - the conformance data is part of the test contract
-    pytest.fail("the ifcfg conformance data is missing: %s expected (../shared/conformance/ifcfg beside the repository, "
-                "or KVMB_IFCFG_CONFORMANCE)" % VECTORS_FILE, pytrace=False)
+    pytest.fail(
+        "the ifcfg conformance data is missing: %s expected (../shared/conformance/ifcfg beside the repository, or KVMB_IFCFG_CONFORMANCE)" % VECTORS_FILE,
+        pytrace=False,
+    )
 
 with open(VECTORS_FILE, encoding="utf-8") as _handle:
     VECTORS = json.load(_handle)
@@ -141,7 +143,7 @@ def test_concatenation(seed):
         ("*", "*"),
         ("caf\u00e9", '"caf\u00e9"'),
         ("line\nnext", "$'line\\nnext'"),
-        ("tab\there", "\"tab\there\""),  # TAB is in the quote set, checked before control characters
+        ("tab\there", '"tab\there"'),  # TAB is in the quote set, checked before control characters
         ("bell\x07", "$'bell\\007'"),
         ("del\x7f", "$'del\\177'"),
         ("\u00e9\n", "$'\\303\\251\\n'"),

@@ -183,9 +183,7 @@ def test_escaping_agrees_with_glib(values):
 # ---------------------------------------------------------------------------
 # Round trips (pure)
 
-_GROUP = st.text(st.characters(codec="utf-8", exclude_characters="[]\x00", min_codepoint=0x20), min_size=1, max_size=10).filter(
-    lambda name: "\x7f" not in name
-)
+_GROUP = st.text(st.characters(codec="utf-8", exclude_characters="[]\x00", min_codepoint=0x20), min_size=1, max_size=10).filter(lambda name: "\x7f" not in name)
 _KEY = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_. -]{0,10}[A-Za-z0-9]|[A-Za-z0-9]", fullmatch=True)
 # GKeyFile has no escape for a leading vertical tab or form feed and strips them on
 # reading (GLib's own writer loses them too): _keyfile_plan.check_value refuses them.

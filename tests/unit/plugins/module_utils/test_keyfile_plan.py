@@ -22,9 +22,7 @@ _NAME = st.text(st.characters(codec="utf-8", exclude_characters="/\x00\x7f", min
 _IFACE = st.from_regex(r"[a-z][a-z0-9]{0,9}", fullmatch=True)
 _MAC = st.tuples(*[st.integers(0, 255)] * 6).map(lambda o: ":".join("%02X" % b for b in ((o[0] & 0xFE) | 0x02, *o[1:])))
 _V4 = st.tuples(st.integers(1, 254), st.integers(2, 29)).map(lambda t: "198.18.%d.%d/%d" % (t[0] % 250, t[0], 24))
-_SETTING_VALUE = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=12).filter(
-    lambda v: v.lstrip(" \t")[:1] not in ("\v", "\f")
-)
+_SETTING_VALUE = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=12).filter(lambda v: v.lstrip(" \t")[:1] not in ("\v", "\f"))
 
 
 @st.composite

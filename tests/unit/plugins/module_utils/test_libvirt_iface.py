@@ -173,8 +173,10 @@ def test_interfaces_of_lists_every_interface():
 
 
 def test_interfaces_of_reads_the_bridge_of_a_live_network_interface():
-    live = "<domain><devices><interface type='network'><mac address='52:54:00:AA:00:01'/>" \
-           "<source network='default' portid='1' bridge='virbr0'/><target dev='vnet4'/></interface></devices></domain>"
+    live = (
+        "<domain><devices><interface type='network'><mac address='52:54:00:AA:00:01'/>"
+        "<source network='default' portid='1' bridge='virbr0'/><target dev='vnet4'/></interface></devices></domain>"
+    )
     (info,) = li.interfaces_of(live)
     assert (info["mac"], info["bridge"], info["network"], info["target"]) == ("52:54:00:aa:00:01", "virbr0", "default", "vnet4")
 
@@ -183,8 +185,8 @@ def test_unchanged_xml_keeps_namespaces_and_every_element():
     view = li.DomainXML(WEB01)
     out = view.to_string()
     assert 'xmlns:qemu="http://libvirt.org/schemas/domain/qemu/1.0"' in out
-    assert "<qemu:arg value=\"-snapshot\" />" in out
-    assert "<libosinfo:os id=\"http://centos.org/centos/7.0\" />" in out
+    assert '<qemu:arg value="-snapshot" />' in out
+    assert '<libosinfo:os id="http://centos.org/centos/7.0" />' in out
     before = ET.fromstring(WEB01)  # noqa: S314 (the test's own XML)
     after = ET.fromstring(out)  # noqa: S314
     assert [e.tag for e in before.iter()] == [e.tag for e in after.iter()]
@@ -194,7 +196,7 @@ def test_unchanged_xml_keeps_namespaces_and_every_element():
 def test_redact_drops_graphics_passwords_only():
     shown = li.redact(WEB01)
     assert "s3cret" not in shown and "passwd" not in shown
-    assert "autoport=\"yes\"" in shown
+    assert 'autoport="yes"' in shown
 
 
 # --- the plan ------------------------------------------------------------------
@@ -208,13 +210,13 @@ def test_new_interface_goes_after_the_last_interface_indented_like_libvirt():
     assert [c.describe() for c in changes] == ["config: add interface 52:54:00:12:34:56"]
     out = vs["config"].to_string()
     expected = (
-        '    </interface>\n'
+        "    </interface>\n"
         '    <interface type="bridge">\n'
         '      <mac address="52:54:00:12:34:56" />\n'
         '      <source bridge="breth0" />\n'
         '      <model type="virtio" />\n'
-        '    </interface>\n'
-        '    <graphics'
+        "    </interface>\n"
+        "    <graphics"
     )
     assert expected in out
     devices = ET.fromstring(out).find("devices")  # noqa: S314
@@ -225,8 +227,8 @@ def test_new_interface_in_empty_devices():
     vs = views(EMPTY, names=("config",))
     li.plan_interface(li.Desired("empty", "br0", mac="52:54:00:00:00:01"), vs)
     out = vs["config"].to_string()
-    assert "  <devices>\n    <interface type=\"bridge\">\n      <mac address=\"52:54:00:00:00:01\" />\n" in out
-    assert "<model type=\"virtio\" />\n    </interface>\n  </devices>\n</domain>" in out
+    assert '  <devices>\n    <interface type="bridge">\n      <mac address="52:54:00:00:00:01" />\n' in out
+    assert '<model type="virtio" />\n    </interface>\n  </devices>\n</domain>' in out
 
 
 def test_without_mac_a_new_interface_gets_the_derived_mac_and_virtio():
@@ -237,8 +239,11 @@ def test_without_mac_a_new_interface_gets_the_derived_mac_and_virtio():
 
 
 def test_the_plan_applied_is_a_fixed_point():
-    for desired in (li.Desired("web01", "breth0"), li.Desired("web01", "breth0", mac="52:54:00:aa:00:01", model="e1000e"),
-                    li.Desired("web01", "brold", state="absent")):
+    for desired in (
+        li.Desired("web01", "breth0"),
+        li.Desired("web01", "breth0", mac="52:54:00:aa:00:01", model="e1000e"),
+        li.Desired("web01", "brold", state="absent"),
+    ):
         vs = views(WEB01, WEB01)
         _mac, changes = li.plan_interface(desired, vs)
         assert changes
@@ -269,12 +274,14 @@ def test_a_network_interface_becomes_a_bridge_interface():
 
 
 def test_a_missing_model_element_is_added():
-    text = "<domain><name>d</name><devices>\n    <interface type='bridge'>\n      <mac address='52:54:00:00:00:01'/>\n" \
-           "      <source bridge='br0'/>\n    </interface>\n  </devices></domain>"
+    text = (
+        "<domain><name>d</name><devices>\n    <interface type='bridge'>\n      <mac address='52:54:00:00:00:01'/>\n"
+        "      <source bridge='br0'/>\n    </interface>\n  </devices></domain>"
+    )
     vs = views(text, names=("config",))
     _mac, (change,) = li.plan_interface(li.Desired("d", "br0", mac="52:54:00:00:00:01", model="virtio"), vs)
     assert change.properties == ["model"]
-    assert "      <source bridge=\"br0\" />\n      <model type=\"virtio\" />\n    </interface>" in vs["config"].to_string()
+    assert '      <source bridge="br0" />\n      <model type="virtio" />\n    </interface>' in vs["config"].to_string()
 
 
 def test_without_mac_an_interface_on_the_bridge_is_adopted():
@@ -317,7 +324,7 @@ def test_absent_with_mac_removes_only_that_interface_on_that_bridge():
     assert change.action == "remove" and change.before["mac"] == "52:54:00:aa:00:02"
     out = vs["config"].to_string()
     assert "52:54:00:aa:00:02" not in out
-    assert "      <address type=\"pci\" domain=\"0x0000\" bus=\"0x01\" slot=\"0x00\" function=\"0x0\" />\n    </interface>\n    <graphics" in out
+    assert '      <address type="pci" domain="0x0000" bus="0x01" slot="0x00" function="0x0" />\n    </interface>\n    <graphics' in out
 
 
 def test_absent_without_mac_removes_every_interface_on_the_bridge_of_the_model():
@@ -347,8 +354,12 @@ def test_changes_say_when_a_mac_arrives_on_the_bridge():
 
 
 def test_mac_conflicts_are_other_users_on_the_same_bridge():
-    users = [("domain a", "52:54:00:00:00:01", "br0"), ("domain b", "52:54:00:00:00:01", "br1"),
-             ("port eth0 of br0", "52:54:00:00:00:02", "br0"), ("domain a", "52:54:00:00:00:01", "br0")]
+    users = [
+        ("domain a", "52:54:00:00:00:01", "br0"),
+        ("domain b", "52:54:00:00:00:01", "br1"),
+        ("port eth0 of br0", "52:54:00:00:00:02", "br0"),
+        ("domain a", "52:54:00:00:00:01", "br0"),
+    ]
     assert li.find_mac_conflicts("52:54:00:00:00:01", "br0", users) == ["domain a"]
     assert li.find_mac_conflicts("52:54:00:00:00:02", "br0", users) == ["port eth0 of br0"]
     assert li.find_mac_conflicts("52:54:00:00:00:03", "br0", users) == []
@@ -382,8 +393,7 @@ def test_port_macs_of_a_bridge(tmp_path):
     assert li.read_port_macs("nope", sysfs) == {}
 
 
-@pytest.mark.parametrize(("bridge", "message"), [("eth0", "eth0 on the managed host is not a bridge"),
-                                                 ("nope", "there is no bridge nope on the managed host")])
+@pytest.mark.parametrize(("bridge", "message"), [("eth0", "eth0 on the managed host is not a bridge"), ("nope", "there is no bridge nope on the managed host")])
 def test_check_bridge_on_a_local_uri_reads_sysfs(tmp_path, bridge, message):
     sysfs = fake_sysfs(tmp_path)
     assert li.check_bridge(None, "qemu:///system", "breth0", sysfs) is None
@@ -396,8 +406,11 @@ def test_check_bridge_on_a_local_uri_reads_sysfs(tmp_path, bridge, message):
 
 def test_planned_definitions_validate_against_libvirts_schema(tmp_path):
     assert shutil.which("virt-xml-validate"), "virt-xml-validate is not installed: scripts/setup.sh installs it (libvirt-clients)"
-    for desired in (li.Desired("web01", "breth0"), li.Desired("web01", "breth0", mac="52:54:00:aa:00:01", model="e1000e"),
-                    li.Desired("web01", "brold", state="absent")):
+    for desired in (
+        li.Desired("web01", "breth0"),
+        li.Desired("web01", "breth0", mac="52:54:00:aa:00:01", model="e1000e"),
+        li.Desired("web01", "brold", state="absent"),
+    ):
         vs = views(WEB01, names=("config",))
         li.plan_interface(desired, vs)
         path = tmp_path / "domain.xml"
@@ -439,12 +452,10 @@ def test_any_sequence_of_tasks_leaves_each_one_a_fixed_point(tasks):
             # every other interface is left exactly as it was
             assert {m: i for m, i in after.items() if m != mac} == {m: i for m, i in before.items() if m != mac}
         elif desired.mac is None:
-            assert not [i for i in after.values() if i["type"] == "bridge" and i["bridge"] == desired.bridge
-                        and desired.model in (None, i["model"])]
+            assert not [i for i in after.values() if i["type"] == "bridge" and i["bridge"] == desired.bridge and desired.model in (None, i["model"])]
         else:
             # absent with a MAC: exactly that interface goes, and only when it is on the bridge (and of the model,
             # when one is given); every other interface stays as it was
             old = before.get(desired.mac)
-            goes = (old is not None and old["type"] == "bridge" and old["bridge"] == desired.bridge
-                    and desired.model in (None, old["model"]))
+            goes = old is not None and old["type"] == "bridge" and old["bridge"] == desired.bridge and desired.model in (None, old["model"])
             assert after == {m: i for m, i in before.items() if not (goes and m == desired.mac)}

@@ -156,8 +156,7 @@ def test_derived_mac_then_model_change_updates_the_same_interface(conn, uri, sys
 def test_move_keeps_the_mac_and_absent_removes(conn, uri, sysfs, tmp_path):
     moved, _w = run(conn, uri, sysfs, "web01", "breth0", mac="52:54:00:aa:00:02")
     assert moved["changes"][0]["changed"] == ["bridge"]
-    assert [(i["mac"], i["bridge"], i["model"]) for i in li.interfaces_of(config_xml(conn, "web01"))] == [
-        ("52:54:00:aa:00:02", "breth0", "e1000")]
+    assert [(i["mac"], i["bridge"], i["model"]) for i in li.interfaces_of(config_xml(conn, "web01"))] == [("52:54:00:aa:00:02", "breth0", "e1000")]
     gone, _w = run(conn, uri, sysfs, "web01", "breth0", state="absent")
     assert [c["action"] for c in gone["changes"]] == ["remove"] and gone["interface"] is None
     assert li.interfaces_of(config_xml(conn, "web01")) == []
@@ -198,8 +197,9 @@ def test_a_domain_can_be_named_by_uuid_and_the_mac_follows_its_name(conn, uri, s
     assert result["interface"]["mac"] == li.derive_mac("web01", "breth0")
 
 
-@pytest.mark.parametrize(("bridge", "message"), [("nobr0", "there is no bridge nobr0 on the managed host"),
-                                                 ("eth0", "eth0 on the managed host is not a bridge")])
+@pytest.mark.parametrize(
+    ("bridge", "message"), [("nobr0", "there is no bridge nobr0 on the managed host"), ("eth0", "eth0 on the managed host is not a bridge")]
+)
 def test_the_bridge_must_exist_on_the_host(conn, uri, sysfs, bridge, message):
     with pytest.raises(ModuleError, match=message):
         run(conn, uri, sysfs, "web01", bridge)
@@ -374,8 +374,9 @@ def test_remote_bridge_check_uses_the_interface_api():
             li.check_bridge(conn, remote, "eth1")
         with pytest.raises(ModuleError, match="there is no bridge breth0 on the hypervisor host"):
             li.check_bridge(conn, remote, "breth0")
-        conn.interfaceDefineXML("<interface type='bridge' name='breth0'><start mode='onboot'/>"
-                                "<bridge stp='off'><interface type='ethernet' name='eth9'/></bridge></interface>")
+        conn.interfaceDefineXML(
+            "<interface type='bridge' name='breth0'><start mode='onboot'/><bridge stp='off'><interface type='ethernet' name='eth9'/></bridge></interface>"
+        )
         assert li.check_bridge(conn, remote, "breth0") is None
     finally:
         conn.close()

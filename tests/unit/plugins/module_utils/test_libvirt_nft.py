@@ -47,8 +47,7 @@ def test_the_plan_inserts_accepts_in_guest_cross_and_the_nat_exemption_on_top_of
     assert statements == [
         'insert rule ip libvirt_network guest_cross iifname "virbr1" oifname "virbr2" ip saddr 198.18.123.0/24 '
         'ip daddr 198.18.122.0/24 counter accept comment "kvmhost.bridging libvirt_routing"',
-        "insert rule ip libvirt_network guest_nat ip saddr 198.18.122.0/24 ip daddr 198.18.123.0/24 counter return "
-        'comment "kvmhost.bridging libvirt_routing"',
+        'insert rule ip libvirt_network guest_nat ip saddr 198.18.122.0/24 ip daddr 198.18.123.0/24 counter return comment "kvmhost.bridging libvirt_routing"',
         'insert rule ip libvirt_network guest_cross iifname "virbr2" oifname "virbr1" ip saddr 198.18.122.0/24 '
         'ip daddr 198.18.123.0/24 counter accept comment "kvmhost.bridging libvirt_routing"',
     ]
@@ -58,7 +57,7 @@ def test_after_the_transaction_the_rules_are_in_place_and_nothing_is_planned():
     in_place, present, statements = lnft.compare(captured("after"), PLANNED)
     assert in_place and statements == []
     assert sorted(chain for chain, _h, _k in present) == ["guest_cross", "guest_cross", "guest_nat"]
-    assert lnft.current_text(captured("after")) .count("kvmhost.bridging libvirt_routing") == 3
+    assert lnft.current_text(captured("after")).count("kvmhost.bridging libvirt_routing") == 3
 
 
 def test_a_network_restart_puts_libvirt_masquerade_above_ours_and_the_rules_are_rewritten():
@@ -123,11 +122,9 @@ def packet(src, dst):
 
 def test_the_walk_finds_libvirt_reject_of_new_connections_into_the_nat_network():
     found = lnft.forward_verdict(captured("ruleset"), packet("rtnet", "natnet"))
-    assert found == {"verdict": "REJECT", "chain": "ip libvirt_network guest_input",
-                     "rule": 'oif "virbr2" counter reject with icmp type port-unreachable'}
+    assert found == {"verdict": "REJECT", "chain": "ip libvirt_network guest_input", "rule": 'oif "virbr2" counter reject with icmp type port-unreachable'}
     passed = lnft.forward_verdict(captured("ruleset"), packet("natnet", "rtnet"))
-    assert passed == {"verdict": "ACCEPT", "chain": "ip libvirt_network guest_input",
-                      "rule": "ip daddr 198.18.123.0/24 oif \"virbr1\" counter accept"}
+    assert passed == {"verdict": "ACCEPT", "chain": "ip libvirt_network guest_input", "rule": 'ip daddr 198.18.123.0/24 oif "virbr1" counter accept'}
     assert lnft.forward_verdict(captured("ruleset"), packet("lan", "natnet"))["verdict"] == "REJECT"
 
 
@@ -142,8 +139,11 @@ def test_after_the_rules_both_ways_pass_in_guest_cross():
 
 def test_an_accept_in_an_earlier_base_chain_does_not_stop_a_later_reject():
     found = lnft.forward_verdict(captured("restarted_site"), packet("rtnet", "natnet"))
-    assert found == {"verdict": "REJECT", "chain": "inet site filter_fwd",
-                     "rule": 'iifname "virbr1" oifname "virbr2" ct state new counter reject with icmpx type admin-prohibited'}
+    assert found == {
+        "verdict": "REJECT",
+        "chain": "inet site filter_fwd",
+        "rule": 'iifname "virbr1" oifname "virbr2" ct state new counter reject with icmpx type admin-prohibited',
+    }
     assert lnft.forward_verdict(captured("restarted_site"), packet("natnet", "rtnet"))["verdict"] == "ACCEPT"
 
 
@@ -154,9 +154,11 @@ def test_the_doctor_reads_nftables_when_libvirt_uses_them():
     assert problems[0]["problem"] == (
         "New connections from libvirt network rtnet (virbr1) to natnet (virbr2) are rejected by the rule "
         "'oif \"virbr2\" counter reject with icmp type port-unreachable' in chain ip libvirt_network guest_input while "
-        "natnet -> rtnet passes: a one-way ping.")
-    assert problems[0]["fix"].startswith("natnet is NAT: libvirt accepts only replies into 198.18.122.0/24; run "
-                                         "playbooks/libvirt_routing.yml with libvirt_routing_networks=[natnet, rtnet]")
+        "natnet -> rtnet passes: a one-way ping."
+    )
+    assert problems[0]["fix"].startswith(
+        "natnet is NAT: libvirt accepts only replies into 198.18.122.0/24; run playbooks/libvirt_routing.yml with libvirt_routing_networks=[natnet, rtnet]"
+    )
     assert any(line.startswith("libvirt routing: new connections the LAN -> natnet is rejected (REJECT)") for line in lines)
     assert lr.doctor_problems(nets, "", json.dumps(captured("after")))[0] == []
     # an iptables-save with libvirt's REJECT and an nft rule set without libvirt's table: iptables decides
@@ -170,8 +172,10 @@ def test_route_and_open_methods_change_the_forward_mode_and_need_no_rules_betwee
     planned = lr.plan(["natnet", "rtnet"], [NATNET, RTNET], {"natnet": "route"})
     assert planned["rules"] == [] and planned["modes"] == {"natnet": "route"}
     methods = {n["network"]: n["method"] for n in planned["networks"]}
-    assert methods == {"natnet": "forward mode route: changed from nat in libvirt's definition (network restarted; no NAT)",
-                       "rtnet": "forward mode route: libvirt's own rules route it to the other networks, nothing to add"}
+    assert methods == {
+        "natnet": "forward mode route: changed from nat in libvirt's definition (network restarted; no NAT)",
+        "rtnet": "forward mode route: libvirt's own rules route it to the other networks, nothing to add",
+    }
     # a NAT network kept with rules next to a network switched to open: rules both ways, NAT exemption kept
     mixed = lr.plan(["natnet", "rtnet"], [NATNET, RTNET], {"rtnet": "open"})
     assert mixed["modes"] == {"rtnet": "open"} and len(mixed["rules"]) == 3
@@ -182,14 +186,16 @@ def test_route_and_open_methods_change_the_forward_mode_and_need_no_rules_betwee
 
 
 def test_the_forward_mode_is_changed_in_the_definition_and_nat_dropped():
-    xml_text = ("<network><name>natnet</name><uuid>0b8c4a52-0000-4000-8000-000000000001</uuid>"
-                "<forward mode='nat'><nat><port start='1024' end='65535'/></nat></forward>"
-                "<bridge name='virbr2'/><ip address='198.18.122.1' prefix='24'/></network>")
+    xml_text = (
+        "<network><name>natnet</name><uuid>0b8c4a52-0000-4000-8000-000000000001</uuid>"
+        "<forward mode='nat'><nat><port start='1024' end='65535'/></nat></forward>"
+        "<bridge name='virbr2'/><ip address='198.18.122.1' prefix='24'/></network>"
+    )
     after = lr.with_forward_mode(xml_text, "route")
-    assert "<forward mode=\"route\" />" in after and "<nat>" not in after and "198.18.122.1" in after
+    assert '<forward mode="route" />' in after and "<nat>" not in after and "198.18.122.1" in after
     assert lr.with_forward_mode(after, "route") is None
     isolated = "<network><name>iso</name><bridge name='virbr5'/><ip address='198.18.125.1' prefix='24'/></network>"
-    assert "<name>iso</name><forward mode=\"open\" />" in lr.with_forward_mode(isolated, "open")
+    assert '<name>iso</name><forward mode="open" />' in lr.with_forward_mode(isolated, "open")
 
 
 class FakeHost:
@@ -215,8 +221,7 @@ def test_ensure_picks_nftables_and_applies_one_transaction(tmp_path, monkeypatch
     monkeypatch.setattr(lr, "atomic_write", lambda module, path, data, new_mode: (tmp_path / "hook").write_bytes(data))
     host = FakeHost(captured("ruleset"))
     hook = str(tmp_path / "hooks" / "hook")
-    result = lr.ensure(host, ["natnet", "rtnet"], "qemu:///system", hook, "/usr/bin/python3", [NATNET, RTNET],
-                       check_mode=check_mode)
+    result = lr.ensure(host, ["natnet", "rtnet"], "qemu:///system", hook, "/usr/bin/python3", [NATNET, RTNET], check_mode=check_mode)
     assert result["changed"] and result["backend"] == "nftables" and result["hook_changed"]
     assert result["rules"][0].startswith("nft insert rule ip libvirt_network guest_cross")
     assert result["diff"][1]["before"] == "" and result["diff"][1]["after"].count("kvmhost.bridging") == 3

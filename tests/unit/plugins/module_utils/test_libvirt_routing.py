@@ -23,8 +23,7 @@ def test_a_nat_and_a_routed_network_get_both_directions_and_no_nat_between_them(
     assert [lr.describe(r) for r in planned["rules"]] == [
         "iptables -t filter -I LIBVIRT_FWX 1 -i virbr2 -o virbr1 -s 198.18.122.0/24 -d 198.18.123.0/24 "
         "-m comment --comment kvmhost.bridging libvirt_routing -j ACCEPT",
-        "iptables -t nat -I LIBVIRT_PRT 1 -s 198.18.122.0/24 -d 198.18.123.0/24 "
-        "-m comment --comment kvmhost.bridging libvirt_routing -j RETURN",
+        "iptables -t nat -I LIBVIRT_PRT 1 -s 198.18.122.0/24 -d 198.18.123.0/24 -m comment --comment kvmhost.bridging libvirt_routing -j RETURN",
         "iptables -t filter -I LIBVIRT_FWX 1 -i virbr1 -o virbr2 -s 198.18.123.0/24 -d 198.18.122.0/24 "
         "-m comment --comment kvmhost.bridging libvirt_routing -j ACCEPT",
     ]
@@ -51,8 +50,7 @@ def test_three_networks_make_every_ordered_pair_that_libvirt_does_not_route_alre
         (["natnet"], [NATNET, RTNET], "at least two network names"),
         (["natnet", "lan"], [NATNET, LAN], "lan has forward mode bridge"),
         (["natnet", "bare"], [NATNET, net("bare", "route", None, "198.18.125.0/24")], "bare has no bridge or no IPv4 subnet"),
-        (["natnet", "over"], [NATNET, net("over", "route", "virbr3", "198.18.122.128/25")],
-         "natnet (198.18.122.0/24) and over (198.18.122.128/25) overlap"),
+        (["natnet", "over"], [NATNET, net("over", "route", "virbr3", "198.18.122.128/25")], "natnet (198.18.122.0/24) and over (198.18.122.128/25) overlap"),
     ],
 )
 def test_bad_input_is_refused_before_any_change(names, networks, words):
@@ -63,8 +61,7 @@ def test_bad_input_is_refused_before_any_change(names, networks, words):
 
 def test_rules_compare_whatever_order_iptables_prints_them_in():
     rule = lr.plan(["natnet", "rtnet"], [NATNET, RTNET])["rules"][0]
-    printed = ('-A LIBVIRT_FWX -s 198.18.122.0/24 -d 198.18.123.0/24 -i virbr2 -o virbr1 '
-               '-m comment --comment "kvmhost.bridging libvirt_routing" -j ACCEPT')
+    printed = '-A LIBVIRT_FWX -s 198.18.122.0/24 -d 198.18.123.0/24 -i virbr2 -o virbr1 -m comment --comment "kvmhost.bridging libvirt_routing" -j ACCEPT'
     assert lr._key(printed) == lr._key(lr._rule_line(rule))
     other = printed.replace("-o virbr1", "-o virbr3")
     assert lr._key(other) != lr._key(lr._rule_line(rule))
@@ -129,13 +126,15 @@ def test_the_doctor_names_the_one_way_direction_its_rule_and_chain():
     assert [p["subject"] for p in problems] == ["rtnet->natnet"]
     assert "'-A LIBVIRT_FWI -o virbr2 -j REJECT --reject-with icmp-port-unreachable' in chain LIBVIRT_FWI" in problems[0]["problem"]
     assert "while natnet -> rtnet passes" in problems[0]["problem"]
-    assert problems[0]["fix"].startswith("natnet is NAT: libvirt accepts only replies into 198.18.122.0/24; run "
-                                         "playbooks/libvirt_routing.yml with libvirt_routing_networks=[natnet, rtnet]")
+    assert problems[0]["fix"].startswith(
+        "natnet is NAT: libvirt accepts only replies into 198.18.122.0/24; run playbooks/libvirt_routing.yml with libvirt_routing_networks=[natnet, rtnet]"
+    )
     # the LAN: NAT takes no new connections from outside (information, no problem); a routed network does
-    assert ("libvirt routing: new connections the LAN -> natnet is rejected (REJECT): -A LIBVIRT_FWI -o virbr2 -j REJECT "
-            "--reject-with icmp-port-unreachable, chain LIBVIRT_FWI") in lines
-    assert ("libvirt routing: new connections the LAN -> rtnet passes: -A LIBVIRT_FWI -d 198.18.123.0/24 -o virbr1 -j ACCEPT, "
-            "chain LIBVIRT_FWI") in lines
+    assert (
+        "libvirt routing: new connections the LAN -> natnet is rejected (REJECT): -A LIBVIRT_FWI -o virbr2 -j REJECT "
+        "--reject-with icmp-port-unreachable, chain LIBVIRT_FWI"
+    ) in lines
+    assert ("libvirt routing: new connections the LAN -> rtnet passes: -A LIBVIRT_FWI -d 198.18.123.0/24 -o virbr1 -j ACCEPT, chain LIBVIRT_FWI") in lines
     assert len(lines) == 6
 
 
@@ -147,11 +146,14 @@ def test_after_the_fix_both_ways_pass_through_our_rules():
 
 
 def test_inactive_or_single_networks_and_no_rules_say_nothing():
-    assert lr.doctor_problems([NATNET], LIBVIRT9_FILTER) == ([], [
-        "libvirt routing: new connections natnet -> the LAN passes: -A LIBVIRT_FWO -s 198.18.122.0/24 -i virbr2 -j ACCEPT, chain LIBVIRT_FWO",
-        "libvirt routing: new connections the LAN -> natnet is rejected (REJECT): -A LIBVIRT_FWI -o virbr2 -j REJECT "
-        "--reject-with icmp-port-unreachable, chain LIBVIRT_FWI",
-    ])
+    assert lr.doctor_problems([NATNET], LIBVIRT9_FILTER) == (
+        [],
+        [
+            "libvirt routing: new connections natnet -> the LAN passes: -A LIBVIRT_FWO -s 198.18.122.0/24 -i virbr2 -j ACCEPT, chain LIBVIRT_FWO",
+            "libvirt routing: new connections the LAN -> natnet is rejected (REJECT): -A LIBVIRT_FWI -o virbr2 -j REJECT "
+            "--reject-with icmp-port-unreachable, chain LIBVIRT_FWI",
+        ],
+    )
     assert lr.doctor_problems([dict(NATNET, active=False), RTNET], "") == ([], [])
 
 

@@ -66,16 +66,18 @@ def test_guest_ports_are_taps_only():
 
 
 def test_stacked_on_follows_lower_devices():
-    snap = ks.Snapshot([
-        ks.Link(2, "br0", kind="bridge"),
-        ks.Link(3, "mv0", kind="macvlan", lower="br0"),
-        ks.Link(4, "mv0.5", kind="vlan", lower="mv0"),
-        ks.Link(5, "eth1.5", kind="vlan", lower="eth1"),
-        ks.Link(6, "eth1"),
-        ks.Link(7, "va", kind="veth", lower="br0"),  # a veth's IFLA_LINK is its peer, not a lower device
-        ks.Link(8, "loop1", kind="vlan", lower="loop2"),
-        ks.Link(9, "loop2", kind="vlan", lower="loop1"),
-    ])
+    snap = ks.Snapshot(
+        [
+            ks.Link(2, "br0", kind="bridge"),
+            ks.Link(3, "mv0", kind="macvlan", lower="br0"),
+            ks.Link(4, "mv0.5", kind="vlan", lower="mv0"),
+            ks.Link(5, "eth1.5", kind="vlan", lower="eth1"),
+            ks.Link(6, "eth1"),
+            ks.Link(7, "va", kind="veth", lower="br0"),  # a veth's IFLA_LINK is its peer, not a lower device
+            ks.Link(8, "loop1", kind="vlan", lower="loop2"),
+            ks.Link(9, "loop2", kind="vlan", lower="loop1"),
+        ]
+    )
     assert ks.stacked_on(snap, snap.link("mv0"), "br0")
     assert ks.stacked_on(snap, snap.link("mv0.5"), "br0")
     assert not ks.stacked_on(snap, snap.link("eth1.5"), "br0")
@@ -158,8 +160,9 @@ def test_address_text():
 
 
 def test_route_describe_and_move():
-    route = ks.Route(AF_INET, table=100, dst="198.18.99.0", dst_len=24, proto=4, dev="eth0", gateway="198.18.0.1", priority=5,
-                     prefsrc="198.18.0.2", flags=ks.RTNH_F_ONLINK)
+    route = ks.Route(
+        AF_INET, table=100, dst="198.18.99.0", dst_len=24, proto=4, dev="eth0", gateway="198.18.0.1", priority=5, prefsrc="198.18.0.2", flags=ks.RTNH_F_ONLINK
+    )
     assert route.describe() == "198.18.99.0/24 via 198.18.0.1 dev eth0 table 100 proto static src 198.18.0.2 metric 5 onlink"
     moved = route.on("eth0", "breth0")
     assert moved.dev == "breth0" and moved.key == route.key
@@ -183,16 +186,29 @@ def test_links_from_messages():
     bridge_data = Msg(attrs={"IFLA_BR_FORWARD_DELAY": 0, "IFLA_BR_STP_STATE": 0, "IFLA_BR_PRIORITY": 4096})
     messages = [
         Msg({"index": 1, "flags": ks.IFF_UP | ks.IFF_LOOPBACK}, {"IFLA_IFNAME": "lo", "IFLA_ADDRESS": "00:00:00:00:00:00", "IFLA_MTU": 65536}),
-        Msg({"index": 2, "flags": ks.IFF_UP}, {
-            "IFLA_IFNAME": "eth0", "IFLA_ADDRESS": "52:54:00:AA:00:01", "IFLA_MTU": 1500, "IFLA_MASTER": 5,
-            "IFLA_LINK": 9, "IFLA_LINK_NETNSID": 0, "IFLA_LINKINFO": Msg(attrs={"IFLA_INFO_KIND": "veth"}),
-        }),
+        Msg(
+            {"index": 2, "flags": ks.IFF_UP},
+            {
+                "IFLA_IFNAME": "eth0",
+                "IFLA_ADDRESS": "52:54:00:AA:00:01",
+                "IFLA_MTU": 1500,
+                "IFLA_MASTER": 5,
+                "IFLA_LINK": 9,
+                "IFLA_LINK_NETNSID": 0,
+                "IFLA_LINKINFO": Msg(attrs={"IFLA_INFO_KIND": "veth"}),
+            },
+        ),
         Msg({"index": 3, "flags": 0}, {"IFLA_IFNAME": "mv0", "IFLA_LINK": 5, "IFLA_LINKINFO": Msg(attrs={"IFLA_INFO_KIND": "macvlan"})}),
         Msg({"index": 4, "flags": 0}, {"IFLA_IFNAME": "eth1", "IFLA_LINK": 4}),
-        Msg({"index": 5, "flags": ks.IFF_UP}, {
-            "IFLA_IFNAME": "br0", "IFLA_ADDRESS": "52:54:00:aa:00:01", "IFLA_MTU": 1500,
-            "IFLA_LINKINFO": Msg(attrs={"IFLA_INFO_KIND": "bridge", "IFLA_INFO_DATA": bridge_data}),
-        }),
+        Msg(
+            {"index": 5, "flags": ks.IFF_UP},
+            {
+                "IFLA_IFNAME": "br0",
+                "IFLA_ADDRESS": "52:54:00:aa:00:01",
+                "IFLA_MTU": 1500,
+                "IFLA_LINKINFO": Msg(attrs={"IFLA_INFO_KIND": "bridge", "IFLA_INFO_DATA": bridge_data}),
+            },
+        ),
     ]
     links = {link.name: link for link in ks.links_from_messages(messages)}
     assert links["lo"].loopback and links["lo"].up and ks.link_class(links["lo"]) == "loopback"
@@ -207,20 +223,44 @@ def test_addresses_from_messages():
     names = {2: "eth0"}
     forever = {"ifa_valid": ks.INFINITY_LIFETIME, "ifa_preferred": ks.INFINITY_LIFETIME}
     messages = [
-        Msg({"index": 2, "family": AF_INET, "prefixlen": 24, "scope": 0, "flags": 0x80}, {
-            "IFA_ADDRESS": "198.18.0.2", "IFA_LOCAL": "198.18.0.2", "IFA_LABEL": "eth0", "IFA_BROADCAST": "198.18.0.255",
-            "IFA_FLAGS": 0x80, "IFA_CACHEINFO": forever,
-        }),
-        Msg({"index": 2, "family": AF_INET, "prefixlen": 24, "scope": 0, "flags": 0x00}, {
-            "IFA_ADDRESS": "198.18.0.7", "IFA_LOCAL": "198.18.0.7", "IFA_CACHEINFO": {"ifa_valid": 600, "ifa_preferred": 300},
-        }),
-        Msg({"index": 2, "family": AF_INET6, "prefixlen": 64, "scope": 0, "flags": 0x02}, {
-            "IFA_ADDRESS": "2001:db8::2", "IFA_FLAGS": 0x282, "IFA_PROTO": 4, "IFA_CACHEINFO": forever,
-        }),
+        Msg(
+            {"index": 2, "family": AF_INET, "prefixlen": 24, "scope": 0, "flags": 0x80},
+            {
+                "IFA_ADDRESS": "198.18.0.2",
+                "IFA_LOCAL": "198.18.0.2",
+                "IFA_LABEL": "eth0",
+                "IFA_BROADCAST": "198.18.0.255",
+                "IFA_FLAGS": 0x80,
+                "IFA_CACHEINFO": forever,
+            },
+        ),
+        Msg(
+            {"index": 2, "family": AF_INET, "prefixlen": 24, "scope": 0, "flags": 0x00},
+            {
+                "IFA_ADDRESS": "198.18.0.7",
+                "IFA_LOCAL": "198.18.0.7",
+                "IFA_CACHEINFO": {"ifa_valid": 600, "ifa_preferred": 300},
+            },
+        ),
+        Msg(
+            {"index": 2, "family": AF_INET6, "prefixlen": 64, "scope": 0, "flags": 0x02},
+            {
+                "IFA_ADDRESS": "2001:db8::2",
+                "IFA_FLAGS": 0x282,
+                "IFA_PROTO": 4,
+                "IFA_CACHEINFO": forever,
+            },
+        ),
     ]
     static, dynamic, v6 = ks.addresses_from_messages(messages, names)
     assert (static.dev, static.cidr, static.label, static.broadcast, static.valid, static.preferred) == (
-        "eth0", "198.18.0.2/24", "eth0", "198.18.0.255", None, None)
+        "eth0",
+        "198.18.0.2/24",
+        "eth0",
+        "198.18.0.255",
+        None,
+        None,
+    )
     assert (dynamic.valid, dynamic.preferred, dynamic.flags) == (600, 300, 0)
     assert (v6.flags, v6.proto, v6.local, v6.cidr) == (0x282, 4, None, "2001:db8::2/64")
 
@@ -230,18 +270,26 @@ def test_routes_from_messages():
     nh1 = Msg({"oif": 2, "hops": 0, "flags": 16}, {"RTA_GATEWAY": "198.18.0.1"})  # 16: RTNH_F_LINKDOWN, kernel state
     nh2 = Msg({"oif": 3, "hops": 2, "flags": 4}, {"RTA_GATEWAY": "198.18.1.1"})
     messages = [
-        Msg({"family": AF_INET, "table": 254, "dst_len": 0, "proto": 3, "scope": 0, "type": 1, "flags": 0},
-            {"RTA_TABLE": 254, "RTA_GATEWAY": "198.18.0.1", "RTA_OIF": 2}),
-        Msg({"family": AF_INET, "table": 252, "dst_len": 24, "proto": 4, "scope": 0, "type": 1, "flags": 0},
-            {"RTA_TABLE": 1000, "RTA_DST": "198.18.77.0", "RTA_PRIORITY": 7, "RTA_MULTIPATH": [nh1, nh2],
-             "RTA_METRICS": Msg({"attrs": [("RTAX_MTU", 1400)]})}),
-        Msg({"family": AF_INET6, "table": 254, "dst_len": 0, "proto": 3, "scope": 0, "type": 1, "flags": 0},
-            {"RTA_TABLE": 254, "RTA_GATEWAY": "2001:db8::1", "RTA_OIF": 2, "RTA_PRIORITY": 1024, "RTA_PREF": 1,
-             "RTA_CACHEINFO": {"rta_expires": 0}}),
-        Msg({"family": AF_INET6, "table": 254, "dst_len": 64, "proto": 3, "scope": 0, "type": 1, "flags": 0},
-            {"RTA_DST": "2001:db8:9::", "RTA_OIF": 2, "RTA_CACHEINFO": {"rta_expires": 5000}}),
-        Msg({"family": AF_INET, "table": 254, "dst_len": 24, "proto": 4, "scope": 0, "type": 1, "flags": 0},
-            {"RTA_DST": "198.18.50.0", "RTA_OIF": 2, "RTA_ENCAP": Msg()}),
+        Msg(
+            {"family": AF_INET, "table": 254, "dst_len": 0, "proto": 3, "scope": 0, "type": 1, "flags": 0},
+            {"RTA_TABLE": 254, "RTA_GATEWAY": "198.18.0.1", "RTA_OIF": 2},
+        ),
+        Msg(
+            {"family": AF_INET, "table": 252, "dst_len": 24, "proto": 4, "scope": 0, "type": 1, "flags": 0},
+            {"RTA_TABLE": 1000, "RTA_DST": "198.18.77.0", "RTA_PRIORITY": 7, "RTA_MULTIPATH": [nh1, nh2], "RTA_METRICS": Msg({"attrs": [("RTAX_MTU", 1400)]})},
+        ),
+        Msg(
+            {"family": AF_INET6, "table": 254, "dst_len": 0, "proto": 3, "scope": 0, "type": 1, "flags": 0},
+            {"RTA_TABLE": 254, "RTA_GATEWAY": "2001:db8::1", "RTA_OIF": 2, "RTA_PRIORITY": 1024, "RTA_PREF": 1, "RTA_CACHEINFO": {"rta_expires": 0}},
+        ),
+        Msg(
+            {"family": AF_INET6, "table": 254, "dst_len": 64, "proto": 3, "scope": 0, "type": 1, "flags": 0},
+            {"RTA_DST": "2001:db8:9::", "RTA_OIF": 2, "RTA_CACHEINFO": {"rta_expires": 5000}},
+        ),
+        Msg(
+            {"family": AF_INET, "table": 254, "dst_len": 24, "proto": 4, "scope": 0, "type": 1, "flags": 0},
+            {"RTA_DST": "198.18.50.0", "RTA_OIF": 2, "RTA_ENCAP": Msg()},
+        ),
     ]
     default, multi, v6, expiring, encap = ks.routes_from_messages(messages, names)
     assert (default.dev, default.gateway, default.priority, default.table, default.proto) == ("eth0", "198.18.0.1", None, 254, 3)
@@ -276,8 +324,10 @@ def test_read_snapshot_dumps_each_table_once():
     ipr = DumpIPR(
         [Msg({"index": 2, "flags": 1}, {"IFLA_IFNAME": "eth0", "IFLA_ADDRESS": "52:54:00:00:00:01", "IFLA_MTU": 1500})],
         [Msg({"index": 2, "family": AF_INET, "prefixlen": 24}, {"IFA_ADDRESS": "198.18.0.2", "IFA_LOCAL": "198.18.0.2"})],
-        [Msg({"family": AF_INET, "table": 254, "proto": 3, "type": 1}, {"RTA_GATEWAY": "198.18.0.1", "RTA_OIF": 2}),
-         Msg({"family": AF_INET6, "table": 254, "proto": 3, "type": 1}, {"RTA_GATEWAY": "2001:db8::1", "RTA_OIF": 2})],
+        [
+            Msg({"family": AF_INET, "table": 254, "proto": 3, "type": 1}, {"RTA_GATEWAY": "198.18.0.1", "RTA_OIF": 2}),
+            Msg({"family": AF_INET6, "table": 254, "proto": 3, "type": 1}, {"RTA_GATEWAY": "2001:db8::1", "RTA_OIF": 2}),
+        ],
     )
     snap = ks.read_snapshot(ipr)
     assert ipr.calls == ["links", "addr", "routes%d" % AF_INET, "routes%d" % AF_INET6]

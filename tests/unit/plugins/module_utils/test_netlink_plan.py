@@ -40,8 +40,7 @@ def host_snapshot(extra_links=(), extra_addresses=(), extra_routes=()):
     routes = [
         ks.Route(AF_INET, dst="198.18.0.0", dst_len=24, proto=2, scope=253, dev="eth0", prefsrc="198.18.0.2"),
         ks.Route(AF_INET, proto=3, dev="eth0", gateway="198.18.0.1"),
-        ks.Route(AF_INET, table=100, dst="198.18.99.0", dst_len=24, proto=4, dev="eth0", gateway="198.18.0.1", priority=5,
-                 metrics=(("RTAX_MTU", 1400),)),
+        ks.Route(AF_INET, table=100, dst="198.18.99.0", dst_len=24, proto=4, dev="eth0", gateway="198.18.0.1", priority=5, metrics=(("RTAX_MTU", 1400),)),
         ks.Route(AF_INET, table=255, type=2, dst="198.18.0.2", dst_len=32, proto=2, scope=254, dev="eth0", prefsrc="198.18.0.2"),
         ks.Route(AF_INET6, dst="2001:db8::", dst_len=64, proto=2, dev="eth0", priority=256),
         ks.Route(AF_INET6, dst="fe80::", dst_len=64, proto=2, dev="eth0", priority=256),
@@ -53,8 +52,17 @@ def host_snapshot(extra_links=(), extra_addresses=(), extra_routes=()):
 
 
 def spec(**params):
-    base = {"name": "breth0", "state": "present", "ports": ["eth0"], "ports_exclusive": False, "mac": "inherit",
-            "migrate_addresses": True, "up": True, "force": False, "mtu": None}
+    base = {
+        "name": "breth0",
+        "state": "present",
+        "ports": ["eth0"],
+        "ports_exclusive": False,
+        "mac": "inherit",
+        "migrate_addresses": True,
+        "up": True,
+        "force": False,
+        "mtu": None,
+    }
     base.update(dict.fromkeys(ks.BRIDGE_OPTION_NAMES))
     base.update(params)
     return bp.BridgeSpec.from_params(base)
@@ -134,8 +142,7 @@ def test_migration_off_only_attaches():
 
 
 def test_multipath_routes_move_only_their_port_hops():
-    route = ks.Route(AF_INET, dst="198.18.77.0", dst_len=24, proto=4,
-                     multipath=(ks.Nexthop("eth0", "198.18.0.1"), ks.Nexthop("eth9", "198.18.9.1", hops=1)))
+    route = ks.Route(AF_INET, dst="198.18.77.0", dst_len=24, proto=4, multipath=(ks.Nexthop("eth0", "198.18.0.1"), ks.Nexthop("eth9", "198.18.9.1", hops=1)))
     snap = host_snapshot(extra_links=[ks.Link(9, "eth9", up=True)], extra_routes=[route])
     plan = bp.plan_bridge(snap, spec(), ())
     moved = next(step.args["route"] for step in plan.steps if step.op == "replace_route" and step.args["old"] == route)
@@ -275,19 +282,33 @@ def _with(*links):
 
 REJECTED = {
     "missing port": (host_snapshot(), {"ports": ["eth9"]}, "Port eth9 does not exist"),
-    "port of another bridge": (_with(ks.Link(9, "br1", kind="bridge"), ks.Link(10, "eth5", master="br1")), {"ports": ["eth5"]},
-                               "eth5 is already a port of br1 (a bridge)"),
-    "port of a bond": (_with(ks.Link(9, "bond0", kind="bond"), ks.Link(10, "eth5", master="bond0")), {"ports": ["eth5"]},
-                       "eth5 is already a port of bond0 (a bond)"),
+    "port of another bridge": (
+        _with(ks.Link(9, "br1", kind="bridge"), ks.Link(10, "eth5", master="br1")),
+        {"ports": ["eth5"]},
+        "eth5 is already a port of br1 (a bridge)",
+    ),
+    "port of a bond": (
+        _with(ks.Link(9, "bond0", kind="bond"), ks.Link(10, "eth5", master="bond0")),
+        {"ports": ["eth5"]},
+        "eth5 is already a port of bond0 (a bond)",
+    ),
     "own port": (host_snapshot(), {"ports": ["breth0"]}, "breth0 cannot be a port of itself"),
     "bridge as port": (_with(ks.Link(9, "br1", kind="bridge")), {"ports": ["br1"]}, "br1 is itself a bridge"),
-    "macvlan on the bridge": (_with(ks.Link(7, "breth0", kind="bridge"), ks.Link(9, "mv0", kind="macvlan", lower="breth0")),
-                              {"ports": ["mv0"]}, "mv0 sits on top of breth0"),
-    "veth pair": (_with(ks.Link(9, "va", kind="veth", lower="vb"), ks.Link(10, "vb", kind="veth", lower="va")), {"ports": ["va", "vb"]},
-                  "va and vb are the two ends of one veth pair"),
+    "macvlan on the bridge": (
+        _with(ks.Link(7, "breth0", kind="bridge"), ks.Link(9, "mv0", kind="macvlan", lower="breth0")),
+        {"ports": ["mv0"]},
+        "mv0 sits on top of breth0",
+    ),
+    "veth pair": (
+        _with(ks.Link(9, "va", kind="veth", lower="vb"), ks.Link(10, "vb", kind="veth", lower="va")),
+        {"ports": ["va", "vb"]},
+        "va and vb are the two ends of one veth pair",
+    ),
     "veth pair with a current port": (
-        _with(ks.Link(7, "breth0", kind="bridge"), ks.Link(9, "va", kind="veth", lower="vb", master="breth0"),
-              ks.Link(10, "vb", kind="veth", lower="va")), {"ports": ["vb"]}, "two ends of one veth pair"),
+        _with(ks.Link(7, "breth0", kind="bridge"), ks.Link(9, "va", kind="veth", lower="vb", master="breth0"), ks.Link(10, "vb", kind="veth", lower="va")),
+        {"ports": ["vb"]},
+        "two ends of one veth pair",
+    ),
     "lo": (host_snapshot(), {"ports": ["lo"]}, "lo is the loopback interface"),
     "name exists as a NIC": (host_snapshot(), {"name": "eth1", "ports": []}, "eth1 exists and is a physical link, not a bridge"),
     "absent on a tap": (host_snapshot(), {"name": "vnet0", "state": "absent"}, "vnet0 exists and is a tap link"),
@@ -471,16 +492,19 @@ AFTER_STEP = {
     1: {"breth0": (False, ETH0_MAC), "eth0 master": None, "on breth0": [], "on eth0": ON_ETH0, "via breth0": []},
     2: {"breth0": UP, "eth0 master": None, "on breth0": [], "on eth0": ON_ETH0, "via breth0": []},
     3: {"breth0": UP, "eth0 master": None, "on breth0": [V4 % "None"], "on eth0": ON_ETH0, "via breth0": [PREFIX_V4]},
-    4: {"breth0": UP, "eth0 master": None, "on breth0": sorted([V4 % "None", V4_SECONDARY % "breth0:1"]), "on eth0": ON_ETH0,
-        "via breth0": [PREFIX_V4]},
+    4: {"breth0": UP, "eth0 master": None, "on breth0": sorted([V4 % "None", V4_SECONDARY % "breth0:1"]), "on eth0": ON_ETH0, "via breth0": [PREFIX_V4]},
     5: {"breth0": UP, "eth0 master": None, "on breth0": ON_BRETH0, "on eth0": ON_ETH0, "via breth0": PREFIXES},
     6: {"breth0": UP, "eth0 master": "breth0", "on breth0": ON_BRETH0, "on eth0": ON_ETH0, "via breth0": PREFIXES},
     7: {"breth0": UP, "eth0 master": "breth0", "on breth0": ON_BRETH0, "on eth0": ON_ETH0, "via breth0": sorted([*PREFIXES, DEFAULT_V4])},
-    8: {"breth0": UP, "eth0 master": "breth0", "on breth0": ON_BRETH0, "on eth0": ON_ETH0,
-        "via breth0": sorted([*PREFIXES, DEFAULT_V4, TABLE_100])},
+    8: {"breth0": UP, "eth0 master": "breth0", "on breth0": ON_BRETH0, "on eth0": ON_ETH0, "via breth0": sorted([*PREFIXES, DEFAULT_V4, TABLE_100])},
     9: {"breth0": UP, "eth0 master": "breth0", "on breth0": ON_BRETH0, "on eth0": ON_ETH0, "via breth0": ALL_ROUTES},
-    10: {"breth0": UP, "eth0 master": "breth0", "on breth0": ON_BRETH0, "on eth0": sorted([V4 % "eth0", V4_SECONDARY % "eth0:1", LINK_LOCAL]),
-         "via breth0": ALL_ROUTES},
+    10: {
+        "breth0": UP,
+        "eth0 master": "breth0",
+        "on breth0": ON_BRETH0,
+        "on eth0": sorted([V4 % "eth0", V4_SECONDARY % "eth0:1", LINK_LOCAL]),
+        "via breth0": ALL_ROUTES,
+    },
     11: {"breth0": UP, "eth0 master": "breth0", "on breth0": ON_BRETH0, "on eth0": sorted([V4 % "eth0", LINK_LOCAL]), "via breth0": ALL_ROUTES},
     12: {"breth0": UP, "eth0 master": "breth0", "on breth0": ON_BRETH0, "on eth0": [LINK_LOCAL], "via breth0": ALL_ROUTES},
 }
@@ -579,16 +603,29 @@ def test_kernel_requests_of_a_migration():
     ipr = FakeIPR({"lo": 1, "eth0": 2, "eth1": 3})
     assert ka.apply_plan(ka.KernelApplier(ipr), plan) == plan.actions
     calls = ipr.calls
-    assert calls[0] == ("link", "add", {"ifname": "breth0", "address": ETH0_MAC, "IFLA_LINKINFO": {
-        "attrs": [["IFLA_INFO_KIND", "bridge"], ["IFLA_INFO_DATA", {"attrs": [["IFLA_BR_FORWARD_DELAY", 0]]}]]}})
+    assert calls[0] == (
+        "link",
+        "add",
+        {
+            "ifname": "breth0",
+            "address": ETH0_MAC,
+            "IFLA_LINKINFO": {"attrs": [["IFLA_INFO_KIND", "bridge"], ["IFLA_INFO_DATA", {"attrs": [["IFLA_BR_FORWARD_DELAY", 0]]}]]},
+        },
+    )
     assert calls[1] == ("link", "set", {"index": 4, "flags": ks.IFF_UP, "change": ks.IFF_UP})
-    assert calls[2] == ("addr", "add", {"index": 4, "family": AF_INET, "prefixlen": 24, "address": "198.18.0.2", "local": "198.18.0.2",
-                                        "broadcast": "198.18.0.255"})
+    assert calls[2] == (
+        "addr",
+        "add",
+        {"index": 4, "family": AF_INET, "prefixlen": 24, "address": "198.18.0.2", "local": "198.18.0.2", "broadcast": "198.18.0.255"},
+    )
     assert calls[4][2]["IFA_FLAGS"] == ks.IFA_F_NODAD
     assert calls[5] == ("link", "set", {"index": 2, "master": 4})
     replace_default = calls[6]
-    assert replace_default == ("route", "replace", {"family": AF_INET, "table": 254, "dst_len": 0, "tos": 0, "proto": 3, "scope": 0, "type": 1,
-                                                    "oif": 4, "gateway": "198.18.0.1"})
+    assert replace_default == (
+        "route",
+        "replace",
+        {"family": AF_INET, "table": 254, "dst_len": 0, "tos": 0, "proto": 3, "scope": 0, "type": 1, "oif": 4, "gateway": "198.18.0.1"},
+    )
     # After each replace, the old route is deleted if the kernel kept it (here it did not: no error raised means it did).
     assert calls[7][0:2] == ("route", "del") and calls[7][2]["oif"] == 2
     policy = calls[8][2]
@@ -653,8 +690,17 @@ def fake_kernel(monkeypatch):
 
 
 def params(**overrides):
-    base = {"name": "breth0", "state": "present", "ports": ["eth0"], "ports_exclusive": False, "mac": "inherit", "migrate_addresses": True,
-            "up": True, "force": False, "mtu": None}
+    base = {
+        "name": "breth0",
+        "state": "present",
+        "ports": ["eth0"],
+        "ports_exclusive": False,
+        "mac": "inherit",
+        "migrate_addresses": True,
+        "up": True,
+        "force": False,
+        "mtu": None,
+    }
     base.update(dict.fromkeys(ks.BRIDGE_OPTION_NAMES))
     base.update(overrides)
     return base

@@ -8,16 +8,24 @@ CFG = "/etc/sysconfig/network-scripts"
 
 
 def profile(**over):
-    base = {"path": "/etc/NetworkManager/system-connections/x.nmconnection", "loaded": True, "id": "x", "uuid": "u-x",
-            "type": "ethernet", "interface_name": "x", "controller": None, "controller_keys": [], "autoconnect": True,
-            "problems": []}
+    base = {
+        "path": "/etc/NetworkManager/system-connections/x.nmconnection",
+        "loaded": True,
+        "id": "x",
+        "uuid": "u-x",
+        "type": "ethernet",
+        "interface_name": "x",
+        "controller": None,
+        "controller_keys": [],
+        "autoconnect": True,
+        "problems": [],
+    }
     base.update(over)
     return base
 
 
 BRIDGE = profile(path="/c/breth0.nmconnection", id="breth0", uuid="u-br", type="bridge", interface_name="breth0")
-PORT = profile(path="/c/eth0.nmconnection", id="eth0", interface_name="eth0", controller="breth0",
-               controller_keys=["master", "controller"])
+PORT = profile(path="/c/eth0.nmconnection", id="eth0", interface_name="eth0", controller="breth0", controller_keys=["master", "controller"])
 
 
 def test_ifcfg_profiles_skips_lo_and_backups():

@@ -48,8 +48,7 @@ def test_bridge_port_and_plain_nic_in_write_order():
 
 def test_bridge_keeps_the_runtime_mac_of_a_port_without_hwaddr_and_its_own_macaddr():
     port = PORT.replace("HWADDR=52:54:00:12:34:56\n", "")
-    items = _nm_migrate.plan(SCRIPTS, {"ifcfg-breth0": variables(BRIDGE), "ifcfg-eth0": variables(port)}, {}, CONNS, (),
-                             {"eth0": "52:54:00:AA:BB:CC"})
+    items = _nm_migrate.plan(SCRIPTS, {"ifcfg-breth0": variables(BRIDGE), "ifcfg-eth0": variables(port)}, {}, CONNS, (), {"eth0": "52:54:00:AA:BB:CC"})
     assert _keyfile.read_profile(items[0]["text"], "x")["cloned_mac_address"] == "52:54:00:AA:BB:CC"
     own = plan({"ifcfg-breth0": BRIDGE + "MACADDR=52:54:00:01:02:03\n", "ifcfg-eth0": PORT})
     assert _keyfile.read_profile(own[0]["text"], "x")["cloned_mac_address"] == "52:54:00:01:02:03"
@@ -58,8 +57,15 @@ def test_bridge_keeps_the_runtime_mac_of_a_port_without_hwaddr_and_its_own_macad
 
 
 def test_activations_bring_bridges_up_first_then_ports_and_plain_nics():
-    items = plan({"ifcfg-eth1": PLAIN, "ifcfg-eth0": PORT, "ifcfg-breth0": BRIDGE,
-                  "ifcfg-isol0": "DEVICE=isol0\nTYPE=Bridge\nONBOOT=yes\n", "ifcfg-eth2": "DEVICE=eth2\nONBOOT=no\n"})
+    items = plan(
+        {
+            "ifcfg-eth1": PLAIN,
+            "ifcfg-eth0": PORT,
+            "ifcfg-breth0": BRIDGE,
+            "ifcfg-isol0": "DEVICE=isol0\nTYPE=Bridge\nONBOOT=yes\n",
+            "ifcfg-eth2": "DEVICE=eth2\nONBOOT=no\n",
+        }
+    )
     assert [a["interface"] for a in _nm_migrate.activations(items)] == ["breth0", "isol0", "eth0", "eth1"]
 
 
@@ -218,8 +224,13 @@ def test_stamp_with_a_slash_is_refused(tree):
 
 def test_failed_migration_is_undone_and_reported(tree):
     result = _nm_migrate.run_module(FakeModule(stamp="s1", **tree))
-    back = dict(tree, backup_dir=result["backup_dir"], state="restored", failure="'Activate' failed: timeout.",
-                rolled_back="NetworkManager rolled back /cp/1 (eth0 restored)")
+    back = dict(
+        tree,
+        backup_dir=result["backup_dir"],
+        state="restored",
+        failure="'Activate' failed: timeout.",
+        rolled_back="NetworkManager rolled back /cp/1 (eth0 restored)",
+    )
     with pytest.raises(ModuleError) as info:
         _nm_migrate.run_module(FakeModule(**back))
     msg = info.value.msg
@@ -234,13 +245,23 @@ def test_failure_before_anything_moved_is_reported(tree):
         _nm_migrate.run_module(FakeModule(**back))
 
 
-@pytest.mark.parametrize(("failure", "rolled_back", "expected"), [
-    ("unreachable", None, "The migration off ifcfg failed: the host did not answer over a fresh connection after the activation, "
-     "so nothing confirmed the NetworkManager checkpoint. NetworkManager rolled the checkpoint back by itself when its timeout ran out."),
-    ("activation: Error: Connection activation failed.", "NetworkManager rolled back /cp/1 (eth0 restored)",
-     "The migration off ifcfg failed: NetworkManager could not activate every profile (Error: Connection activation failed.). "
-     "NetworkManager rolled back /cp/1 (eth0 restored)."),
-])
+@pytest.mark.parametrize(
+    ("failure", "rolled_back", "expected"),
+    [
+        (
+            "unreachable",
+            None,
+            "The migration off ifcfg failed: the host did not answer over a fresh connection after the activation, "
+            "so nothing confirmed the NetworkManager checkpoint. NetworkManager rolled the checkpoint back by itself when its timeout ran out.",
+        ),
+        (
+            "activation: Error: Connection activation failed.",
+            "NetworkManager rolled back /cp/1 (eth0 restored)",
+            "The migration off ifcfg failed: NetworkManager could not activate every profile (Error: Connection activation failed.). "
+            "NetworkManager rolled back /cp/1 (eth0 restored).",
+        ),
+    ],
+)
 def test_failure_messages(failure, rolled_back, expected):
     message = _nm_migrate.failure_message(failure, rolled_back, ["/x/ifcfg-eth0"], [])
     assert message.startswith(expected)

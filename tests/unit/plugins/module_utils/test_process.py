@@ -64,10 +64,12 @@ def test_run_bounded_kills_a_command_past_its_limit(module, tmp_path):
 
 def test_start_detached_runs_the_command_line_in_a_session_of_its_own(tmp_path):
     marker = tmp_path / "started"
-    script = ("import os, sys, time\n"
-              "open(sys.argv[1] + '.tmp', 'w').write('%s %d' % (sys.orig_argv[0], os.getppid()))\n"
-              "os.rename(sys.argv[1] + '.tmp', sys.argv[1])\n"
-              "time.sleep(60)\n")
+    script = (
+        "import os, sys, time\n"
+        "open(sys.argv[1] + '.tmp', 'w').write('%s %d' % (sys.orig_argv[0], os.getppid()))\n"
+        "os.rename(sys.argv[1] + '.tmp', sys.argv[1])\n"
+        "time.sleep(60)\n"
+    )
     pid = _process.start_detached(sys.executable, ["kvmb-detached-test", "-c", script, str(marker)])
     try:
         shown, parent = _until(lambda: marker.exists() and marker.read_text().split())

@@ -67,11 +67,12 @@ def writes(calls):
 
 def test_check_mode_reads_only_and_shows_the_change(fake):
     fake()
-    result = run_main(firewalld_forward, {"zones": [{"name": "public", "interfaces": ["breth0"], "forward": True}]},
-                      check=True, diff=True)
+    result = run_main(firewalld_forward, {"zones": [{"name": "public", "interfaces": ["breth0"], "forward": True}]}, check=True, diff=True)
     assert result["changed"] and not result.get("failed")
     assert [c["command"] for c in result["changes"]] == [
-        "firewall-cmd --permanent --zone=public --change-interface=breth0", "firewall-cmd --zone=public --change-interface=breth0"]
+        "firewall-cmd --permanent --zone=public --change-interface=breth0",
+        "firewall-cmd --zone=public --change-interface=breth0",
+    ]
     assert "zone public: interfaces=[breth0 eth0] forward=yes" in result["diff"][0]["after"]
     assert writes(fake.calls()) == []
 
@@ -81,8 +82,11 @@ def test_apply_makes_the_planned_calls_in_order(fake):
     result = run_main(firewalld_forward, {"zones": [{"name": "home", "interfaces": ["br1"], "forward": True}]})
     assert result["changed"]
     assert writes(fake.calls()) == [
-        ["--permanent", "--zone=home", "--change-interface=br1"], ["--permanent", "--zone=home", "--add-forward"],
-        ["--zone=home", "--change-interface=br1"], ["--zone=home", "--add-forward"]]
+        ["--permanent", "--zone=home", "--change-interface=br1"],
+        ["--permanent", "--zone=home", "--add-forward"],
+        ["--zone=home", "--change-interface=br1"],
+        ["--zone=home", "--add-forward"],
+    ]
 
 
 def test_nothing_to_do_changes_nothing(fake):
@@ -94,9 +98,13 @@ def test_nothing_to_do_changes_nothing(fake):
 
 def test_bad_input_fails_before_any_change(fake):
     fake()
-    result = run_main(firewalld_forward, {
-        "zones": [{"name": "public", "interfaces": ["br0"], "forward": True}],
-        "policies": [{"name": "p", "ingress_zones": ["nosuch"], "egress_zones": ["public"]}]})
+    result = run_main(
+        firewalld_forward,
+        {
+            "zones": [{"name": "public", "interfaces": ["br0"], "forward": True}],
+            "policies": [{"name": "p", "ingress_zones": ["nosuch"], "egress_zones": ["public"]}],
+        },
+    )
     assert result["failed"] and "names zone nosuch" in result["msg"]
     assert writes(fake.calls()) == []
 

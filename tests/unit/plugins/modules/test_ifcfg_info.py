@@ -25,7 +25,7 @@ def test_reads_what_ifcfg_wrote_and_reports_missing_files(cfg):
 
 def test_values_networkmanager_cannot_read_come_back_null(cfg):
     # An unterminated quote, and bytes that are not UTF-8 (NetworkManager refuses those values).
-    (cfg / "ifcfg-eth1").write_bytes(b"DEVICE=eth1\nNAME=\"open\nZONE=caf\xe9\n")
+    (cfg / "ifcfg-eth1").write_bytes(b'DEVICE=eth1\nNAME="open\nZONE=caf\xe9\n')
     result = run_main(ifcfg_info, {"devices": ["eth1"], "config_dir": str(cfg)})
     assert result["ifcfg"]["eth1"]["variables"] == {"DEVICE": "eth1", "NAME": None, "ZONE": None}
 

@@ -63,14 +63,22 @@ def write_sysctl(base):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w") as handle:
             handle.write("0\n")
-    params = {"ipv4": True, "ipv6": None, "bridge_nf_call": None, "persist": True, "sysctl_file": "/dir/90-kvm.conf",
-              "fix_overrides": False}
+    params = {"ipv4": True, "ipv6": None, "bridge_nf_call": None, "persist": True, "sysctl_file": "/dir/90-kvm.conf", "fix_overrides": False}
     _sysctl.run(real_module(params), root=base)
 
 
 def write_rules(base):
-    params = {"chain": "FORWARD", "table": "filter", "reject_with": "icmp-host-prohibited", "state": "absent", "accept_bridged": False,
-              "persist": True, "rules_file": os.path.join(base, "dir/iptables"), "rules_file_ipv6": "/nonexistent", "ip_version": "ipv4"}
+    params = {
+        "chain": "FORWARD",
+        "table": "filter",
+        "reject_with": "icmp-host-prohibited",
+        "state": "absent",
+        "accept_bridged": False,
+        "persist": True,
+        "rules_file": os.path.join(base, "dir/iptables"),
+        "rules_file_ipv6": "/nonexistent",
+        "ip_version": "ipv4",
+    }
     module = real_module(params)
     module.get_bin_path = lambda name, required=False, opt_dirs=None: "/usr/sbin/" + name if "nft" in name or name == "iptables" else None
     module.run_command = lambda args, data=None, binary_data=False, **kw: (0, RULES if "save" in args[0] else "", "")
