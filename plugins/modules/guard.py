@@ -267,7 +267,7 @@ last:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kvmhost.bridging.plugins.module_utils import _guard
+from ansible_collections.kvmhost.bridging.plugins.module_utils import _guard, _guard_state
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import fail_on_error
 from ansible_collections.kvmhost.bridging.plugins.module_utils._pyroute2_dep import assert_pyroute2
 
@@ -282,15 +282,15 @@ ARGUMENT_SPEC = {
     "description": {"type": "str", "default": "the guarded change"},
     "reason": {"type": "str"},
     "wait": {"type": "int", "default": 10},
-    "state_dir": {"type": "path", "default": _guard.STATE_DIR},
+    "state_dir": {"type": "path", "default": _guard_state.STATE_DIR},
 }
 
 
 def run(module):
     params = module.params
     action = params["action"]
-    _guard.check_seconds("wait", params["wait"], 0)
-    paths = _guard.Paths(params["state_dir"], params["id"], _guard.netns_scope())
+    _guard_state.check_seconds("wait", params["wait"], 0)
+    paths = _guard_state.Paths(params["state_dir"], params["id"], _guard_state.netns_scope())
     runtime = _guard.NetlinkRuntime(params["interfaces"])
     guard = _guard.Guard(module, paths, runtime)
     if action == "arm":

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from ansible_collections.kvmhost.bridging.plugins.module_utils import _guard
+from ansible_collections.kvmhost.bridging.plugins.module_utils import _guard, _guard_state
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 
 
@@ -60,7 +60,7 @@ def env(tmp_path):
     etc.mkdir()
     clock = Clock()
     runtime = FakeRuntime()
-    paths = _guard.Paths(str(state_dir), "host-bridge-h1")
+    paths = _guard_state.Paths(str(state_dir), "host-bridge-h1")
     guard = _guard.Guard(FakeModule(), paths, runtime, clock=clock, sleep=clock.sleep, poll=0.5)
     return guard, clock, runtime, etc
 
@@ -81,7 +81,7 @@ def _change(existing, new):
 @pytest.mark.parametrize("guard_id", ["", "-x", "a/b", "a b", "../x", "x" * 129])
 def test_bad_ids_are_refused(guard_id):
     with pytest.raises(ModuleError, match="Invalid guard id"):
-        _guard.Paths("/run/x", guard_id)
+        _guard_state.Paths("/run/x", guard_id)
 
 
 def test_arm_saves_files_and_runtime(env):
@@ -90,7 +90,7 @@ def test_arm_saves_files_and_runtime(env):
     result = guard.arm(60, [str(existing), str(new)], "bridging eth0 into breth0", True)
     assert result["armed"] and result["changed"] is False
     assert result["files"] == [{"path": str(existing), "exists": True}, {"path": str(new), "exists": False}]
-    state = _guard.read_json(guard.paths.state)
+    state = _guard_state.read_json(guard.paths.state)
     assert state["runtime"] == {"links": ["eth0"]}
     assert state["description"] == "bridging eth0 into breth0"
     assert oct(os.stat(guard.paths.state).st_mode & 0o777) == "0o600"
@@ -130,7 +130,7 @@ def test_timeout_without_confirmation_restores_files_and_runtime(env):
     # The state is gone and the outcome stays for late-comers.
     assert not os.path.exists(guard.paths.state)
     assert not os.path.exists(guard.paths.decision)
-    assert _guard.read_json(guard.paths.result)["rolled_back"] is True
+    assert _guard_state.read_json(guard.paths.result)["rolled_back"] is True
 
 
 def test_removed_file_is_recreated_with_its_mode(env):
@@ -154,7 +154,7 @@ def test_confirmation_before_the_deadline_keeps_the_change(env):
     def confirm_at_ten_seconds(clk):
         if clk.now >= 1010.0 and not os.path.exists(guard.paths.decision):
             # The watcher is this very process: the confirmer must not wait for it.
-            won, _record = _guard.claim(guard.paths, _guard.CONFIRMED, "confirm")
+            won, _record = _guard_state.claim(guard.paths, _guard_state.CONFIRMED, "confirm")
             assert won
 
     clock.on_sleep = confirm_at_ten_seconds
@@ -176,7 +176,7 @@ def test_confirm_without_watcher_finishes_itself(env):
     result = guard.confirm(wait=1)
     assert result["confirmed"] is True and result["watcher_done"] is True
     assert not os.path.exists(guard.paths.state)
-    assert _guard.read_json(guard.paths.result)["confirmed"] is True
+    assert _guard_state.read_json(guard.paths.result)["confirmed"] is True
     assert runtime.restored == []
 
 
@@ -194,9 +194,9 @@ def test_confirm_while_watcher_rolls_back_is_too_late(env):
     guard, _clock, _runtime, etc = env
     existing, new = _files(etc)
     guard.arm(60, [str(existing), str(new)], "x", True)
-    won, decision = _guard.claim(guard.paths, _guard.ROLLBACK, "watcher", "no confirmation within 60s")
+    won, decision = _guard_state.claim(guard.paths, _guard_state.ROLLBACK, "watcher", "no confirmation within 60s")
     assert won
-    state = _guard.read_state(guard.paths.state)
+    state = _guard_state.read_state(guard.paths.state)
     # The watcher finishes its restore while the confirmation waits for the outcome.
     finisher = threading.Timer(0.2, guard._roll_back, (state, decision))
     finisher.start()
@@ -217,9 +217,9 @@ def test_only_one_decision_is_ever_taken(env):
 
     def race(kind):
         barrier.wait()
-        results.append(_guard.claim(guard.paths, kind, kind))
+        results.append(_guard_state.claim(guard.paths, kind, kind))
 
-    threads = [threading.Thread(target=race, args=(_guard.CONFIRMED if i % 2 else _guard.ROLLBACK,)) for i in range(8)]
+    threads = [threading.Thread(target=race, args=(_guard_state.CONFIRMED if i % 2 else _guard_state.ROLLBACK,)) for i in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -245,7 +245,7 @@ def test_rollback_action_restores_at_once(env):
 def test_rollback_after_confirmation_is_refused(env):
     guard = env[0]
     guard.arm(60, [], "x", False)
-    _guard.claim(guard.paths, _guard.CONFIRMED, "confirm")
+    _guard_state.claim(guard.paths, _guard_state.CONFIRMED, "confirm")
     with pytest.raises(ModuleError, match="already confirmed"):
         guard.rollback("why")
 
@@ -282,9 +282,9 @@ def test_failed_runtime_restore_still_restores_files(env):
 def test_arm_refuses_while_a_watcher_runs(env):
     guard = env[0]
     guard.arm(60, [], "x", False)
-    state = _guard.read_json(guard.paths.state)
-    state["watcher"] = {"pid": os.getpid(), "start": _guard.process_start(os.getpid())}
-    _guard.write_json(guard.paths.state, state)
+    state = _guard_state.read_json(guard.paths.state)
+    state["watcher"] = {"pid": os.getpid(), "start": _guard_state.process_start(os.getpid())}
+    _guard_state.write_json(guard.paths.state, state)
     with pytest.raises(ModuleError, match="in progress"):
         guard.arm(60, [], "x", False)
     assert guard.status()["watching"] is True
@@ -293,9 +293,9 @@ def test_arm_refuses_while_a_watcher_runs(env):
 def test_arm_replaces_a_stale_arming(env):
     guard = env[0]
     guard.arm(60, [], "x", False)
-    state = _guard.read_json(guard.paths.state)
+    state = _guard_state.read_json(guard.paths.state)
     state["watcher"] = {"pid": os.getpid(), "start": -1}  # same PID, another process start: gone
-    _guard.write_json(guard.paths.state, state)
+    _guard_state.write_json(guard.paths.state, state)
     result = guard.arm(60, [], "y", False)
     assert result["warnings"] and "Replaced an earlier arming" in result["warnings"][0]
 
@@ -440,10 +440,10 @@ def test_status_waits_for_a_starting_watcher(env):
 
     def watcher_starts_at_two_seconds(clk):
         if clk.now >= 1002.0:
-            state = _guard.read_json(guard.paths.state)
+            state = _guard_state.read_json(guard.paths.state)
             if not state.get("watcher"):
-                state["watcher"] = {"pid": os.getpid(), "start": _guard.process_start(os.getpid())}
-                _guard.write_json(guard.paths.state, state)
+                state["watcher"] = {"pid": os.getpid(), "start": _guard_state.process_start(os.getpid())}
+                _guard_state.write_json(guard.paths.state, state)
 
     clock.on_sleep = watcher_starts_at_two_seconds
     assert guard.status(wait=10)["watching"] is True
@@ -457,11 +457,11 @@ def test_status_does_not_wait_when_not_armed(env):
 
 
 def test_guards_of_two_network_namespaces_do_not_meet(tmp_path):
-    one = _guard.Paths(str(tmp_path), "host_bridge-h1", "net4026531840")
-    other = _guard.Paths(str(tmp_path), "host_bridge-h1", "net4026532001")
+    one = _guard_state.Paths(str(tmp_path), "host_bridge-h1", "net4026531840")
+    other = _guard_state.Paths(str(tmp_path), "host_bridge-h1", "net4026532001")
     assert one.state != other.state and one.decision != other.decision and one.result != other.result
     assert one.state.endswith("guard-host_bridge-h1.net4026531840.json")
-    assert _guard.netns_scope().startswith("net")
+    assert _guard_state.netns_scope().startswith("net")
 
 
 # -- the countdown from the start signal -------------------------------------------
@@ -511,9 +511,9 @@ def test_start_needs_a_running_watcher(env):
     with pytest.raises(ModuleError, match="does not run"):
         guard.start(wait=1)
     assert not os.path.exists(guard.paths.go)
-    state = _guard.read_json(guard.paths.state)
-    state["watcher"] = {"pid": os.getpid(), "start": _guard.process_start(os.getpid())}
-    _guard.write_json(guard.paths.state, state)
+    state = _guard_state.read_json(guard.paths.state)
+    state["watcher"] = {"pid": os.getpid(), "start": _guard_state.process_start(os.getpid())}
+    _guard_state.write_json(guard.paths.state, state)
     started = guard.start(wait=1)
     assert started["watching"] is True and started["remaining"] == 20
     assert guard.status()["remaining"] == 20

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from ansible_collections.kvmhost.bridging.plugins.module_utils import _guard
+from ansible_collections.kvmhost.bridging.plugins.module_utils import _guard, _guard_state
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -36,7 +36,7 @@ def _until(predicate, limit=60.0):
 
 @pytest.fixture
 def guard(tmp_path):
-    paths = _guard.Paths(str(tmp_path / "run"), "host-bridge-h1")
+    paths = _guard_state.Paths(str(tmp_path / "run"), "host-bridge-h1")
     return _guard.Guard(FakeModule(), paths, FakeRuntime(), poll=0.02)
 
 
@@ -78,7 +78,7 @@ def test_spawn_detached_runs_in_its_own_session_without_our_descriptors(tmp_path
     assert keep_r not in info["fds"] and keep_w not in info["fds"]
     assert [fd for fd in info["fds"] if fd > 2] == [3]  # only what work() opened itself (the listing)
     assert info["cwd"] == "/"
-    _until(lambda: not _guard.pid_alive(pid))
+    _until(lambda: not _guard_state.pid_alive(pid))
 
 
 def test_arm_starts_a_watcher_that_a_confirmation_ends(guard, tmp_path):
@@ -89,7 +89,7 @@ def test_arm_starts_a_watcher_that_a_confirmation_ends(guard, tmp_path):
     status = guard.status()
     assert status["watching"] is True
     pid = started["watcher"]
-    assert _guard.read_json(guard.paths.state)["watcher"]["pid"] == pid
+    assert _guard_state.read_json(guard.paths.state)["watcher"]["pid"] == pid
     existing.write_text("DEVICE=eth0\nBRIDGE=breth0\n")
     new.write_text("DEVICE=breth0\n")
 
@@ -99,7 +99,7 @@ def test_arm_starts_a_watcher_that_a_confirmation_ends(guard, tmp_path):
     assert outcome["confirmed"] is True and outcome["rolled_back"] is False and outcome["decided_by"] == "confirm"
     assert outcome["msg"] == "Confirmed bridging eth0 into breth0."
     assert existing.read_text() == "DEVICE=eth0\nBRIDGE=breth0\n" and new.exists()
-    _until(lambda: not _guard.pid_alive(pid))
+    _until(lambda: not _guard_state.pid_alive(pid))
     assert not os.path.exists(guard.paths.watcher_error)
 
 
@@ -115,7 +115,7 @@ def test_the_detached_watcher_rolls_back_by_itself(guard, tmp_path):
     assert last["reason"] == "no confirmation within 1s"
     assert existing.read_text() == "DEVICE=eth0\nIPADDR=198.18.0.2\n"
     assert not new.exists()
-    _until(lambda: not _guard.pid_alive(started["watcher"]))
+    _until(lambda: not _guard_state.pid_alive(started["watcher"]))
     with pytest.raises(ModuleError, match=r"Too late|not armed"):
         guard.confirm(wait=1)
 
@@ -125,12 +125,12 @@ def test_status_waits_for_a_decision_to_be_carried_out(guard, tmp_path):
     guard.arm(3600, [str(existing), str(new)], "x", False)
     guard.start_watcher(wait=30)
     new.write_text("DEVICE=breth0\n")
-    won, _decision = _guard.claim(guard.paths, _guard.ROLLBACK, "rollback action", "a step failed")
+    won, _decision = _guard_state.claim(guard.paths, _guard_state.ROLLBACK, "rollback action", "a step failed")
     assert won
     # The decision is taken but nobody carries it out: the watcher sees it and waits for the outcome; status waits too.
     status = guard.status(wait=0)
     assert status["armed"] is True and status["last"] is None
-    state, decision = _guard.read_state(guard.paths.state), _guard.read_json(guard.paths.decision)
+    state, decision = _guard_state.read_state(guard.paths.state), _guard_state.read_json(guard.paths.decision)
     later = threading.Thread(target=lambda: (time.sleep(0.5), guard._roll_back(state, decision)))
     later.start()
     try:
@@ -168,15 +168,15 @@ def test_a_watcher_that_fails_says_why(guard, tmp_path):
     existing, new = _files(tmp_path)
     guard.arm(60, [str(existing), str(new)], "x", True)
     # A watcher already recorded (this very process): the detached one refuses to watch, and says so.
-    state = _guard.read_json(guard.paths.state)
-    state["watcher"] = {"pid": os.getpid(), "start": _guard.process_start(os.getpid())}
-    _guard.write_json(guard.paths.state, state)
+    state = _guard_state.read_json(guard.paths.state)
+    state["watcher"] = {"pid": os.getpid(), "start": _guard_state.process_start(os.getpid())}
+    _guard_state.write_json(guard.paths.state, state)
 
     def spawn(work):
         pid = _guard.spawn_detached(work)
-        _until(lambda: not _guard.pid_alive(pid))
+        _until(lambda: not _guard_state.pid_alive(pid))
         state["watcher"] = None
-        _guard.write_json(guard.paths.state, state)
+        _guard_state.write_json(guard.paths.state, state)
         return pid
 
     with pytest.raises(ModuleError, match=r"ended before it ran.*It said: Guard host-bridge-h1 already has a watcher"):
@@ -194,7 +194,7 @@ def test_where_systemd_runs_the_watcher_moves_into_a_transient_scope(guard, tmp_
         calls.append((pid, unit, description))
 
     started = guard.start_watcher(wait=30, scope=scope, systemd_dir=str(systemd))
-    arming = _guard.read_json(guard.paths.state)["arming"]
+    arming = _guard_state.read_json(guard.paths.state)["arming"]
     unit = "kvmhost-bridging-guard-host-bridge-h1-%s.scope" % arming
     assert calls == [(started["watcher"], unit, "kvmhost.bridging guard host-bridge-h1: bridging eth0 into breth0")]
     assert started["scope"] == unit and started["warnings"] == []

@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils import _bridge_plan as bp
-from ansible_collections.kvmhost.bridging.plugins.module_utils import _fileio, _firewalld_plan, _guard, _ifcfg, _ifcfg_codec, _nm, _nm_bridge
+from ansible_collections.kvmhost.bridging.plugins.module_utils import _fileio, _firewalld_plan, _guard, _guard_state, _ifcfg, _ifcfg_codec, _nm, _nm_bridge
 from ansible_collections.kvmhost.bridging.plugins.module_utils import _firewall as fw
 from ansible_collections.kvmhost.bridging.plugins.module_utils import _kernel_snapshot as ks
 from ansible_collections.kvmhost.bridging.plugins.module_utils import _sysctl as sc
@@ -150,7 +150,7 @@ def test_guard_restores_through_a_link_and_reports_what_it_did(tmp_path):
     (etc / "sysctl.conf").write_text("net.ipv4.ip_forward = 0\n")
     link = etc / "sysctl.d/99-sysctl.conf"
     os.symlink("../sysctl.conf", link)
-    guard = _guard.Guard(GuardModule(), _guard.Paths(str(tmp_path / "run"), "g1"), NoRuntime())
+    guard = _guard.Guard(GuardModule(), _guard_state.Paths(str(tmp_path / "run"), "g1"), NoRuntime())
     guard.arm(60, [str(link)], "test", with_runtime=False)
     (etc / "sysctl.conf").write_text("net.ipv4.ip_forward = 1\n")
     result = guard.rollback("test")
@@ -327,7 +327,7 @@ def test_a_state_dir_others_can_write_is_refused(tmp_path, mode):
     state_dir.mkdir()
     os.chmod(state_dir, mode)
     with pytest.raises(ModuleError, match="not safe"):
-        _guard.Paths(str(state_dir), "g1")
+        _guard_state.Paths(str(state_dir), "g1")
 
 
 def test_a_state_dir_of_another_user_is_refused(tmp_path):
@@ -335,13 +335,13 @@ def test_a_state_dir_of_another_user_is_refused(tmp_path):
     state_dir.mkdir(mode=0o700)
     os.chown(state_dir, 4242, 4242)
     with pytest.raises(ModuleError, match="owned by uid 4242"):
-        _guard.Paths(str(state_dir), "g1")
+        _guard_state.Paths(str(state_dir), "g1")
 
 
 def test_a_state_dir_of_our_own_is_accepted(tmp_path):
     state_dir = tmp_path / "ours"
     state_dir.mkdir(mode=0o700)
-    assert _guard.Paths(str(state_dir), "g1").dir == str(state_dir)
+    assert _guard_state.Paths(str(state_dir), "g1").dir == str(state_dir)
 
 
 # -- 9. bridge timers must be finite ---------------------------------------------------------------
@@ -361,7 +361,7 @@ def test_bridge_refuses_non_finite_timers(option, value):
 
 @pytest.mark.parametrize(("timeout", "start_within"), [(10**400, 0), (86401, 0), (60, 10**400), (60, 86401)])
 def test_guard_refuses_unbounded_times(tmp_path, timeout, start_within):
-    guard = _guard.Guard(GuardModule(), _guard.Paths(str(tmp_path / "run"), "g1"), NoRuntime())
+    guard = _guard.Guard(GuardModule(), _guard_state.Paths(str(tmp_path / "run"), "g1"), NoRuntime())
     with pytest.raises(ModuleError, match="86400 seconds"):
         guard.arm(timeout, [], "test", with_runtime=False, start_within=start_within)
     assert not (tmp_path / "run").exists()
@@ -377,7 +377,7 @@ def test_chain_name_with_a_trailing_newline_is_refused():
 
 def test_guard_id_with_a_trailing_newline_is_refused(tmp_path):
     with pytest.raises(ModuleError):
-        _guard.Paths(str(tmp_path), "g1\n")
+        _guard_state.Paths(str(tmp_path), "g1\n")
 
 
 # -- 12. the loader, resolver and interpreter variables are refused in settings ----------------------
@@ -408,7 +408,7 @@ def test_crlf_rules_file_keeps_its_line_ending(tmp_path):
 @pytest.mark.parametrize("wait", [-1, 86401, 10**400])
 def test_guard_wait_is_bounded_too(wait):
     with pytest.raises(ModuleError, match="wait must be 0 to 86400 seconds"):
-        _guard.check_seconds("wait", wait, 0)
+        _guard_state.check_seconds("wait", wait, 0)
 
 
 def test_bridge_forward_delay_fits_the_kernels_u32():
@@ -461,4 +461,4 @@ def test_networkmanager_names_go_through_the_one_validator(call):
 def test_guard_file_removal_failure_is_a_module_error(tmp_path):
     (tmp_path / "guard-g1.decision").mkdir()  # unlink(2) of a directory fails with EISDIR
     with pytest.raises(ModuleError, match="Cannot remove the guard's file"):
-        _guard.unlink(str(tmp_path / "guard-g1.decision"))
+        _guard_state.unlink(str(tmp_path / "guard-g1.decision"))

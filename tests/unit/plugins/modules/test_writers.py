@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from module_runner import run_main
 
-from ansible_collections.kvmhost.bridging.plugins.module_utils import _firewall, _guard, _sysctl
+from ansible_collections.kvmhost.bridging.plugins.module_utils import _firewall, _guard, _guard_state, _sysctl
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.modules import ifcfg, nm_keyfile
 
@@ -86,7 +86,7 @@ def write_rules(base):
 
 
 def write_guard_state(base):
-    _guard.write_json(os.path.join(base, "dir/guard-g1.json"), {"format": 1})
+    _guard_state.write_json(os.path.join(base, "dir/guard-g1.json"), {"format": 1})
 
 
 def write_guard_restore(base):
