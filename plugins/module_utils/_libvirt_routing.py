@@ -123,6 +123,17 @@ def plan(names, networks, methods=None):
     """
     names = list(dict.fromkeys(names))
     methods = choose_methods(names, "rules", methods)
+    chosen = _chosen_networks(names, networks)
+    _check_overlaps(chosen)
+    modes = {n["network"]: methods[n["network"]] for n in chosen if methods[n["network"]] != "rules" and n["forward"] != methods[n["network"]]}
+    routed = {n["network"] for n in chosen if (modes.get(n["network"]) or n["forward"]) in ("route", "open")}
+    rules = _plan_rules(chosen, methods, routed)
+    summary = [_summary_entry(net, methods[net["network"]], modes, len(routed) == len(chosen)) for net in chosen]
+    return {"networks": summary, "rules": rules, "modes": modes}
+
+
+def _chosen_networks(names, networks):
+    """The networks records of ``names``, in order; raises ModuleError for too few, unknown or unroutable networks."""
     if len(names) < 2:
         raise ModuleError("libvirt_routing needs at least two network names, got %s." % (names or "none"))
     by_name = {n["network"]: n for n in networks}
@@ -145,6 +156,11 @@ def plan(names, networks, methods=None):
                 "libvirt network %s has no bridge or no IPv4 subnet (<ip address=... prefix=...>): there is nothing to route to. Nothing was changed." % name,
             )
         chosen.append(net)
+    return chosen
+
+
+def _check_overlaps(chosen):
+    """Raise ModuleError when two of the ``chosen`` networks have overlapping IPv4 subnets."""
     for i, first in enumerate(chosen):
         for second in chosen[i + 1 :]:
             for a in _ipv4_subnets(first):
@@ -154,8 +170,10 @@ def plan(names, networks, methods=None):
                             "libvirt networks %s (%s) and %s (%s) overlap: the host cannot route between them. Give one "
                             "of them another subnet (virsh net-edit). Nothing was changed." % (first["network"], a, second["network"], b),
                         )
-    modes = {n["network"]: methods[n["network"]] for n in chosen if methods[n["network"]] != "rules" and n["forward"] != methods[n["network"]]}
-    routed = {n["network"] for n in chosen if (modes.get(n["network"]) or n["forward"]) in ("route", "open")}
+
+
+def _plan_rules(chosen, methods, routed):
+    """The iptables rules between each ordered pair of ``chosen`` networks that are not both ``routed``."""
     rules = []
     for src in chosen:
         for dst in chosen:
@@ -188,46 +206,39 @@ def plan(names, networks, methods=None):
                                 "networks": [src["network"], dst["network"]],
                             }
                         )
-    summary = []
-    for net in chosen:
-        picked = methods[net["network"]]
-        if picked == "rules" and len(routed) == len(chosen):
-            summary.append(
-                {
-                    "network": net["network"],
-                    "bridge": net["bridge"],
-                    "forward": net["forward"],
-                    "subnets": _ipv4_subnets(net),
-                    "method_name": "rules",
-                    "method": "forward mode %s: libvirt's own rules route it to the other networks, nothing to add" % net["forward"],
-                }
-            )
-            continue
-        if picked != "rules":
-            if net["network"] in modes:
-                said = "forward mode %s: changed from %s in libvirt's definition (network restarted; no NAT)" % (picked, net["forward"])
-            else:
-                said = "forward mode %s already: libvirt's own rules route it, nothing to add" % picked
-            summary.append(
-                {"network": net["network"], "bridge": net["bridge"], "forward": picked, "subnets": _ipv4_subnets(net), "method_name": picked, "method": said}
-            )
-            continue
-        method = (
-            "hook: NAT kept to the outside, new connections from the other networks accepted, no NAT between them"
-            if net["forward"] == "nat"
-            else "hook: forward mode %s kept, new connections from and to the other networks accepted" % net["forward"]
-        )
-        summary.append(
-            {
-                "network": net["network"],
-                "bridge": net["bridge"],
-                "forward": net["forward"],
-                "subnets": _ipv4_subnets(net),
-                "method_name": "rules",
-                "method": method,
-            }
-        )
-    return {"networks": summary, "rules": rules, "modes": modes}
+    return rules
+
+
+def _summary_entry(net, picked, modes, all_routed):
+    """What plan() does for one network (its ``networks`` entry); ``all_routed``: every chosen network is routed."""
+    if picked == "rules" and all_routed:
+        return {
+            "network": net["network"],
+            "bridge": net["bridge"],
+            "forward": net["forward"],
+            "subnets": _ipv4_subnets(net),
+            "method_name": "rules",
+            "method": "forward mode %s: libvirt's own rules route it to the other networks, nothing to add" % net["forward"],
+        }
+    if picked != "rules":
+        if net["network"] in modes:
+            said = "forward mode %s: changed from %s in libvirt's definition (network restarted; no NAT)" % (picked, net["forward"])
+        else:
+            said = "forward mode %s already: libvirt's own rules route it, nothing to add" % picked
+        return {"network": net["network"], "bridge": net["bridge"], "forward": picked, "subnets": _ipv4_subnets(net), "method_name": picked, "method": said}
+    method = (
+        "hook: NAT kept to the outside, new connections from the other networks accepted, no NAT between them"
+        if net["forward"] == "nat"
+        else "hook: forward mode %s kept, new connections from and to the other networks accepted" % net["forward"]
+    )
+    return {
+        "network": net["network"],
+        "bridge": net["bridge"],
+        "forward": net["forward"],
+        "subnets": _ipv4_subnets(net),
+        "method_name": "rules",
+        "method": method,
+    }
 
 
 def with_forward_mode(xml_text, mode):
