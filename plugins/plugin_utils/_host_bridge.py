@@ -160,8 +160,43 @@ def plan(facts, ifcfg_read, nic, bridge, bootproto, addresses, gateway, dns, stp
     bridge_values = _file_values(ifcfg_read, bridge)
     # After the first run the NIC's file names the bridge, and the bridge's file has what the NIC had.
     source = bridge_values if nic_values.get("BRIDGE", "") == bridge and bridge_values else nic_values
-    inherited = str(source.get("BOOTPROTO") or "none").lower()
     from_file = file_addresses(source)
+    boot, keyword = _boot_protocol(bootproto, source, nic_facts, from_file)
+    if bootproto == "static":
+        boot_addresses, boot_gateway = list(addresses), gateway
+    elif bootproto == "dhcp":
+        boot_addresses, boot_gateway = [], ""
+    elif source:
+        boot_addresses, boot_gateway = from_file, source.get("GATEWAY") or ""
+    else:
+        boot_addresses = _ipv4_of(nic_facts)
+        boot_gateway = ((facts.get("default_ipv4") or {}).get("gateway") or "") if route_dev in (nic, bridge) else ""
+    mac = nic_facts.get("macaddress")
+    bridge_file = _bridge_file(bridge, source, boot, keyword, boot_addresses, boot_gateway, dns, mac, stp, forward_delay, config_dir)
+    nic_file = {
+        "device": nic,
+        "bridge": bridge,
+        "bootproto": "none",
+        "onboot": True,
+        "nm_controlled": False,
+        "hwaddr": mac,
+        "settings": {key: None for key in nic_values if _PORT_DROPS.match(key)},
+        "config_dir": config_dir,
+    }
+    ip_batch = _ip_batch(facts, route_dev, runtime_ipv4, nic, bridge, bootproto, addresses, gateway)
+    # The bridge's file first: the NIC's file never names a bridge that has no file.
+    return {
+        "what": "bridging %s into %s" % (nic, bridge),
+        "files": ["%s/ifcfg-%s" % (config_dir, bridge), "%s/ifcfg-%s" % (config_dir, nic)] if persist else [],
+        "ifcfg": [bridge_file, nic_file] if persist else [],
+        "bridge": {"name": bridge, "ports": [nic], "stp": bool(stp), "forward_delay": int(forward_delay), "mac": "inherit", "migrate_addresses": True},
+        "ip_batch": ip_batch,
+    }
+
+
+def _boot_protocol(bootproto, source, nic_facts, from_file):
+    """(the boot protocol the bridge gets, BOOTPROTO as written) for the asked ``bootproto`` and the file ``source``."""
+    inherited = str(source.get("BOOTPROTO") or "none").lower()
     if bootproto != "inherit":
         boot = bootproto
     elif not source:
@@ -172,21 +207,16 @@ def plan(facts, ifcfg_read, nic, bridge, bootproto, addresses, gateway, dns, stp
         boot = "static" if from_file else "none"
     # BOOTPROTO as written: an inherited static address keeps the NIC's spelling (none or static).
     keyword = inherited if bootproto == "inherit" and boot == "static" and inherited in ("none", "static") else boot
-    if bootproto == "static":
-        boot_addresses, boot_gateway = list(addresses), gateway
-    elif bootproto == "dhcp":
-        boot_addresses, boot_gateway = [], ""
-    elif source:
-        boot_addresses, boot_gateway = from_file, source.get("GATEWAY") or ""
-    else:
-        boot_addresses = _ipv4_of(nic_facts)
-        boot_gateway = ((facts.get("default_ipv4") or {}).get("gateway") or "") if route_dev in (nic, bridge) else ""
+    return boot, keyword
+
+
+def _bridge_file(bridge, source, boot, keyword, boot_addresses, boot_gateway, dns, mac, stp, forward_delay, config_dir):
+    """The ifcfg module arguments of the bridge's file."""
     boot_dns = list(dns) if dns else [source[key] for key in sorted(k for k in source if re.match(r"^DNS[0-9]+$", k)) if isinstance(source[key], str)]
     static_gateway = boot == "static" and bool(boot_gateway)
     settings = {key: value for key, value in source.items() if key in CARRY_KEYS and isinstance(value, str)}
     if not static_gateway:
         settings["GATEWAY"] = None
-    mac = nic_facts.get("macaddress")
     bridge_file = {
         "device": bridge,
         "type": "bridge",
@@ -203,30 +233,18 @@ def plan(facts, ifcfg_read, nic, bridge, bootproto, addresses, gateway, dns, stp
     }
     if static_gateway:
         bridge_file["gateway"] = boot_gateway
-    nic_file = {
-        "device": nic,
-        "bridge": bridge,
-        "bootproto": "none",
-        "onboot": True,
-        "nm_controlled": False,
-        "hwaddr": mac,
-        "settings": {key: None for key in nic_values if _PORT_DROPS.match(key)},
-        "config_dir": config_dir,
-    }
+    return bridge_file
+
+
+def _ip_batch(facts, route_dev, runtime_ipv4, nic, bridge, bootproto, addresses, gateway):
+    """The runtime ``ip -batch`` lines: with static addresses, the bridge gets exactly ``addresses`` and ``gateway``."""
     ip_batch = []
     if bootproto == "static":
         ip_batch += ["address replace %s dev %s" % (a, bridge) for a in _unique(addresses) if a not in runtime_ipv4]
         if gateway and ((facts.get("default_ipv4") or {}).get("gateway", "") != gateway or route_dev not in (nic, bridge)):
             ip_batch.append("route replace default via %s dev %s" % (gateway, bridge))
         ip_batch += ["address del %s dev %s" % (a, bridge) for a in _unique(runtime_ipv4) if a not in addresses]
-    # The bridge's file first: the NIC's file never names a bridge that has no file.
-    return {
-        "what": "bridging %s into %s" % (nic, bridge),
-        "files": ["%s/ifcfg-%s" % (config_dir, bridge), "%s/ifcfg-%s" % (config_dir, nic)] if persist else [],
-        "ifcfg": [bridge_file, nic_file] if persist else [],
-        "bridge": {"name": bridge, "ports": [nic], "stp": bool(stp), "forward_delay": int(forward_delay), "mac": "inherit", "migrate_addresses": True},
-        "ip_batch": ip_batch,
-    }
+    return ip_batch
 
 
 def needed(file_probes, bridge_probe, ip_batch):
