@@ -81,49 +81,13 @@ def plan(config_dir, ifcfg, keyfiles, keyfile_dir, names=(), macs=None):
     problems = []
     converted_all = []
     for name in sorted(ifcfg):
-        path = os.path.join(config_dir, name)
-        try:
-            converted = _keyfile_ifcfg.convert(ifcfg[name], path)
-        except ModuleError as exc:
-            problems.append(exc.msg)
+        converted, problem = _convert(os.path.join(config_dir, name), ifcfg[name], names)
+        if converted is None:
+            problems.append(problem)
             continue
-        if converted["unconverted"]:
-            problems.append(
-                "%s has settings the migration cannot carry over (%s); convert it by hand or remove them first." % (path, ", ".join(converted["unconverted"]))
-            )
-            continue
-        device = converted["interface"]
-        extra = sorted(prefix + device for prefix in _COMPANIONS if prefix + device in names)
-        if extra:
-            problems.append(
-                "%s has %s next to it (static routes or rules), which the migration does not convert; move them into the "
-                "keyfile by hand (nmcli connection modify ... ipv4.routes) and remove them first." % (path, ", ".join(extra))
-            )
-            continue
-        converted["ifcfg"] = path
         converted_all.append(converted)
     _keep_bridge_mac(converted_all, macs or {})
-    items = []
-    for converted in converted_all:
-        device = converted["interface"]
-        connection = converted["groups"]["connection"]
-        items.append(
-            {
-                "ifcfg": converted["ifcfg"],
-                "keyfile": os.path.join(keyfile_dir, converted["file_name"]),
-                "file_name": converted["file_name"],
-                "id": converted["id"],
-                "uuid": converted["uuid"],
-                "type": converted["type"],
-                "role": _role(converted),
-                "interface": device,
-                "controller": connection.get("master"),
-                "autoconnect": connection.get("autoconnect") != "false",
-                "text": converted["text"],
-                "write": True,
-                "warnings": list(converted["warnings"]),
-            }
-        )
+    items = [_item(converted, keyfile_dir) for converted in converted_all]
     problems += _conflicts(items, keyfiles, keyfile_dir)
     if problems:
         raise ModuleError(
@@ -132,6 +96,48 @@ def plan(config_dir, ifcfg, keyfiles, keyfile_dir, names=(), macs=None):
         )
     items.sort(key=lambda item: (_ORDER[item["role"]], item["interface"]))
     return items
+
+
+def _convert(path, variables, names):
+    """(the converted profile of the ifcfg file ``path``, None) or (None, why it cannot be migrated)."""
+    try:
+        converted = _keyfile_ifcfg.convert(variables, path)
+    except ModuleError as exc:
+        return None, exc.msg
+    if converted["unconverted"]:
+        return None, "%s has settings the migration cannot carry over (%s); convert it by hand or remove them first." % (
+            path,
+            ", ".join(converted["unconverted"]),
+        )
+    device = converted["interface"]
+    extra = sorted(prefix + device for prefix in _COMPANIONS if prefix + device in names)
+    if extra:
+        return None, (
+            "%s has %s next to it (static routes or rules), which the migration does not convert; move them into the "
+            "keyfile by hand (nmcli connection modify ... ipv4.routes) and remove them first." % (path, ", ".join(extra))
+        )
+    converted["ifcfg"] = path
+    return converted, None
+
+
+def _item(converted, keyfile_dir):
+    """One item of plan()'s list for a converted profile."""
+    connection = converted["groups"]["connection"]
+    return {
+        "ifcfg": converted["ifcfg"],
+        "keyfile": os.path.join(keyfile_dir, converted["file_name"]),
+        "file_name": converted["file_name"],
+        "id": converted["id"],
+        "uuid": converted["uuid"],
+        "type": converted["type"],
+        "role": _role(converted),
+        "interface": converted["interface"],
+        "controller": connection.get("master"),
+        "autoconnect": connection.get("autoconnect") != "false",
+        "text": converted["text"],
+        "write": True,
+        "warnings": list(converted["warnings"]),
+    }
 
 
 def _conflicts(items, keyfiles, keyfile_dir):
