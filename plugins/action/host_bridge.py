@@ -86,6 +86,18 @@ class _Limit:
         return False
 
 
+class _NmChange:
+    """What the steps of one NetworkManager change share: the report, its steps and the checkpoint (None without one)."""
+
+    def __init__(self, report, what, host, task_vars):
+        self.report = report
+        self.what = what
+        self.host = host
+        self.task_vars = task_vars
+        self.steps = {}
+        self.checkpoint = None
+
+
 def _clean(result):
     return {key: value for key, value in (result or {}).items() if key != "invocation"}
 
@@ -363,20 +375,7 @@ class ActionModule(ActionBase):
     def _networkmanager(self, args, nic, task_vars, host):
         """The bridge's keyfile and the NIC's own profile as its port, activated under a NetworkManager checkpoint."""
         name, timeout = args["name"], args["rollback_timeout"]
-        plan = self._module(
-            PREFIX + "nm_bridge_plan",
-            {
-                "nic": nic,
-                "bridge": name,
-                "bootproto": args["bootproto"],
-                "addresses": args["addresses"],
-                "gateway": args["gateway"],
-                "dns": args["dns"],
-                "stp": args["stp"],
-                "forward_delay": args["forward_delay"],
-            },
-            task_vars,
-        )
+        plan = self._nm_plan(args, nic, name, task_vars)
         report = {"backend": "networkmanager", "nic": nic, "bridge": name}
         if plan.get("failed"):
             return dict(report, failed=True, changed=False, msg=plan.get("msg"))
@@ -396,68 +395,122 @@ class ActionModule(ActionBase):
         if not hb.nm_needed(plan, probes):
             return dict(report, changed=False, msg="host_bridge: %s is bridged into %s as asked." % (nic, name))
 
-        checkpoints = PREFIX + "nm_checkpoint"
-        checkpoint = None
+        change = _NmChange(report, what, host, task_vars)
+        failure = self._nm_create_checkpoint(change, timeout)
+        if failure is not None:
+            return failure
+        failure = self._nm_write(change, keyfiles, diffs, timeout)
+        if failure is not None:
+            return failure
+        failure, cut = self._nm_activate(change, plan, timeout)
+        if failure is not None:
+            return failure
+        if change.checkpoint is None:
+            return dict(report, steps=change.steps, changed=True, msg="host_bridge: %s done without a checkpoint." % what)
+        return self._nm_confirm(change, cut, timeout)
+
+    def _nm_plan(self, args, nic, name, task_vars):
+        """nm_bridge_plan's result for the task's arguments."""
+        return self._module(
+            PREFIX + "nm_bridge_plan",
+            {
+                "nic": nic,
+                "bridge": name,
+                "bootproto": args["bootproto"],
+                "addresses": args["addresses"],
+                "gateway": args["gateway"],
+                "dns": args["dns"],
+                "stp": args["stp"],
+                "forward_delay": args["forward_delay"],
+            },
+            task_vars,
+        )
+
+    def _nm_create_checkpoint(self, change, timeout):
+        """Take the checkpoint when there is a rollback timeout; a failed result, or None."""
         if timeout > 0:
             # The countdown is long until the profiles are written, and the rollback timeout from the activation on.
-            taken = self._module(checkpoints, {"action": "create", "timeout": max(timeout * 5, 300)}, task_vars, check=False)
-            report["checkpoint"] = {"create": _clean(taken)}
+            taken = self._module(PREFIX + "nm_checkpoint", {"action": "create", "timeout": max(timeout * 5, 300)}, change.task_vars, check=False)
+            change.report["checkpoint"] = {"create": _clean(taken)}
             if taken.get("failed"):
-                return dict(report, failed=True, changed=False, msg=taken.get("msg"))
-            checkpoint = taken["checkpoint"]
-        steps = {}
+                return dict(change.report, failed=True, changed=False, msg=taken.get("msg"))
+            change.checkpoint = taken["checkpoint"]
+        return None
 
-        def failed(step, result, failure=None):
-            """Roll back at once after a failed step (or fail without a checkpoint)."""
-            if checkpoint is None:
-                return dict(report, steps=steps, failed=True, changed=True, msg=hb.nm_unguarded_message(host, what, step, result))
-            rolled = self._module(
-                checkpoints,
-                {
-                    "action": "rollback",
-                    "checkpoint": checkpoint,
-                    "what": what,
-                    "label": "host_bridge: %s" % host,
-                    "failure": failure or hb.step_failure(step, result),
-                },
-                task_vars,
-                check=False,
-            )
-            report["checkpoint"]["rollback"] = _clean(rolled)
-            return dict(report, steps=steps, failed=True, changed=True, msg=rolled.get("msg"))
+    def _nm_failed(self, change, step, result, failure=None):
+        """Roll back at once after a failed step (or fail without a checkpoint)."""
+        report, steps, what = change.report, change.steps, change.what
+        if change.checkpoint is None:
+            return dict(report, steps=steps, failed=True, changed=True, msg=hb.nm_unguarded_message(change.host, what, step, result))
+        rolled = self._module(
+            PREFIX + "nm_checkpoint",
+            {
+                "action": "rollback",
+                "checkpoint": change.checkpoint,
+                "what": what,
+                "label": "host_bridge: %s" % change.host,
+                "failure": failure or hb.step_failure(step, result),
+            },
+            change.task_vars,
+            check=False,
+        )
+        report["checkpoint"]["rollback"] = _clean(rolled)
+        return dict(report, steps=steps, failed=True, changed=True, msg=rolled.get("msg"))
 
+    def _nm_write(self, change, keyfiles, diffs, timeout):
+        """Write the keyfiles, then give the checkpoint the rollback timeout; a failed result, or None."""
         for item in keyfiles:
-            written = self._module(PREFIX + "nm_keyfile", dict(item, reload=True), task_vars, check=False)
-            steps.setdefault(hb.NM_STEP_WRITE, []).append(_clean(written))
+            written = self._module(PREFIX + "nm_keyfile", dict(item, reload=True), change.task_vars, check=False)
+            change.steps.setdefault(hb.NM_STEP_WRITE, []).append(_clean(written))
             if written.get("diff"):
                 diffs.append(written["diff"])
             if written.get("failed"):
-                return failed(hb.NM_STEP_WRITE, written)
-        report["diff"] = diffs
-        if checkpoint is not None:
-            adjusted = self._module(checkpoints, {"action": "adjust", "checkpoint": checkpoint, "timeout": timeout}, task_vars, check=False)
-            steps[hb.NM_STEP_ADJUST] = _clean(adjusted)
+                return self._nm_failed(change, hb.NM_STEP_WRITE, written)
+        change.report["diff"] = diffs
+        if change.checkpoint is not None:
+            adjusted = self._module(
+                PREFIX + "nm_checkpoint", {"action": "adjust", "checkpoint": change.checkpoint, "timeout": timeout}, change.task_vars, check=False
+            )
+            change.steps[hb.NM_STEP_ADJUST] = _clean(adjusted)
             if adjusted.get("failed"):
-                return failed(hb.NM_STEP_ADJUST, adjusted)
+                return self._nm_failed(change, hb.NM_STEP_ADJUST, adjusted)
+        return None
 
+    def _nm_activate(self, change, plan, timeout):
+        """Activate the port's profile; (a failed result or None, whether the connection was cut)."""
+        checkpoint = change.checkpoint
         # Under the checkpoint the activation has a time limit: when the new profiles cut the connection, the
         # activation still completes on the host and the confirmation over a fresh connection decides.
         limit = hb.step_timeout(timeout) if checkpoint is not None else None
         activation, cut = None, False
         try:
-            activation = self._module("ansible.legacy.command", {"argv": hb.activation_argv(plan["port_uuid"], timeout)}, task_vars, check=False, limit=limit)
+            activation = self._module(
+                "ansible.legacy.command", {"argv": hb.activation_argv(plan["port_uuid"], timeout)}, change.task_vars, check=False, limit=limit
+            )
         except (_StepTimeout, _Lost):
             if checkpoint is None:
                 raise
             cut = True
-        steps[hb.NM_STEP_ACTIVATE] = _clean(activation)
+        change.steps[hb.NM_STEP_ACTIVATE] = _clean(activation)
         if activation is not None and (activation.get("failed") or activation.get("rc")):
             if checkpoint is None:
-                return failed(hb.NM_STEP_ACTIVATE, activation)
-            return failed(hb.NM_STEP_ACTIVATE, activation, hb.activation_failure(plan["port_profile"], activation))
-        if checkpoint is None:
-            return dict(report, steps=steps, changed=True, msg="host_bridge: %s done without a checkpoint." % what)
+                return self._nm_failed(change, hb.NM_STEP_ACTIVATE, activation), cut
+            return self._nm_failed(change, hb.NM_STEP_ACTIVATE, activation, hb.activation_failure(plan["port_profile"], activation)), cut
+        return None, cut
 
+    def _nm_destroy(self, change, timeout):
+        """Destroy the checkpoint (which confirms the change); the module's result."""
+        return self._module(
+            PREFIX + "nm_checkpoint",
+            {"action": "destroy", "checkpoint": change.checkpoint, "timeout": timeout, "what": change.what, "label": "host_bridge: %s" % change.host},
+            change.task_vars,
+            check=False,
+            limit=timeout + 60,
+        )
+
+    def _nm_confirm(self, change, cut, timeout):
+        """Confirm the activated change over a fresh connection by destroying the checkpoint; the task's result."""
+        report, steps, what, host, task_vars = change.report, change.steps, change.what, change.host, change.task_vars
         # Confirm over a fresh connection: it goes through the host's new network, which proves it.
         if cut and not self._answers(task_vars, hb.step_timeout(timeout)):
             if not self._answers(task_vars, timeout + 60):
@@ -467,23 +520,11 @@ class ActionModule(ActionBase):
         # Destroying the checkpoint confirms the change; when NetworkManager already rolled back (the host came
         # back only after the timeout), this fails with what was restored.
         try:
-            destroyed = self._module(
-                checkpoints,
-                {"action": "destroy", "checkpoint": checkpoint, "timeout": timeout, "what": what, "label": "host_bridge: %s" % host},
-                task_vars,
-                check=False,
-                limit=timeout + 60,
-            )
+            destroyed = self._nm_destroy(change, timeout)
         except (_StepTimeout, _Lost):
             if not self._answers(task_vars, timeout + 60):
                 return dict(report, steps=steps, failed=True, changed=True, msg=hb.unreachable_message(host, what, timeout, backend="networkmanager"))
-            destroyed = self._module(
-                checkpoints,
-                {"action": "destroy", "checkpoint": checkpoint, "timeout": timeout, "what": what, "label": "host_bridge: %s" % host},
-                task_vars,
-                check=False,
-                limit=timeout + 60,
-            )
+            destroyed = self._nm_destroy(change, timeout)
         report["checkpoint"]["destroy"] = _clean(destroyed)
         if destroyed.get("failed"):
             return dict(report, steps=steps, failed=True, changed=True, msg=destroyed.get("msg"))
