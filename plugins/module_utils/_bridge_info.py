@@ -157,6 +157,15 @@ def describe(links, addresses, holders, sysctls):
             }
         )
 
+    unbridged = _unbridged_taps(links, by_index, holders)
+
+    info = {"bridges": bridges, "unbridged_taps": unbridged, "forwarding": dict(sysctls)}
+    info["report"] = render_report(info)
+    return info
+
+
+def _unbridged_taps(links, by_index, holders):
+    """The tap devices that are in no bridge, in natural name order."""
     unbridged = []
     for rec in sorted(links, key=lambda r: natural_key(r["name"])):
         if port_kind(rec) != "tap":
@@ -176,10 +185,7 @@ def describe(links, addresses, holders, sysctls):
         }
         tap.update(_tap_fields(rec, holders))
         unbridged.append(tap)
-
-    info = {"bridges": bridges, "unbridged_taps": unbridged, "forwarding": dict(sysctls)}
-    info["report"] = render_report(info)
-    return info
+    return unbridged
 
 
 def _all_taps(info):
