@@ -211,34 +211,20 @@ def _plan_rules(chosen, methods, routed):
 
 def _summary_entry(net, picked, modes, all_routed):
     """What plan() does for one network (its ``networks`` entry); ``all_routed``: every chosen network is routed."""
+    forward = net["forward"]
     if picked == "rules" and all_routed:
-        return {
-            "network": net["network"],
-            "bridge": net["bridge"],
-            "forward": net["forward"],
-            "subnets": _ipv4_subnets(net),
-            "method_name": "rules",
-            "method": "forward mode %s: libvirt's own rules route it to the other networks, nothing to add" % net["forward"],
-        }
-    if picked != "rules":
+        method = "forward mode %s: libvirt's own rules route it to the other networks, nothing to add" % forward
+    elif picked != "rules":
         if net["network"] in modes:
-            said = "forward mode %s: changed from %s in libvirt's definition (network restarted; no NAT)" % (picked, net["forward"])
+            method = "forward mode %s: changed from %s in libvirt's definition (network restarted; no NAT)" % (picked, forward)
         else:
-            said = "forward mode %s already: libvirt's own rules route it, nothing to add" % picked
-        return {"network": net["network"], "bridge": net["bridge"], "forward": picked, "subnets": _ipv4_subnets(net), "method_name": picked, "method": said}
-    method = (
-        "hook: NAT kept to the outside, new connections from the other networks accepted, no NAT between them"
-        if net["forward"] == "nat"
-        else "hook: forward mode %s kept, new connections from and to the other networks accepted" % net["forward"]
-    )
-    return {
-        "network": net["network"],
-        "bridge": net["bridge"],
-        "forward": net["forward"],
-        "subnets": _ipv4_subnets(net),
-        "method_name": "rules",
-        "method": method,
-    }
+            method = "forward mode %s already: libvirt's own rules route it, nothing to add" % picked
+        forward = picked
+    elif forward == "nat":
+        method = "hook: NAT kept to the outside, new connections from the other networks accepted, no NAT between them"
+    else:
+        method = "hook: forward mode %s kept, new connections from and to the other networks accepted" % forward
+    return {"network": net["network"], "bridge": net["bridge"], "forward": forward, "subnets": _ipv4_subnets(net), "method_name": picked, "method": method}
 
 
 def with_forward_mode(xml_text, mode):

@@ -20,18 +20,8 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import Mo
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+from polling import until  # noqa: E402
 from test_guard import FakeModule, FakeRuntime  # noqa: E402
-
-
-def _until(predicate, limit=60.0):
-    """Poll ``predicate`` until it holds; fail after ``limit`` seconds (a bound for a hung test, not a measurement)."""
-    end = time.monotonic() + limit
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("gave up waiting for %s" % predicate)
 
 
 @pytest.fixture
@@ -67,7 +57,7 @@ def test_spawn_detached_runs_in_its_own_session_without_our_descriptors(tmp_path
             os.rename(tmp, str(report))
 
         pid = _guard.spawn_detached(work)
-        info = _until(lambda: report.exists() and json.loads(report.read_text()))
+        info = until(lambda: report.exists() and json.loads(report.read_text()))
     finally:
         os.close(keep_r)
         os.close(keep_w)
@@ -78,7 +68,7 @@ def test_spawn_detached_runs_in_its_own_session_without_our_descriptors(tmp_path
     assert keep_r not in info["fds"] and keep_w not in info["fds"]
     assert [fd for fd in info["fds"] if fd > 2] == [3]  # only what work() opened itself (the listing)
     assert info["cwd"] == "/"
-    _until(lambda: not _guard_state.pid_alive(pid))
+    until(lambda: not _guard_state.pid_alive(pid))
 
 
 def test_arm_starts_a_watcher_that_a_confirmation_ends(guard, tmp_path):
@@ -99,7 +89,7 @@ def test_arm_starts_a_watcher_that_a_confirmation_ends(guard, tmp_path):
     assert outcome["confirmed"] is True and outcome["rolled_back"] is False and outcome["decided_by"] == "confirm"
     assert outcome["msg"] == "Confirmed bridging eth0 into breth0."
     assert existing.read_text() == "DEVICE=eth0\nBRIDGE=breth0\n" and new.exists()
-    _until(lambda: not _guard_state.pid_alive(pid))
+    until(lambda: not _guard_state.pid_alive(pid))
     assert not os.path.exists(guard.paths.watcher_error)
 
 
@@ -110,12 +100,12 @@ def test_the_detached_watcher_rolls_back_by_itself(guard, tmp_path):
     existing.write_text("DEVICE=eth0\nBRIDGE=breth0\n")
     new.write_text("DEVICE=breth0\n")
     # Nobody confirms: the watcher restores the files, and status (with wait) reports its outcome.
-    last = _until(lambda: guard.status(wait=1)["last"])
+    last = until(lambda: guard.status(wait=1)["last"])
     assert last["rolled_back"] is True and last["decided_by"] == "watcher"
     assert last["reason"] == "no confirmation within 1s"
     assert existing.read_text() == "DEVICE=eth0\nIPADDR=198.18.0.2\n"
     assert not new.exists()
-    _until(lambda: not _guard_state.pid_alive(started["watcher"]))
+    until(lambda: not _guard_state.pid_alive(started["watcher"]))
     with pytest.raises(ModuleError, match=r"Too late|not armed"):
         guard.confirm(wait=1)
 
@@ -174,7 +164,7 @@ def test_a_watcher_that_fails_says_why(guard, tmp_path):
 
     def spawn(work):
         pid = _guard.spawn_detached(work)
-        _until(lambda: not _guard_state.pid_alive(pid))
+        until(lambda: not _guard_state.pid_alive(pid))
         state["watcher"] = None
         _guard_state.write_json(guard.paths.state, state)
         return pid

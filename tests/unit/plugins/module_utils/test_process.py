@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 
 import pytest
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.testing import patch_module_args
+from polling import until
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils import _process
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
@@ -19,17 +19,6 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import Mo
 def module():
     with patch_module_args({}):
         return AnsibleModule(argument_spec={}, supports_check_mode=True)
-
-
-def _until(predicate, limit=30.0):
-    """Poll ``predicate`` until it holds; fail after ``limit`` seconds (a bound for a hung test, not a measurement)."""
-    end = time.monotonic() + limit
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("gave up waiting for %s" % predicate)
 
 
 def _alive(pid):
@@ -72,14 +61,14 @@ def test_start_detached_runs_the_command_line_in_a_session_of_its_own(tmp_path):
     )
     pid = _process.start_detached(sys.executable, ["kvmb-detached-test", "-c", script, str(marker)])
     try:
-        shown, parent = _until(lambda: marker.exists() and marker.read_text().split())
+        shown, parent = until(lambda: marker.exists() and marker.read_text().split())
         assert shown == "kvmb-detached-test"  # argv[0] as given, not the program's path
         assert int(parent) != os.getpid()  # not our child: nothing of ours waits for it
         assert os.getsid(pid) not in (os.getsid(0), pid)
     finally:
         if _alive(pid):
             os.kill(pid, signal.SIGTERM)
-    _until(lambda: not _alive(pid))
+    until(lambda: not _alive(pid))
 
 
 def test_start_detached_refuses_what_is_no_program(tmp_path):
