@@ -182,3 +182,28 @@ def test_site_on_a_networkmanager_host(nm_host, ansible):
     assert fwd["firewalld"]["running"] is False and not fwd["changed"]
     again = ansible.playbook(SITE, hosts=[nm_host], extra_vars=BRIDGE_ETH1)
     assert again.rc == 0 and again.stats[nm_host.name]["changed"] == 0, again.output
+
+
+def test_reject_rule_leaves_a_running_firewalld_alone(firewalld_host, ansible):
+    """reject_rule learns from the system bus that firewalld runs, refuses with what to do instead, and changes no rule."""
+    host = firewalld_host
+    owner = host.run(
+        [
+            "busctl",
+            "--system",
+            "call",
+            "org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus",
+            "NameHasOwner",
+            "s",
+            "org.fedoraproject.FirewallD1",
+        ]
+    )
+    assert owner.stdout.split() == ["b", "true"]  # what the module asks, answered by the host's own bus
+    ruleset = host.run(["nft", "list", "ruleset"]).stdout
+    refused = ansible.module(host, "kvmhost.bridging.reject_rule", {"state": "absent", "persist": False})
+    assert refused.get("failed") is True, refused
+    assert refused["msg"].startswith("firewalld is running: it owns the firewall")
+    assert "kvmhost.bridging.firewalld_forward" in refused["msg"]
+    assert host.run(["nft", "list", "ruleset"]).stdout == ruleset

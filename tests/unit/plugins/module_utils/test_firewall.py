@@ -539,6 +539,45 @@ def test_run_firewalld_installed_but_stopped_is_fine():
     assert fw.run(module)["changed"] is False
 
 
+def test_run_firewalld_running_is_asked_of_the_bus_first():
+    module = FakeModule(params(), BINS | {"firewall-cmd", "busctl"}, {"busctl": (0, "b true\n", "")})
+    with pytest.raises(ModuleError, match="firewalld is running"):
+        fw.run(module)
+    assert [args for args, _unused in module.calls] == [
+        [
+            "/usr/sbin/busctl",
+            "--system",
+            "call",
+            "org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus",
+            "NameHasOwner",
+            "s",
+            "org.fedoraproject.FirewallD1",
+        ]
+    ]
+
+
+def test_run_firewalld_not_on_the_bus_needs_no_firewall_cmd():
+    module = FakeModule(params(persist=False), BINS | {"firewall-cmd", "busctl"}, {"busctl": (0, "b false\n", ""), "firewall-cmd": (0, "running\n", "")})
+    assert fw.run(module)["changed"] is False
+    assert "/usr/sbin/firewall-cmd" not in [args[0] for args, _unused in module.calls]
+
+
+def test_run_firewalld_asks_firewall_cmd_when_the_bus_cannot_answer():
+    outputs = {"busctl": (1, "", "Failed to connect to bus: No such file or directory"), "firewall-cmd": (0, "running\n", "")}
+    module = FakeModule(params(), BINS | {"firewall-cmd", "busctl"}, outputs)
+    with pytest.raises(ModuleError, match="firewalld is running"):
+        fw.run(module)
+    assert [args[0] for args, _unused in module.calls] == ["/usr/sbin/busctl", "/usr/sbin/firewall-cmd"]
+
+
+def test_run_without_firewalld_installed_asks_nothing_about_it():
+    module = FakeModule(params(persist=False), BINS | {"busctl"}, {})
+    fw.run(module)
+    assert "/usr/sbin/busctl" not in [args[0] for args, _unused in module.calls]
+
+
 def test_run_old_iptables_single_backend():
     module = FakeModule(
         params(persist=False, accept_bridged=True),
