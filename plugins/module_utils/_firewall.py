@@ -413,18 +413,25 @@ def default_backend(module, family, backends):
 
 
 FIREWALLD_BUS = "org.fedoraproject.FirewallD1"
+SYSTEM_BUS_SOCKET = "/run/dbus/system_bus_socket"  # D-Bus's default system bus address
+
+
+def _system_bus_exists():
+    """Whether a system bus can exist here: its socket, or an address set for it in the environment."""
+    return bool(os.environ.get("DBUS_SYSTEM_BUS_ADDRESS")) or os.path.exists(SYSTEM_BUS_SOCKET)
 
 
 def firewalld_running(module):
     """Whether firewalld runs on the host.
 
-    Asked of the system bus with busctl (a few milliseconds: does firewalld's
-    bus name have an owner?); ``firewall-cmd --state``, a Python program that
-    takes about 0.25 s, only where busctl cannot answer. Without firewall-cmd
-    the firewalld package is not installed, and nothing is asked.
+    Without firewall-cmd the firewalld package is not installed, and without a
+    system bus firewalld cannot run (it serves only over D-Bus): nothing is
+    asked. Otherwise the system bus answers with busctl in a few milliseconds
+    (does firewalld's bus name have an owner?); ``firewall-cmd --state``, a
+    Python program of about 0.25 s, only where busctl cannot answer.
     """
     firewall_cmd = module.get_bin_path("firewall-cmd")
-    if not firewall_cmd:
+    if not firewall_cmd or not _system_bus_exists():
         return False
     busctl = module.get_bin_path("busctl")
     if busctl:

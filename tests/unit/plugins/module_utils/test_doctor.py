@@ -380,7 +380,12 @@ def test_read_forward(rules, rejects, first):
     assert read_forward(FakeModule(rules)) == Forward(rejects=rejects, accept_bridged_first=first)
 
 
-def test_read_forward_says_nothing_where_firewalld_runs():
+def test_read_forward_says_nothing_where_firewalld_runs(tmp_path, monkeypatch):
+    from ansible_collections.kvmhost.bridging.plugins.module_utils import _firewall
     from ansible_collections.kvmhost.bridging.plugins.module_utils._doctor_read import read_forward
 
+    socket = tmp_path / "system_bus_socket"  # the host has a system bus (only the socket's existence is looked at)
+    socket.write_text("")
+    monkeypatch.setattr(_firewall, "SYSTEM_BUS_SOCKET", str(socket))
+    monkeypatch.delenv("DBUS_SYSTEM_BUS_ADDRESS", raising=False)
     assert read_forward(FakeModule([REJECT], firewalld=True)) is None

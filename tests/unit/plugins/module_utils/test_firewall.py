@@ -527,19 +527,28 @@ def test_run_save_failure_is_reported():
         fw.run(FakeModule(params(persist=False), BINS, outputs))
 
 
-def test_run_firewalld_running_fails_before_anything():
+@pytest.fixture
+def system_bus(tmp_path, monkeypatch):
+    """A host with a system bus: its socket exists (a plain file stands in; only its existence is looked at)."""
+    socket = tmp_path / "system_bus_socket"
+    socket.write_text("")
+    monkeypatch.setattr(fw, "SYSTEM_BUS_SOCKET", str(socket))
+    monkeypatch.delenv("DBUS_SYSTEM_BUS_ADDRESS", raising=False)
+
+
+def test_run_firewalld_running_fails_before_anything(system_bus):
     module = FakeModule(params(), BINS | {"firewall-cmd"}, {"firewall-cmd": (0, "running\n", "")})
     with pytest.raises(ModuleError, match="firewalld is running"):
         fw.run(module)
     assert [args[0] for args, _unused in module.calls] == ["/usr/sbin/firewall-cmd"]
 
 
-def test_run_firewalld_installed_but_stopped_is_fine():
+def test_run_firewalld_installed_but_stopped_is_fine(system_bus):
     module = FakeModule(params(persist=False), BINS | {"firewall-cmd"}, {"firewall-cmd": (252, "not running\n", "")})
     assert fw.run(module)["changed"] is False
 
 
-def test_run_firewalld_running_is_asked_of_the_bus_first():
+def test_run_firewalld_running_is_asked_of_the_bus_first(system_bus):
     module = FakeModule(params(), BINS | {"firewall-cmd", "busctl"}, {"busctl": (0, "b true\n", "")})
     with pytest.raises(ModuleError, match="firewalld is running"):
         fw.run(module)
@@ -558,13 +567,13 @@ def test_run_firewalld_running_is_asked_of_the_bus_first():
     ]
 
 
-def test_run_firewalld_not_on_the_bus_needs_no_firewall_cmd():
+def test_run_firewalld_not_on_the_bus_needs_no_firewall_cmd(system_bus):
     module = FakeModule(params(persist=False), BINS | {"firewall-cmd", "busctl"}, {"busctl": (0, "b false\n", ""), "firewall-cmd": (0, "running\n", "")})
     assert fw.run(module)["changed"] is False
     assert "/usr/sbin/firewall-cmd" not in [args[0] for args, _unused in module.calls]
 
 
-def test_run_firewalld_asks_firewall_cmd_when_the_bus_cannot_answer():
+def test_run_firewalld_asks_firewall_cmd_when_the_bus_cannot_answer(system_bus):
     outputs = {"busctl": (1, "", "Failed to connect to bus: No such file or directory"), "firewall-cmd": (0, "running\n", "")}
     module = FakeModule(params(), BINS | {"firewall-cmd", "busctl"}, outputs)
     with pytest.raises(ModuleError, match="firewalld is running"):
@@ -576,6 +585,14 @@ def test_run_without_firewalld_installed_asks_nothing_about_it():
     module = FakeModule(params(persist=False), BINS | {"busctl"}, {})
     fw.run(module)
     assert "/usr/sbin/busctl" not in [args[0] for args, _unused in module.calls]
+
+
+def test_run_without_a_system_bus_firewalld_cannot_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(fw, "SYSTEM_BUS_SOCKET", str(tmp_path / "no-bus"))
+    monkeypatch.delenv("DBUS_SYSTEM_BUS_ADDRESS", raising=False)
+    module = FakeModule(params(persist=False), BINS | {"firewall-cmd", "busctl"}, {"firewall-cmd": (0, "running\n", "")})
+    fw.run(module)
+    assert not [args for args, _unused in module.calls if os.path.basename(args[0]) in ("busctl", "firewall-cmd")]
 
 
 def test_run_old_iptables_single_backend():
