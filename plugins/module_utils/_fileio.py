@@ -15,12 +15,16 @@ import os
 import stat
 import tempfile
 import time
+from typing import TYPE_CHECKING, Any
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 
 @contextlib.contextmanager
-def directory_lock(directory, timeout=30.0):
+def directory_lock(directory: str, timeout: float = 30.0) -> Iterator[None]:
     """Hold an exclusive flock on ``directory`` itself.
 
     Locking the directory (not a lock file beside the target) leaves no
@@ -54,7 +58,7 @@ def directory_lock(directory, timeout=30.0):
 MAX_READ = 16 * 1024 * 1024
 
 
-def read_bytes(path, max_size=MAX_READ):
+def read_bytes(path: str, max_size: int = MAX_READ) -> bytes | None:
     """Return the content of the regular file ``path``, or None when it does not exist.
 
     A symbolic link is followed (the file it names is read). Anything that is
@@ -77,7 +81,7 @@ def read_bytes(path, max_size=MAX_READ):
             raise ModuleError("%s is %s, not a regular file; replace it with a regular file or remove it." % (path, _kind(info.st_mode)))
         if info.st_size > max_size:
             raise ModuleError("%s is %d bytes, more than the %d this collection reads from one file." % (path, info.st_size, max_size))
-        chunks = []
+        chunks: list[bytes] = []
         size = 0
         while True:
             chunk = os.read(fd, 1024 * 1024)
@@ -94,7 +98,7 @@ def read_bytes(path, max_size=MAX_READ):
         os.close(fd)
 
 
-def _kind(mode):
+def _kind(mode: int) -> str:
     if stat.S_ISDIR(mode):
         return "a directory"
     for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
@@ -103,7 +107,7 @@ def _kind(mode):
     return "not a regular file"
 
 
-def write_target(path):
+def write_target(path: str) -> str:
     """The file a write to ``path`` changes: ``path``, or the end of its chain of symbolic links.
 
     The collection's symlink policy: a writer writes THROUGH a link to the
@@ -133,7 +137,7 @@ def write_target(path):
     return target
 
 
-def atomic_write(module, path, data, new_mode=0o644, backup=False, private=None):
+def atomic_write(module: Any, path: str, data: bytes, new_mode: int = 0o644, backup: bool = False, private: int | None = None) -> str | None:
     """Write ``data`` (bytes) to ``path`` atomically; return the backup path or None.
 
     Every file write of the collection goes through here:
@@ -171,15 +175,7 @@ def atomic_write(module, path, data, new_mode=0o644, backup=False, private=None)
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-            if private is not None:
-                os.fchown(handle.fileno(), 0, 0)
-                os.fchmod(handle.fileno(), private)
-            elif existing is not None:
-                with contextlib.suppress(PermissionError):  # not root: the file stays ours
-                    os.fchown(handle.fileno(), existing.st_uid, existing.st_gid)
-                os.fchmod(handle.fileno(), stat.S_IMODE(existing.st_mode))
-            else:
-                os.fchmod(handle.fileno(), new_mode)
+            _set_owner_and_mode(handle.fileno(), existing, new_mode, private)
         _copy_selinux_context(module, tmp, target, existing is not None)
         os.rename(tmp, target)
         tmp = None
@@ -194,7 +190,20 @@ def atomic_write(module, path, data, new_mode=0o644, backup=False, private=None)
     return backup_file
 
 
-def _copy_selinux_context(module, tmp, target, exists):
+def _set_owner_and_mode(fd: int, existing: os.stat_result | None, new_mode: int, private: int | None) -> None:
+    """Give the temp file ``fd`` the target's final owner and mode (see atomic_write's ``private`` and ``new_mode``)."""
+    if private is not None:
+        os.fchown(fd, 0, 0)
+        os.fchmod(fd, private)
+    elif existing is not None:
+        with contextlib.suppress(PermissionError):  # not root: the file stays ours
+            os.fchown(fd, existing.st_uid, existing.st_gid)
+        os.fchmod(fd, stat.S_IMODE(existing.st_mode))
+    else:
+        os.fchmod(fd, new_mode)
+
+
+def _copy_selinux_context(module: Any, tmp: str, target: str, exists: bool) -> None:
     enabled = getattr(module, "selinux_enabled", None)
     if enabled is None or not enabled():
         return
@@ -202,7 +211,7 @@ def _copy_selinux_context(module, tmp, target, exists):
     module.set_context_if_different(tmp, context, False)
 
 
-def _sync_directory(directory):
+def _sync_directory(directory: str) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -210,7 +219,7 @@ def _sync_directory(directory):
         os.close(fd)
 
 
-def make_private(path, mode=0o600):
+def make_private(path: str, mode: int = 0o600) -> bool:
     """Give ``path`` ``mode`` and root:root ownership; return True when that changed anything."""
     st = os.lstat(path)
     changed = False
@@ -223,7 +232,7 @@ def make_private(path, mode=0o600):
     return changed
 
 
-def remove_file(module, path, backup=False):
+def remove_file(module: Any, path: str, backup: bool = False) -> str | None:
     """Remove ``path``; return the backup path or None.
 
     A symbolic link is removed itself (its target stays): the link is the
@@ -239,7 +248,7 @@ def remove_file(module, path, backup=False):
     return backup_file
 
 
-def text_diff(path, before, after):
+def text_diff(path: str, before: str | None, after: str | None) -> dict[str, str]:
     """A diff entry for Ansible's diff mode; ``None`` content means no file."""
     return {
         "before_header": path if before is not None else "%s (absent)" % path,

@@ -19,15 +19,19 @@ import os
 import signal
 import threading
 import warnings
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
 
 
 class CommandTimeout(ModuleError):
     """The command ran longer than its time limit and was killed."""
 
 
-def _close_inherited():
+def _close_inherited() -> None:
     """Close every descriptor above 2: those listed in /proc/self/fd, or a range where /proc cannot list them."""
     try:
         fds = [int(name) for name in os.listdir("/proc/self/fd")]
@@ -40,7 +44,7 @@ def _close_inherited():
                 os.close(fd)
 
 
-def _detach(work, umask):
+def _detach(work: Callable[[], object], umask: int) -> NoReturn:
     """In a freshly forked child: leave everything of the parent behind, run ``work()``, and end."""
     try:
         os.chdir("/")
@@ -69,7 +73,7 @@ def _detach(work, umask):
         os._exit(0)
 
 
-def spawn_detached(work, umask=0o077):
+def spawn_detached(work: Callable[[], object], umask: int = 0o077) -> int:
     """Run ``work()`` in a grandchild in its own session, detached from this process; return the grandchild's PID.
 
     The classic double fork: the child makes a new session (no controlling
@@ -107,7 +111,7 @@ def spawn_detached(work, umask=0o077):
     return int(data)
 
 
-def start_detached(program, argv, umask=0o022):
+def start_detached(program: str, argv: Sequence[str], umask: int = 0o022) -> int:
     """Start ``program`` with the command line ``argv`` detached (see spawn_detached); return its PID.
 
     ``argv[0]`` stays as given, so that the process's command line is exactly ``argv``.
@@ -117,16 +121,16 @@ def start_detached(program, argv, umask=0o022):
     return spawn_detached(lambda: os.execv(program, list(argv)), umask=umask)  # noqa: S606 - a fixed program, no shell wanted
 
 
-def run_bounded(module, argv, timeout, executable=None):
+def run_bounded(module: Any, argv: Sequence[str], timeout: float, executable: str | None = None) -> tuple[int, str, str]:
     """``module.run_command(argv)`` killed after ``timeout`` seconds; return (rc, stdout, stderr).
 
     Raises CommandTimeout when the limit ended the command. ``executable`` is
     the program to run when ``argv[0]`` is only the name its command line shows.
     """
-    state = {}
+    state: dict[str, Any] = {}
 
-    def watch(proc):
-        def expire():
+    def watch(proc: Any) -> None:
+        def expire() -> None:
             if proc.poll() is None:
                 state["expired"] = True
                 with contextlib.suppress(OSError):

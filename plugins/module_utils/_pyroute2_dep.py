@@ -42,7 +42,7 @@ class _NoNetlinkError(Exception):
 _STATE: dict[str, Any] = {}
 
 
-def pyroute2_status():
+def pyroute2_status() -> tuple[bool, str | None]:
     """Import pyroute2 once; return (available, import traceback or None)."""
     if not _STATE:
         try:
@@ -55,21 +55,18 @@ def pyroute2_status():
     return _STATE["module"] is not None, _STATE["error"]
 
 
-def netlink_error():
+def netlink_error() -> type[Exception]:
     """pyroute2's NetlinkError if pyroute2 has been imported (by anyone), else a class nothing raises."""
     exceptions = sys.modules.get("pyroute2.netlink.exceptions")
     return getattr(exceptions, "NetlinkError", None) or _NoNetlinkError
 
 
-def missing_message():
-    return (
-        missing_required_lib("pyroute2", reason="to manage links over netlink", url="https://pypi.org/project/pyroute2/")
-        + " On RHEL-family hosts install python3-pyroute2 (EPEL on EL8); on Debian, python3-pyroute2;"
-        " the kvmhost.bridging roles install it for you."
-    )
+def missing_message() -> str:
+    missing: str = missing_required_lib("pyroute2", reason="to manage links over netlink", url="https://pypi.org/project/pyroute2/")
+    return missing + " On RHEL-family hosts install python3-pyroute2 (EPEL on EL8); on Debian, python3-pyroute2; the kvmhost.bridging roles install it for you."
 
 
-def iproute():
+def iproute() -> Any:
     """A new pyroute2 IPRoute socket for the current network namespace (a context manager)."""
     available, error = pyroute2_status()
     if not available:
@@ -77,7 +74,7 @@ def iproute():
     return _STATE["module"].IPRoute()
 
 
-def assert_pyroute2(module):
+def assert_pyroute2(module: Any) -> None:
     """Fail the module with an actionable message when pyroute2 is missing."""
     available, error = pyroute2_status()
     if not available:
