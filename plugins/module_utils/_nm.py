@@ -22,9 +22,16 @@ from __future__ import annotations
 import glob
 import os
 import shlex
+from typing import TYPE_CHECKING, Any
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._names import validate_ifname
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+    # run(argv) -> (rc, stdout, stderr), as AnsibleModule.run_command returns them.
+    Runner = Callable[[list[str]], tuple[int, str, str]]
 
 NM_BUS = "org.freedesktop.NetworkManager"
 NM_PATH = "/org/freedesktop/NetworkManager"
@@ -58,7 +65,7 @@ NETWORK_SCRIPTS_FILES = (
 
 
 # -- the backend decision (pure) -------------------------------------------------
-def choose_backend(probe, backend="auto", profile_format="auto"):
+def choose_backend(probe: Mapping[str, Any], backend: str = "auto", profile_format: str = "auto") -> dict[str, Any]:
     """Decide the backend and profile format for one host.
 
     ``probe`` describes the host: ``nm_running`` (NetworkManager answers on the
@@ -74,7 +81,7 @@ def choose_backend(probe, backend="auto", profile_format="auto"):
     nm_running = bool(probe.get("nm_running"))
     nm_name = "NetworkManager %s" % probe["nm_version"] if probe.get("nm_version") else "NetworkManager"
     scripts = bool(probe.get("network_scripts"))
-    warnings = []
+    warnings: list[str] = []
 
     chosen, reason = _choose(backend, nm_running, nm_name, scripts, warnings)
 
@@ -101,7 +108,7 @@ def choose_backend(probe, backend="auto", profile_format="auto"):
     return {"backend": chosen, "profile_format": fmt, "nm_controlled": True, "reason": reason, "warnings": warnings}
 
 
-def _choose(backend, nm_running, nm_name, scripts, warnings):
+def _choose(backend: str, nm_running: bool, nm_name: str, scripts: bool, warnings: list[str]) -> tuple[str, str]:
     """(the backend, why): NetworkManager when it runs (auto) or is chosen, else initscripts."""
     if backend == "auto":
         if nm_running:
@@ -141,7 +148,7 @@ def _choose(backend, nm_running, nm_name, scripts, warnings):
 
 
 # -- busctl ------------------------------------------------------------------------
-def _take(sig, tokens, pos):
+def _take(sig: str, tokens: Sequence[str], pos: int) -> tuple[Any, int]:
     """Read one value of D-Bus type ``sig`` (a single complete type) from ``tokens`` at ``pos``."""
     head = sig[0]
     if head in "sog":
@@ -155,12 +162,12 @@ def _take(sig, tokens, pos):
         inner = sig[1:]
         if inner.startswith("{"):
             key_sig, value_sig = inner[1], inner[2:-1]
-            out = {}
+            out: dict[Any, Any] = {}
             for _index in range(count):
                 key, pos = _take(key_sig, tokens, pos)
                 out[key], pos = _take(value_sig, tokens, pos)
             return out, pos
-        items = []
+        items: list[Any] = []
         for _index in range(count):
             item, pos = _take(inner, tokens, pos)
             items.append(item)
@@ -168,9 +175,10 @@ def _take(sig, tokens, pos):
     raise ValueError("busctl output of type %s is not supported" % sig)
 
 
-def _split_types(sig):
+def _split_types(sig: str) -> list[str]:
     """Split a D-Bus signature into its complete types: 'oa{su}' -> ['o', 'a{su}']."""
-    types, i = [], 0
+    types: list[str] = []
+    i = 0
     while i < len(sig):
         j = i
         while sig[j] == "a":
@@ -189,12 +197,13 @@ def _split_types(sig):
     return types
 
 
-def parse_busctl(text):
+def parse_busctl(text: str) -> list[Any]:
     """busctl's text output ('o "/path"', 'a{su} 1 "/d/1" 0', 'ao 0') -> list of values (one per type)."""
     tokens = shlex.split(text.strip())
     if not tokens:
         return []
-    values, pos = [], 1
+    values: list[Any] = []
+    pos = 1
     for sig in _split_types(tokens[0]):
         value, pos = _take(sig, tokens, pos)
         values.append(value)
@@ -204,27 +213,27 @@ def parse_busctl(text):
 class Bus:
     """NetworkManager's D-Bus API through busctl. ``run(argv)`` returns (rc, stdout, stderr)."""
 
-    def __init__(self, run, busctl="busctl"):
+    def __init__(self, run: Runner, busctl: str = "busctl") -> None:
         self._run = run
         self.busctl = busctl
 
-    def _busctl(self, argv, what):
+    def _busctl(self, argv: Sequence[str], what: str) -> list[Any]:
         rc, out, err = self._run([self.busctl, "--system", *argv])
         if rc != 0:
             raise BusCallError(what, (err or out or "").strip())
         return parse_busctl(out)
 
-    def call(self, path, iface, method, signature="", *args, dest=NM_BUS):
+    def call(self, path: str, iface: str, method: str, signature: str = "", *args: object, dest: str = NM_BUS) -> list[Any]:
         argv = ["call", dest, path, iface, method]
         if signature:
             argv += [signature, *[str(a) for a in args]]
         return self._busctl(argv, "%s.%s" % (iface.rsplit(".", 1)[-1], method))
 
-    def get(self, path, iface, prop, dest=NM_BUS):
+    def get(self, path: str, iface: str, prop: str, dest: str = NM_BUS) -> Any:
         values = self._busctl(["get-property", dest, path, iface, prop], "%s property %s" % (iface.rsplit(".", 1)[-1], prop))
         return values[0] if values else None
 
-    def name_has_owner(self, name=NM_BUS):
+    def name_has_owner(self, name: str = NM_BUS) -> bool:
         try:
             values = self.call("/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner", "s", name, dest="org.freedesktop.DBus")
         except BusCallError:
@@ -235,14 +244,14 @@ class Bus:
 class BusCallError(ModuleError):
     """A D-Bus call failed; ``error`` is busctl's message."""
 
-    def __init__(self, what, error):
+    def __init__(self, what: str, error: str) -> None:
         super().__init__("NetworkManager's D-Bus call %s failed: %s" % (what, error or "no message"))
         self.what = what
         self.error = error
 
 
 # -- the probe (reads the host) ------------------------------------------------------
-def probe_host(bus, exists=os.path.exists, globber=glob.glob):
+def probe_host(bus: Bus, exists: Callable[[str], bool] = os.path.exists, globber: Callable[[str], list[str]] = glob.glob) -> dict[str, Any]:
     """What the host runs: the input of choose_backend."""
     running = bus.name_has_owner()
     version = None
@@ -260,7 +269,7 @@ def probe_host(bus, exists=os.path.exists, globber=glob.glob):
 
 
 # -- checkpoints -------------------------------------------------------------------------
-def checkpoint_flags(delete_new_connections=True, disconnect_new_devices=True, destroy_all=False):
+def checkpoint_flags(delete_new_connections: bool = True, disconnect_new_devices: bool = True, destroy_all: bool = False) -> int:
     return (
         (FLAG_DELETE_NEW_CONNECTIONS if delete_new_connections else 0)
         | (FLAG_DISCONNECT_NEW_DEVICES if disconnect_new_devices else 0)
@@ -268,12 +277,12 @@ def checkpoint_flags(delete_new_connections=True, disconnect_new_devices=True, d
     )
 
 
-def rollback_restored(results, names):
+def rollback_restored(results: Mapping[str, int], names: Mapping[str, str]) -> dict[str, str]:
     """CheckpointRollback's {device path: result code} as {device name: result in words}."""
     return {names.get(path, path.rsplit("/", 1)[-1]): ROLLBACK_RESULTS.get(code, "result %s" % code) for path, code in results.items()}
 
 
-def rollback_summary(restored):
+def rollback_summary(restored: Mapping[str, str]) -> str:
     """{'eth0': 'restored', 'breth0': 'restored'} -> 'breth0 restored, eth0 restored'."""
     return ", ".join("%s %s" % (name, word) for name, word in sorted(restored.items()))
 
@@ -281,10 +290,10 @@ def rollback_summary(restored):
 class Checkpoints:
     """Create, list, confirm (destroy) and roll back NetworkManager checkpoints."""
 
-    def __init__(self, bus):
+    def __init__(self, bus: Bus) -> None:
         self.bus = bus
 
-    def require_running(self):
+    def require_running(self) -> None:
         if not self.bus.name_has_owner():
             raise ModuleError(
                 "NetworkManager is not running on this host (it does not answer on the system bus), so it "
@@ -292,20 +301,22 @@ class Checkpoints:
                 "with backend initscripts."
             )
 
-    def device_path(self, name):
+    def device_path(self, name: str) -> str:
         try:
-            return self.bus.call(NM_PATH, NM_IFACE, "GetDeviceByIpIface", "s", name)[0]
+            path: str = self.bus.call(NM_PATH, NM_IFACE, "GetDeviceByIpIface", "s", name)[0]  # signature o
+            return path
         except BusCallError as exc:
             raise ModuleError("NetworkManager has no device %s (%s). Name a device that `nmcli device` lists." % (name, exc.error)) from None
 
-    def device_name(self, path):
+    def device_name(self, path: str) -> str:
         try:
-            return self.bus.get(path, DEVICE_IFACE, "Interface")
+            name: str = self.bus.get(path, DEVICE_IFACE, "Interface")  # signature s
+            return name
         except BusCallError:
             return path.rsplit("/", 1)[-1]
 
-    def list(self):
-        out = []
+    def list(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
         for path in self.bus.get(NM_PATH, NM_IFACE, "Checkpoints") or []:
             try:
                 devices = self.bus.get(path, CHECKPOINT_IFACE, "Devices") or []
@@ -321,18 +332,19 @@ class Checkpoints:
                 continue  # destroyed between the two reads
         return out
 
-    def create(self, devices, timeout, flags):
+    def create(self, devices: Sequence[str], timeout: int, flags: int) -> str:
         names = [validate_ifname(name, "devices") for name in devices]  # every name before the first bus call
         paths = [self.device_path(name) for name in names]
         try:
-            return self.bus.call(NM_PATH, NM_IFACE, "CheckpointCreate", "aouu", len(paths), *paths, int(timeout), int(flags))[0]
+            path: str = self.bus.call(NM_PATH, NM_IFACE, "CheckpointCreate", "aouu", len(paths), *paths, int(timeout), int(flags))[0]  # signature o
+            return path
         except BusCallError as exc:
             raise ModuleError(
                 "NetworkManager refused the checkpoint: %s. If an earlier run left a checkpoint, confirm it with "
                 "action=destroy or roll it back with action=rollback (action=status lists them)." % exc.error
             ) from None
 
-    def require(self, path):
+    def require(self, path: str) -> str:
         paths = self.bus.get(NM_PATH, NM_IFACE, "Checkpoints") or []
         if path not in paths:
             raise ModuleError(
@@ -342,18 +354,18 @@ class Checkpoints:
             )
         return path
 
-    def adjust(self, path, timeout):
+    def adjust(self, path: str, timeout: int) -> None:
         """Restart the rollback countdown: NetworkManager rolls back ``timeout`` seconds from now."""
         self.require(path)
         self.bus.call(NM_PATH, NM_IFACE, "CheckpointAdjustRollbackTimeout", "ou", path, int(timeout))
 
-    def destroy(self, path):
+    def destroy(self, path: str) -> None:
         self.require(path)
         self.bus.call(NM_PATH, NM_IFACE, "CheckpointDestroy", "o", path)
 
-    def rollback(self, path):
+    def rollback(self, path: str) -> tuple[dict[str, int], dict[str, str]]:
         self.require(path)
         # Names first: a device the checkpoint deletes (a new bridge) has none afterwards.
         names = {dev: self.device_name(dev) for dev in self.bus.get(path, CHECKPOINT_IFACE, "Devices") or []}
-        results = self.bus.call(NM_PATH, NM_IFACE, "CheckpointRollback", "o", path)[0]
+        results: dict[str, int] = self.bus.call(NM_PATH, NM_IFACE, "CheckpointRollback", "o", path)[0]  # signature a{ou}
         return results, names

@@ -15,8 +15,25 @@ public API and may change without notice.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._names import validate_ifname
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+    from typing import TypedDict
+
+    from ansible_collections.kvmhost.bridging.plugins.module_utils._nm import Runner
+
+    class NmState(TypedDict):
+        """read_state's result: the profiles (nmcli connection show), the devices' fields (None: no such device), each
+        ethernet and bridge profile's fields by UUID."""
+
+        profiles: list[dict[str, str]]
+        devices: dict[str, dict[str, str] | None]
+        details: dict[str, dict[str, str]]
+
 
 PROFILE_FIELDS = (
     "connection.id",
@@ -39,9 +56,10 @@ LIST_FIELDS = ("NAME", "UUID", "TYPE", "DEVICE", "FILENAME", "ACTIVE")
 BOOTPROTOS = ("inherit", "dhcp", "static", "none")
 
 
-def unescape_terse(text):
+def unescape_terse(text: str) -> str:
     """nmcli -t/-g escapes ':' and '\\' with a backslash; undo it."""
-    out, i = [], 0
+    out: list[str] = []
+    i = 0
     while i < len(text):
         if text[i] == "\\" and i + 1 < len(text):
             out.append(text[i + 1])
@@ -52,9 +70,11 @@ def unescape_terse(text):
     return "".join(out)
 
 
-def split_terse(line):
+def split_terse(line: str) -> list[str]:
     """Split one nmcli -t line at its unescaped colons, and unescape each field."""
-    fields, cur, i = [], [], 0
+    fields: list[str] = []
+    cur: list[str] = []
+    i = 0
     while i < len(line):
         if line[i] == "\\" and i + 1 < len(line):
             cur.append(line[i + 1])
@@ -70,34 +90,34 @@ def split_terse(line):
     return fields
 
 
-def _values(out, fields):
+def _values(out: str, fields: Sequence[str]) -> dict[str, str]:
     """nmcli -g F1,F2,... prints one value per line, in order."""
     lines = out.split("\n")
     return {field: unescape_terse(lines[n]) if n < len(lines) else "" for n, field in enumerate(fields)}
 
 
-def _list(value):
+def _list(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()] if value else []
 
 
-def read_state(run, nic, bridge, nmcli="nmcli"):
+def read_state(run: Runner, nic: str, bridge: str, nmcli: str = "nmcli") -> NmState:
     """NetworkManager's view of ``nic`` and ``bridge``. ``run(argv)`` returns (rc, stdout, stderr)."""
 
-    def call(argv, what):
+    def call(argv: list[str], what: str) -> str:
         rc, out, err = run([nmcli, *argv])
         if rc != 0:
             raise ModuleError("nmcli could not %s: %s" % (what, (err or out or "").strip() or "no message"))
         return out
 
-    profiles = []
+    profiles: list[dict[str, str]] = []
     for line in call(["-g", ",".join(LIST_FIELDS), "connection", "show"], "list the profiles").splitlines():
         if line:
             profiles.append(dict(zip(("name", "uuid", "type", "device", "filename", "active"), split_terse(line))))
-    devices = {}
+    devices: dict[str, dict[str, str] | None] = {}
     for name in (nic, bridge):
         rc, out, _err = run([nmcli, "-g", ",".join(DEVICE_FIELDS), "device", "show", name])
         devices[name] = _values(out, DEVICE_FIELDS) if rc == 0 else None
-    details = {}
+    details: dict[str, dict[str, str]] = {}
     for profile in profiles:
         if profile["type"] in ("802-3-ethernet", "bridge"):
             out = call(["-g", ",".join(PROFILE_FIELDS), "connection", "show", "uuid", profile["uuid"]], "read the profile %s" % profile["name"])
@@ -105,11 +125,11 @@ def read_state(run, nic, bridge, nmcli="nmcli"):
     return {"profiles": profiles, "devices": devices, "details": details}
 
 
-def _in_etc(profile):
+def _in_etc(profile: Mapping[str, str]) -> bool:
     return profile.get("filename", "").startswith("/etc/")
 
 
-def find_profile(state, interface, kind):
+def find_profile(state: NmState, interface: str, kind: str) -> dict[str, str] | None:
     """The profile NetworkManager uses for ``interface``: the active one, else one bound to it by name (on disk)."""
     device = state["devices"].get(interface) or {}
     active = device.get("GENERAL.CON-UUID") or ""
@@ -121,7 +141,14 @@ def find_profile(state, interface, kind):
     return on_disk[0] if on_disk else None
 
 
-def _ip(details, family, bootproto=None, addresses=None, gateway=None, dns=None):
+def _ip(
+    details: Mapping[str, str],
+    family: int,
+    bootproto: str | None = None,
+    addresses: Iterable[str] = (),
+    gateway: str | None = None,
+    dns: Iterable[str] | None = None,
+) -> dict[str, Any]:
     """The [ipv4]/[ipv6] options of the bridge: inherited from the NIC's profile, or as asked."""
     prefix = "ipv%d." % family
     method = details.get(prefix + "method") or ("disabled" if family == 4 else "ignore")
@@ -144,7 +171,17 @@ def _ip(details, family, bootproto=None, addresses=None, gateway=None, dns=None)
     return out
 
 
-def plan(state, nic, bridge, bootproto="inherit", addresses=(), gateway="", dns=(), stp=False, forward_delay=0):
+def plan(
+    state: NmState,
+    nic: str,
+    bridge: str,
+    bootproto: str = "inherit",
+    addresses: Sequence[str] = (),
+    gateway: str = "",
+    dns: Sequence[str] = (),
+    stp: bool = False,
+    forward_delay: int = 0,
+) -> dict[str, Any]:
     """The two profiles (bridge, port), what to activate, and whether NetworkManager already runs them."""
     device, mac, port = _nic_and_profile(state, nic, bridge, bootproto, addresses)
     port_details = state["details"][port["uuid"]]
@@ -184,7 +221,7 @@ def plan(state, nic, bridge, bootproto="inherit", addresses=(), gateway="", dns=
     what = "bridging %s into %s" % (nic, bridge)
     if bootproto != "inherit":
         source_text = "host_bridge_bootproto %s" % bootproto
-    elif source is bridge_details:
+    elif source is bridge_details and bridge_profile is not None:  # the bridge's details only when it has a profile
         source_text = "%s's profile %s" % (bridge, bridge_profile["name"])
     else:
         source_text = "%s's profile %s" % (nic, port["name"])
@@ -201,7 +238,7 @@ def plan(state, nic, bridge, bootproto="inherit", addresses=(), gateway="", dns=
     }
 
 
-def _nic_and_profile(state, nic, bridge, bootproto, addresses):
+def _nic_and_profile(state: NmState, nic: str, bridge: str, bootproto: str, addresses: Sequence[str]) -> tuple[dict[str, str], str, dict[str, str]]:
     """(the NIC's device record, its MAC, its profile) after checking the parameters; ModuleError for what is missing."""
     validate_ifname(nic, "nic")
     validate_ifname(bridge, "bridge")
@@ -226,7 +263,7 @@ def _nic_and_profile(state, nic, bridge, bootproto, addresses):
     return device, mac, port
 
 
-def _runs(state, device, bridge, port, bridge_profile):
+def _runs(state: NmState, device: Mapping[str, str], bridge: str, port: Mapping[str, str], bridge_profile: Mapping[str, str] | None) -> bool:
     """Whether NetworkManager runs both profiles now (both devices activated with them)."""
     bridge_device = state["devices"].get(bridge) or {}
     return (
@@ -238,7 +275,15 @@ def _runs(state, device, bridge, port, bridge_profile):
     )
 
 
-def outcome_message(label, what, failure=None, restored=None, checkpoint_gone=False, timeout=None, unreachable=False):
+def outcome_message(
+    label: str | None,
+    what: str,
+    failure: str | None = None,
+    restored: Mapping[str, str] | None = None,
+    checkpoint_gone: bool = False,
+    timeout: float | None = None,
+    unreachable: bool = False,
+) -> str:
     """Word a change that did not stick, for the play's failure message.
 
     ``failure``: the failed step and its message (None when the change ran but
@@ -274,14 +319,14 @@ def outcome_message(label, what, failure=None, restored=None, checkpoint_gone=Fa
     return "%s%s; %s.%s" % (label + ": " if label else "", why, done, tail)
 
 
-def activation_needed(device, profile_uuid):
+def activation_needed(device: Mapping[str, str] | None, profile_uuid: str) -> bool:
     """Whether NetworkManager must activate the profile ``profile_uuid`` on ``device`` (nmcli's device fields, or None)."""
     if not device:
         return True
     return not (device.get("GENERAL.CON-UUID") == profile_uuid and device.get("GENERAL.STATE", "").startswith("100"))
 
 
-def activate(run, profile, interface, wait=30, check_mode=False, nmcli="nmcli"):
+def activate(run: Runner, profile: str, interface: str, wait: float = 30, check_mode: bool = False, nmcli: str = "nmcli") -> dict[str, Any]:
     """Activate the profile named ``profile`` on ``interface`` unless NetworkManager already runs it there."""
     validate_ifname(interface, "interface")
     rc, out, err = run([nmcli, "-g", "connection.uuid", "connection", "show", "id", profile])
