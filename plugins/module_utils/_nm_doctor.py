@@ -14,6 +14,10 @@ from __future__ import annotations
 
 import os
 import re
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Mapping, Sequence
 
 # Files in network-scripts that are not profiles (and backups network-scripts skips).
 _NOT_PROFILES = re.compile(r"^ifcfg-lo$|(~|\.bak|\.orig|\.old|\.rpmnew|\.rpmsave|\.swp)$")
@@ -21,7 +25,7 @@ _NOT_PROFILES = re.compile(r"^ifcfg-lo$|(~|\.bak|\.orig|\.old|\.rpmnew|\.rpmsave
 CHECKS = ("nm_ifcfg", "nm_boot")
 
 
-def ifcfg_profiles(config_dir, listdir=os.listdir):
+def ifcfg_profiles(config_dir: str, listdir: Callable[[str], list[str]] = os.listdir) -> list[str]:
     """The ifcfg-* profile files in ``config_dir`` (sorted), without ifcfg-lo and backups; [] when it is missing."""
     try:
         names = listdir(config_dir)
@@ -30,20 +34,22 @@ def ifcfg_profiles(config_dir, listdir=os.listdir):
     return sorted(n for n in names if n.startswith("ifcfg-") and not _NOT_PROFILES.search(n))
 
 
-def isolated_bridges(profiles):
+def isolated_bridges(profiles: Sequence[Mapping[str, Any]]) -> list[Any]:
     """Interface names of the bridges that a loaded keyfile makes and no loaded port profile joins: private networks for VMs."""
     loaded = [p for p in profiles if p.get("loaded")]
     joined = {p.get("controller") for p in loaded if p.get("controller")}
-    out = []
+    out: list[Any] = []  # names from the profile records (JSON-like)
     for p in loaded:
         if p.get("type") == "bridge" and not ({p.get("interface_name"), p.get("id"), p.get("uuid")} & joined):
             out.append(p.get("interface_name") or p.get("id"))
     return sorted(out)
 
 
-def findings(nm_running, config_dir, ifcfg_files, profiles, skip=()):
+def findings(
+    nm_running: bool, config_dir: str, ifcfg_files: Sequence[str], profiles: Sequence[Mapping[str, Any]], skip: Collection[str] = ()
+) -> list[dict[str, Any]]:
     """The problems found, in the doctor's shape."""
-    problems = []
+    problems: list[dict[str, Any]] = []
     if nm_running and ifcfg_files and "nm_ifcfg" not in skip:
         problems.append(_ifcfg_finding(config_dir, ifcfg_files))
     if "nm_boot" in skip:
@@ -54,7 +60,7 @@ def findings(nm_running, config_dir, ifcfg_files, profiles, skip=()):
     return problems
 
 
-def _loaded_bridges(profiles):
+def _loaded_bridges(profiles: Sequence[Mapping[str, Any]]) -> set[str | None]:
     """The interface names, ids and UUIDs of the bridge profiles NetworkManager loads."""
     loaded = [p for p in profiles if p.get("loaded")]
     bridges = {p.get("interface_name") for p in loaded if p.get("type") == "bridge"}
@@ -63,7 +69,7 @@ def _loaded_bridges(profiles):
     return bridges
 
 
-def _ifcfg_finding(config_dir, ifcfg_files):
+def _ifcfg_finding(config_dir: str, ifcfg_files: Sequence[str]) -> dict[str, str]:
     """The nm_ifcfg finding: ifcfg files left on a host that NetworkManager runs."""
     shown = ", ".join(ifcfg_files[:5]) + (" and %d more" % (len(ifcfg_files) - 5) if len(ifcfg_files) > 5 else "")
     return {
@@ -82,9 +88,9 @@ def _ifcfg_finding(config_dir, ifcfg_files):
     }
 
 
-def _profile_findings(profile, bridges):
+def _profile_findings(profile: Mapping[str, Any], bridges: Collection[str | None]) -> list[dict[str, Any]]:
     """The nm_boot findings of one profile: a bridge or port of one that would not come up at boot as it should."""
-    problems = []
+    problems: list[dict[str, Any]] = []
     path, name = profile.get("path"), profile.get("id")
     is_bridge = profile.get("type") == "bridge"
     port_of = profile.get("controller")

@@ -23,8 +23,9 @@ import json
 import os
 import stat
 import time
+from typing import TYPE_CHECKING, Any
 
-from ansible_collections.kvmhost.bridging.plugins.module_utils import _ifcfg, _keyfile, _keyfile_ifcfg
+from ansible_collections.kvmhost.bridging.plugins.module_utils import _ifcfg_codec, _keyfile, _keyfile_ifcfg
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import (
     atomic_write,
@@ -37,6 +38,12 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._keyfile_io impor
 from ansible_collections.kvmhost.bridging.plugins.module_utils._names import ifname_problem
 from ansible_collections.kvmhost.bridging.plugins.module_utils._nm_doctor import ifcfg_profiles
 
+if TYPE_CHECKING:
+    from collections.abc import Collection, Mapping, Sequence
+
+    Item = dict[str, Any]  # one file's migration: see plan()
+    Raw = dict[str, tuple[bytes, int]]  # {ifcfg file name: (its content, its mode)}
+
 MODE = 0o600
 MANIFEST = "manifest.json"
 # Per-device files of network-scripts that the conversion does not carry over: their device is refused.
@@ -45,13 +52,13 @@ _ORDER = {"bridge": 0, "port": 1, "ethernet": 2}
 
 
 # -- plan (pure) -------------------------------------------------------------------
-def _role(converted):
+def _role(converted: Mapping[str, Any]) -> str:
     if converted["type"] == "bridge":
         return "bridge"
     return "port" if converted["groups"]["connection"].get("master") else "ethernet"
 
 
-def _keep_bridge_mac(converted_all, macs):
+def _keep_bridge_mac(converted_all: Sequence[dict[str, Any]], macs: Mapping[str, str]) -> None:
     """A bridge with no MACADDR keeps the MAC of its one NIC, as it had under network-scripts (the kernel gives a bridge
     its port's MAC; NetworkManager would give it another one when it creates the bridge, and DHCP a new lease)."""
     for bridge in converted_all:
@@ -65,11 +72,18 @@ def _keep_bridge_mac(converted_all, macs):
             bridge["text"] = _keyfile.dumps(bridge["groups"])
 
 
-def plan(config_dir, ifcfg, keyfiles, keyfile_dir, names=(), macs=None):
+def plan(
+    config_dir: str,
+    ifcfg: Mapping[str, Mapping[str, str]],
+    keyfiles: Mapping[str, str],
+    keyfile_dir: str,
+    names: Collection[str] = (),
+    macs: Mapping[str, str] | None = None,
+) -> list[Item]:
     """What the migration does.
 
     ``ifcfg``: {file name: variables} of the ifcfg profiles in ``config_dir``
-    (as ``_ifcfg.parse`` and ``display`` give them); ``keyfiles``: {file name:
+    (as ``_ifcfg_codec.parse`` and ``display`` give them); ``keyfiles``: {file name:
     text} of the files in ``keyfile_dir``; ``names``: every file name in
     ``config_dir`` (for route-/rule- files). Returns the items in the order
     they are written (bridges, ports, plain NICs), each {ifcfg, keyfile,
@@ -78,14 +92,14 @@ def plan(config_dir, ifcfg, keyfiles, keyfile_dir, names=(), macs=None):
     a bridge's one port without HWADDR. Raises one ModuleError listing every
     problem.
     """
-    problems = []
-    converted_all = []
+    problems: list[str] = []
+    converted_all: list[dict[str, Any]] = []
     for name in sorted(ifcfg):
-        converted, problem = _convert(os.path.join(config_dir, name), ifcfg[name], names)
-        if converted is None:
-            problems.append(problem)
+        outcome = _convert(os.path.join(config_dir, name), ifcfg[name], names)
+        if outcome[0] is None:
+            problems.append(outcome[1])
             continue
-        converted_all.append(converted)
+        converted_all.append(outcome[0])
     _keep_bridge_mac(converted_all, macs or {})
     items = [_item(converted, keyfile_dir) for converted in converted_all]
     problems += _conflicts(items, keyfiles, keyfile_dir)
@@ -98,7 +112,7 @@ def plan(config_dir, ifcfg, keyfiles, keyfile_dir, names=(), macs=None):
     return items
 
 
-def _convert(path, variables, names):
+def _convert(path: str, variables: Mapping[str, str], names: Collection[str]) -> tuple[dict[str, Any], None] | tuple[None, str]:
     """(the converted profile of the ifcfg file ``path``, None) or (None, why it cannot be migrated)."""
     try:
         converted = _keyfile_ifcfg.convert(variables, path)
@@ -120,7 +134,7 @@ def _convert(path, variables, names):
     return converted, None
 
 
-def _item(converted, keyfile_dir):
+def _item(converted: Mapping[str, Any], keyfile_dir: str) -> Item:
     """One item of plan()'s list for a converted profile."""
     connection = converted["groups"]["connection"]
     return {
@@ -140,9 +154,9 @@ def _item(converted, keyfile_dir):
     }
 
 
-def _conflicts(items, keyfiles, keyfile_dir):
-    problems = []
-    seen = {}
+def _conflicts(items: Sequence[Item], keyfiles: Mapping[str, str], keyfile_dir: str) -> list[str]:
+    problems: list[str] = []
+    seen: dict[tuple[str, Any], Item] = {}
     for item in items:
         for what in ("file_name", "uuid", "interface"):
             other = seen.get((what, item[what]))
@@ -152,7 +166,7 @@ def _conflicts(items, keyfiles, keyfile_dir):
                     % (other["ifcfg"], item["ifcfg"], what.replace("_", " "), item[what])
                 )
             seen[(what, item[what])] = item
-    existing = {}
+    existing: dict[str, dict[str, Any]] = {}
     for name, text in sorted(keyfiles.items()):
         if _keyfile.ignored_name(name):
             continue
@@ -193,7 +207,7 @@ def _conflicts(items, keyfiles, keyfile_dir):
     return problems
 
 
-def activations(items):
+def activations(items: Sequence[Item]) -> list[dict[str, Any]]:
     """The profiles to bring up after loading, as uuids, bridges first, then ports and plain NICs.
 
     A bridge comes first even when a port follows: a port alone would join a bridge that runs outside NetworkManager
@@ -202,14 +216,14 @@ def activations(items):
     return [{"uuid": item["uuid"], "id": item["id"], "interface": item["interface"]} for item in items if item["autoconnect"]]
 
 
-def describe(items):
+def describe(items: Sequence[Item]) -> str:
     """One line for the play: what becomes what."""
     if not items:
         return "no ifcfg profile is left to migrate"
     return "migrating %s" % ", ".join("%s (%s) -> %s" % (os.path.basename(i["ifcfg"]), i["role"], i["file_name"]) for i in items)
 
 
-def stamp_dir(backup_dir, taken, now=None):
+def stamp_dir(backup_dir: str, taken: Collection[str], now: float | None = None) -> str:
     """A new directory name under ``backup_dir`` for this run: the UTC time, with -N when it is taken."""
     base = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
     name, n = base, 1
@@ -219,7 +233,7 @@ def stamp_dir(backup_dir, taken, now=None):
     return os.path.join(backup_dir, name)
 
 
-def check_backup_dir(backup_dir, config_dir):
+def check_backup_dir(backup_dir: str, config_dir: str) -> None:
     """The backups must live outside network-scripts (leapp and NetworkManager look at every ifcfg-* there)."""
     if not os.path.isabs(backup_dir):
         raise ModuleError("backup_dir %s must be an absolute path." % backup_dir)
@@ -232,14 +246,15 @@ def check_backup_dir(backup_dir, config_dir):
 
 
 # -- read and apply ---------------------------------------------------------------------
-def _read_ifcfg(config_dir):
+def _read_ifcfg(config_dir: str) -> tuple[dict[str, dict[str, str]], Raw, list[str]]:
     try:
         names = sorted(os.listdir(config_dir))
     except FileNotFoundError:
         return {}, {}, []
     except OSError as exc:
         raise ModuleError("Cannot list %s: %s." % (config_dir, exc.strerror)) from exc
-    variables, raw = {}, {}
+    variables: dict[str, dict[str, str]] = {}
+    raw: Raw = {}
     for name in ifcfg_profiles(config_dir, lambda _d: names):
         path = os.path.join(config_dir, name)
         try:
@@ -249,19 +264,21 @@ def _read_ifcfg(config_dir):
         if not stat.S_ISREG(st.st_mode):
             raise ModuleError("%s is not a regular file; the migration moves only regular ifcfg files. Resolve it by hand first." % path)
         data = read_bytes(path)
+        if data is None:
+            continue  # removed since the lstat, like a file that was missing then
         raw[name] = (data, stat.S_IMODE(st.st_mode))
-        variables[name] = {key: _ifcfg.display(value) for key, value in _ifcfg.parse(data).items()}
+        variables[name] = {key: _ifcfg_codec.display(value) for key, value in _ifcfg_codec.parse(data).items()}
     return variables, raw, names
 
 
-def _makedirs(path):
+def _makedirs(path: str) -> None:
     try:
         os.makedirs(path, mode=0o700, exist_ok=True)
     except OSError as exc:
         raise ModuleError("Cannot create the backup directory %s: %s. Nothing was changed." % (path, exc.strerror)) from exc
 
 
-def run_module(module):
+def run_module(module: Any) -> dict[str, Any]:
     params = module.params
     if params["state"] == "restored":
         return restore(module)
@@ -272,14 +289,14 @@ def run_module(module):
     if params["stamp"] is not None and (params["stamp"] in ("", ".", "..") or "/" in params["stamp"] or "\0" in params["stamp"]):
         raise ModuleError("stamp %r must be a plain directory name (no /)." % params["stamp"])
     ifcfg, raw, names = _read_ifcfg(config_dir)
-    result = {"changed": False, "migrated": [], "activate": [], "backup_dir": None, "reloaded": False, "warnings": [], "diff": []}
+    result: dict[str, Any] = {"changed": False, "migrated": [], "activate": [], "backup_dir": None, "reloaded": False, "warnings": [], "diff": []}
     if not ifcfg:
         result["msg"] = describe([])
         return result
     check_directory(keyfile_dir)
     with directory_lock(keyfile_dir):
         keyfiles = {name: text for name, (text, _st) in read_directory(keyfile_dir).items()}
-        macs = {}
+        macs: dict[str, str | None] = {}
         for variables in ifcfg.values():
             device = variables.get("DEVICE")
             if device and ifname_problem(device, "DEVICE") is None:
@@ -295,7 +312,7 @@ def run_module(module):
             item["backup"] = os.path.join(target, name)
             result["warnings"] += item.pop("warnings")
             result["diff"].append(text_diff(item["keyfile"], keyfiles.get(item["file_name"]), item["text"]))
-            result["diff"].append(text_diff(item["ifcfg"], _ifcfg.display(raw[name][0].decode("utf-8", "surrogateescape")), None))
+            result["diff"].append(text_diff(item["ifcfg"], _ifcfg_codec.display(raw[name][0].decode("utf-8", "surrogateescape")), None))
         result.update(
             changed=True,
             backup_dir=target,
@@ -322,9 +339,9 @@ def run_module(module):
     return result
 
 
-def _apply(module, items, raw, target):
+def _apply(module: Any, items: Sequence[Item], raw: Raw, target: str) -> None:
     """Keyfiles first, then the manifest, then move the ifcfg files; a failure before the moves undoes the new keyfiles."""
-    written = []
+    written: list[str] = []
     try:
         for item in items:
             if item["write"]:
@@ -340,7 +357,7 @@ def _apply(module, items, raw, target):
         for path in written:
             remove_file(module, path)
         raise ModuleError(exc.msg + " The keyfiles written so far were removed again; nothing was changed.") from exc
-    moved = []
+    moved: list[str] = []
     for item in items:
         data, mode = raw[os.path.basename(item["ifcfg"])]
         try:
@@ -356,7 +373,7 @@ def _apply(module, items, raw, target):
         moved.append(os.path.basename(item["ifcfg"]))
 
 
-def restore(module):
+def restore(module: Any) -> dict[str, Any]:
     """Undo a migration from its backup directory: the ifcfg files go back, the keyfiles it wrote go away."""
     target = module.params["backup_dir"].rstrip("/")
     data = read_bytes(os.path.join(target, MANIFEST))
@@ -374,11 +391,14 @@ def restore(module):
         raise ModuleError(
             "%s is not a manifest this migration wrote (%s); restore the files from %s by hand." % (os.path.join(target, MANIFEST), exc, target)
         ) from exc
-    restored, removed = [], []
+    restored: list[str] = []
+    removed: list[str] = []
+    backups: dict[str, bytes] = {}  # {ifcfg path: its backup's content}, for those restored
     for entry in entries:
         backup = read_bytes(entry["backup"])
         if backup is not None and not os.path.lexists(entry["ifcfg"]):
             restored.append(entry["ifcfg"])
+            backups[entry["ifcfg"]] = backup
         keyfile = read_bytes(entry["keyfile"])
         if keyfile is not None and keyfile.decode("utf-8", "surrogateescape") == entry["text"]:
             removed.append(entry["keyfile"])
@@ -393,7 +413,7 @@ def restore(module):
         return result
     for entry in entries:
         if entry["ifcfg"] in restored:
-            atomic_write(module, entry["ifcfg"], read_bytes(entry["backup"]), int(entry.get("mode", 0o644)))
+            atomic_write(module, entry["ifcfg"], backups[entry["ifcfg"]], int(entry.get("mode", 0o644)))
         if entry["keyfile"] in removed:
             remove_file(module, entry["keyfile"])
     nmcli = nm_running(module) if result["changed"] else None
@@ -406,7 +426,7 @@ def restore(module):
     return result
 
 
-def failure_message(failure, rolled_back, restored, removed):
+def failure_message(failure: str, rolled_back: str | None, restored: Sequence[str], removed: Sequence[str]) -> str:
     """The role's failure after a rollback: what failed, what NetworkManager restored, what the migration undid.
 
     ``failure``: ``unreachable`` (no fresh connection after the activation), ``activation: <nmcli's errors>``, or
