@@ -40,10 +40,14 @@ import signal
 import time
 from dataclasses import dataclass
 from socket import AF_INET, AF_INET6
+from typing import TYPE_CHECKING, Any, overload
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import atomic_write, read_bytes
 from ansible_collections.kvmhost.bridging.plugins.module_utils._process import CommandTimeout, run_bounded, start_detached
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
 CLIENT_NAMES = ("dhclient", "dhcpcd", "udhcpc", "udhcpc6")
 
@@ -73,33 +77,35 @@ class DhcpClient:
 
     name: str
     pid: int
-    argv: tuple
+    argv: tuple[str, ...]
     interface: str
     family: int = AF_INET
     pidfile: str | None = None
     leasefile: str | None = None
 
     @property
-    def foreground(self):
+    def foreground(self) -> bool:
         return any(arg in _FOREGROUND.get(self.name, ()) for arg in self.argv[1:])
 
-    def describe(self):
+    def describe(self) -> str:
         return "%s on %s (pid %d: %s)" % (self.name, self.interface, self.pid, " ".join(self.argv))
 
 
-def _program(argv0):
+def _program(argv0: str | None) -> str:
     return os.path.basename(argv0 or "")
 
 
-def _split(argv, name):
+def _split(argv: Sequence[str], name: str) -> tuple[list[tuple[str, str | None]], list[str]]:
     """(options as (option, value or None) pairs, positional arguments) of a client's command line."""
     takes_value = _VALUE_OPTIONS[name]
-    options, positional = [], []
+    options: list[tuple[str, str | None]] = []
+    positional: list[str] = []
     index = 1
     while index < len(argv):
         arg = argv[index]
         if arg.startswith("-") and "=" in arg and arg.split("=", 1)[0] in takes_value:
-            options.append(tuple(arg.split("=", 1)))
+            key, value = arg.split("=", 1)
+            options.append((key, value))
         elif arg in takes_value and index + 1 < len(argv):
             options.append((arg, argv[index + 1]))
             index += 1
@@ -111,7 +117,7 @@ def _split(argv, name):
     return options, positional
 
 
-def parse_client(argv, pid=0):
+def parse_client(argv: Iterable[str], pid: int = 0) -> DhcpClient | None:
     """The DhcpClient a command line runs, or None when it is no DHCP client bound to one interface.
 
     A client started for all interfaces (no interface named), or for several,
@@ -131,7 +137,8 @@ def parse_client(argv, pid=0):
         family = AF_INET6
     if name == "udhcpc6" or (name == "dhcpcd" and ("-6" in values or "--ipv6only" in values)):
         family = AF_INET6
-    interfaces = [v for k, v in options if k in ("-i", "--interface")] if name in ("udhcpc", "udhcpc6") else positional
+    # udhcpc names its interface with -i (a trailing -i without a value names none)
+    interfaces = [v for k, v in options if k in ("-i", "--interface") and v is not None] if name in ("udhcpc", "udhcpc6") else positional
     if len(interfaces) != 1:
         return None
     pidfile = values.get("-pf") if name == "dhclient" else values.get("-p") or values.get("--pidfile")
@@ -143,7 +150,11 @@ def parse_client(argv, pid=0):
     return DhcpClient(name, pid, argv, interfaces[0], family, pidfile, leasefile)
 
 
-def _renamed(path, old, new):
+@overload
+def _renamed(path: str, old: str, new: str) -> str: ...
+@overload
+def _renamed(path: None, old: str, new: str) -> None: ...
+def _renamed(path: str | None, old: str, new: str) -> str | None:
     """``path`` with the interface name ``old`` in its file name replaced by ``new`` (as initscripts name them)."""
     if not path:
         return path
@@ -152,7 +163,7 @@ def _renamed(path, old, new):
     return os.path.join(directory, pattern.sub(new, base))
 
 
-def moved_argv(client, new):
+def moved_argv(client: DhcpClient, new: str) -> tuple[str, ...]:
     """The client's command line for interface ``new``: the interface, and file names that carry the old name."""
     old = client.interface
     argv = [client.argv[0]]
@@ -182,7 +193,7 @@ def moved_argv(client, new):
     return tuple(argv)
 
 
-def lease_move(client, new):
+def lease_move(client: DhcpClient, new: str) -> tuple[str | None, str | None] | None:
     """(source, destination) of the lease file to carry over to interface ``new``, or None.
 
     dhclient: the ``-lf`` file when its name carries the interface (initscripts'
@@ -198,7 +209,7 @@ def lease_move(client, new):
     return None
 
 
-def lease_content(name, data, old, new):
+def lease_content(name: str, data: bytes, old: str | None, new: str | None) -> bytes:
     """The lease file ``data`` for interface ``new``: dhclient's ``interface "eth0";`` lines name the new interface.
 
     Everything else stays, the DHCPv6 ``default-duid`` line too: with the same
@@ -210,7 +221,7 @@ def lease_content(name, data, old, new):
     return text.replace('interface "%s";' % old, 'interface "%s";' % new).encode("utf-8", "surrogateescape")
 
 
-def _cmdline(proc, pid):
+def _cmdline(proc: str, pid: int | str) -> tuple[str, ...] | None:
     try:
         with open(os.path.join(proc, str(pid), "cmdline"), "rb") as handle:
             data = handle.read()
@@ -221,7 +232,7 @@ def _cmdline(proc, pid):
     return tuple(part.decode("utf-8", "surrogateescape") for part in data.rstrip(b"\0").split(b"\0"))
 
 
-def _pids(proc):
+def _pids(proc: str) -> list[int]:
     try:
         names = os.listdir(proc)
     except OSError:
@@ -229,14 +240,14 @@ def _pids(proc):
     return sorted(int(name) for name in names if name.isdigit())
 
 
-def _netns(proc, pid):
+def _netns(proc: str, pid: int | str) -> str | None:
     try:
         return os.readlink(os.path.join(proc, str(pid), "ns", "net"))
     except OSError:
         return None
 
 
-def find_clients(interfaces, proc="/proc"):
+def find_clients(interfaces: Iterable[str] | None, proc: str = "/proc") -> list[DhcpClient]:
     """The DHCP clients bound to one of ``interfaces`` (None: any), from the command lines of the running processes.
 
     Only processes in this process's network namespace: an interface name
@@ -245,7 +256,7 @@ def find_clients(interfaces, proc="/proc"):
     """
     wanted = None if interfaces is None else set(interfaces)
     here = _netns(proc, "self")
-    found = []
+    found: list[DhcpClient] = []
     for pid in _pids(proc):
         if _netns(proc, pid) != here:
             continue
@@ -256,7 +267,13 @@ def find_clients(interfaces, proc="/proc"):
     return found
 
 
-def stop_client(argv, proc="/proc", timeout=STOP_TIMEOUT, sleep=time.sleep, clock=time.monotonic):
+def stop_client(
+    argv: Iterable[str],
+    proc: str = "/proc",
+    timeout: float = STOP_TIMEOUT,
+    sleep: Callable[[float], object] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[int]:
     """End every process that runs exactly ``argv`` with SIGTERM, and wait until they are gone; return their PIDs.
 
     SIGTERM, not the clients' own release: dhclient, dhcpcd and udhcpc exit
@@ -278,7 +295,7 @@ def stop_client(argv, proc="/proc", timeout=STOP_TIMEOUT, sleep=time.sleep, cloc
     return pids
 
 
-def _executable(argv0):
+def _executable(argv0: str) -> str:
     if os.path.isabs(argv0):
         return argv0
     for directory in ("/usr/sbin", "/sbin", "/usr/bin", "/bin", "/usr/local/sbin"):
@@ -292,7 +309,7 @@ IFA_F_TENTATIVE = 0x40
 LINK_LOCAL_TIMEOUT = 15  # seconds for duplicate address detection of a new link-local address (1 s by default)
 
 
-def link_local_ready(interface, path="/proc/net/if_inet6"):
+def link_local_ready(interface: str, path: str = "/proc/net/if_inet6") -> bool:
     """True if ``interface`` has an IPv6 link-local address that duplicate address detection has passed."""
     try:
         with open(path) as handle:
@@ -306,7 +323,16 @@ def link_local_ready(interface, path="/proc/net/if_inet6"):
     return False
 
 
-def start_client(argv, lease=None, module=None, timeout=START_TIMEOUT, old=None, new=None, sleep=time.sleep, clock=time.monotonic):
+def start_client(
+    argv: Iterable[str],
+    lease: Sequence[str | None] | None = None,
+    module: Any = None,
+    timeout: float = START_TIMEOUT,
+    old: str | None = None,
+    new: str | None = None,
+    sleep: Callable[[float], object] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
     """Start ``argv``; first copy the lease file (``lease``: (source, destination)) for the new interface.
 
     A client that goes to the background once bound is waited for; one that
@@ -316,7 +342,7 @@ def start_client(argv, lease=None, module=None, timeout=START_TIMEOUT, old=None,
     client = parse_client(argv)
     if client is None:
         raise ModuleError("%s is not a DHCP client command line this module can start." % " ".join(argv))
-    if lease and module is not None and lease[0] != lease[1]:
+    if lease and module is not None and lease[0] is not None and lease[1] is not None and lease[0] != lease[1]:
         data = read_bytes(lease[0])
         if data is not None:
             atomic_write(module, lease[1], lease_content(client.name, data, old, new), new_mode=0o644)
@@ -347,14 +373,14 @@ def start_client(argv, lease=None, module=None, timeout=START_TIMEOUT, old=None,
 DAEMONS = ("NetworkManager", "systemd-networkd")
 
 
-def _fix_command(client, bridge):
+def _fix_command(client: DhcpClient, bridge: str) -> str:
     return " ".join(moved_argv(client, bridge))
 
 
-def find_daemons(proc="/proc"):
+def find_daemons(proc: str = "/proc") -> list[str]:
     """The names of the network daemons (DAEMONS) running in this network namespace."""
     here = _netns(proc, "self")
-    found = set()
+    found: set[str] = set()
     for pid in _pids(proc):
         argv = _cmdline(proc, pid)
         if argv and _program(argv[0]) in DAEMONS and _netns(proc, pid) == here:
@@ -362,13 +388,15 @@ def find_daemons(proc="/proc"):
     return sorted(found)
 
 
-def client_info(client):
+def client_info(client: DhcpClient) -> dict[str, Any]:
     """A DHCP client as the modules return it."""
     return {"pid": client.pid, "name": client.name, "interface": client.interface,
             "family": "ipv6" if client.family == AF_INET6 else "ipv4", "argv": list(client.argv)}  # fmt: skip
 
 
-def doctor_problems(links, processes, daemons=(), skip=()):
+def doctor_problems(
+    links: Sequence[Mapping[str, Any]], processes: Iterable[Mapping[str, Any]], daemons: Iterable[str] = (), skip: Collection[str] = ()
+) -> list[dict[str, str]]:
     """The doctor's DHCP problems, as dicts (check, subject, problem, fix).
 
     ``links``: ``ip -j addr show`` (name, master, addr_info with lifetimes);
@@ -383,7 +411,7 @@ def doctor_problems(links, processes, daemons=(), skip=()):
     masters = {link.get("ifname"): link.get("master") for link in links}
     bridges = {master for master in masters.values() if master}
     bridges.update(link.get("ifname") for link in links if (link.get("linkinfo") or {}).get("info_kind") == "bridge")
-    problems = []
+    problems: list[dict[str, str]] = []
     for client in clients:
         bridge = masters.get(client.interface)
         if "dhcp_port" in skip or not bridge:

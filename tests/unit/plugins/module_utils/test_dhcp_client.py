@@ -41,7 +41,7 @@ def test_parse_client(argv, expected):
 
 @pytest.mark.parametrize(
     "argv",
-    [(), ("sshd", "-D"), ("dhclient",), ("dhclient", "eth0", "eth1"), ("dhcpcd",), ("udhcpc", "-f"), ("dhclient-script",)],
+    [(), ("sshd", "-D"), ("dhclient",), ("dhclient", "eth0", "eth1"), ("dhcpcd",), ("udhcpc", "-f"), ("udhcpc", "-f", "-i"), ("dhclient-script",)],
 )
 def test_not_a_client_of_one_interface(argv):
     assert dc.parse_client(argv) is None
