@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils import _doctor as doc
 from ansible_collections.kvmhost.bridging.plugins.module_utils._bridge_info import add_domains, gather
@@ -25,7 +25,6 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._dhcp_client impo
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import read_bytes
 from ansible_collections.kvmhost.bridging.plugins.module_utils._firewall import (
-    ANY,
     build_request,
     check_firewalld,
     default_backend,
@@ -36,12 +35,16 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._firewall import 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._firewalld_check import problems as firewalld_problems
 from ansible_collections.kvmhost.bridging.plugins.module_utils._firewalld_read import FirewallCmd
 from ansible_collections.kvmhost.bridging.plugins.module_utils._firewalld_read import read as read_firewalld
-from ansible_collections.kvmhost.bridging.plugins.module_utils._ifcfg import display, parse
+from ansible_collections.kvmhost.bridging.plugins.module_utils._ifcfg_codec import display, parse
+from ansible_collections.kvmhost.bridging.plugins.module_utils._iptables_save import ANY
 from ansible_collections.kvmhost.bridging.plugins.module_utils._keyfile_io import read_info
 from ansible_collections.kvmhost.bridging.plugins.module_utils._libvirt_iface import read_domains
 from ansible_collections.kvmhost.bridging.plugins.module_utils._libvirt_routing import doctor_problems as routing_problems
 from ansible_collections.kvmhost.bridging.plugins.module_utils._nm import Bus
 from ansible_collections.kvmhost.bridging.plugins.module_utils._nm_doctor import findings, ifcfg_profiles, isolated_bridges
+
+if TYPE_CHECKING:
+    from collections.abc import Collection, Iterable
 
 # reject_rule's parameters for "is bridged traffic accepted before the REJECT rules?" (accept_first, read only)
 _ACCEPT_FIRST = {
@@ -60,7 +63,7 @@ def read_ifcfg(config_dir: str) -> dict[str, dict[str, Any]]:
     return doc.ifcfg_devices(files)
 
 
-def read_forward(module) -> doc.Forward | None:
+def read_forward(module: Any) -> doc.Forward | None:
     """The live IPv4 FORWARD chain of every iptables backend; None where firewalld runs or iptables is missing."""
     try:
         check_firewalld(module)
@@ -77,26 +80,27 @@ def read_forward(module) -> doc.Forward | None:
     return doc.Forward(rejects=rejects, accept_bridged_first=not accept_missing)
 
 
-def read_addresses(module) -> list[dict[str, Any]]:
+def read_addresses(module: Any) -> list[dict[str, Any]]:
     """``ip -j addr show``: the addresses with their scope and lifetimes."""
     ip = module.get_bin_path("ip", required=True)
     rc, out, err = module.run_command([ip, "-j", "addr", "show"])
     if rc != 0:
         raise ModuleError("ip -j addr show failed (rc=%d): %s" % (rc, (err or out).strip()))
-    return json.loads(out or "[]")
+    addresses: list[dict[str, Any]] = json.loads(out or "[]")  # ip -j prints a list of links
+    return addresses
 
 
-def nm_runs(module) -> bool:
+def nm_runs(module: Any) -> bool:
     """Whether NetworkManager owns its name on the system bus (not a process name: containers and labs show others')."""
     busctl = module.get_bin_path("busctl")
     return bool(busctl) and Bus(module.run_command, busctl).name_has_owner()
 
 
-def _wanted(checks, skip) -> bool:
+def _wanted(checks: Iterable[str], skip: Collection[str]) -> bool:
     return any(check not in skip for check in checks)
 
 
-def read_firewalld_checks(module, info: dict[str, Any], skip) -> dict[str, Any] | None:
+def read_firewalld_checks(module: Any, info: dict[str, Any], skip: Collection[str]) -> dict[str, Any] | None:
     """firewalld's snapshot and its problems for the bridges; None when its checks are all skipped."""
     if not _wanted(doc.FIREWALLD_CHECKS, skip):
         return None
@@ -107,7 +111,7 @@ def read_firewalld_checks(module, info: dict[str, Any], skip) -> dict[str, Any] 
     return {"firewalld": snapshot.as_result(), "problems": firewalld_problems(snapshot, info["bridges"], nf)}
 
 
-def read_routing(module, info: dict[str, Any], skip) -> dict[str, Any] | None:
+def read_routing(module: Any, info: dict[str, Any], skip: Collection[str]) -> dict[str, Any] | None:
     """The libvirt_routing check over the active libvirt networks, ``iptables-save -t filter`` and, for libvirt's
     nftables backend (libvirt 10+), ``nft -j list ruleset``."""
     if "libvirt_routing" in skip:
@@ -127,7 +131,7 @@ def read_routing(module, info: dict[str, Any], skip) -> dict[str, Any] | None:
     return {"problems": problems, "lines": lines}
 
 
-def run(module) -> dict[str, Any]:
+def run(module: Any) -> dict[str, Any]:
     """Read the host, run every check not skipped, and return the problems and the report."""
     params = module.params
     skip = params["skip"]
