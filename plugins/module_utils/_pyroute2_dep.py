@@ -55,7 +55,7 @@ def pyroute2_status() -> tuple[bool, str | None]:
     return _STATE["module"] is not None, _STATE["error"]
 
 
-def netlink_error() -> type[Exception]:
+def netlink_error() -> type[Any]:
     """pyroute2's NetlinkError if pyroute2 has been imported (by anyone), else a class nothing raises."""
     exceptions = sys.modules.get("pyroute2.netlink.exceptions")
     return getattr(exceptions, "NetlinkError", None) or _NoNetlinkError
