@@ -40,7 +40,7 @@ import signal
 import time
 from dataclasses import dataclass
 from socket import AF_INET, AF_INET6
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import atomic_write, read_bytes
@@ -150,11 +150,7 @@ def parse_client(argv: Iterable[str], pid: int = 0) -> DhcpClient | None:
     return DhcpClient(name, pid, argv, interfaces[0], family, pidfile, leasefile)
 
 
-@overload
-def _renamed(path: str, old: str, new: str) -> str: ...
-@overload
-def _renamed(path: None, old: str, new: str) -> None: ...
-def _renamed(path: str | None, old: str, new: str) -> str | None:
+def _renamed(path: str, old: str, new: str) -> str:
     """``path`` with the interface name ``old`` in its file name replaced by ``new`` (as initscripts name them)."""
     if not path:
         return path
@@ -201,12 +197,10 @@ def lease_move(client: DhcpClient, new: str) -> tuple[str | None, str | None] | 
     and its lease for the old interface is copied under the new name by
     lease_content(). dhcpcd: /var/lib/dhcpcd/<interface>.lease.
     """
-    if client.name == "dhclient":
-        destination = _renamed(client.leasefile, client.interface, new)
-        return (client.leasefile, destination)
-    if client.name == "dhcpcd":
-        return (client.leasefile, _renamed(client.leasefile, client.interface, new))
-    return None
+    if client.name not in ("dhclient", "dhcpcd"):
+        return None
+    source = client.leasefile
+    return (source, None if source is None else _renamed(source, client.interface, new))
 
 
 def lease_content(name: str, data: bytes, old: str | None, new: str | None) -> bytes:
