@@ -50,6 +50,7 @@ import os
 import signal
 import time
 import traceback
+from typing import TYPE_CHECKING, Any
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils import _dhcp_client, _kernel_apply, _kernel_snapshot
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
@@ -77,12 +78,22 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._guard_state impo
 from ansible_collections.kvmhost.bridging.plugins.module_utils._names import validate_ifname
 from ansible_collections.kvmhost.bridging.plugins.module_utils._process import spawn_detached
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+    from contextlib import AbstractContextManager
+
+    from ansible_collections.kvmhost.bridging.plugins.module_utils._bridge_plan import Step
+    from ansible_collections.kvmhost.bridging.plugins.module_utils._guard_state import Paths
+
+    # scope(pid, unit, description): None, or what went wrong (Guard.start_watcher)
+    Scope = Callable[[int, str, str], str | None]
+
 # -- files --------------------------------------------------------------------
 
 
-def capture_files(paths):
+def capture_files(paths: Iterable[str]) -> list[dict[str, Any]]:
     """What each file holds now: its bytes (base64), mode and owner, or that it does not exist."""
-    saved = []
+    saved: list[dict[str, Any]] = []
     for path in paths:
         if not os.path.isabs(path):
             raise ModuleError("The guard needs absolute paths; got %r." % path)
@@ -104,7 +115,7 @@ def capture_files(paths):
     return saved
 
 
-def restore_files(module, saved):
+def restore_files(module: Any, saved: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Put every saved file back as it was; return what was done per path.
 
     Writes go through _fileio.atomic_write, so a symbolic link is restored
@@ -121,7 +132,7 @@ def restore_files(module, saved):
     return done
 
 
-def _restore_file(module, item):
+def _restore_file(module: Any, item: Mapping[str, Any]) -> dict[str, Any]:
     path = item["path"]
     current = read_bytes(path)
     if not item["exists"]:
@@ -144,7 +155,7 @@ def _restore_file(module, item):
 SYSTEMD_RUNS = "/run/systemd/system"  # exists only where systemd is the init system (sd_booted())
 
 
-def systemd_scope_argv(busctl, unit, pid, description):
+def systemd_scope_argv(busctl: str, unit: str, pid: int, description: str) -> list[str]:
     """busctl's call that moves ``pid`` into a new transient scope unit named ``unit``.
 
     systemd's StartTransientUnit with the PIDs property, as ``systemd-run --scope``
@@ -177,11 +188,11 @@ def systemd_scope_argv(busctl, unit, pid, description):
     ]
 
 
-def busctl_scope(module):
+def busctl_scope(module: Any) -> Scope:
     """The ``scope`` of Guard.start_watcher over busctl, run with ``module.run_command``."""
     busctl = module.get_bin_path("busctl")
 
-    def move(pid, unit, description):
+    def move(pid: int, unit: str, description: str) -> str | None:
         if busctl is None:
             return "busctl is not installed"
         rc, out, err = module.run_command(systemd_scope_argv(busctl, unit, pid, description))
@@ -190,7 +201,7 @@ def busctl_scope(module):
     return move
 
 
-def scope_unit(paths, arming):
+def scope_unit(paths: Paths, arming: str) -> str:
     """The name of the transient scope of one arming's watcher."""
     return "kvmhost-bridging-guard-%s-%s.scope" % (paths.id, arming)
 
@@ -206,17 +217,25 @@ class Runtime:
     NetlinkRuntime (below); the unit tests pass their own.
     """
 
-    def snapshot(self):
+    def snapshot(self) -> Any:
         raise NotImplementedError
 
-    def restore(self, snapshot):
+    def restore(self, snapshot: Any) -> Any:
         raise NotImplementedError
 
 
 class Guard:
     """The five actions, over a state directory, a Runtime and an AnsibleModule-like ``module``."""
 
-    def __init__(self, module, paths, runtime, clock=boottime, sleep=time.sleep, poll=POLL_INTERVAL):
+    def __init__(
+        self,
+        module: Any,
+        paths: Paths,
+        runtime: Runtime,
+        clock: Callable[[], float] = boottime,
+        sleep: Callable[[float], object] = time.sleep,
+        poll: float = POLL_INTERVAL,
+    ) -> None:
         self.module = module
         self.paths = paths
         self.runtime = runtime
@@ -225,7 +244,9 @@ class Guard:
         self.poll = poll
 
     # arm --------------------------------------------------------------------
-    def arm(self, timeout, files, description, with_runtime, check_mode=False, start_within=0):
+    def arm(
+        self, timeout: int, files: Iterable[str], description: str | None, with_runtime: bool, check_mode: bool = False, start_within: int = 0
+    ) -> dict[str, Any]:
         check_seconds("timeout", timeout, 1)
         check_seconds("start_within", start_within, 0, " (0: count from the watcher's start)")
         state = read_state(self.paths.state)
@@ -235,7 +256,7 @@ class Guard:
                 "rolled back (at most %ss), or run the guard with action=rollback." % (self.paths.id, state.watcher.pid, state.armed_at, state.timeout),
                 id=self.paths.id,
             )
-        warnings = []
+        warnings: list[str] = []
         if state is not None:
             warnings.append("Replaced an earlier arming of guard %s (armed at %s) whose watcher never ran or is gone." % (self.paths.id, state.armed_at))
         saved = capture_files(files)
@@ -268,7 +289,9 @@ class Guard:
         }
 
     # the watcher ------------------------------------------------------------
-    def start_watcher(self, wait, spawn=spawn_detached, scope=None, systemd_dir=SYSTEMD_RUNS):
+    def start_watcher(
+        self, wait: float, spawn: Callable[[Callable[[], None]], int] = spawn_detached, scope: Scope | None = None, systemd_dir: str = SYSTEMD_RUNS
+    ) -> dict[str, Any]:
         """Start the armed guard's watcher detached on this host and wait (up to ``wait`` seconds) until it runs.
 
         ``spawn(work)`` starts ``work`` detached and returns its PID. Where systemd
@@ -280,7 +303,7 @@ class Guard:
         state = self._load("arm")
         unlink(self.paths.watcher_error)
         pid = spawn(self._watch_detached)
-        out = {"watcher": pid, "scope": None, "warnings": []}
+        out: dict[str, Any] = {"watcher": pid, "scope": None, "warnings": []}
         if scope is not None and os.path.isdir(systemd_dir):
             unit = scope_unit(self.paths, state.arming)
             problem = scope(pid, unit, "kvmhost.bridging guard %s: %s" % (self.paths.id, state.description))
@@ -319,7 +342,7 @@ class Guard:
             id=self.paths.id,
         )
 
-    def _watch_detached(self):
+    def _watch_detached(self) -> None:
         """The watcher's whole life in its detached process; what stops it early is kept for start_watcher's message."""
         try:
             self.watch(pid=os.getpid())
@@ -329,7 +352,7 @@ class Guard:
                 with open(self.paths.watcher_error, "w") as handle:
                     handle.write(text)
 
-    def _load(self, action):
+    def _load(self, action: str) -> GuardState:
         state = read_json(self.paths.state)
         if state is None:
             result = read_json(self.paths.result)
@@ -351,7 +374,7 @@ class Guard:
         return GuardState.from_json(state)
 
     # watch ------------------------------------------------------------------
-    def watch(self, pid=None, check_mode=False):
+    def watch(self, pid: int | None = None, check_mode: bool = False) -> dict[str, Any]:
         """Wait for the decision; without one by the deadline, claim ``rollback`` and restore.
 
         With ``start_within`` (set at arm), the countdown of ``timeout`` begins at the
@@ -359,7 +382,7 @@ class Guard:
         begins when the watcher starts.
         """
         state = self._load("watch")
-        if watcher_alive(state):
+        if state.watcher is not None and watcher_alive(state):
             raise ModuleError("Guard %s already has a watcher (PID %s)." % (self.paths.id, state.watcher.pid), id=self.paths.id)
         if check_mode:
             return {"changed": False, "confirmed": False, "rolled_back": False, "msg": "Check mode: not watching."}
@@ -404,7 +427,7 @@ class Guard:
         return self._await_result(state, decision)
 
     # start ------------------------------------------------------------------
-    def start(self, wait, check_mode=False):
+    def start(self, wait: float, check_mode: bool = False) -> dict[str, Any]:
         """Wait (up to ``wait`` seconds) until the watcher runs, then start its countdown."""
         state = self.status(wait)
         if check_mode:
@@ -434,7 +457,7 @@ class Guard:
             "remaining": round(go["at_boottime"] + (armed.timeout if armed is not None else 0) - self.clock(), 3),
         }
 
-    def _await_result(self, state, decision, limit=120.0):
+    def _await_result(self, state: GuardState, decision: Mapping[str, Any], limit: float = 120.0) -> dict[str, Any]:
         end = self.clock() + limit
         while self.clock() < end:
             result = read_json(self.paths.result)
@@ -446,7 +469,7 @@ class Guard:
         )
 
     # confirm ----------------------------------------------------------------
-    def confirm(self, wait, check_mode=False):
+    def confirm(self, wait: float, check_mode: bool = False) -> dict[str, Any]:
         if not os.path.exists(self.paths.state):
             last = read_json(self.paths.result)
             if last is not None and last.get("confirmed"):
@@ -466,7 +489,7 @@ class Guard:
                 rolled_back=True,
                 outcome=result,
             )
-        summary = {
+        summary: dict[str, Any] = {
             "changed": False,
             "confirmed": True,
             "id": self.paths.id,
@@ -488,7 +511,7 @@ class Guard:
         return summary
 
     # rollback ---------------------------------------------------------------
-    def rollback(self, reason, check_mode=False):
+    def rollback(self, reason: str | None, check_mode: bool = False) -> dict[str, Any]:
         state = self._load("rollback")
         if check_mode:
             return {"changed": True, "rolled_back": False, "msg": "Check mode: would roll back guard %s." % self.paths.id}
@@ -503,7 +526,7 @@ class Guard:
             return self._await_result(state, decision)
         return self._roll_back(state, decision)
 
-    def _deadline(self, state):
+    def _deadline(self, state: GuardState) -> float | None:
         """When the watcher rolls back: recorded by it, or known from the start signal; None before the countdown."""
         if state.watcher is not None and state.watcher.deadline_boottime:
             return state.watcher.deadline_boottime
@@ -511,7 +534,7 @@ class Guard:
         return go["at_boottime"] + state.timeout if go else None
 
     # status -----------------------------------------------------------------
-    def status(self, wait=0):
+    def status(self, wait: float = 0) -> dict[str, Any]:
         """What the guard knows, including the last outcome.
 
         While it is armed and its watcher has not started yet, or a decision has been
@@ -523,7 +546,7 @@ class Guard:
             self.sleep(self.poll)
             state = read_state(self.paths.state)
         result = read_json(self.paths.result)
-        out = {"changed": False, "id": self.paths.id, "armed": state is not None, "watching": False, "last": result}
+        out: dict[str, Any] = {"changed": False, "id": self.paths.id, "armed": state is not None, "watching": False, "last": result}
         if state is not None:
             out["watching"] = watcher_alive(state)
             out["description"] = state.description
@@ -535,8 +558,8 @@ class Guard:
         return out
 
     # outcomes ---------------------------------------------------------------
-    def _roll_back(self, state, decision):
-        errors = []
+    def _roll_back(self, state: GuardState, decision: Mapping[str, Any]) -> dict[str, Any]:
+        errors: list[str] = []
         runtime = None
         if state.runtime is not None:
             try:
@@ -560,8 +583,10 @@ class Guard:
             msg += " Some parts could not be restored: %s." % "; ".join(errors)
         return self._finish(state, decision, confirmed=False, rolled_back=True, msg=msg, restored_files=files, restored_runtime=runtime, errors=errors)
 
-    def _finish(self, state, decision, confirmed, rolled_back=False, waited=None, **extra):
-        result = {
+    def _finish(
+        self, state: GuardState, decision: Mapping[str, Any], confirmed: bool, rolled_back: bool = False, waited: float | None = None, **extra: Any
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = {
             "id": self.paths.id,
             "description": state.description,
             "confirmed": confirmed,
@@ -592,22 +617,24 @@ class Guard:
 class NetlinkRuntime(Runtime):
     """The runtime network state, read and restored over netlink with _kernel_apply's session and applier."""
 
-    def __init__(self, interfaces=(), session=None):
+    def __init__(self, interfaces: Iterable[str] | None = (), session: Callable[[], AbstractContextManager[Any]] | None = None) -> None:
         self.interfaces = tuple(validate_ifname(name, "interfaces") for name in interfaces or ())
         self.session = session or _kernel_apply.iproute_session
 
-    def snapshot(self):
+    def snapshot(self) -> dict[str, Any]:
         snapshot = _kernel_snapshot.read_snapshot()
         clients = _dhcp_client.find_clients(list(snapshot.links))
         return {"interfaces": list(self.interfaces), "snapshot": _kernel_snapshot.snapshot_to_json(snapshot), "dhcp_clients": [list(c.argv) for c in clients]}
 
-    def restore(self, snapshot):
+    def restore(self, snapshot: Mapping[str, Any]) -> dict[str, Any]:
         """Apply plan_restore(); go on after a failed step. Return the steps done; raise listing the ones that failed."""
         wanted = _kernel_snapshot.snapshot_from_json(snapshot["snapshot"])
         interfaces = snapshot.get("interfaces") or ()
-        done, failed = [], []
+        done: list[str] = []
+        failed: list[str] = []
         now = _kernel_snapshot.read_snapshot()
-        stops, starts = [], []
+        stops: list[Step] = []
+        starts: list[Step] = []
         if snapshot.get("dhcp_clients") is not None:  # a snapshot from before the guard covered the DHCP clients has none
             names = _kernel_apply.restore_scope(wanted, now, interfaces)
             stops, starts = _kernel_apply.plan_client_restore(snapshot["dhcp_clients"], _dhcp_client.find_clients(sorted(names)), names)
@@ -629,7 +656,7 @@ class NetlinkRuntime(Runtime):
 
 
 class RestoreError(Exception):
-    def __init__(self, done, failed, left):
+    def __init__(self, done: list[str], failed: list[str], left: list[str]) -> None:
         super().__init__("%s (done: %s)" % ("; ".join(failed), "; ".join(done) or "nothing"))
         self.done = done
         self.failed = failed
