@@ -23,8 +23,7 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._tap import TUN_T
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping, Sequence
 
-    # tap name -> the processes that hold it ({pid, cmdline, guest}), as _tap.find_tap_holders returns them
-    Holders = Mapping[str, Sequence[Mapping[str, Any]]]
+    from ansible_collections.kvmhost.bridging.plugins.module_utils._tap import Holders
 
 # _port() looks a state up with None too (no IFLA_BRPORT_STATE): "unknown"
 STP_STATES: Mapping[int | None, str] = {0: "disabled", 1: "listening", 2: "learning", 3: "forwarding", 4: "blocking"}
