@@ -671,7 +671,7 @@ class ApplyError(Exception):
         self.exc = exc
 
 
-def apply_plan(ip: Any, plan: Plan, links: Iterable[Mapping[str, Any]]) -> None:
+def apply_plan(ip: Any, plan: Plan, links: Sequence[Mapping[str, Any]]) -> None:
     """Apply ``plan`` with the IPRoute ``ip``; fill in what only the kernel knows (MACs of new taps)."""
     by_name = {rec["name"]: rec for rec in links}
     gone = [step for step in plan.steps if step.action in ("delete", "recreate")]
