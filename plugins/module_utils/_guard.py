@@ -81,12 +81,13 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._process import s
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
     from contextlib import AbstractContextManager
+    from typing import Optional
 
     from ansible_collections.kvmhost.bridging.plugins.module_utils._bridge_plan import Step
     from ansible_collections.kvmhost.bridging.plugins.module_utils._guard_state import Paths
 
     # scope(pid, unit, description): None, or what went wrong (Guard.start_watcher)
-    Scope = Callable[[int, str, str], str | None]
+    Scope = Callable[[int, str, str], Optional[str]]  # an alias is an expression: no X | None on Python 3.9
 
 # -- files --------------------------------------------------------------------
 
