@@ -27,14 +27,11 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import (
     read_bytes,
     text_diff,
 )
-
-# ANY and parse_save are also this module's own names: the doctor and libvirt_routing import them from here.
-from ansible_collections.kvmhost.bridging.plugins.module_utils._iptables_save import ANY as ANY
-from ansible_collections.kvmhost.bridging.plugins.module_utils._iptables_save import REJECT_TYPES, TABLE_BUILTINS, resolve_reject_type
-from ansible_collections.kvmhost.bridging.plugins.module_utils._iptables_save import parse_save as parse_save
+from ansible_collections.kvmhost.bridging.plugins.module_utils._iptables_save import ANY, REJECT_TYPES, TABLE_BUILTINS, parse_save, resolve_reject_type
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
+    from typing import Optional
 
     from ansible_collections.kvmhost.bridging.plugins.module_utils._iptables_save import RuleLine, SaveDocument, Table
 
@@ -393,7 +390,7 @@ if TYPE_CHECKING:
     # (backend, its change, the chain's rules before it)
     LivePlan = tuple[Backend, Change, list[RuleLine]]
     # (change, the file's bytes or None when missing, its new bytes or None when unchanged)
-    FilePlan = tuple[Change, bytes | None, bytes | None]
+    FilePlan = tuple[Change, Optional[bytes], Optional[bytes]]
 
 
 def _version_backend(module: Any, binary: str) -> str | None:

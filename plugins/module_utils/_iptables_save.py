@@ -83,9 +83,10 @@ _COUNTERS = re.compile(r"\[\d+:\d+\]\Z")
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from typing import Optional
 
     # A generic option (-s, -p, -f ...): (option, negated, value or None for a flag).
-    GenericOption = tuple[str, bool, str | None]
+    GenericOption = tuple[str, bool, Optional[str]]
     # A match (-m NAME or the protocol's implicit one) and its arguments.
     Match = tuple[str, tuple[str, ...]]
 
