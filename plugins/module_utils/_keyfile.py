@@ -29,6 +29,15 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
+    from typing import TypedDict
+
+    class IPConfig(TypedDict):
+        """What :func:`read_ip` reads from an [ipv4]/[ipv6] group."""
+
+        method: str
+        addresses: list[str]
+        gateway: str | None
+        dns: list[str]
 
 # ---------------------------------------------------------------------------
 # Values
@@ -532,7 +541,7 @@ def _scalar(raw_values: Mapping[str, str], key: str) -> str | None:
         return None
 
 
-def read_ip(raw_values: Mapping[str, str], family: int) -> dict[str, Any]:
+def read_ip(raw_values: Mapping[str, str], family: int) -> IPConfig:
     """{method, addresses, gateway, dns} from an [ipv4]/[ipv6] group's {key: raw value}."""
     method = _scalar(raw_values, "method") or "auto"
     addresses: list[str] = []
@@ -626,7 +635,7 @@ def interpret(keyfile: KeyFile, file_name: str, before_1_46: bool = False) -> di
             "forward_delay": parse_int(values.get("forward-delay"), 15),
         }
     port = bool(controller)
-    profile = {
+    profile: dict[str, Any] = {
         "loads": not errors,
         "errors": errors,
         "id": connection.get("id") or id_from_file_name(file_name),
