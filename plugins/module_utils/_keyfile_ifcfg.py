@@ -30,9 +30,11 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import Mo
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from typing import Union
 
-    # One keyfile group: {key: value}, a list value for a list key (dns).
-    Group = dict[str, str | list[str]]
+    # One keyfile group: {key: value}, a list value for a list key (dns). A
+    # runtime expression as far as pylint knows, so Union rather than |.
+    Group = dict[str, Union[str, list[str]]]
 
 # BRIDGING_OPTS names (sysfs) -> keyfile keys, as ifcfg-rh's reader maps them.
 BRIDGE_OPTS = {
