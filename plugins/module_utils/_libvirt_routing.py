@@ -37,7 +37,7 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import Mo
 from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import atomic_write, read_bytes, remove_file, text_diff
 from ansible_collections.kvmhost.bridging.plugins.module_utils._firewall import parse_save
 from ansible_collections.kvmhost.bridging.plugins.module_utils._libvirt_dep import LibvirtError
-from ansible_collections.kvmhost.bridging.plugins.module_utils._libvirt_iface import _parse as parse_xml
+from ansible_collections.kvmhost.bridging.plugins.module_utils._libvirt_xml import parse_xml
 
 COMMENT = "kvmhost.bridging libvirt_routing"
 HOOK_PATH = "/etc/libvirt/hooks/network.d/50-kvmhost-bridging-routing"
