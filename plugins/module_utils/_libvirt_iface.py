@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import TYPE_CHECKING, Any
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._libvirt_dep import (
@@ -48,6 +49,11 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._libvirt_xml impo
     uri_is_local,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+
+    from ansible_collections.kvmhost.bridging.plugins.module_utils._libvirt_xml import Change, Desired, InterfaceInfo
+
 SYSFS_NET = "/sys/class/net"
 
 
@@ -55,12 +61,12 @@ SYSFS_NET = "/sys/class/net"
 # libvirt adapter
 
 
-def open_connection(uri):
+def open_connection(uri: str) -> Any:
     """A read-write libvirt connection; ModuleError saying what to check when libvirt is not reachable."""
     silence_libvirt_stderr()
     try:
         conn = libvirt.open(uri)
-        error = "no connection"
+        error: str | Exception = "no connection"
     except LibvirtError as exc:
         conn, error = None, exc
     if conn is None:
@@ -73,7 +79,7 @@ def open_connection(uri):
     return conn
 
 
-def lookup_domain(conn, name, uri):
+def lookup_domain(conn: Any, name: str, uri: str) -> Any:
     """The domain by name (or UUID); ModuleError listing the domains that exist."""
     try:
         return conn.lookupByName(name)
@@ -95,10 +101,10 @@ def lookup_domain(conn, name, uri):
     )
 
 
-def read_port_macs(bridge, sysfs=SYSFS_NET):
+def read_port_macs(bridge: str, sysfs: str = SYSFS_NET) -> dict[str, str]:
     """{port name: MAC} of the bridge's ports on this host (empty when there is no such bridge)."""
     brif = os.path.join(sysfs, bridge, "brif")
-    macs = {}
+    macs: dict[str, str] = {}
     try:
         ports = sorted(os.listdir(brif))
     except OSError:
@@ -112,7 +118,7 @@ def read_port_macs(bridge, sysfs=SYSFS_NET):
     return macs
 
 
-def bridge_state(bridge, sysfs=SYSFS_NET):
+def bridge_state(bridge: str, sysfs: str = SYSFS_NET) -> str | None:
     """'bridge', 'other' (a link that is not a bridge) or None (no such link) on this host."""
     base = os.path.join(sysfs, bridge)
     if os.path.isdir(os.path.join(base, "bridge")):
@@ -122,7 +128,7 @@ def bridge_state(bridge, sysfs=SYSFS_NET):
     return None
 
 
-def check_bridge(conn, uri, bridge, sysfs=SYSFS_NET):
+def check_bridge(conn: Any, uri: str, bridge: str, sysfs: str = SYSFS_NET) -> str | None:
     """ModuleError when the bridge does not exist on the hypervisor host.
 
     Local URIs (qemu:///system, qemu:///session, test:///...): the host the module
@@ -156,7 +162,7 @@ def check_bridge(conn, uri, bridge, sysfs=SYSFS_NET):
     return None
 
 
-def _domain_xmls(dom):
+def _domain_xmls(dom: Any) -> list[str]:
     """The live XML (running domains) and the persistent XML (persistent domains) of a domain."""
     xmls = []
     if dom.isActive():
@@ -166,11 +172,11 @@ def _domain_xmls(dom):
     return xmls
 
 
-def _network_bridges(conn):
+def _network_bridges(conn: Any) -> Callable[[str | None], str | None]:
     """A function network name -> its bridge name (cached; None when unknown)."""
-    cache = {}
+    cache: dict[str | None, str | None] = {}
 
-    def bridge_of(network):
+    def bridge_of(network: str | None) -> str | None:
         if network not in cache:
             try:
                 cache[network] = conn.networkLookupByName(network).bridgeName()
@@ -181,7 +187,9 @@ def _network_bridges(conn):
     return bridge_of
 
 
-def mac_users(conn, skip_uuid=None, uri=None, bridge=None, sysfs=SYSFS_NET, skip_ports=()):
+def mac_users(
+    conn: Any, skip_uuid: str | None = None, uri: str | None = None, bridge: str | None = None, sysfs: str = SYSFS_NET, skip_ports: Collection[str] = ()
+) -> list[tuple[str, str, str]]:
     """Every (who, mac, bridge) of the other domains (live and persistent) and, for a local URI, of the ports of ``bridge``."""
     users = []
     bridge_of = _network_bridges(conn)
@@ -206,7 +214,7 @@ def mac_users(conn, skip_uuid=None, uri=None, bridge=None, sysfs=SYSFS_NET, skip
     return users
 
 
-def domains_of(conn):
+def domains_of(conn: Any) -> list[dict[str, Any]]:
     """Every domain with the interfaces of its running domain (view ``live``) and persistent definition (``config``).
 
     A list, sorted by name, of {domain, uuid, active, persistent, interfaces}; each interface is an
@@ -227,7 +235,7 @@ def domains_of(conn):
     return sorted(domains, key=lambda item: item["domain"])
 
 
-def taps_of(domains):
+def taps_of(domains: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, str | None]]:
     """{tap name: {domain, mac, bridge, model}} from the running domains' interfaces in ``domains_of``'s list."""
     owners = {}
     for item in domains:
@@ -237,15 +245,15 @@ def taps_of(domains):
     return owners
 
 
-def tap_owners(conn):
+def tap_owners(conn: Any) -> dict[str, dict[str, str | None]]:
     """{tap name: {domain, mac, bridge, model}} for every interface of every running domain."""
     return taps_of(domains_of(conn))
 
 
-BRIDGE_STATES = {"bridge": "bridge", "other": "not_a_bridge", None: "missing"}
+BRIDGE_STATES: dict[str | None, str] = {"bridge": "bridge", "other": "not_a_bridge", None: "missing"}
 
 
-def networks_of(conn):
+def networks_of(conn: Any) -> list[dict[str, Any]]:
     """Every libvirt network (``network_info``), sorted by name; one that goes away while it is read is left out."""
     networks = []
     for net in conn.listAllNetworks(0):
@@ -256,7 +264,7 @@ def networks_of(conn):
     return sorted(networks, key=lambda item: item["network"] or "")
 
 
-def read_domains(uri, sysfs=SYSFS_NET):
+def read_domains(uri: str | None, sysfs: str = SYSFS_NET) -> dict[str, Any]:
     """What libvirt at ``uri`` says about its domains, or why it cannot say. Never raises, never fails a task.
 
     {uri, status, msg, domains, networks}: ``status`` is ``ok``, ``off`` (``uri`` is None: not looked up), ``missing``
@@ -265,7 +273,7 @@ def read_domains(uri, sysfs=SYSFS_NET):
     also gets ``bridge_state`` (``bridge``, ``not_a_bridge`` or ``missing`` on this host), else null.
     ``networks`` is ``networks_of``'s list (empty where the driver has no networks).
     """
-    result = {"uri": uri, "status": "ok", "msg": None, "domains": [], "networks": []}
+    result: dict[str, Any] = {"uri": uri, "status": "ok", "msg": None, "domains": [], "networks": []}
     if uri is None:
         return dict(result, status="off", msg="not looked up (libvirt: never)")
     if not HAS_LIBVIRT:
@@ -298,7 +306,7 @@ def read_domains(uri, sysfs=SYSFS_NET):
     return result
 
 
-def _read_views(dom, live, config):
+def _read_views(dom: Any, live: bool, config: bool) -> dict[str, tuple[str, str]]:
     """name -> (display XML text, XML to edit) for the views the task covers."""
     views = {}
     if config:
@@ -309,7 +317,7 @@ def _read_views(dom, live, config):
     return views
 
 
-def _apply_live(dom, uri, change):
+def _apply_live(dom: Any, uri: str, change: Change) -> None:
     device = element_text(change.element)
     call = {"add": dom.attachDeviceFlags, "update": dom.updateDeviceFlags, "remove": dom.detachDeviceFlags}
     try:
@@ -323,7 +331,7 @@ def _apply_live(dom, uri, change):
         raise ModuleError("libvirt refused to %s interface %s of the running domain: %s" % (change.action, change.mac, exc)) from None
 
 
-def _current_interface(views_after, mac):
+def _current_interface(views_after: Mapping[str, DomainXML], mac: str | None) -> InterfaceInfo | None:
     """The interface as it is after the task: the persistent view first, then the live one."""
     for name in ("config", "live"):
         view = views_after.get(name)
@@ -334,7 +342,7 @@ def _current_interface(views_after, mac):
     return None
 
 
-def _refuse_mac_conflicts(conn, uri, dom, desired, mac, live_text, sysfs):
+def _refuse_mac_conflicts(conn: Any, uri: str, dom: Any, desired: Desired, mac: str | None, live_text: str | None, sysfs: str) -> None:
     """ModuleError when another domain, or a port of the bridge on this host, has ``mac`` on the bridge."""
     own_ports = {info["target"] for info in interfaces_of(live_text) if info["target"]} if live_text else set()
     users = mac_users(conn, skip_uuid=dom.UUIDString(), uri=uri, bridge=desired.bridge, sysfs=sysfs, skip_ports=own_ports)
@@ -348,7 +356,7 @@ def _refuse_mac_conflicts(conn, uri, dom, desired, mac, live_text, sysfs):
         )
 
 
-def _apply(conn, dom, uri, views, changes):
+def _apply(conn: Any, dom: Any, uri: str, views: Mapping[str, DomainXML], changes: Sequence[Change]) -> None:
     """Live changes first (the ones a hypervisor may refuse), then one defineXML of the edited persistent XML."""
     done = []
     try:
@@ -366,7 +374,7 @@ def _apply(conn, dom, uri, views, changes):
         raise ModuleError(exc.msg, changed=bool(done), done=done, **exc.result) from None
 
 
-def _pending_unplugs(live_text, changes):
+def _pending_unplugs(live_text: str, changes: Iterable[Change]) -> list[str]:
     """Warnings for live removals that the guest has not acknowledged yet."""
     left = {info["mac"] for info in interfaces_of(live_text)}
     return [
@@ -376,7 +384,9 @@ def _pending_unplugs(live_text, changes):
     ]
 
 
-def ensure_interface(conn, uri, desired, live=True, config=True, check_mode=False, sysfs=SYSFS_NET):
+def ensure_interface(
+    conn: Any, uri: str, desired: Desired, live: bool = True, config: bool = True, check_mode: bool = False, sysfs: str = SYSFS_NET
+) -> tuple[dict[str, Any], list[str]]:
     """Read the domain once, plan, apply unless check mode, read back. Returns (result, warnings)."""
     if not live and not config:
         raise ModuleError("live and config are both false: there is nothing to change; set at least one of them")

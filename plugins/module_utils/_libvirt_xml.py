@@ -26,10 +26,17 @@ import ipaddress
 import re
 import xml.etree.ElementTree as ET
 from io import StringIO
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._names import normalize_mac, validate_ifname
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    # interface_info's record: type, mac, bridge, network, model, target (callers add view, tap, bridge_state).
+    InterfaceInfo = dict[str, str | None]
 
 # QEMU/KVM's OUI: libvirt's own choice for generated guest MACs.
 MAC_PREFIX = "52:54:00"
@@ -46,7 +53,7 @@ _MAC_HINT = "Or leave mac out to get one derived from the domain and the bridge.
 # MAC addresses (the rules live in _names) and models
 
 
-def check_model(model):
+def check_model(model: object) -> str:
     """Return ``model`` when libvirt's schema accepts it as <model type>; raise ModuleError otherwise."""
     if not isinstance(model, str) or not _MODEL_RE.match(model):
         raise ModuleError(
@@ -55,13 +62,13 @@ def check_model(model):
     return model
 
 
-def derive_mac(domain, bridge):
+def derive_mac(domain: str, bridge: str) -> str:
     """52:54:00 and three octets of SHA-256("<domain>\\n<bridge>"): the same MAC on every run."""
     digest = hashlib.sha256(("%s\n%s" % (domain, bridge)).encode("utf-8")).hexdigest()
     return "%s:%s:%s:%s" % (MAC_PREFIX, digest[0:2], digest[2:4], digest[4:6])
 
 
-def uri_is_local(uri):
+def uri_is_local(uri: str | None) -> bool:
     """True when the URI names a hypervisor on the host the module runs on (no host name in it)."""
     return not urlsplit(uri or "").netloc
 
@@ -76,7 +83,7 @@ def uri_is_local(uri):
 # available on managed hosts.
 
 
-def _register_namespaces(text):
+def _register_namespaces(text: str) -> None:
     """Keep the document's namespace prefixes (qemu:, metadata apps) when ElementTree writes it back."""
     try:
         for _event, (prefix, uri) in ET.iterparse(StringIO(text), events=("start-ns",)):  # noqa: S314
@@ -87,7 +94,7 @@ def _register_namespaces(text):
         pass  # reported by the real parse
 
 
-def parse_xml(text, what="domain XML"):
+def parse_xml(text: str, what: str = "domain XML") -> ET.Element:
     """The root element of libvirt's XML ``text``; ModuleError naming ``what`` when it does not parse."""
     _register_namespaces(text)
     try:
@@ -96,15 +103,15 @@ def parse_xml(text, what="domain XML"):
         raise ModuleError("libvirt returned %s that does not parse: %s" % (what, exc)) from None
 
 
-def element_text(elem):
+def element_text(elem: ET.Element) -> str:
     """An element (and its children) as XML text, as libvirt takes it."""
     return ET.tostring(elem, encoding="unicode")
 
 
-def interface_info(elem):
+def interface_info(elem: ET.Element) -> InterfaceInfo:
     """A plain dict of one <interface> element."""
 
-    def attr(path, name):
+    def attr(path: str, name: str) -> str | None:
         child = elem.find(path)
         return child.get(name) if child is not None else None
 
@@ -119,7 +126,7 @@ def interface_info(elem):
     }
 
 
-def interfaces_of(xml_text):
+def interfaces_of(xml_text: str) -> list[InterfaceInfo]:
     """Every <interface> of a domain XML as dicts (type, mac, bridge, network, model, target).
 
     For type='network' the bridge is only known in live XML (libvirt adds it there).
@@ -128,7 +135,7 @@ def interfaces_of(xml_text):
     return [interface_info(elem) for elem in root.findall("./devices/interface")]
 
 
-def insert_child(parent, index, child, level):
+def insert_child(parent: ET.Element, index: int, child: ET.Element, level: int) -> None:
     """Insert ``child`` into ``parent`` (at nesting ``level``) keeping libvirt's indentation."""
     inner = "\n" + _INDENT * (level + 1)
     children = list(parent)
@@ -147,7 +154,7 @@ def insert_child(parent, index, child, level):
     parent.insert(index, child)
 
 
-def remove_child(parent, child):
+def remove_child(parent: ET.Element, child: ET.Element) -> None:
     """Remove ``child`` from ``parent``; the closing tag keeps its indentation."""
     children = list(parent)
     index = children.index(child)
@@ -162,27 +169,28 @@ def remove_child(parent, child):
 class DomainXML:
     """One domain definition (live or persistent) as an ElementTree, edited in place."""
 
-    def __init__(self, text):
+    def __init__(self, text: str) -> None:
         self.original = text
         self.root = parse_xml(text)
-        self.devices = self.root.find("devices")
-        if self.devices is None:
-            self.devices = ET.SubElement(self.root, "devices")
+        devices = self.root.find("devices")
+        if devices is None:
+            devices = ET.SubElement(self.root, "devices")
+        self.devices = devices
 
     @property
-    def name(self):
+    def name(self) -> str | None:
         return self.root.findtext("name")
 
-    def interfaces(self):
+    def interfaces(self) -> list[ET.Element]:
         return self.devices.findall("interface")
 
-    def by_mac(self, mac):
+    def by_mac(self, mac: str | None) -> ET.Element | None:
         for elem in self.interfaces():
             if interface_info(elem)["mac"] == mac:
                 return elem
         return None
 
-    def on_bridge(self, bridge, model=None):
+    def on_bridge(self, bridge: str, model: str | None = None) -> list[ET.Element]:
         """Interfaces of type bridge on ``bridge`` (with ``model``, when given), in document order."""
         found = []
         for elem in self.interfaces():
@@ -191,7 +199,7 @@ class DomainXML:
                 found.append(elem)
         return found
 
-    def add(self, elem):
+    def add(self, elem: ET.Element) -> None:
         """Insert an interface after the last one (or at the end of <devices>), indented like libvirt."""
         index = len(self.devices)
         for pos, child in enumerate(self.devices):
@@ -200,14 +208,14 @@ class DomainXML:
         ET.indent(elem, space=_INDENT, level=2)
         insert_child(self.devices, index, elem, level=1)
 
-    def remove(self, elem):
+    def remove(self, elem: ET.Element) -> None:
         remove_child(self.devices, elem)
 
-    def to_string(self):
+    def to_string(self) -> str:
         return element_text(self.root)
 
 
-def new_interface(mac, bridge, model):
+def new_interface(mac: str, bridge: str, model: str) -> ET.Element:
     """<interface type='bridge'><mac/><source bridge/><model/></interface>."""
     elem = ET.Element("interface", {"type": "bridge"})
     ET.SubElement(elem, "mac", {"address": mac})
@@ -216,7 +224,7 @@ def new_interface(mac, bridge, model):
     return elem
 
 
-def retarget_interface(elem, bridge, model):
+def retarget_interface(elem: ET.Element, bridge: str, model: str | None) -> list[str]:
     """Make an existing interface type='bridge' on ``bridge`` (and ``model``, when given).
 
     Everything else (target, alias, PCI address, driver, bandwidth, ...) stays.
@@ -249,7 +257,7 @@ def retarget_interface(elem, bridge, model):
     return changed
 
 
-def redact(xml_text):
+def redact(xml_text: str) -> str:
     """The XML as shown in diffs: same formatting in every mode, without passwords (graphics passwd)."""
     root = parse_xml(xml_text)
     for elem in root.iter():
@@ -265,7 +273,7 @@ def redact(xml_text):
 class Desired:
     """What the task asks for; ``mac`` and ``model`` are None when not given."""
 
-    def __init__(self, domain, bridge, state="present", mac=None, model=None):
+    def __init__(self, domain: str, bridge: object, state: str = "present", mac: object = None, model: object = None) -> None:
         self.domain = domain
         self.bridge = validate_ifname(bridge, "bridge")
         self.state = state
@@ -273,7 +281,7 @@ class Desired:
         self.model = check_model(model) if model else None
 
 
-def choose_mac(desired, views):
+def choose_mac(desired: Desired, views: Mapping[str, DomainXML]) -> tuple[str | None, str]:
     """The MAC of the interface the task is about, and how it was chosen.
 
     Given MAC > the derived MAC when an interface has it > an interface already
@@ -296,7 +304,9 @@ def choose_mac(desired, views):
 class Change:
     """One change to one view (``config`` or ``live``) of the domain."""
 
-    def __init__(self, view, action, before, after, element, properties=()):
+    def __init__(
+        self, view: str, action: str, before: InterfaceInfo | None, after: InterfaceInfo | None, element: ET.Element, properties: Iterable[str] = ()
+    ) -> None:
         self.view = view
         self.action = action  # add, update, remove
         self.before = before
@@ -305,16 +315,17 @@ class Change:
         self.properties = list(properties)
 
     @property
-    def mac(self):
-        return (self.after or self.before)["mac"]
+    def mac(self) -> str | None:
+        info = self.after if self.after is not None else self.before
+        return info["mac"] if info is not None else None
 
-    def brings_mac_to(self, bridge):
+    def brings_mac_to(self, bridge: str) -> bool:
         """True when, after this change, the MAC is on ``bridge`` and was not before."""
-        if self.action == "remove" or self.after["bridge"] != bridge:
+        if self.action == "remove" or self.after is None or self.after["bridge"] != bridge:
             return False
         return self.before is None or self.before["bridge"] != bridge or self.before["mac"] != self.after["mac"]
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, Any]:
         return {
             "view": self.view,
             "action": self.action,
@@ -324,25 +335,25 @@ class Change:
             "after": self.after,
         }
 
-    def describe(self):
+    def describe(self) -> str:
         if self.action == "update":
             return "%s: update interface %s (%s)" % (self.view, self.mac, ", ".join(self.properties))
         return "%s: %s interface %s" % (self.view, self.action, self.mac)
 
 
-def plan_interface(desired, views):
+def plan_interface(desired: Desired, views: Mapping[str, DomainXML]) -> tuple[str | None, list[Change]]:
     """Edit the views (name -> DomainXML, edited in place) to the desired state.
 
     Returns (mac, changes). ``mac`` is the interface the task is about (None
     for state=absent without mac, which removes every match).
     """
-    changes = []
+    changes: list[Change] = []
     if desired.state == "absent":
         for name, view in views.items():
             if desired.mac:
                 elem = view.by_mac(desired.mac)
                 info = interface_info(elem) if elem is not None else None
-                matches = [elem] if info and info["type"] == "bridge" and info["bridge"] == desired.bridge else []
+                matches = [elem] if elem is not None and info and info["type"] == "bridge" and info["bridge"] == desired.bridge else []
                 if info and desired.model and info["model"] != desired.model:
                     matches = []
             else:
@@ -356,6 +367,11 @@ def plan_interface(desired, views):
     for name, view in views.items():
         elem = view.by_mac(mac)
         if elem is None:
+            if mac is None:  # chosen on the bridge from an interface without <mac>, which this view does not have
+                raise ModuleError(
+                    "domain %s has an interface on bridge %s without a MAC address (no <mac> element in its XML), which is "
+                    "not in its %s definition; set mac to say which interface this task is about. Nothing was changed." % (desired.domain, desired.bridge, name)
+                )
             elem = new_interface(mac, desired.bridge, desired.model or DEFAULT_MODEL)
             view.add(elem)
             changes.append(Change(name, "add", None, interface_info(elem), elem))
@@ -367,7 +383,7 @@ def plan_interface(desired, views):
     return mac, changes
 
 
-def find_mac_conflicts(mac, bridge, users):
+def find_mac_conflicts(mac: str | None, bridge: str, users: Iterable[tuple[str, str, str]]) -> list[str]:
     """Who else has ``mac`` on ``bridge``: ``users`` is a list of (who, mac, bridge)."""
     return sorted({who for who, user_mac, user_bridge in users if user_mac == mac and user_bridge == bridge})
 
@@ -376,7 +392,7 @@ def find_mac_conflicts(mac, bridge, users):
 # Network XML
 
 
-def _ip_network(ip):
+def _ip_network(ip: ET.Element) -> str | None:
     """The subnet of a network's <ip> element (prefix, netmask, or libvirt's default for the address), or None."""
     address = ip.get("address")
     if not address:
@@ -397,7 +413,7 @@ def _ip_network(ip):
         return None
 
 
-def network_info(xml_text, active=None, autostart=None):
+def network_info(xml_text: str, active: bool | None = None, autostart: bool | None = None) -> dict[str, Any]:
     """{network, bridge, forward, subnets, active, autostart} of a libvirt <network> XML.
 
     ``forward`` is libvirt's forward mode (``nat`` when <forward> has no mode, ``isolated`` without <forward>);

@@ -318,6 +318,18 @@ def test_live_and_config_use_one_mac():
     assert [(c.view, c.action, c.properties) for c in changes] == [("config", "update", ["bridge"])]
 
 
+def test_an_interface_without_mac_chosen_on_the_bridge_is_refused_where_a_view_lacks_it():
+    # Hand-made XML (libvirt's always has <mac>): adopted in the view that has it, nothing to match in the other.
+    no_mac = EMPTY.replace("  <devices>\n", "  <devices>\n    <interface type='bridge'>\n      <source bridge='br0'/>\n    </interface>\n")
+    assert views(no_mac, names=("config",))["config"].on_bridge("br0")
+    assert lx.plan_interface(lx.Desired("empty", "br0"), views(no_mac, names=("config",))) == (None, [])
+    vs = views(no_mac, EMPTY)
+    before = {name: view.to_string() for name, view in vs.items()}
+    with pytest.raises(ModuleError, match=r"without a MAC address .* not in its live definition; set mac"):
+        lx.plan_interface(lx.Desired("empty", "br0"), vs)
+    assert {name: view.to_string() for name, view in vs.items()} == before
+
+
 def test_absent_with_mac_removes_only_that_interface_on_that_bridge():
     vs = views(WEB01, names=("config",))
     _mac, changes = lx.plan_interface(lx.Desired("web01", "brother", mac="52:54:00:aa:00:02", state="absent"), vs)
