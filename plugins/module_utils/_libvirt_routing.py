@@ -500,7 +500,9 @@ def _address_matches(value: str, address: str) -> bool:
 def _rule_matches(rule: Rule, packet: Mapping[str, str]) -> bool:
     """Whether ``rule`` (an _iptables_save.Rule) matches a new ICMP echo ``packet``; unknown matches do not match."""
     for opt, negate, value in rule.generic:
-        if opt in ("-i", "-o"):
+        if value is None:  # an option without a value (-f, fragments): not this packet
+            hit = False
+        elif opt in ("-i", "-o"):
             hit = _iface_matches(value, packet[opt])
         elif opt in ("-s", "-d"):
             hit = _address_matches(value, packet[opt])
@@ -514,9 +516,9 @@ def _rule_matches(rule: Rule, packet: Mapping[str, str]) -> bool:
         if name == "comment":
             continue
         if name in ("conntrack", "state"):
-            args = list(args)
-            negate = "!" in args
-            states = [a for a in args if a not in ("!", "--ctstate", "--state")]
+            words = list(args)
+            negate = "!" in words
+            states = [a for a in words if a not in ("!", "--ctstate", "--state")]
             hit = any("NEW" in s.split(",") for s in states)
             if hit == negate:
                 return False
