@@ -52,7 +52,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 
@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from collections.abc import Collection, Iterable, Mapping, Sequence
 
     # A rule of ours, comparable whatever nft prints: (chain, iifname, oifname, saddr, daddr, verdict).
-    RuleKey = tuple[str, Any, Any, str | None, str | None, str | None]
+    RuleKey = tuple[str, Any, Any, Optional[str], Optional[str], Optional[str]]
 
 COMMENT = "kvmhost.bridging libvirt_routing"
 FAMILY = "ip"

@@ -26,7 +26,7 @@ import ipaddress
 import re
 import xml.etree.ElementTree as ET
 from io import StringIO
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 from urllib.parse import urlsplit
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
     # interface_info's record: type, mac, bridge, network, model, target (callers add view, tap, bridge_state).
-    InterfaceInfo = dict[str, str | None]
+    InterfaceInfo = dict[str, Optional[str]]
 
 # QEMU/KVM's OUI: libvirt's own choice for generated guest MACs.
 MAC_PREFIX = "52:54:00"
