@@ -201,7 +201,7 @@ class Route:
     prefsrc: str | None = None
     pref: int | None = None
     flow: int | None = None
-    metrics: tuple[tuple[str, Any], ...] = ()  # ((RTAX_NAME, value), ...)
+    metrics: tuple[tuple[str, int | str], ...] = ()  # ((RTAX_NAME, value), ...): RTAX_CC_ALGO is a name, the others numbers
     multipath: tuple[Nexthop, ...] = ()
     unsupported: tuple[str, ...] = ()  # names of attributes that cannot be copied
 
