@@ -13,7 +13,7 @@ public API and may change without notice.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils import _dhcp_client
 from ansible_collections.kvmhost.bridging.plugins.module_utils._bridge_plan import (
@@ -38,6 +38,13 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._kernel_snapshot 
     state_differences,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Collection
+
+    from ansible_collections.kvmhost.bridging.plugins.module_utils._bridge_plan import Plan
+    from ansible_collections.kvmhost.bridging.plugins.module_utils._dhcp_client import DhcpClient
+    from ansible_collections.kvmhost.bridging.plugins.module_utils._kernel_snapshot import Snapshot
+
 
 def manage_bridge(
     params: dict[str, Any],
@@ -46,7 +53,7 @@ def manage_bridge(
     connection: Iterable[str] = (),
     session: Callable[[], Any] = iproute_session,
     module: Any = None,
-    find_clients: Callable[[list[str]], list[Any]] | None = None,
+    find_clients: Callable[[list[str]], list[DhcpClient]] | None = None,
 ) -> dict[str, Any]:
     """params -> BridgeSpec -> one snapshot (read without pyroute2) -> plan -> apply unless check mode -> result dict.
 
@@ -69,7 +76,7 @@ def manage_bridge(
         watch.update(before.ports_of(spec.name))
     shown_ports = tuple(p for p in spec.ports if before.link(p) is not None)
     predicted = simulate(before, plan.steps)
-    result = {
+    result: dict[str, Any] = {
         "changed": plan.changed,
         "actions": plan.actions,
         "diff": {
@@ -101,7 +108,7 @@ def manage_bridge(
     return result
 
 
-def _failure(exc, before, now, watch, plan):
+def _failure(exc: ApplyError, before: Snapshot, now: Snapshot, watch: Collection[str], plan: Plan) -> ModuleError:
     left = state_differences(runtime_state(before, watch), runtime_state(now, watch))
     restored = not exc.restore_errors and not left
     msg = "Step %d of %d failed (%s): %s." % (exc.step_number, len(plan.steps), exc.step.description if exc.step else "-", describe_error(exc.cause))
