@@ -17,15 +17,34 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
-from ansible_collections.kvmhost.bridging.plugins.module_utils._ifcfg_codec import KEY_RE, Line, parse_lines, read_values, render_lines
-
-# Re-exported: _doctor_read and _nm_migrate read files through _ifcfg.parse and _ifcfg.display.
-from ansible_collections.kvmhost.bridging.plugins.module_utils._ifcfg_codec import display as display
-from ansible_collections.kvmhost.bridging.plugins.module_utils._ifcfg_codec import parse as parse
+from ansible_collections.kvmhost.bridging.plugins.module_utils._ifcfg_codec import KEY_RE, Line, display, parse, parse_lines, read_values, render_lines
 from ansible_collections.kvmhost.bridging.plugins.module_utils._names import normalize_mac, validate_ifname
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
+
+# The public names. display and parse come from _ifcfg_codec and are listed so
+# that they stay exported (mypy's no_implicit_reexport): _doctor_read and
+# _nm_migrate read files through _ifcfg.parse and _ifcfg.display.
+__all__ = [
+    "TYPES",
+    "Change",
+    "Plan",
+    "Request",
+    "build_request",
+    "display",
+    "parse",
+    "plan",
+    "plan_remove",
+    "plan_rewrite",
+    "stale_port_keys",
+    "validate_address",
+    "validate_dns",
+    "validate_gateway",
+    "validate_key",
+    "validate_value",
+    "yes_no",
+]
 
 # ---------------------------------------------------------------------------
 # The rewrite plan
