@@ -19,11 +19,8 @@ PKG = "ansible_collections.kvmhost.bridging.plugins."
 
 def loaded_after(code):
     """Run ``code`` in a fresh Python with the working tree importable; return the collection's and pyroute2's loaded modules."""
-    script = "import sys, json\nsys.path.insert(0, %r)\n%s\nprint(json.dumps(sorted(m for m in sys.modules if m.startswith(%r) or m.split('.')[0] == 'pyroute2')))" % (
-        BASE,
-        code,
-        PKG,
-    )
+    listing = "sorted(m for m in sys.modules if m.startswith(%r) or m.split('.')[0] == 'pyroute2')" % PKG
+    script = "import sys, json\nsys.path.insert(0, %r)\n%s\nprint(json.dumps(%s))" % (BASE, code, listing)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     return {name.replace(PKG, "") for name in json.loads(out.splitlines()[-1])}
 
