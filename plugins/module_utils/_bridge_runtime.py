@@ -78,19 +78,8 @@ def manage_bridge(
         watch.update(before.ports_of(spec.name))
     shown_ports = tuple(p for p in spec.ports if before.link(p) is not None)
     predicted = simulate(before, plan.steps)
-    result: dict[str, Any] = {
-        "changed": plan.changed,
-        "actions": plan.actions,
-        "diff": {
-            "before": bridge_view(before, spec.name, shown_ports),
-            "after": bridge_view(predicted, spec.name, shown_ports),
-            "before_header": "%s (runtime)" % spec.name,
-            "after_header": "%s (runtime)" % spec.name,
-        },
-        "bridge": bridge_view(predicted, spec.name),
-        "expiring_addresses": expiring_addresses(predicted, spec.name, on_bridge),
-        "dhcp_clients": [client_view(c) for c in on_bridge],
-    }
+    result: dict[str, Any] = {"changed": plan.changed, "actions": plan.actions}
+    result.update(_views(before, predicted, spec.name, shown_ports, on_bridge))
     if plan.warnings:
         result["warnings"] = plan.warnings
     if check_mode or not plan.changed:
@@ -105,13 +94,23 @@ def manage_bridge(
             _kernel_apply.apply_plan(_kernel_apply.KernelApplier(ipr, module), plan, fail_after_step=fail_after_step)
         except _kernel_apply.ApplyError as exc:
             raise _failure(exc, before, read_snapshot(), watch, plan) from exc
-    after = read_snapshot()
-    result["diff"]["after"] = bridge_view(after, spec.name, shown_ports)
-    result["bridge"] = bridge_view(after, spec.name)
-    on_bridge = find_clients([spec.name])
-    result["expiring_addresses"] = expiring_addresses(after, spec.name, on_bridge)
-    result["dhcp_clients"] = [client_view(c) for c in on_bridge]
+    result.update(_views(before, read_snapshot(), spec.name, shown_ports, find_clients([spec.name])))
     return result
+
+
+def _views(before: Snapshot, after: Snapshot, name: str, shown_ports: tuple[str, ...], on_bridge: list[DhcpClient]) -> dict[str, Any]:
+    """The result's diff, bridge, expiring_addresses and dhcp_clients for ``after`` (predicted, or read after the change)."""
+    return {
+        "diff": {
+            "before": bridge_view(before, name, shown_ports),
+            "after": bridge_view(after, name, shown_ports),
+            "before_header": "%s (runtime)" % name,
+            "after_header": "%s (runtime)" % name,
+        },
+        "bridge": bridge_view(after, name),
+        "expiring_addresses": expiring_addresses(after, name, on_bridge),
+        "dhcp_clients": [client_view(c) for c in on_bridge],
+    }
 
 
 def _failure(exc: ApplyError, before: Snapshot, now: Snapshot, watch: Collection[str], plan: Plan) -> ModuleError:
