@@ -400,6 +400,19 @@ def _ensure_nftables(module: Any, planned: Mapping[str, Any]) -> RulesPart:
     return not in_place, diff, lambda: nft.apply(statements)
 
 
+def _pick_backend(module: Any, state: str, planned: Mapping[str, Any], backend: str) -> str:
+    """The firewall backend the rules go to: what the host runs for a removal, lnft.choose_backend when there are rules."""
+    nft_ruleset = lnft.Nft(module).ruleset()
+    if state == "absent":
+        return "nftables" if nft_ruleset is not None else "iptables"
+    if planned["rules"]:
+        ipt = Iptables(module)
+        iptables_chains = bool(ipt.binary) and ipt.has_chains()
+        conf = read_bytes(lnft.NETWORK_CONF)
+        return lnft.choose_backend(backend, conf.decode("utf-8", "replace") if conf else "", nft_ruleset is not None, iptables_chains)
+    return backend if backend != "auto" else ("nftables" if nft_ruleset is not None else "iptables")
+
+
 def ensure(
     module: Any,
     names: Iterable[str],
@@ -421,17 +434,7 @@ def ensure(
     """
     planned: dict[str, Any] = plan(names, networks, methods) if state == "present" else {"networks": [], "rules": [], "modes": {}}
     mode_changes = forward_mode_changes(conn, planned["modes"]) if planned["modes"] else []
-    nft_ruleset = lnft.Nft(module).ruleset()
-    ipt = Iptables(module)
-    iptables_chains = bool(ipt.binary) and ipt.has_chains()
-    if state == "absent":
-        picked = "nftables" if nft_ruleset is not None else "iptables"
-    elif planned["rules"]:
-        conf = read_bytes(lnft.NETWORK_CONF)
-        picked = lnft.choose_backend(backend, conf.decode("utf-8", "replace") if conf else "", nft_ruleset is not None, iptables_chains)
-    else:
-        picked = backend if backend != "auto" else ("nftables" if nft_ruleset is not None else "iptables")
-
+    picked = _pick_backend(module, state, planned, backend)
     rules_part = _ensure_nftables if picked == "nftables" else _ensure_iptables
     rules_changed, rules_diff, apply_rules = rules_part(module, planned)
     if picked == "nftables":
