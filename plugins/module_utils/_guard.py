@@ -52,7 +52,6 @@ import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from ansible_collections.kvmhost.bridging.plugins.module_utils import _dhcp_client, _kernel_apply, _kernel_snapshot
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import atomic_write, read_bytes
 from ansible_collections.kvmhost.bridging.plugins.module_utils._guard_state import (
@@ -81,6 +80,7 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._process import s
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
     from contextlib import AbstractContextManager
+    from types import ModuleType
     from typing import Optional
 
     from ansible_collections.kvmhost.bridging.plugins.module_utils._bridge_plan import Step
@@ -615,42 +615,55 @@ class Guard:
 # -- the runtime network state (glue over _kernel_snapshot and _kernel_apply) --
 
 
+def kernel_layers() -> tuple[ModuleType, ModuleType, ModuleType]:
+    """_kernel_snapshot, _kernel_apply and _dhcp_client, imported on first use.
+
+    Only a runtime snapshot (arm) and a restore need them; status and confirm
+    do not, and AnsiballZ compiles every imported file on each run. The
+    snapshot at arm imports all three, so the detached watcher has them
+    loaded before the module's AnsiballZ files are gone.
+    """
+    from ansible_collections.kvmhost.bridging.plugins.module_utils import _dhcp_client, _kernel_apply, _kernel_snapshot
+
+    return _kernel_snapshot, _kernel_apply, _dhcp_client
+
+
 class NetlinkRuntime(Runtime):
     """The runtime network state, read and restored over netlink with _kernel_apply's session and applier."""
 
     def __init__(self, interfaces: Iterable[str] | None = (), session: Callable[[], AbstractContextManager[Any]] | None = None) -> None:
         self.interfaces = tuple(validate_ifname(name, "interfaces") for name in interfaces or ())
-        self.session = session or _kernel_apply.iproute_session
+        self.session = session
 
     def snapshot(self) -> dict[str, Any]:
-        snapshot = _kernel_snapshot.read_snapshot()
-        clients = _dhcp_client.find_clients(list(snapshot.links))
-        return {"interfaces": list(self.interfaces), "snapshot": _kernel_snapshot.snapshot_to_json(snapshot), "dhcp_clients": [list(c.argv) for c in clients]}
+        ks, _ka, dc = kernel_layers()
+        snapshot = ks.read_snapshot()
+        clients = dc.find_clients(list(snapshot.links))
+        return {"interfaces": list(self.interfaces), "snapshot": ks.snapshot_to_json(snapshot), "dhcp_clients": [list(c.argv) for c in clients]}
 
     def restore(self, snapshot: Mapping[str, Any]) -> dict[str, Any]:
         """Apply plan_restore(); go on after a failed step. Return the steps done; raise listing the ones that failed."""
-        wanted = _kernel_snapshot.snapshot_from_json(snapshot["snapshot"])
+        ks, ka, dc = kernel_layers()
+        wanted = ks.snapshot_from_json(snapshot["snapshot"])
         interfaces = snapshot.get("interfaces") or ()
         done: list[str] = []
         failed: list[str] = []
-        now = _kernel_snapshot.read_snapshot()
+        now = ks.read_snapshot()
         stops: list[Step] = []
         starts: list[Step] = []
         if snapshot.get("dhcp_clients") is not None:  # a snapshot from before the guard covered the DHCP clients has none
-            names = _kernel_apply.restore_scope(wanted, now, interfaces)
-            stops, starts = _kernel_apply.plan_client_restore(snapshot["dhcp_clients"], _dhcp_client.find_clients(sorted(names)), names)
-        with self.session() as ipr:
-            applier = _kernel_apply.KernelApplier(ipr)
-            for step in stops + _kernel_apply.plan_restore(wanted, now, interfaces) + starts:
+            names = ka.restore_scope(wanted, now, interfaces)
+            stops, starts = ka.plan_client_restore(snapshot["dhcp_clients"], dc.find_clients(sorted(names)), names)
+        with (self.session or ka.iproute_session)() as ipr:
+            applier = ka.KernelApplier(ipr)
+            for step in stops + ka.plan_restore(wanted, now, interfaces) + starts:
                 try:
                     applier.run(step.op, step.args)
                     done.append(step.description)
                 except Exception as exc:  # restore the rest whatever failed
-                    failed.append("%s: %s" % (step.description, _kernel_apply.describe_error(exc)))
-            left = _kernel_snapshot.state_differences(
-                _kernel_snapshot.runtime_state(wanted, _kernel_apply.restore_scope(wanted, wanted, interfaces)),
-                _kernel_snapshot.runtime_state(_kernel_snapshot.read_snapshot(), _kernel_apply.restore_scope(wanted, wanted, interfaces)),
-            )
+                    failed.append("%s: %s" % (step.description, ka.describe_error(exc)))
+            scope = ka.restore_scope(wanted, wanted, interfaces)
+            left: list[str] = ks.state_differences(ks.runtime_state(wanted, scope), ks.runtime_state(ks.read_snapshot(), scope))
         if failed:
             raise RestoreError(done, failed, left)
         return {"steps": done, "differences": left}

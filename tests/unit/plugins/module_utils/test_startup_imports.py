@@ -13,6 +13,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 BASE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))), ".build", "unit")
 PKG = "ansible_collections.kvmhost.bridging.plugins."
 
@@ -30,3 +32,16 @@ def test_the_bridge_module_imports_no_applier():
     assert "module_utils._bridge_runtime" in loaded and "module_utils._bridge_plan" in loaded
     assert "module_utils._kernel_apply" not in loaded
     assert "module_utils._pyroute2_dep" not in loaded and "pyroute2" not in loaded
+
+
+@pytest.mark.parametrize("module", ["modules.guard", "module_utils._guard"])
+def test_the_guard_imports_no_kernel_layer_until_it_reads_the_runtime(module):
+    loaded = loaded_after("import %s%s" % (PKG, module))
+    assert "module_utils._guard_state" in loaded
+    assert not loaded & {"module_utils._kernel_apply", "module_utils._kernel_snapshot", "module_utils._bridge_plan", "module_utils._rtnl", "pyroute2"}
+
+
+def test_a_runtime_snapshot_loads_what_the_detached_watcher_restores_with():
+    """The watcher outlives the module run (and its AnsiballZ files): arm's snapshot must have imported the restore's layers."""
+    loaded = loaded_after("from %smodule_utils import _guard\n_guard.NetlinkRuntime().snapshot()" % PKG)
+    assert {"module_utils._kernel_apply", "module_utils._kernel_snapshot", "module_utils._dhcp_client", "module_utils._bridge_plan"} <= loaded
