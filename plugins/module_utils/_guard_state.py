@@ -27,7 +27,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
-from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import atomic_write, read_bytes
+from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import atomic_write, read_bytes, remove_file
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -151,12 +151,8 @@ def write_json(path: str, value: Mapping[str, Any]) -> None:
 
 
 def unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        raise ModuleError("Cannot remove the guard's file %s: %s." % (path, exc.strerror)) from exc
+    """Remove one of the guard's files; a missing one is fine."""
+    remove_file(None, path)
 
 
 def claim(paths: Paths, decision: str, by: str, reason: str | None = None) -> tuple[bool, dict[str, Any]]:

@@ -79,11 +79,7 @@ class Plan:
 
     @property
     def changed_keys(self) -> list[str]:
-        keys: list[str] = []
-        for change in self.changes:
-            if change.key not in keys:
-                keys.append(change.key)
-        return keys
+        return list(dict.fromkeys(change.key for change in self.changes))  # in order, once each
 
 
 def plan_rewrite(before: str | None, desired: Mapping[str, str | None], purge: bool = False) -> Plan:

@@ -253,13 +253,7 @@ class KeyFile:
 
     def get(self, group: str, key: str) -> str | None:
         """The value as a string, or None when absent or not interpretable."""
-        raw = self.raw(group, key)
-        if raw is None:
-            return None
-        try:
-            return unescape(raw)
-        except ValueError_:
-            return None
+        return _interpreted(self.raw(group, key))
 
     def get_list(self, group: str, key: str) -> list[str] | None:
         raw = self.raw(group, key)
@@ -531,14 +525,18 @@ def _parse_address(text: str, family: int) -> tuple[str, str | None] | None:
     return "%s/%d" % (addr, prefix), gateway
 
 
-def _scalar(raw_values: Mapping[str, str], key: str) -> str | None:
-    raw = raw_values.get(key)
+def _interpreted(raw: str | None) -> str | None:
+    """A raw value unescaped, or None when absent or not interpretable."""
     if raw is None:
         return None
     try:
         return unescape(raw)
     except ValueError_:
         return None
+
+
+def _scalar(raw_values: Mapping[str, str], key: str) -> str | None:
+    return _interpreted(raw_values.get(key))
 
 
 def read_ip(raw_values: Mapping[str, str], family: int) -> IPConfig:

@@ -440,11 +440,7 @@ class Plan:
 
     @property
     def changed_keys(self) -> list[str]:
-        keys: list[str] = []
-        for change in self.changes:
-            if change.label not in keys:
-                keys.append(change.label)
-        return keys
+        return list(dict.fromkeys(change.label for change in self.changes))  # in order, once each
 
 
 def _group_for(keyfile: _keyfile.KeyFile, section: str) -> str:
