@@ -14,12 +14,19 @@ from __future__ import annotations
 
 import os
 import re
+from typing import TYPE_CHECKING, Any
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._rtnl import RtnlError, dump_addresses, dump_links
 from ansible_collections.kvmhost.bridging.plugins.module_utils._tap import TUN_TYPE_TAP, find_tap_holders
 
-STP_STATES = {0: "disabled", 1: "listening", 2: "learning", 3: "forwarding", 4: "blocking"}
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+    from ansible_collections.kvmhost.bridging.plugins.module_utils._tap import Holders
+
+# _port() looks a state up with None too (no IFLA_BRPORT_STATE): "unknown"
+STP_STATES: Mapping[int | None, str] = {0: "disabled", 1: "listening", 2: "learning", 3: "forwarding", 4: "blocking"}
 STP_MODES = {0: "off", 1: "kernel", 2: "user"}
 # Ports that connect a bridge to the world outside the host.
 UPLINK_KINDS = ("physical", "bond", "vlan", "team")
@@ -29,7 +36,7 @@ UPLINK_KINDS = ("physical", "bond", "vlan", "team")
 NIC_LIKE_NAME = re.compile(r"^(eth|en|em)[0-9a-z]*$")
 
 
-def is_uplink(port):
+def is_uplink(port: Mapping[str, Any]) -> bool:
     """Whether a bridge port leads out of the host (or out of its namespace)."""
     if port["kind"] in UPLINK_KINDS:
         return True
@@ -45,14 +52,14 @@ SYSCTLS = (
 )
 
 
-def natural_key(name):
+def natural_key(name: str | None) -> list[int | str]:
     """Sort vnet2 before vnet10."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name or "")]
 
 
-def port_kind(rec):
+def port_kind(rec: Mapping[str, Any]) -> str:
     """physical, tap, tun, veth, vlan, bond, bridge, or the kernel's own kind name."""
-    kind = rec["kind"]
+    kind: str | None = rec["kind"]
     if kind is None:
         return "physical"
     if kind == "tun":
@@ -62,9 +69,9 @@ def port_kind(rec):
     return kind
 
 
-def read_sysctls(root="/proc/sys"):
+def read_sysctls(root: str = "/proc/sys") -> dict[str, int | None]:
     """The forwarding sysctls as integers; None where the file is missing (bridge-nf-* without br_netfilter)."""
-    values = {}
+    values: dict[str, int | None] = {}
     for key, rel in SYSCTLS:
         try:
             with open(os.path.join(root, rel)) as handle:
@@ -74,7 +81,7 @@ def read_sysctls(root="/proc/sys"):
     return values
 
 
-def _bridge_id(rec):
+def _bridge_id(rec: Mapping[str, Any]) -> str:
     br = rec["br"] or {}
     addr = br.get("id_addr") or rec["mac"] or "00:00:00:00:00:00"
     priority = br.get("priority")
@@ -83,13 +90,13 @@ def _bridge_id(rec):
     return "%04x.%s" % (priority, addr.replace(":", ""))
 
 
-def _holder_view(holders):
+def _holder_view(holders: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return [{"pid": h["pid"], "cmdline": h["cmdline"], "guest": h["guest"]} for h in holders]
 
 
-def _port(rec, holders):
+def _port(rec: Mapping[str, Any], holders: Holders) -> dict[str, Any]:
     kind = port_kind(rec)
-    port = {
+    port: dict[str, Any] = {
         "name": rec["name"],
         "ifindex": rec["index"],
         "kind": kind,
@@ -104,7 +111,7 @@ def _port(rec, holders):
     return port
 
 
-def _tap_fields(rec, holders):
+def _tap_fields(rec: Mapping[str, Any], holders: Holders) -> dict[str, Any]:
     procs = _holder_view(holders.get(rec["name"], []))
     tun = rec["tun"] or {}
     return {
@@ -119,19 +126,19 @@ def _tap_fields(rec, holders):
     }
 
 
-def describe(links, addresses, holders, sysctls):
+def describe(links: Sequence[Mapping[str, Any]], addresses: Iterable[Mapping[str, Any]], holders: Holders, sysctls: Mapping[str, int | None]) -> dict[str, Any]:
     """The bridge_info result from link records, address records, tap holders and sysctls."""
     by_index = {rec["index"]: rec for rec in links}
-    ports_of = {}
+    ports_of: dict[int, list[Mapping[str, Any]]] = {}
     for rec in links:
         master = by_index.get(rec["master"]) if rec["master"] else None
         if master is not None and master["kind"] == "bridge":
             ports_of.setdefault(master["index"], []).append(rec)
-    addrs_of = {}
+    addrs_of: dict[int, list[Mapping[str, Any]]] = {}
     for addr in addresses:
         addrs_of.setdefault(addr["index"], []).append(addr)
 
-    bridges = []
+    bridges: list[dict[str, Any]] = []
     for rec in sorted((r for r in links if r["kind"] == "bridge"), key=lambda r: natural_key(r["name"])):
         br = rec["br"] or {}
         stp_state = br.get("stp_state") or 0
@@ -159,21 +166,21 @@ def describe(links, addresses, holders, sysctls):
 
     unbridged = _unbridged_taps(links, by_index, holders)
 
-    info = {"bridges": bridges, "unbridged_taps": unbridged, "forwarding": dict(sysctls)}
+    info: dict[str, Any] = {"bridges": bridges, "unbridged_taps": unbridged, "forwarding": dict(sysctls)}
     info["report"] = render_report(info)
     return info
 
 
-def _unbridged_taps(links, by_index, holders):
+def _unbridged_taps(links: Iterable[Mapping[str, Any]], by_index: Mapping[int, Mapping[str, Any]], holders: Holders) -> list[dict[str, Any]]:
     """The tap devices that are in no bridge, in natural name order."""
-    unbridged = []
+    unbridged: list[dict[str, Any]] = []
     for rec in sorted(links, key=lambda r: natural_key(r["name"])):
         if port_kind(rec) != "tap":
             continue
         master = by_index.get(rec["master"]) if rec["master"] else None
         if master is not None and master["kind"] == "bridge":
             continue
-        tap = {
+        tap: dict[str, Any] = {
             "name": rec["name"],
             "ifindex": rec["index"],
             "kind": "tap",
@@ -188,13 +195,13 @@ def _unbridged_taps(links, by_index, holders):
     return unbridged
 
 
-def _all_taps(info):
+def _all_taps(info: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
     for bridge in info["bridges"]:
         yield from (port for port in bridge["ports"] if port["kind"] == "tap")
     yield from info["unbridged_taps"]
 
 
-def add_domains(info, libvirt_info):
+def add_domains(info: dict[str, Any], libvirt_info: Mapping[str, Any]) -> dict[str, Any]:
     """Name the libvirt domain behind each tap, add ``libvirt`` to the result and render the report again.
 
     ``libvirt_info`` is what ``_libvirt_iface.read_domains`` returns; a tap gets ``domain`` (the running domain
@@ -202,7 +209,7 @@ def add_domains(info, libvirt_info):
     null when libvirt knows no such tap or was not reachable; a bridge gets ``libvirt_network``, the libvirt
     network whose bridge it is (``_libvirt_iface.network_info``), or null.
     """
-    owners = {}
+    owners: dict[str, tuple[Any, Any, Any]] = {}
     for item in libvirt_info["domains"]:
         for iface in item["interfaces"]:
             if iface["view"] == "live" and iface["target"]:
@@ -217,15 +224,15 @@ def add_domains(info, libvirt_info):
     return info
 
 
-def _yes(value):
+def _yes(value: object) -> str:
     return "yes" if value else "no"
 
 
-def _sysctl_text(value, missing):
+def _sysctl_text(value: int | None, missing: str) -> str:
     return missing if value is None else str(value)
 
 
-def _tap_note(port):
+def _tap_note(port: Mapping[str, Any]) -> str:
     proc = port.get("process")
     if proc is None:
         note = "tap, no process holds it"
@@ -243,30 +250,31 @@ def _tap_note(port):
 FORWARD_WORDS = {"nat": "NAT", "route": "routed", "open": "open", "isolated": "isolated", "bridge": "a host bridge"}
 
 
-def _network_note(bridge, net):
+def _network_note(bridge: str, net: Mapping[str, Any]) -> str:
     """``virbr2: libvirt network natnet (NAT, 198.18.122.0/24), active, autostart``."""
     what = ", ".join([FORWARD_WORDS.get(net["forward"], net["forward"]), *net["subnets"]])
     state = "active" if net["active"] else "inactive"
     return "%s: libvirt network %s (%s), %s%s" % (bridge, net["network"], what, state, ", autostart" if net["autostart"] else "")
 
 
-def _port_note(port):
-    if port["kind"] == "tap":
+def _port_note(port: Mapping[str, Any]) -> str:
+    kind: str = port["kind"]  # port_kind()'s
+    if kind == "tap":
         return _tap_note(port)
-    if port["kind"] in UPLINK_KINDS:
+    if kind in UPLINK_KINDS:
         return "uplink to the network outside the host"
-    if port["kind"] == "veth" and is_uplink(port):
+    if kind == "veth" and is_uplink(port):
         return "uplink: a NIC that is one end of a veth pair (this host is a container or namespace)"
-    if port["kind"] == "veth":
+    if kind == "veth":
         return "one end of a veth pair (a container or namespace)"
-    return port["kind"]
+    return kind
 
 
-def render_report(info):
+def render_report(info: Mapping[str, Any]) -> str:
     """A text for people, like ``brctl show`` but saying what each port is."""
-    lines = []
+    lines: list[str] = []
     header = ("bridge name", "bridge id", "STP enabled", "interfaces")
-    rows = []
+    rows: list[tuple[str, str, str, str]] = []
     for br in info["bridges"]:
         names = [p["name"] for p in br["ports"]] or [""]
         rows.append((br["name"], br["bridge_id"], _yes(br["stp"]), names[0]))
@@ -311,7 +319,7 @@ def render_report(info):
     return "\n".join(lines) + "\n"
 
 
-def _libvirt_line(libvirt_info):
+def _libvirt_line(libvirt_info: Mapping[str, Any]) -> str:
     if libvirt_info["status"] == "ok":
         return "libvirt %s: %s" % (libvirt_info["uri"], libvirt_info["msg"])
     if libvirt_info["status"] == "off":
@@ -319,7 +327,7 @@ def _libvirt_line(libvirt_info):
     return "libvirt %s: %s; taps are not matched to domains" % (libvirt_info["uri"] or "", libvirt_info["msg"])
 
 
-def gather(proc="/proc", sysctl_root="/proc/sys"):
+def gather(proc: str = "/proc", sysctl_root: str = "/proc/sys") -> dict[str, Any]:
     """Read everything once and describe it."""
     try:
         links = dump_links()

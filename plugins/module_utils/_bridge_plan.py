@@ -33,7 +33,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from socket import AF_INET6
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils import _dhcp_client
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
@@ -65,6 +65,20 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._kernel_snapshot 
 )
 from ansible_collections.kvmhost.bridging.plugins.module_utils._names import IFNAMSIZ, normalize_mac, validate_ifname
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Set
+    from typing import Optional, TypeVar
+
+    from ansible_collections.kvmhost.bridging.plugins.module_utils._dhcp_client import DhcpClient
+
+    T = TypeVar("T")
+    # (op, args) of one undo operation.
+    UndoOp = tuple[str, dict[str, Any]]
+    # (address on the port, the same address on the bridge or None when the bridge has it already).
+    AddressMove = tuple[Address, Optional[Address]]
+    # (client on the port, its argv on the bridge, the lease file's (source, destination) or None).
+    ClientMove = tuple[DhcpClient, tuple[str, ...], Optional[tuple[Optional[str], Optional[str]]]]
+
 # Bridge limits
 # forward delay only while STP runs (and STP clamps it into range when it starts).
 TIMER_RANGES = {"hello_time": (1, 10), "max_age": (6, 40), "forward_delay": (2, 30)}
@@ -84,9 +98,9 @@ class BridgeSpec:
 
     name: str
     state: str = "present"
-    ports: tuple = ()
+    ports: tuple[str, ...] = ()
     ports_exclusive: bool = False
-    options: dict = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
     mtu: int | None = None
     mac: str = "inherit"  # inherit | keep | a normalized MAC
     migrate_addresses: bool = True
@@ -94,11 +108,11 @@ class BridgeSpec:
     force: bool = False
 
     @classmethod
-    def from_params(cls, params):
+    def from_params(cls, params: Mapping[str, Any]) -> BridgeSpec:
         """Validate module parameters into a BridgeSpec; raise ModuleError naming every problem."""
-        problems = []
+        problems: list[str] = []
 
-        def check(func, *args):
+        def check(func: Callable[..., T], *args: Any) -> T | None:
             try:
                 return func(*args)
             except ModuleError as exc:
@@ -106,7 +120,7 @@ class BridgeSpec:
                 return None
 
         name = check(validate_ifname, params.get("name"), "bridge name")
-        ports = []
+        ports: list[str] = []
         for port in params.get("ports") or []:
             if check(validate_ifname, port, "port name") is None:
                 continue
@@ -117,7 +131,7 @@ class BridgeSpec:
         mac = params.get("mac") or "inherit"
         if mac not in ("inherit", "keep"):
             mac = check(normalize_mac, mac, "mac") or mac
-        options = {}
+        options: dict[str, Any] = {}
         for option in BRIDGE_OPTION_NAMES:
             value = params.get(option)
             if value is not None:
@@ -129,7 +143,7 @@ class BridgeSpec:
         if problems:
             raise ModuleError(" ".join(problems))
         return cls(
-            name=name,
+            name=cast(str, name),  # check() gives None only with a problem, and problems raised above
             state=params.get("state") or "present",
             ports=tuple(ports),
             ports_exclusive=bool(params.get("ports_exclusive")),
@@ -144,7 +158,7 @@ class BridgeSpec:
 
 def option_problems(options: dict[str, Any], stp: bool | None = None) -> list[str]:
     """Range problems of bridge options in user units; ``stp`` is the STP state when the options do not set it."""
-    problems = []
+    problems: list[str] = []
     options = dict(options)
     for name in ("forward_delay", "hello_time", "max_age", "ageing_time"):
         value = options.get(name)
@@ -187,34 +201,34 @@ class Step:
 
     op: str
     description: str
-    args: dict
-    undo: tuple = ()
+    args: dict[str, Any]
+    undo: tuple[UndoOp, ...] = ()
 
 
 @dataclass
 class Plan:
-    steps: list = field(default_factory=list)
-    warnings: list = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
-    def changed(self):
+    def changed(self) -> bool:
         return bool(self.steps)
 
     @property
-    def actions(self):
+    def actions(self) -> list[str]:
         return [step.description for step in self.steps]
 
-    def add(self, op, description, args, undo=()):
+    def add(self, op: str, description: str, args: dict[str, Any], undo: Iterable[UndoOp] = ()) -> None:
         self.steps.append(Step(op, description, args, tuple(undo)))
 
 
-def _set_link(name, **changes):
-    args = {"name": name}
+def _set_link(name: str, **changes: Any) -> dict[str, Any]:
+    args: dict[str, Any] = {"name": name}
     args.update(changes)
     return args
 
 
-def plan_bridge(snapshot: Snapshot, spec: BridgeSpec, connection_addresses: Iterable[str] = (), clients: Iterable[Any] = ()) -> Plan:
+def plan_bridge(snapshot: Snapshot, spec: BridgeSpec, connection_addresses: Iterable[str] = (), clients: Iterable[DhcpClient] = ()) -> Plan:
     """Plan the steps from ``snapshot`` to ``spec``; pure. Raise ModuleError (nothing changed) on bad input.
 
     ``connection_addresses`` are the host's own addresses the controller is
@@ -222,7 +236,7 @@ def plan_bridge(snapshot: Snapshot, spec: BridgeSpec, connection_addresses: Iter
     ``force``. ``clients``: the DHCP clients (_dhcp_client.DhcpClient) bound
     to the ports, which move to the bridge with the addresses.
     """
-    connection = {normalize_ip(a) for a in connection_addresses} - {None}
+    connection = {ip for ip in (normalize_ip(a) for a in connection_addresses) if ip is not None}
     bridge = snapshot.link(spec.name)
     if bridge is not None and bridge.kind != "bridge":
         raise ModuleError("%s exists and is a %s link, not a bridge; choose another name or remove it first." % (spec.name, link_class(bridge)))
@@ -231,11 +245,11 @@ def plan_bridge(snapshot: Snapshot, spec: BridgeSpec, connection_addresses: Iter
     return _plan_present(snapshot, spec, bridge, connection, clients)
 
 
-def _connection_on(snapshot, name, connection):
+def _connection_on(snapshot: Snapshot, name: str, connection: Set[str]) -> list[str]:
     return sorted(a.ip for a in snapshot.addresses_on(name) if normalize_ip(a.ip) in connection)
 
 
-def _plan_absent(snapshot, spec, bridge, connection):
+def _plan_absent(snapshot: Snapshot, spec: BridgeSpec, bridge: Link | None, connection: Set[str]) -> Plan:
     plan = Plan()
     if bridge is None:
         return plan
@@ -253,10 +267,10 @@ def _plan_absent(snapshot, spec, bridge, connection):
     return plan
 
 
-def _check_ports(snapshot, spec, bridge):
+def _check_ports(snapshot: Snapshot, spec: BridgeSpec, bridge: Link | None) -> list[Link]:
     """The links of the listed ports; raise ModuleError for any port that cannot join the bridge."""
-    problems = []
-    links = []
+    problems: list[str] = []
+    links: list[Link] = []
     for name in spec.ports:
         link = snapshot.link(name)
         if name == spec.name:
@@ -293,7 +307,7 @@ def _check_ports(snapshot, spec, bridge):
     return links
 
 
-def _relabel(label, port, bridge):
+def _relabel(label: str | None, port: str, bridge: str) -> str | None:
     """The IPv4 label of a moved address: eth0 -> breth0, eth0:1 -> breth0:1 (dropped when too long)."""
     if not label or label == port:
         return None
@@ -303,14 +317,15 @@ def _relabel(label, port, bridge):
     return label
 
 
-def _plan_present(snapshot, spec, bridge, connection, clients=()):
+def _plan_present(snapshot: Snapshot, spec: BridgeSpec, bridge: Link | None, connection: Set[str], clients: Iterable[DhcpClient] = ()) -> Plan:
     plan = Plan()
     port_links = _check_ports(snapshot, spec, bridge)
     current_ports = snapshot.ports_of(spec.name) if bridge is not None else []
     to_attach = [link for link in port_links if link.master != spec.name]
     mac = _bridge_mac(plan, spec, port_links)
     current_options, wanted = _bridge_options(spec, bridge)
-    moves_addr, moves_route = [], []
+    moves_addr: list[AddressMove] = []
+    moves_route: list[tuple[Route, Route]] = []
     if spec.migrate_addresses:
         moves_addr = _address_moves(snapshot, spec, port_links)
         moves_route = _route_moves(snapshot, spec, port_links)
@@ -331,7 +346,7 @@ def _plan_present(snapshot, spec, bridge, connection, clients=()):
     return plan
 
 
-def _bridge_mac(plan, spec, port_links):
+def _bridge_mac(plan: Plan, spec: BridgeSpec, port_links: list[Link]) -> str | None:
     """The MAC the bridge gets (None: its own), warning when ``inherit`` finds no physical port."""
     if spec.mac == "inherit":
         uplinks = [link for link in port_links if not is_guest_port(link)]
@@ -343,7 +358,7 @@ def _bridge_mac(plan, spec, port_links):
     return None if spec.mac == "keep" else spec.mac
 
 
-def _bridge_options(spec, bridge):
+def _bridge_options(spec: BridgeSpec, bridge: Link | None) -> tuple[dict[str, int], dict[str, int]]:
     """(the bridge's options now, the wanted ones), in netlink units; raise ModuleError for options out of range."""
     current_options = dict(BRIDGE_DEFAULTS)
     if bridge is not None:
@@ -354,10 +369,10 @@ def _bridge_options(spec, bridge):
     return current_options, {opt: option_to_kernel(opt, value) for opt, value in spec.options.items()}
 
 
-def _address_moves(snapshot, spec, port_links):
+def _address_moves(snapshot: Snapshot, spec: BridgeSpec, port_links: list[Link]) -> list[AddressMove]:
     """(port Address, bridge Address or None when the bridge has it already) for each address that moves."""
     name = spec.name
-    moves_addr = []
+    moves_addr: list[AddressMove] = []
     on_bridge = {a.key: a for a in snapshot.addresses_on(name)}
     for link in port_links:
         for address in snapshot.addresses_on(link.name):
@@ -379,11 +394,11 @@ def _address_moves(snapshot, spec, port_links):
     return moves_addr
 
 
-def _route_moves(snapshot, spec, port_links):
+def _route_moves(snapshot: Snapshot, spec: BridgeSpec, port_links: list[Link]) -> list[tuple[Route, Route]]:
     """(old Route, new Route) for each route of the ports that moves, in an order the kernel accepts."""
     port_names = [link.name for link in port_links]
-    moves_route = []
-    seen = set()
+    moves_route: list[tuple[Route, Route]] = []
+    seen: set[Route] = set()
     for route in snapshot.routes:
         if not any(route.uses(port) for port in port_names) or not is_movable_route(route, snapshot.addresses):
             continue
@@ -402,13 +417,15 @@ def _route_moves(snapshot, spec, port_links):
     return order_route_moves(moves_route)
 
 
-def _client_moves(plan, spec, port_links, clients, moves_addr):
+def _client_moves(
+    plan: Plan, spec: BridgeSpec, port_links: list[Link], clients: Iterable[DhcpClient], moves_addr: list[AddressMove]
+) -> tuple[list[ClientMove], list[AddressMove]]:
     """(client moves, address moves): the DHCP clients move with the addresses they lease.
 
     A client move is (client on the port, argv on the bridge, lease file move).
     """
     name = spec.name
-    client_moves = []
+    client_moves: list[ClientMove] = []
     if spec.migrate_addresses:
         port_names = {link.name for link in port_links}
         for client in clients:
@@ -425,7 +442,15 @@ def _client_moves(plan, spec, port_links, clients, moves_addr):
     return client_moves, moves_addr
 
 
-def _keep_connection(snapshot, spec, bridge, connection, to_attach, current_ports, moves_addr):
+def _keep_connection(
+    snapshot: Snapshot,
+    spec: BridgeSpec,
+    bridge: Link | None,
+    connection: Set[str],
+    to_attach: list[Link],
+    current_ports: list[str],
+    moves_addr: list[AddressMove],
+) -> None:
     """Raise ModuleError when the plan would cut the connection that runs it (unless force)."""
     name = spec.name
     moved_ips = {normalize_ip(old.ip) for old, _new in moves_addr}
@@ -439,7 +464,7 @@ def _keep_connection(snapshot, spec, bridge, connection, to_attach, current_port
             )
     if spec.ports_exclusive and bridge is not None:
         carried = _connection_on(snapshot, name, connection)
-        uplinks = [p for p in current_ports if p not in spec.ports and not is_guest_port(snapshot.link(p))]
+        uplinks = [p for p in current_ports if p not in spec.ports and not is_guest_port(snapshot.links[p])]  # ports_of() names links of the snapshot
         if carried and uplinks:
             raise ModuleError(
                 "Refusing to detach %s from %s: %s carries %s, the address this Ansible connection uses, and the connection may"
@@ -456,12 +481,12 @@ def _keep_connection(snapshot, spec, bridge, connection, to_attach, current_port
             )
 
 
-def _plan_bridge_link(plan, spec, bridge, mac, wanted, current_options):
+def _plan_bridge_link(plan: Plan, spec: BridgeSpec, bridge: Link | None, mac: str | None, wanted: dict[str, int], current_options: dict[str, int]) -> None:
     """Step 1: the bridge itself, created or set to the wanted MAC, MTU and options."""
     name = spec.name
     if bridge is None:
         create = {"name": name, "mac": mac, "mtu": spec.mtu, "options": wanted}
-        details = []
+        details: list[str] = []
         if mac:
             details.append("mac %s" % mac)
         if spec.mtu:
@@ -483,7 +508,7 @@ def _plan_bridge_link(plan, spec, bridge, mac, wanted, current_options):
     _plan_options(plan, name, wanted, current_options)
 
 
-def _plan_onto_bridge(plan, spec, bridge, port_links, to_attach, moves_addr):
+def _plan_onto_bridge(plan: Plan, spec: BridgeSpec, bridge: Link | None, port_links: list[Link], to_attach: list[Link], moves_addr: list[AddressMove]) -> None:
     """Steps 2 to 4: the bridge up, the addresses onto it, then the ports into it."""
     name = spec.name
     # -- 2. up before anything moves onto it -----------------------------------
@@ -505,7 +530,15 @@ def _plan_onto_bridge(plan, spec, bridge, port_links, to_attach, moves_addr):
                 plan.add("set_link", "bring port %s up" % link.name, _set_link(link.name, up=True), undo=[("set_link", _set_link(link.name, up=False))])
 
 
-def _plan_off_ports(plan, spec, bridge, current_ports, moves_addr, moves_route, client_moves):
+def _plan_off_ports(
+    plan: Plan,
+    spec: BridgeSpec,
+    bridge: Link | None,
+    current_ports: list[str],
+    moves_addr: list[AddressMove],
+    moves_route: list[tuple[Route, Route]],
+    client_moves: list[ClientMove],
+) -> None:
     """Steps 5 to 9: the routes, the addresses off the ports, the unlisted ports, down, the DHCP clients."""
     name = spec.name
     # -- 5. routes, each in one atomic replace ----------------------------------
@@ -514,8 +547,8 @@ def _plan_off_ports(plan, spec, bridge, current_ports, moves_addr, moves_route, 
             "replace_route", "move route '%s' to %s" % (old.describe(), name), {"route": new, "old": old}, undo=[("replace_route", {"route": old, "old": new})]
         )
     # -- 6. addresses off the ports, secondaries first ----------------------------
-    for old, _new in reversed(moves_addr):
-        plan.add("del_address", "remove %s from %s" % (old.cidr, old.dev), {"address": old}, undo=[("add_address", {"address": old})])
+    for address, _new in reversed(moves_addr):
+        plan.add("del_address", "remove %s from %s" % (address.cidr, address.dev), {"address": address}, undo=[("add_address", {"address": address})])
     # -- 7. ports that are not listed --------------------------------------------
     if spec.ports_exclusive:
         for port in current_ports:
@@ -543,7 +576,7 @@ def unrenewed_warning(address: Address, bridge: str) -> str:
     )
 
 
-def expiring_addresses(snapshot: Snapshot, name: str, clients: Iterable[Any] = ()) -> list[Any]:
+def expiring_addresses(snapshot: Snapshot, name: str, clients: Iterable[DhcpClient] = ()) -> list[dict[str, Any]]:
     """The user's addresses on ``name`` with a finite lifetime (leases) that no DHCP client of ``clients`` on
     ``name`` renews, as dicts: address, valid_lft, preferred_lft."""
     renewed = {client.family for client in clients if client.interface == name}
@@ -554,7 +587,7 @@ def expiring_addresses(snapshot: Snapshot, name: str, clients: Iterable[Any] = (
     ]
 
 
-def client_view(client: Any) -> dict[str, Any]:
+def client_view(client: DhcpClient) -> dict[str, Any]:
     """A DHCP client as the result shows it."""
     return {"name": client.name, "interface": client.interface, "family": "ipv6" if client.family == AF_INET6 else "ipv4", "argv": list(client.argv)}
 
@@ -579,20 +612,20 @@ def order_route_moves(moves: list[tuple[Route, Route]]) -> list[tuple[Route, Rou
     return sorted(moves, key=lambda move: route_needs_onlink(move[1]))
 
 
-def _show_option(name, value):
+def _show_option(name: str, value: Any) -> str:
     if OPTION_HOW[name] == "time":
         return "%gs" % value
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _plan_options(plan, name, wanted, current):
+def _plan_options(plan: Plan, name: str, wanted: dict[str, int], current: dict[str, int]) -> None:
     """Option changes of an existing bridge. STP goes off before the timers, and on after them."""
     changes = {opt: raw for opt, raw in wanted.items() if not option_matches(opt, current.get(opt), raw)}
     if not changes:
         return
     stp = changes.pop("stp", None)
 
-    def add(options):
+    def add(options: dict[str, int]) -> None:
         shown = ", ".join(
             "%s %s (was %s)" % (opt, _show_option(opt, option_from_kernel(opt, raw)), _show_option(opt, option_from_kernel(opt, current[opt])))
             for opt, raw in options.items()
@@ -620,7 +653,7 @@ def bridge_view(snapshot: Snapshot, name: str, ports: Iterable[str] = ()) -> dic
     link = snapshot.link(name)
     if link is None or link.kind != "bridge":
         return {"name": name, "state": "absent"}
-    view = {"name": name, "state": "present", "mac": link.mac, "mtu": link.mtu, "up": link.up}
+    view: dict[str, Any] = {"name": name, "state": "present", "mac": link.mac, "mtu": link.mtu, "up": link.up}
     options = dict(BRIDGE_DEFAULTS)
     options.update(link.bridge)
     for option in BRIDGE_OPTION_NAMES:
@@ -628,8 +661,8 @@ def bridge_view(snapshot: Snapshot, name: str, ports: Iterable[str] = ()) -> dic
     view["ports"] = snapshot.ports_of(name)
     view["addresses"] = [a.cidr for a in snapshot.addresses_on(name) if not is_link_local(a)]
     view["routes"] = [r.describe() for r in snapshot.routes_using(name) if is_movable_route(r, snapshot.addresses)]
-    port_addresses = {}
-    port_routes = {}
+    port_addresses: dict[str, list[str]] = {}
+    port_routes: dict[str, list[str]] = {}
     for port in ports:
         if snapshot.link(port) is None:
             continue
@@ -653,7 +686,7 @@ def simulate(snapshot: Snapshot, steps: Iterable[Step]) -> Snapshot:
     return snap
 
 
-def _simulate_op(snap, op, args, auto):
+def _simulate_op(snap: Snapshot, op: str, args: dict[str, Any], auto: set[tuple[str, str]]) -> None:
     if op in ("stop_dhcp_client", "start_dhcp_client"):
         return  # processes, not kernel state
     simulator = _SIMULATORS.get(op)
@@ -662,7 +695,7 @@ def _simulate_op(snap, op, args, auto):
     simulator(snap, args, auto)
 
 
-def _simulate_create_bridge(snap, args, auto):
+def _simulate_create_bridge(snap: Snapshot, args: dict[str, Any], auto: set[tuple[str, str]]) -> None:
     index = max([link.index for link in snap.links.values()] + [0]) + 1
     options = dict(BRIDGE_DEFAULTS)
     options.update(args.get("options") or {})
@@ -676,7 +709,7 @@ def _simulate_create_bridge(snap, args, auto):
         auto.add((args["name"], "mtu"))
 
 
-def _simulate_delete_link(snap, args, _auto):
+def _simulate_delete_link(snap: Snapshot, args: dict[str, Any], _auto: set[tuple[str, str]]) -> None:
     name = args["name"]
     snap.links.pop(name, None)
     for link in snap.links.values():
@@ -686,7 +719,7 @@ def _simulate_delete_link(snap, args, _auto):
     snap.routes = [r for r in snap.routes if not r.uses(name)]
 
 
-def _simulate_set_link(snap, args, auto):
+def _simulate_set_link(snap: Snapshot, args: dict[str, Any], auto: set[tuple[str, str]]) -> None:
     link = snap.links[args["name"]]
     if "mac" in args:
         link.mac = args["mac"]
@@ -709,7 +742,7 @@ def _simulate_set_link(snap, args, auto):
                 master.mtu = min(p.mtu for p in ports)
 
 
-def _simulate_add_address(snap, args, _auto):
+def _simulate_add_address(snap: Snapshot, args: dict[str, Any], _auto: set[tuple[str, str]]) -> None:
     address = args["address"]
     snap.addresses.append(address)
     prefix = kernel_prefix_route(address)
@@ -717,7 +750,7 @@ def _simulate_add_address(snap, args, _auto):
         snap.routes.append(prefix)
 
 
-def _simulate_del_address(snap, args, _auto):
+def _simulate_del_address(snap: Snapshot, args: dict[str, Any], _auto: set[tuple[str, str]]) -> None:
     gone = args["address"]
     snap.addresses = [a for a in snap.addresses if not (a.dev == gone.dev and a.key == gone.key and a.prefixlen == gone.prefixlen)]
     # The kernel keeps the prefix route while another address of the device is in that prefix (a secondary goes alone).
@@ -725,7 +758,7 @@ def _simulate_del_address(snap, args, _auto):
     snap.routes = [r for r in snap.routes if not prefix_route_of(r, gone) or any(prefix_route_of(r, a) for a in remaining)]
 
 
-def _simulate_replace_route(snap, args, _auto):
+def _simulate_replace_route(snap: Snapshot, args: dict[str, Any], _auto: set[tuple[str, str]]) -> None:
     new, old = args["route"], args.get("old")
     snap.routes = [r for r in snap.routes if r.key != new.key and r != old]
     snap.routes.append(new)

@@ -13,7 +13,7 @@ public API and may change without notice.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils import _dhcp_client
 from ansible_collections.kvmhost.bridging.plugins.module_utils._bridge_plan import (
@@ -25,18 +25,19 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._bridge_plan impo
     simulate,
 )
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
-from ansible_collections.kvmhost.bridging.plugins.module_utils._kernel_apply import (
-    ApplyError,
-    KernelApplier,
-    apply_plan,
-    describe_error,
-    iproute_session,
-)
 from ansible_collections.kvmhost.bridging.plugins.module_utils._kernel_snapshot import (
     read_snapshot,
     runtime_state,
     state_differences,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Collection, Mapping
+
+    from ansible_collections.kvmhost.bridging.plugins.module_utils._bridge_plan import Plan
+    from ansible_collections.kvmhost.bridging.plugins.module_utils._dhcp_client import DhcpClient
+    from ansible_collections.kvmhost.bridging.plugins.module_utils._kernel_apply import ApplyError
+    from ansible_collections.kvmhost.bridging.plugins.module_utils._kernel_snapshot import Snapshot
 
 
 def manage_bridge(
@@ -44,15 +45,23 @@ def manage_bridge(
     check_mode: bool = False,
     fail_after_step: int | None = None,
     connection: Iterable[str] = (),
-    session: Callable[[], Any] = iproute_session,
+    session: Callable[[], Any] | None = None,
     module: Any = None,
-    find_clients: Callable[[list[str]], list[Any]] | None = None,
+    find_clients: Callable[[list[str]], list[DhcpClient]] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """params -> BridgeSpec -> one snapshot (read without pyroute2) -> plan -> apply unless check mode -> result dict.
 
     ``find_clients`` (interfaces -> DhcpClients; default: from /proc) finds the
     DHCP clients of the ports, which move with their addresses; ``module``
-    writes the lease file they take along.
+    writes the lease file they take along. ``session`` (default: a pyroute2
+    IPRoute) opens the netlink session for the change. ``environ`` (the bridge
+    module passes os.environ) is where the KVMB_TEST_FAIL_AFTER_STEP testing
+    aid is read when a change is applied; ``fail_after_step`` sets it directly.
+
+    A run with nothing to change never imports _kernel_apply or pyroute2:
+    AnsiballZ compiles every module_utils file a module imports on each run,
+    so the applier is imported only for a change (the bench floor's no-op).
 
     Raises ModuleError (nothing changed, or everything restored) on bad input
     and on a failed step.
@@ -69,39 +78,44 @@ def manage_bridge(
         watch.update(before.ports_of(spec.name))
     shown_ports = tuple(p for p in spec.ports if before.link(p) is not None)
     predicted = simulate(before, plan.steps)
-    result = {
-        "changed": plan.changed,
-        "actions": plan.actions,
-        "diff": {
-            "before": bridge_view(before, spec.name, shown_ports),
-            "after": bridge_view(predicted, spec.name, shown_ports),
-            "before_header": "%s (runtime)" % spec.name,
-            "after_header": "%s (runtime)" % spec.name,
-        },
-        "bridge": bridge_view(predicted, spec.name),
-        "expiring_addresses": expiring_addresses(predicted, spec.name, on_bridge),
-        "dhcp_clients": [client_view(c) for c in on_bridge],
-    }
+    result: dict[str, Any] = {"changed": plan.changed, "actions": plan.actions}
+    result.update(_views(before, predicted, spec.name, shown_ports, on_bridge))
     if plan.warnings:
         result["warnings"] = plan.warnings
     if check_mode or not plan.changed:
         return result
-    # Only a change needs pyroute2.
-    with session() as ipr:
+    # Only a change needs the applier and pyroute2.
+    from ansible_collections.kvmhost.bridging.plugins.module_utils import _kernel_apply
+
+    if fail_after_step is None and environ is not None:
+        fail_after_step = _kernel_apply.fail_after_step_from_env(environ)
+    with (session or _kernel_apply.iproute_session)() as ipr:
         try:
-            apply_plan(KernelApplier(ipr, module), plan, fail_after_step=fail_after_step)
-        except ApplyError as exc:
+            _kernel_apply.apply_plan(_kernel_apply.KernelApplier(ipr, module), plan, fail_after_step=fail_after_step)
+        except _kernel_apply.ApplyError as exc:
             raise _failure(exc, before, read_snapshot(), watch, plan) from exc
-    after = read_snapshot()
-    result["diff"]["after"] = bridge_view(after, spec.name, shown_ports)
-    result["bridge"] = bridge_view(after, spec.name)
-    on_bridge = find_clients([spec.name])
-    result["expiring_addresses"] = expiring_addresses(after, spec.name, on_bridge)
-    result["dhcp_clients"] = [client_view(c) for c in on_bridge]
+    result.update(_views(before, read_snapshot(), spec.name, shown_ports, find_clients([spec.name])))
     return result
 
 
-def _failure(exc, before, now, watch, plan):
+def _views(before: Snapshot, after: Snapshot, name: str, shown_ports: tuple[str, ...], on_bridge: list[DhcpClient]) -> dict[str, Any]:
+    """The result's diff, bridge, expiring_addresses and dhcp_clients for ``after`` (predicted, or read after the change)."""
+    return {
+        "diff": {
+            "before": bridge_view(before, name, shown_ports),
+            "after": bridge_view(after, name, shown_ports),
+            "before_header": "%s (runtime)" % name,
+            "after_header": "%s (runtime)" % name,
+        },
+        "bridge": bridge_view(after, name),
+        "expiring_addresses": expiring_addresses(after, name, on_bridge),
+        "dhcp_clients": [client_view(c) for c in on_bridge],
+    }
+
+
+def _failure(exc: ApplyError, before: Snapshot, now: Snapshot, watch: Collection[str], plan: Plan) -> ModuleError:
+    from ansible_collections.kvmhost.bridging.plugins.module_utils._kernel_apply import describe_error  # loaded: a step failed
+
     left = state_differences(runtime_state(before, watch), runtime_state(now, watch))
     restored = not exc.restore_errors and not left
     msg = "Step %d of %d failed (%s): %s." % (exc.step_number, len(plan.steps), exc.step.description if exc.step else "-", describe_error(exc.cause))

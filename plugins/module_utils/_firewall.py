@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from typing import TYPE_CHECKING, Any, cast
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import (
@@ -27,6 +28,12 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import (
     text_diff,
 )
 from ansible_collections.kvmhost.bridging.plugins.module_utils._iptables_save import ANY, REJECT_TYPES, TABLE_BUILTINS, parse_save, resolve_reject_type
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+    from typing import Optional
+
+    from ansible_collections.kvmhost.bridging.plugins.module_utils._iptables_save import RuleLine, SaveDocument, Table
 
 FAMILIES = ("ipv4", "ipv6")
 COMMAND = {"ipv4": "iptables", "ipv6": "ip6tables"}
@@ -56,7 +63,17 @@ _CHAIN_NAME = re.compile(r"[^\s\"'!\-][^\s\"']{0,27}\Z")
 class Request:
     """The validated parameters of reject_rule."""
 
-    def __init__(self, chain, table, reject_with, state, accept_bridged, families, persist, files):
+    def __init__(
+        self,
+        chain: str,
+        table: str,
+        reject_with: dict[str, str],
+        state: str,
+        accept_bridged: bool,
+        families: tuple[str, ...],
+        persist: bool,
+        files: dict[str, str],
+    ) -> None:
         self.chain = chain
         self.table = table
         self.reject_with = reject_with  # family -> canonical type or ANY
@@ -67,13 +84,13 @@ class Request:
         self.files = files  # family -> path
 
     @property
-    def mode(self):
+    def mode(self) -> str:
         if self.accept_bridged:
             return "accept_first" if self.state == "absent" else "remove_accept"
         return "remove_reject" if self.state == "absent" else "add_reject"
 
 
-def validate_table(table):
+def validate_table(table: str) -> None:
     if table == "filter":
         return
     if table in TABLE_BUILTINS:
@@ -81,7 +98,7 @@ def validate_table(table):
     raise ModuleError("Unknown iptables table %r. The tables are %s; REJECT rules live in filter." % (table, ", ".join(sorted(TABLE_BUILTINS))))
 
 
-def validate_chain_name(chain, table):
+def validate_chain_name(chain: str, table: str) -> None:
     if not _CHAIN_NAME.match(chain or ""):
         raise ModuleError("Invalid chain name %r: a chain name has 1 to 28 characters, no spaces or quotes, and does not start with '-' or '!'." % chain)
     if chain not in TABLE_BUILTINS[table] and any(chain in chains for chains in TABLE_BUILTINS.values()):
@@ -91,14 +108,14 @@ def validate_chain_name(chain, table):
         )
 
 
-def resolve_reject_with(value, families):
+def resolve_reject_with(value: str | None, families: Sequence[str]) -> dict[str, str]:
     """Map the reject_with option to the canonical type of each family (or ANY)."""
     value = (value or "").strip().lower()
     if value == ANY:
         return dict.fromkeys(families, ANY)
     v4 = resolve_reject_type("ipv4", value)
     if v4 is not None:
-        result = {}
+        result: dict[str, str] = {}
         for family in families:
             if family == "ipv4":
                 result[family] = v4
@@ -124,13 +141,13 @@ def resolve_reject_with(value, families):
     )
 
 
-def build_request(params):
+def build_request(params: Mapping[str, Any]) -> Request:
     """Validate module parameters into a Request; ModuleError on bad input."""
     table = params["table"]
     validate_table(table)
     chain = params["chain"]
     validate_chain_name(chain, table)
-    families = FAMILIES if params["ip_version"] == "both" else (params["ip_version"],)
+    families: tuple[str, ...] = FAMILIES if params["ip_version"] == "both" else (params["ip_version"],)
     reject_with = resolve_reject_with(params["reject_with"], families)
     if params["state"] == "present" and not params["accept_bridged"] and ANY in reject_with.values():
         raise ModuleError("state: present adds one REJECT rule, so it needs a type: set reject_with to a type, not any.")
@@ -155,24 +172,24 @@ def build_request(params):
 class Change:
     """What one place (a backend's table, or a saved rules file) needs."""
 
-    def __init__(self, family, table, chain, backend=None, path=None):
+    def __init__(self, family: str, table: str, chain: str, backend: str | None = None, path: str | None = None) -> None:
         self.family = family
         self.table = table
         self.chain = chain
         self.backend = backend
         self.path = path
-        self.removed = []  # Line objects
-        self.inserted = []  # (verb, spec): "-I" goes first in the chain, "-A" last
+        self.removed: list[RuleLine] = []
+        self.inserted: list[tuple[str, str]] = []  # (verb, spec): "-I" goes first in the chain, "-A" last
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         return bool(self.removed or self.inserted)
 
-    def rule_text(self, verb, spec):
+    def rule_text(self, verb: str, spec: str) -> str:
         if verb == "-I":
             return "-I %s 1 %s" % (self.chain, spec)
         return "-A %s %s" % (self.chain, spec)
 
-    def as_result(self):
+    def as_result(self) -> dict[str, Any]:
         return {
             "ip_version": self.family,
             "backend": self.backend,
@@ -184,11 +201,11 @@ class Change:
         }
 
 
-def reject_spec(reject_with):
+def reject_spec(reject_with: str) -> str:
     return "-j REJECT --reject-with %s" % reject_with
 
 
-def plan_chain(change, rules, mode, reject_with):
+def plan_chain(change: Change, rules: Sequence[RuleLine], mode: str, reject_with: str) -> Change:
     """Fill ``change`` for the chain whose rules (effective order) are ``rules``."""
     if mode == "remove_reject":
         change.removed = [line for line in rules if line.rule.is_reject(reject_with)]
@@ -204,7 +221,7 @@ def plan_chain(change, rules, mode, reject_with):
     return change
 
 
-def chain_after(rules, change):
+def chain_after(rules: Iterable[RuleLine], change: Change) -> list[str]:
     """The chain's rule texts after ``change``."""
     removed = {id(line) for line in change.removed}
     after = [line.text for line in rules if id(line) not in removed]
@@ -217,7 +234,7 @@ def chain_after(rules, change):
     return after
 
 
-def restore_input(change):
+def restore_input(change: Change) -> str:
     """The iptables-restore --noflush transaction for a live change."""
     lines = ["*%s" % change.table]
     lines.extend("-D %s %s" % (change.chain, line.spec) for line in change.removed)
@@ -226,7 +243,7 @@ def restore_input(change):
     return "\n".join(lines) + "\n"
 
 
-def plan_live(request, family, live, default=None):
+def plan_live(request: Request, family: str, live: Iterable[tuple[str, SaveDocument]], default: str | None = None) -> list[tuple[Change, list[RuleLine]]]:
     """Plan the live changes of one family.
 
     ``live`` lists (backend name, SaveDocument) in discovery order; ``default``
@@ -239,11 +256,11 @@ def plan_live(request, family, live, default=None):
     reject_with = request.reject_with[family]
     mode = request.mode
 
-    def rules_of(doc):
+    def rules_of(doc: SaveDocument) -> list[RuleLine]:
         table = doc.tables.get(request.table)
         return table.chain_rules(chain) if table else []
 
-    def chain_exists(doc):
+    def chain_exists(doc: SaveDocument) -> bool:
         if chain in TABLE_BUILTINS[request.table]:
             return True
         table = doc.tables.get(request.table)
@@ -266,7 +283,7 @@ def plan_live(request, family, live, default=None):
             if not targets:
                 targets = [(n, d) for n, d in documents if n == default and chain_exists(d)]
 
-    planned = []
+    planned: list[tuple[Change, list[RuleLine]]] = []
     for name, doc in targets:
         rules = rules_of(doc)
         change = plan_chain(Change(family, request.table, chain, backend=name), rules, mode, reject_with)
@@ -275,7 +292,7 @@ def plan_live(request, family, live, default=None):
     return planned
 
 
-def plan_file(request, family, path, data):
+def plan_file(request: Request, family: str, path: str, data: bytes | None) -> tuple[Change, bytes | None]:
     """Plan the edit of a saved rules file; returns (Change, new bytes) or (Change, None)."""
     change = Change(family, request.table, request.chain, path=path)
     if data is None:
@@ -294,7 +311,7 @@ def plan_file(request, family, path, data):
     return change, render_file(data, doc, table, change)
 
 
-def render_file(data, doc, table, change):
+def render_file(data: bytes, doc: SaveDocument, table: Table, change: Change) -> bytes:
     """The file's new bytes: removed lines dropped, new lines added, all else byte for byte.
 
     New lines end as the file's lines do: CRLF when every line of the file
@@ -309,9 +326,10 @@ def render_file(data, doc, table, change):
     if not doc.newline_at_end and out:
         out[-1] = out[-1][:-1]
     chain = change.chain
-    inserts = {}  # index -> list of lines to put before that line
+    inserts: dict[int, list[bytes]] = {}  # index -> lines to put before that line
+    commit = cast(int, table.commit)  # a parsed table has its COMMIT line: parse_save fails without one
 
-    def add_before(index, text):
+    def add_before(index: int, text: str) -> None:
         inserts.setdefault(index, []).append(text.encode("utf-8", "surrogateescape") + eol)
 
     chain_lines = [line for line in table.rules if line.chain == chain]
@@ -320,7 +338,7 @@ def render_file(data, doc, table, change):
         if verb == "-I":
             if uses_insert:
                 # Other -I lines would push an -A line down: an -I 1 after all of them is first.
-                add_before(table.commit, "-I %s 1 %s" % (chain, spec))
+                add_before(commit, "-I %s 1 %s" % (chain, spec))
             elif chain_lines:
                 add_before(chain_lines[0].index, "-A %s %s" % (chain, spec))
             else:
@@ -329,10 +347,10 @@ def render_file(data, doc, table, change):
         elif chain_lines and not uses_insert:
             add_before(chain_lines[-1].index + 1, "-A %s %s" % (chain, spec))
         else:
-            add_before(table.commit, "-A %s %s" % (chain, spec))
+            add_before(commit, "-A %s %s" % (chain, spec))
 
     removed = {line.index for line in change.removed}
-    result = []
+    result: list[bytes] = []
     for index, line in enumerate(out):
         result.extend(inserts.get(index, ()))
         if index not in removed:
@@ -349,7 +367,7 @@ def render_file(data, doc, table, change):
 class Backend:
     """The save/restore commands of one iptables backend of one family."""
 
-    def __init__(self, family, name, save, restore, suffixed=True):
+    def __init__(self, family: str, name: str, save: str, restore: str, suffixed: bool = True) -> None:
         self.family = family
         self.name = name
         self.save = save
@@ -357,10 +375,10 @@ class Backend:
         self.suffixed = suffixed
 
     @property
-    def label(self):
+    def label(self) -> str:
         return "%s-%s" % (COMMAND[self.family], self.name)
 
-    def restore_args(self):
+    def restore_args(self) -> list[str]:
         args = [self.restore, "--noflush"]
         if self.suffixed:
             # Wait for the xtables lock instead of failing when another tool holds it (legacy).
@@ -368,7 +386,14 @@ class Backend:
         return args
 
 
-def _version_backend(module, binary):
+if TYPE_CHECKING:
+    # (backend, its change, the chain's rules before it)
+    LivePlan = tuple[Backend, Change, list[RuleLine]]
+    # (change, the file's bytes or None when missing, its new bytes or None when unchanged)
+    FilePlan = tuple[Change, Optional[bytes], Optional[bytes]]
+
+
+def _version_backend(module: Any, binary: str) -> str | None:
     rc, out, err = module.run_command([binary, "--version"])
     text = "%s %s" % (out, err)
     if "nf_tables" in text:
@@ -378,10 +403,10 @@ def _version_backend(module, binary):
     return None
 
 
-def discover_backends(module, family):
+def discover_backends(module: Any, family: str) -> list[Backend]:
     """The backends of ``family`` whose commands are installed, nft first."""
     command = COMMAND[family]
-    found = []
+    found: list[Backend] = []
     for name in BACKENDS:
         save = module.get_bin_path("%s-%s-save" % (command, name))
         restore = module.get_bin_path("%s-%s-restore" % (command, name))
@@ -400,7 +425,7 @@ def discover_backends(module, family):
     )
 
 
-def default_backend(module, family, backends):
+def default_backend(module: Any, family: str, backends: Sequence[Backend]) -> str:
     """The backend the plain ``iptables`` command uses (the alternatives choice)."""
     if len(backends) == 1:
         return backends[0].name
@@ -416,12 +441,12 @@ FIREWALLD_BUS = "org.fedoraproject.FirewallD1"
 SYSTEM_BUS_SOCKET = "/run/dbus/system_bus_socket"  # D-Bus's default system bus address
 
 
-def _system_bus_exists():
+def _system_bus_exists() -> bool:
     """Whether a system bus can exist here: its socket, or an address set for it in the environment."""
     return bool(os.environ.get("DBUS_SYSTEM_BUS_ADDRESS")) or os.path.exists(SYSTEM_BUS_SOCKET)
 
 
-def firewalld_running(module):
+def firewalld_running(module: Any) -> bool:
     """Whether firewalld runs on the host.
 
     Without firewall-cmd the firewalld package is not installed, and without a
@@ -433,6 +458,8 @@ def firewalld_running(module):
     firewall_cmd = module.get_bin_path("firewall-cmd")
     if not firewall_cmd or not _system_bus_exists():
         return False
+    rc: int  # run_command's (rc, stdout text, stderr text)
+    out: str
     busctl = module.get_bin_path("busctl")
     if busctl:
         argv = [busctl, "--system", "call", "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner", "s", FIREWALLD_BUS]
@@ -444,7 +471,7 @@ def firewalld_running(module):
     return rc == 0 and "running" in out and "not running" not in out
 
 
-def check_firewalld(module):
+def check_firewalld(module: Any) -> None:
     """Fail when firewalld runs: it owns the rules and would undo ours on reload."""
     if firewalld_running(module):
         raise ModuleError(
@@ -457,14 +484,14 @@ def check_firewalld(module):
         )
 
 
-def read_live(module, backend):
+def read_live(module: Any, backend: Backend) -> SaveDocument:
     rc, out, err = module.run_command([backend.save])
     if rc != 0:
         raise ModuleError("%s failed (rc=%d): %s" % (backend.save, rc, (err or out).strip()))
     return parse_save(out, backend.family, backend.save)
 
 
-def apply_live(module, backend, change):
+def apply_live(module: Any, backend: Backend, change: Change) -> None:
     rc, out, err = module.run_command(backend.restore_args(), data=restore_input(change), binary_data=True)
     if rc != 0:
         raise ModuleError(
@@ -473,7 +500,7 @@ def apply_live(module, backend, change):
         )
 
 
-def _rules_diff(header, before, after):
+def _rules_diff(header: str, before: Iterable[str], after: Iterable[str]) -> dict[str, str]:
     return {
         "before_header": header,
         "after_header": header,
@@ -482,18 +509,19 @@ def _rules_diff(header, before, after):
     }
 
 
-def apply_all(module, live_plans, file_plans):
+def apply_all(module: Any, live_plans: Iterable[LivePlan], file_plans: Iterable[FilePlan]) -> None:
     """Write the saved rules files first, then change the live rules; a failure says what was already changed.
 
     A saved file that already holds the change while the live rules do not is
     the safe side of a failure: the next run (or the next boot) completes it.
     """
-    done = []
+    done: list[str] = []
     try:
         for change, _data, new in file_plans:
             if new is not None:
-                atomic_write(module, change.path, new)
-                done.append(change.path)
+                path = cast(str, change.path)  # a file plan's Change has its path (plan_file)
+                atomic_write(module, path, new)
+                done.append(path)
         for backend, change, _before in live_plans:
             apply_live(module, backend, change)
             done.append("%s %s %s (live)" % (backend.label, change.table, change.chain))
@@ -503,12 +531,12 @@ def apply_all(module, live_plans, file_plans):
         raise ModuleError("%s Already changed: %s." % (exc.msg, ", ".join(done)), changed=True, **exc.result) from exc
 
 
-def _plan_live_all(module, request, backends):
+def _plan_live_all(module: Any, request: Request, backends: Mapping[str, Sequence[Backend]]) -> tuple[list[LivePlan], bool]:
     """(live plans, whether the chain exists in any backend): the live rules of every family, read and planned."""
-    live_plans = []
+    live_plans: list[LivePlan] = []
     chain_known = request.chain in TABLE_BUILTINS[request.table]
     for family in request.families:
-        documents = []
+        documents: list[tuple[str, SaveDocument]] = []
         for backend in backends[family]:
             document = read_live(module, backend)
             documents.append((backend.name, document))
@@ -522,9 +550,9 @@ def _plan_live_all(module, request, backends):
     return live_plans, chain_known
 
 
-def _plan_files_all(request, warnings):
+def _plan_files_all(request: Request, warnings: list[str]) -> tuple[list[FilePlan], bool]:
     """(file plans, whether the chain exists in a saved rules file): the saved rules files, read and planned."""
-    file_plans = []
+    file_plans: list[FilePlan] = []
     chain_known = False
     if not request.persist:
         return file_plans, chain_known
@@ -544,21 +572,23 @@ def _plan_files_all(request, warnings):
     return file_plans, chain_known
 
 
-def _changes_and_diffs(live_plans, file_plans):
+def _changes_and_diffs(live_plans: Iterable[LivePlan], file_plans: Iterable[FilePlan]) -> tuple[list[Change], list[dict[str, str]]]:
     """The Changes the plans make and the diff of each (live chains, then saved files)."""
-    changes = []
-    diffs = []
+    changes: list[Change] = []
+    diffs: list[dict[str, str]] = []
     for backend, change, before in live_plans:
         changes.append(change)
         diffs.append(_rules_diff("%s %s %s (live)" % (backend.label, change.table, change.chain), [line.text for line in before], chain_after(before, change)))
     for change, data, new in file_plans:
         if new is not None:
             changes.append(change)
-            diffs.append(text_diff(change.path, data.decode("utf-8", "surrogateescape"), new.decode("utf-8", "surrogateescape")))
+            # A file plan with new bytes has its path and its old bytes (plan_file renders only a file it read).
+            path, old = cast(str, change.path), cast(bytes, data)
+            diffs.append(text_diff(path, old.decode("utf-8", "surrogateescape"), new.decode("utf-8", "surrogateescape")))
     return changes, diffs
 
 
-def _work(module, request, backends, warnings):
+def _work(module: Any, request: Request, backends: Mapping[str, Sequence[Backend]], warnings: list[str]) -> tuple[list[Change], list[dict[str, str]]]:
     """Read, plan and (unless check mode) apply, under the caller's locks; return (changes, diffs)."""
     live_plans, live_known = _plan_live_all(module, request, backends)
     file_plans, file_known = _plan_files_all(request, warnings)
@@ -573,11 +603,11 @@ def _work(module, request, backends, warnings):
     return changes, diffs
 
 
-def run(module):
+def run(module: Any) -> dict[str, Any]:
     """The whole reject_rule task; returns the result dict (with ``warnings``)."""
     request = build_request(module.params)
     check_firewalld(module)
-    warnings = []
+    warnings: list[str] = []
     if module.params["ip_version"] == "ipv6" and module.params["rules_file"] and module.params["persist"]:
         warnings.append("rules_file is the IPv4 file and is not used with ip_version: ipv6; set rules_file_ipv6.")
 
@@ -589,7 +619,7 @@ def run(module):
             stack.enter_context(directory_lock(directory))
         changes, diffs = _work(module, request, backends, warnings)
 
-    result = {
+    result: dict[str, Any] = {
         "changed": bool(changes),
         "changes": [change.as_result() for change in changes],
         "backends": {family: [b.name for b in backends[family]] for family in request.families},

@@ -12,6 +12,8 @@ public API and may change without notice.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._firewalld_plan import (
     Change,
@@ -26,6 +28,12 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._firewalld_plan i
 )
 from ansible_collections.kvmhost.bridging.plugins.module_utils._firewalld_read import FirewallCmd, read
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from ansible_collections.kvmhost.bridging.plugins.module_utils._firewalld_plan import PolicyWant, ZoneWant
+    from ansible_collections.kvmhost.bridging.plugins.module_utils._firewalld_read import Snapshot
+
 NOT_RUNNING = (
     "firewalld is not running on this host, so its zones and policies cannot be changed. Start it"
     " (systemctl enable --now firewalld), or, on a host that uses iptables-services, use kvmhost.bridging.reject_rule"
@@ -33,7 +41,7 @@ NOT_RUNNING = (
 )
 
 
-def _zone_text(name, zone):
+def _zone_text(name: str, zone: Mapping[str, Any]) -> str:
     return "zone %s: interfaces=[%s] forward=%s masquerade=%s" % (
         name,
         " ".join(sorted(zone.get("interfaces", []))),
@@ -42,7 +50,7 @@ def _zone_text(name, zone):
     )
 
 
-def _policy_text(name, policy):
+def _policy_text(name: str, policy: Mapping[str, Any]) -> str:
     return "policy %s: ingress=[%s] egress=[%s] target=%s masquerade=%s" % (
         name,
         " ".join(sorted(policy.get("ingress-zones", []))),
@@ -52,7 +60,7 @@ def _policy_text(name, policy):
     )
 
 
-def render(zones, policies, zone_names, policy_names):
+def render(zones: Mapping[str, Mapping[str, Any]], policies: Mapping[str, Mapping[str, Any]], zone_names: Iterable[str], policy_names: Iterable[str]) -> str:
     lines = []
     for name in zone_names:
         if name in zones:
@@ -63,7 +71,14 @@ def render(zones, policies, zone_names, policy_names):
     return "".join(line + "\n" for line in lines)
 
 
-def diff_of(snapshot, permanent, reload_needed, runtime, zone_names, policy_names):
+def diff_of(
+    snapshot: Snapshot,
+    permanent: Iterable[Change],
+    reload_needed: bool,
+    runtime: Iterable[Change],
+    zone_names: Iterable[str],
+    policy_names: Iterable[str],
+) -> list[dict[str, str]]:
     """One before/after diff per scope, of the zones and policies the task touches."""
     diffs = []
     after_perm_zones, after_perm_policies = simulate(snapshot.zones["permanent"], snapshot.policies["permanent"], permanent)
@@ -85,7 +100,7 @@ def diff_of(snapshot, permanent, reload_needed, runtime, zone_names, policy_name
     return diffs
 
 
-def run(module):
+def run(module: Any) -> dict[str, Any]:
     params = module.params
     cmd = FirewallCmd(module)
     snapshot = read(cmd)
@@ -106,7 +121,7 @@ def run(module):
     zone_names = [z.name for z in zones]
     policy_names = [p.name for p in policies]
     changes = list(permanent) + ([Change("runtime", "firewalld", "", "reload")] if reload_needed else []) + list(runtime)
-    result = {
+    result: dict[str, Any] = {
         "firewalld": snapshot.as_result(),
         "bridges": report,
         "reloaded": False,
@@ -131,11 +146,11 @@ def run(module):
     return result
 
 
-def _wants(params, snapshot):
+def _wants(params: Mapping[str, Any], snapshot: Snapshot) -> tuple[list[ZoneWant], list[PolicyWant], list[dict[str, Any]]]:
     """(zone wants, policy wants, bridge report): the zones and policies asked for, and those the bridges need."""
     zones = zone_wants(params["zones"])
     policies = policy_wants(params["policies"])
-    report = []
+    report: list[dict[str, Any]] = []
     if params["bridges"]:
         # Imported here: only the bridges option reads netlink.
         from ansible_collections.kvmhost.bridging.plugins.module_utils._bridge_info import gather
@@ -161,7 +176,9 @@ def _wants(params, snapshot):
     return merge_zones(zones), policies, report
 
 
-def _apply(cmd, result, zones, permanent, reload_needed, runtime):
+def _apply(
+    cmd: FirewallCmd, result: dict[str, Any], zones: Sequence[ZoneWant], permanent: Sequence[Change], reload_needed: bool, runtime: Sequence[Change]
+) -> list[Change]:
     """Make the permanent changes, reload when needed (then plan the runtime again), make the runtime ones; return all."""
     changes = list(permanent) + ([Change("runtime", "firewalld", "", "reload")] if reload_needed else []) + list(runtime)
     for change in permanent:

@@ -12,12 +12,21 @@ public API and may change without notice.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, cast
+
 from ansible_collections.kvmhost.bridging.plugins.module_utils._firewalld_plan import LIBVIRT_ZONES, is_libvirt_bridge
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from ansible_collections.kvmhost.bridging.plugins.module_utils._firewalld_read import Snapshot
+
+    Bridge = Mapping[str, Any]  # a bridge_info bridge record
 
 CHECKS = ("firewalld_block", "firewalld_zone", "firewalld_forward", "firewalld_libvirt")
 
 
-def _nf_text(bridge_nf_call):
+def _nf_text(bridge_nf_call: int | None) -> str:
     if bridge_nf_call == 1:
         return "bridge-nf-call-iptables=1"
     if bridge_nf_call == 0:
@@ -25,7 +34,7 @@ def _nf_text(bridge_nf_call):
     return "br_netfilter is not loaded"
 
 
-def _bind_fix(name, zone):
+def _bind_fix(name: str, zone: str) -> str:
     return (
         "run playbooks/forwarding.yml (the forwarding role puts %(b)s in a zone with intra-zone forwarding, runtime and"
         " permanent); by hand: firewall-cmd --permanent --zone=%(z)s --change-interface=%(b)s;"
@@ -35,7 +44,7 @@ def _bind_fix(name, zone):
     )
 
 
-def _forward_fix(zone):
+def _forward_fix(zone: str) -> str:
     return (
         "run playbooks/forwarding.yml (it turns the zone's forwarding on, runtime and permanent); by hand:"
         " firewall-cmd --permanent --zone=%(z)s --add-forward; firewall-cmd --zone=%(z)s --add-forward."
@@ -43,15 +52,15 @@ def _forward_fix(zone):
     )
 
 
-def _problem(check, subject, problem, fix):
+def _problem(check: str, subject: str, problem: str, fix: str) -> dict[str, str]:
     return {"check": check, "subject": subject, "problem": problem, "fix": fix}
 
 
-def problems(snapshot, bridges, bridge_nf_call):
+def problems(snapshot: Snapshot, bridges: Iterable[Bridge], bridge_nf_call: int | None) -> list[dict[str, str]]:
     """The firewalld problems of ``bridges`` (bridge_info records); [] when firewalld does not run."""
     if not snapshot.running:
         return []
-    found = []
+    found: list[dict[str, str]] = []
     filtered = bridge_nf_call == 1
     for br in bridges:
         name = br["name"]
@@ -69,11 +78,11 @@ def problems(snapshot, bridges, bridge_nf_call):
     return found
 
 
-def _libvirt_bridge_problems(snapshot, br, zone, permanent, filtered, has_guests):
+def _libvirt_bridge_problems(snapshot: Snapshot, br: Bridge, zone: str | None, permanent: str | None, filtered: bool, has_guests: bool) -> list[dict[str, str]]:
     """A libvirt network's bridge: not bridged to the LAN in libvirt's zone, and forwarding between its guests."""
     name = br["name"]
     default = snapshot.default_zone
-    found = []
+    found: list[dict[str, str]] = []
     libvirt_zone = zone or permanent
     if br.get("uplinks") and libvirt_zone in LIBVIRT_ZONES:
         found.append(
@@ -102,9 +111,9 @@ def _libvirt_bridge_problems(snapshot, br, zone, permanent, filtered, has_guests
     return found
 
 
-def _no_policy_problems(snapshot, name, filtered, has_guests):
+def _no_policy_problems(snapshot: Snapshot, name: str, filtered: bool, has_guests: bool) -> list[dict[str, str]]:
     """firewalld before 0.9 (no policies, no intra-zone forwarding)."""
-    found = []
+    found: list[dict[str, str]] = []
     if filtered and has_guests:
         found.append(
             _problem(
@@ -119,10 +128,12 @@ def _no_policy_problems(snapshot, name, filtered, has_guests):
     return found
 
 
-def _no_zone_problems(snapshot, name, permanent, bridge_nf_call, filtered, has_guests):
+def _no_zone_problems(
+    snapshot: Snapshot, name: str, permanent: str | None, bridge_nf_call: int | None, filtered: bool, has_guests: bool
+) -> list[dict[str, str]]:
     """A bridge in no zone at runtime: it falls into the default zone."""
-    default = snapshot.default_zone
-    found = []
+    default = cast(str, snapshot.default_zone)  # problems() asks only a running firewalld's snapshot, which has it (read)
+    found: list[dict[str, str]] = []
     target = permanent or default
     if filtered and has_guests:
         found.append(
@@ -156,10 +167,10 @@ def _no_zone_problems(snapshot, name, permanent, bridge_nf_call, filtered, has_g
     return found
 
 
-def _zone_problems(snapshot, name, zone, permanent, filtered, has_guests):
+def _zone_problems(snapshot: Snapshot, name: str, zone: str, permanent: str | None, filtered: bool, has_guests: bool) -> list[dict[str, str]]:
     """A bridge in a zone: the same zone permanently, and forwarding inside it."""
-    default = snapshot.default_zone
-    found = []
+    default = cast(str, snapshot.default_zone)  # problems() asks only a running firewalld's snapshot, which has it (read)
+    found: list[dict[str, str]] = []
     if permanent != zone:
         found.append(
             _problem(
@@ -183,7 +194,7 @@ def _zone_problems(snapshot, name, zone, permanent, filtered, has_guests):
     return found
 
 
-def bridge_zones(snapshot, bridges):
+def bridge_zones(snapshot: Snapshot, bridges: Iterable[Bridge]) -> list[dict[str, Any]]:
     """Per bridge, its zone at runtime and in the permanent configuration, and the zone in effect."""
     return [
         {

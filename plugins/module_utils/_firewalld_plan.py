@@ -20,9 +20,15 @@ from __future__ import annotations
 import copy
 import ipaddress
 import re
+from typing import TYPE_CHECKING, Any, cast
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._names import validate_ifname
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from ansible_collections.kvmhost.bridging.plugins.module_utils._firewalld_read import Objects, Snapshot
 
 TARGETS = ("CONTINUE", "ACCEPT", "DROP", "REJECT")
 SPECIAL_ZONES = ("ANY", "HOST")
@@ -33,7 +39,7 @@ DIRECTIONS = ("out", "in")
 
 
 class ZoneWant:
-    def __init__(self, name, interfaces=(), forward=None, masquerade=None):
+    def __init__(self, name: str, interfaces: Iterable[str] = (), forward: bool | None = None, masquerade: bool | None = None) -> None:
         self.name = name
         self.interfaces = tuple(interfaces)
         self.forward = forward
@@ -41,7 +47,9 @@ class ZoneWant:
 
 
 class PolicyWant:
-    def __init__(self, name, present=True, ingress=(), egress=(), target="ACCEPT", masquerade=False):
+    def __init__(
+        self, name: str, present: bool = True, ingress: Iterable[str] = (), egress: Iterable[str] = (), target: str = "ACCEPT", masquerade: bool = False
+    ) -> None:
         self.name = name
         self.present = present
         self.ingress = tuple(sorted(set(ingress)))
@@ -53,14 +61,14 @@ class PolicyWant:
 class Change:
     """One firewall-cmd call: scope (permanent/runtime), the object, the operation and its value."""
 
-    def __init__(self, scope, kind, name, op, value=None):
+    def __init__(self, scope: str, kind: str, name: str, op: str, value: str | bool | None = None) -> None:
         self.scope = scope
         self.kind = kind
         self.name = name
         self.op = op
         self.value = value
 
-    def argv(self):
+    def argv(self) -> list[str]:
         prefix = ["--permanent"] if self.scope == "permanent" else []
         if self.op == "reload":
             return ["--reload"]
@@ -78,20 +86,20 @@ class Change:
         # add-ingress-zone, remove-egress-zone, ...
         return prefix + obj + ["--%s=%s" % (self.op, self.value)]
 
-    def text(self):
+    def text(self) -> str:
         return "firewall-cmd " + " ".join(self.argv())
 
-    def as_result(self):
+    def as_result(self) -> dict[str, Any]:
         return {"scope": self.scope, "kind": self.kind, "name": self.name, "op": self.op, "value": self.value, "command": self.text()}
 
 
 # -- wanted state from the task's parameters ------------------------------------------------------------------------
-def _check_name(kind, name):
+def _check_name(kind: str, name: object) -> None:
     if not isinstance(name, str) or not NAME.match(name):
         raise ModuleError("%s name %r is not valid: firewalld names are 1-17 letters, digits, '_', '+' or '-'." % (kind, name))
 
 
-def zone_wants(items):
+def zone_wants(items: Iterable[Mapping[str, Any]] | None) -> list[ZoneWant]:
     wants = []
     for item in items or []:
         _check_name("zone", item["name"])
@@ -101,7 +109,7 @@ def zone_wants(items):
     return wants
 
 
-def policy_wants(items):
+def policy_wants(items: Iterable[Mapping[str, Any]] | None) -> list[PolicyWant]:
     wants = []
     for item in items or []:
         _check_name("policy", item["name"])
@@ -118,10 +126,10 @@ def policy_wants(items):
     return wants
 
 
-def merge_zones(wants):
+def merge_zones(wants: Iterable[ZoneWant]) -> list[ZoneWant]:
     """One ZoneWant per zone; an interface wanted in two zones is an error."""
-    merged = {}
-    owner = {}
+    merged: dict[str, ZoneWant] = {}
+    owner: dict[str, str] = {}  # interface -> the zone that wants it
     for want in wants:
         for interface in want.interfaces:
             if owner.get(interface, want.name) != want.name:
@@ -145,21 +153,22 @@ def merge_zones(wants):
 
 
 # -- bridges: which zone, which policies ------------------------------------------------------------------------------
-def _host_address(bridge):
+def _host_address(bridge: Mapping[str, Any]) -> str | None:
     for addr in bridge.get("addresses") or []:
         ip = ipaddress.ip_address(addr["address"])
         if not ip.is_link_local:
-            return addr["cidr"]
+            cidr: str = addr["cidr"]
+            return cidr
     return None
 
 
-def is_libvirt_bridge(bridge, snapshot):
+def is_libvirt_bridge(bridge: Mapping[str, Any], snapshot: Snapshot) -> bool:
     if LIBVIRT_BRIDGE.match(bridge["name"]):
         return True
     return any(snapshot.zone_of(bridge["name"], scope) in LIBVIRT_ZONES for scope in ("runtime", "permanent"))
 
 
-def _current_zone(snapshot, names):
+def _current_zone(snapshot: Snapshot, names: Iterable[str]) -> str | None:
     for name in names:
         for scope in ("runtime", "permanent"):
             zone = snapshot.zone_of(name, scope)
@@ -168,7 +177,7 @@ def _current_zone(snapshot, names):
     return None
 
 
-def addressed_interfaces(links, addresses):
+def addressed_interfaces(links: Iterable[Mapping[str, Any]], addresses: Iterable[Mapping[str, Any]]) -> list[str]:
     """Names of the links that hold a host address and are neither loopback, bridge, tap nor a bridge's port."""
     holders = set()
     for addr in addresses:
@@ -180,17 +189,17 @@ def addressed_interfaces(links, addresses):
 
 
 def bridge_wants(
-    bridges,
-    names,
-    snapshot,
-    bridged_zone=None,
-    routed_zone="kvmb-routed",
-    routed_to_zone=None,
-    routed_directions=("out",),
-    routed_masquerade=False,
-    bridge_nf_call=None,
-    interfaces=(),
-):
+    bridges: Sequence[Mapping[str, Any]],
+    names: Iterable[str] | None,
+    snapshot: Snapshot,
+    bridged_zone: str | None = None,
+    routed_zone: str = "kvmb-routed",
+    routed_to_zone: str | None = None,
+    routed_directions: Sequence[str] | None = ("out",),
+    routed_masquerade: bool = False,
+    bridge_nf_call: int | None = None,
+    interfaces: Iterable[str] | None = (),
+) -> tuple[list[ZoneWant], list[PolicyWant], list[dict[str, Any]]]:
     """Zones and policies for the bridges ``names`` ('*': every bridge libvirt does not manage).
 
     ``bridges`` are bridge_info records (name, uplinks, addresses). A bridge with
@@ -212,9 +221,10 @@ def bridge_wants(
         if direction not in DIRECTIONS:
             raise ModuleError("routed_directions: %r is not one of out, in." % (direction,))
     zones, report, routed = _bridge_zones(selected, by_name, snapshot, bridged_zone, routed_zone)
-    policies = []
+    policies: list[PolicyWant] = []
     if routed:
-        other = routed_to_zone or snapshot.default_zone
+        # bridge_wants is asked only of a running firewalld, whose snapshot has its default zone (read).
+        other = routed_to_zone or cast(str, snapshot.default_zone)
         policies = _routed_policies(routed_zone, other, routed_directions, routed_masquerade)
         for entry in report:
             if entry["kind"] == "routed":
@@ -240,9 +250,9 @@ def bridge_wants(
     return zones, policies, report
 
 
-def _selected_bridges(bridges, names, snapshot, by_name):
+def _selected_bridges(bridges: Iterable[Mapping[str, Any]], names: Iterable[str] | None, snapshot: Snapshot, by_name: Mapping[str, Any]) -> list[str]:
     """The bridges ``names`` selects ('*': every bridge libvirt does not manage), each once; ModuleError for a missing one."""
-    selected = []
+    selected: list[str] = []
     for name in names or []:
         if name == "*":
             selected.extend(br["name"] for br in bridges if not is_libvirt_bridge(br, snapshot))
@@ -256,7 +266,9 @@ def _selected_bridges(bridges, names, snapshot, by_name):
     return list(dict.fromkeys(selected))
 
 
-def _bridge_zones(selected, by_name, snapshot, bridged_zone, routed_zone):
+def _bridge_zones(
+    selected: Iterable[str], by_name: Mapping[str, Mapping[str, Any]], snapshot: Snapshot, bridged_zone: str | None, routed_zone: str
+) -> tuple[list[ZoneWant], list[dict[str, Any]], list[str]]:
     """(zone wants, report entries, routed bridges): the zone of each selected bridge and what kind it is."""
     zones = []
     report = []
@@ -266,7 +278,8 @@ def _bridge_zones(selected, by_name, snapshot, bridged_zone, routed_zone):
         address = _host_address(br)
         if br.get("uplinks") or not address:
             kind = "bridged" if br.get("uplinks") else "isolated"
-            zone = bridged_zone or _current_zone(snapshot, [name, *(br.get("uplinks") or [])]) or snapshot.default_zone
+            # A running firewalld's snapshot has its default zone (read); bridge_wants is asked only of one.
+            zone = bridged_zone or _current_zone(snapshot, [name, *(br.get("uplinks") or [])]) or cast(str, snapshot.default_zone)
         else:
             kind = "routed"
             zone = routed_zone
@@ -276,7 +289,7 @@ def _bridge_zones(selected, by_name, snapshot, bridged_zone, routed_zone):
     return zones, report, routed
 
 
-def _routed_policies(routed_zone, other, routed_directions, routed_masquerade):
+def _routed_policies(routed_zone: str, other: str, routed_directions: Sequence[str] | None, routed_masquerade: bool) -> list[PolicyWant]:
     """One policy per direction between the routed zone and ``other``; present for the wanted directions."""
     _check_name("zone", routed_zone)
     if other == routed_zone:
@@ -289,7 +302,7 @@ def _routed_policies(routed_zone, other, routed_directions, routed_masquerade):
     return policies
 
 
-def _bridge_message(entry, bridge_nf_call, policies):
+def _bridge_message(entry: Mapping[str, Any], bridge_nf_call: int | None, policies: Iterable[PolicyWant]) -> str:
     name, zone = entry["bridge"], entry["zone"]
     if entry["kind"] == "routed":
         joined = ["%s (%s -> %s%s)" % (p.name, ",".join(p.ingress), ",".join(p.egress), ", masquerade" if p.masquerade else "") for p in policies if p.present]
@@ -313,15 +326,15 @@ def _bridge_message(entry, bridge_nf_call, policies):
 
 
 # -- plan -------------------------------------------------------------------------------------------------------------
-def _new_zone():
+def _new_zone() -> dict[str, Any]:
     return {"interfaces": [], "forward": False, "masquerade": False}
 
 
-def _new_policy():
+def _new_policy() -> dict[str, Any]:
     return {"ingress-zones": [], "egress-zones": [], "target": "CONTINUE", "masquerade": False}
 
 
-def simulate(zones, policies, changes):
+def simulate(zones: Objects, policies: Objects, changes: Iterable[Change]) -> tuple[Objects, Objects]:
     """(zones, policies) of one scope after ``changes`` (copies; the inputs stay as they are)."""
     zones = copy.deepcopy(zones)
     policies = copy.deepcopy(policies)
@@ -351,7 +364,7 @@ def simulate(zones, policies, changes):
     return zones, policies
 
 
-def zone_changes(scope, wants, zones):
+def zone_changes(scope: str, wants: Iterable[ZoneWant], zones: Mapping[str, Mapping[str, Any]]) -> list[Change]:
     changes = []
     for want in wants:
         current = zones.get(want.name)
@@ -368,7 +381,7 @@ def zone_changes(scope, wants, zones):
     return changes
 
 
-def policy_changes(scope, wants, policies):
+def policy_changes(scope: str, wants: Iterable[PolicyWant], policies: Mapping[str, Mapping[str, Any]]) -> list[Change]:
     changes = []
     for want in wants:
         current = policies.get(want.name)
@@ -394,7 +407,7 @@ def policy_changes(scope, wants, policies):
     return changes
 
 
-def check_support(snapshot, zones, policies):
+def check_support(snapshot: Snapshot, zones: Sequence[ZoneWant], policies: Sequence[PolicyWant]) -> None:
     """Fail before any change when this firewalld cannot do what is asked, or a policy names an unknown zone."""
     old = not snapshot.has_policies
     if old and any(z.forward is not None for z in zones):
@@ -418,7 +431,7 @@ def check_support(snapshot, zones, policies):
                 )
 
 
-def plan(snapshot, zones, policies):
+def plan(snapshot: Snapshot, zones: Sequence[ZoneWant], policies: Sequence[PolicyWant]) -> tuple[list[Change], bool, list[Change]]:
     """(permanent changes, reload needed, runtime changes) bringing ``snapshot`` to the wanted zones and policies.
 
     The runtime changes are planned against the runtime as it will be: after

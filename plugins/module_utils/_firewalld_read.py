@@ -13,8 +13,15 @@ public API and may change without notice.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING, Any
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    # name -> zone (or policy) as parse_list_all reads it: list keys as lists, forward and masquerade as bools, others as strings
+    Objects = dict[str, dict[str, Any]]
 
 SCOPES = ("permanent", "runtime")
 LIST_KEYS = ("interfaces", "sources", "services", "ingress-zones", "egress-zones")
@@ -22,7 +29,7 @@ BOOL_KEYS = ("forward", "masquerade")
 NOT_RUNNING_RC = 252
 
 
-def parse_version(text):
+def parse_version(text: str | None) -> tuple[int, ...]:
     """'1.3.3' -> (1, 3, 3); unknown parts count as 0."""
     match = re.match(r"\s*(\d+)(?:\.(\d+))?(?:\.(\d+))?", text or "")
     if not match:
@@ -30,15 +37,15 @@ def parse_version(text):
     return tuple(int(part or 0) for part in match.groups())
 
 
-def parse_list_all(text):
+def parse_list_all(text: str | None) -> Objects:
     """Parse ``firewall-cmd --list-all-zones`` (or ``--list-all-policies``) output.
 
     Returns {name: {key: value}}: list keys as lists, forward and masquerade as
     bools, others as stripped strings; ``active`` is whether the header said so.
     Continuation lines (rich rules, indented by a tab) are skipped.
     """
-    objects = {}
-    current = None
+    objects: Objects = {}
+    current: dict[str, Any] | None = None
     for line in (text or "").splitlines():
         if not line.strip():
             continue
@@ -65,29 +72,36 @@ def parse_list_all(text):
 class Snapshot:
     """What firewalld has, runtime and permanent, read once."""
 
-    def __init__(self, running, version=None, default_zone=None, zones=None, policies=None):
+    def __init__(
+        self,
+        running: bool,
+        version: tuple[int, ...] | None = None,
+        default_zone: str | None = None,
+        zones: dict[str, Objects] | None = None,
+        policies: dict[str, Objects] | None = None,
+    ) -> None:
         self.running = running
         self.version = version
         self.default_zone = default_zone
-        self.zones = zones or {scope: {} for scope in SCOPES}
-        self.policies = policies or {scope: {} for scope in SCOPES}
+        self.zones: dict[str, Objects] = zones or {scope: {} for scope in SCOPES}  # scope -> zones
+        self.policies: dict[str, Objects] = policies or {scope: {} for scope in SCOPES}  # scope -> policies
 
     @property
-    def has_policies(self):
+    def has_policies(self) -> bool:
         return self.version is not None and self.version >= (0, 9, 0)
 
-    def zone_of(self, interface, scope):
+    def zone_of(self, interface: str, scope: str) -> str | None:
         """The zone that ``interface`` is bound to in ``scope``, or None."""
         for name, zone in self.zones[scope].items():
             if interface in zone.get("interfaces", []):
                 return name
         return None
 
-    def effective_zone(self, interface):
+    def effective_zone(self, interface: str) -> str | None:
         """The zone firewalld applies to ``interface`` now: its runtime zone, else the default zone."""
         return self.zone_of(interface, "runtime") or self.default_zone
 
-    def as_result(self):
+    def as_result(self) -> dict[str, Any]:
         return {
             "running": self.running,
             "version": None if self.version is None else "%d.%d.%d" % self.version,
@@ -98,11 +112,12 @@ class Snapshot:
 class FirewallCmd:
     """firewall-cmd as argument lists, through module.run_command."""
 
-    def __init__(self, module, path=None):
+    def __init__(self, module: Any, path: str | None = None) -> None:
         self.module = module
-        self.path = path or module.get_bin_path("firewall-cmd")
+        self.path: str | None = path or module.get_bin_path("firewall-cmd")
 
-    def run(self, args, check=True):
+    def run(self, args: Sequence[str], check: bool = True) -> tuple[int, str, str]:
+        """(rc, stdout, stderr) of firewall-cmd ``args``; ModuleError on failure when ``check``."""
         rc, out, err = self.module.run_command([self.path, *args])
         if check and rc != 0:
             raise ModuleError(
@@ -111,21 +126,21 @@ class FirewallCmd:
             )
         return rc, out, err
 
-    def running(self):
+    def running(self) -> bool:
         if not self.path:
             return False
         rc, out, _err = self.run(["--state"], check=False)
         return rc == 0 and out.strip() == "running"
 
 
-def read(cmd):
+def read(cmd: FirewallCmd) -> Snapshot:
     """The Snapshot of firewalld behind ``cmd`` (a FirewallCmd); not running -> Snapshot(False)."""
     if not cmd.running():
         return Snapshot(False)
     version = parse_version(cmd.run(["--version"])[1])
     default_zone = cmd.run(["--get-default-zone"])[1].strip()
-    zones = {}
-    policies = {}
+    zones: dict[str, Objects] = {}
+    policies: dict[str, Objects] = {}
     for scope in SCOPES:
         prefix = ["--permanent"] if scope == "permanent" else []
         zones[scope] = parse_list_all(cmd.run([*prefix, "--list-all-zones"])[1])

@@ -50,8 +50,8 @@ import os
 import signal
 import time
 import traceback
+from typing import TYPE_CHECKING, Any
 
-from ansible_collections.kvmhost.bridging.plugins.module_utils import _dhcp_client, _kernel_apply, _kernel_snapshot
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import atomic_write, read_bytes
 from ansible_collections.kvmhost.bridging.plugins.module_utils._guard_state import (
@@ -77,12 +77,24 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._guard_state impo
 from ansible_collections.kvmhost.bridging.plugins.module_utils._names import validate_ifname
 from ansible_collections.kvmhost.bridging.plugins.module_utils._process import spawn_detached
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+    from contextlib import AbstractContextManager
+    from types import ModuleType
+    from typing import Optional
+
+    from ansible_collections.kvmhost.bridging.plugins.module_utils._bridge_plan import Step
+    from ansible_collections.kvmhost.bridging.plugins.module_utils._guard_state import Paths
+
+    # scope(pid, unit, description): None, or what went wrong (Guard.start_watcher)
+    Scope = Callable[[int, str, str], Optional[str]]  # an alias is an expression: no X | None on Python 3.9
+
 # -- files --------------------------------------------------------------------
 
 
-def capture_files(paths):
+def capture_files(paths: Iterable[str]) -> list[dict[str, Any]]:
     """What each file holds now: its bytes (base64), mode and owner, or that it does not exist."""
-    saved = []
+    saved: list[dict[str, Any]] = []
     for path in paths:
         if not os.path.isabs(path):
             raise ModuleError("The guard needs absolute paths; got %r." % path)
@@ -104,7 +116,7 @@ def capture_files(paths):
     return saved
 
 
-def restore_files(module, saved):
+def restore_files(module: Any, saved: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Put every saved file back as it was; return what was done per path.
 
     Writes go through _fileio.atomic_write, so a symbolic link is restored
@@ -121,7 +133,7 @@ def restore_files(module, saved):
     return done
 
 
-def _restore_file(module, item):
+def _restore_file(module: Any, item: Mapping[str, Any]) -> dict[str, Any]:
     path = item["path"]
     current = read_bytes(path)
     if not item["exists"]:
@@ -144,7 +156,7 @@ def _restore_file(module, item):
 SYSTEMD_RUNS = "/run/systemd/system"  # exists only where systemd is the init system (sd_booted())
 
 
-def systemd_scope_argv(busctl, unit, pid, description):
+def systemd_scope_argv(busctl: str, unit: str, pid: int, description: str) -> list[str]:
     """busctl's call that moves ``pid`` into a new transient scope unit named ``unit``.
 
     systemd's StartTransientUnit with the PIDs property, as ``systemd-run --scope``
@@ -177,11 +189,11 @@ def systemd_scope_argv(busctl, unit, pid, description):
     ]
 
 
-def busctl_scope(module):
+def busctl_scope(module: Any) -> Scope:
     """The ``scope`` of Guard.start_watcher over busctl, run with ``module.run_command``."""
     busctl = module.get_bin_path("busctl")
 
-    def move(pid, unit, description):
+    def move(pid: int, unit: str, description: str) -> str | None:
         if busctl is None:
             return "busctl is not installed"
         rc, out, err = module.run_command(systemd_scope_argv(busctl, unit, pid, description))
@@ -190,7 +202,7 @@ def busctl_scope(module):
     return move
 
 
-def scope_unit(paths, arming):
+def scope_unit(paths: Paths, arming: str) -> str:
     """The name of the transient scope of one arming's watcher."""
     return "kvmhost-bridging-guard-%s-%s.scope" % (paths.id, arming)
 
@@ -206,17 +218,25 @@ class Runtime:
     NetlinkRuntime (below); the unit tests pass their own.
     """
 
-    def snapshot(self):
+    def snapshot(self) -> Any:
         raise NotImplementedError
 
-    def restore(self, snapshot):
+    def restore(self, snapshot: Any) -> Any:
         raise NotImplementedError
 
 
 class Guard:
     """The five actions, over a state directory, a Runtime and an AnsibleModule-like ``module``."""
 
-    def __init__(self, module, paths, runtime, clock=boottime, sleep=time.sleep, poll=POLL_INTERVAL):
+    def __init__(
+        self,
+        module: Any,
+        paths: Paths,
+        runtime: Runtime,
+        clock: Callable[[], float] = boottime,
+        sleep: Callable[[float], object] = time.sleep,
+        poll: float = POLL_INTERVAL,
+    ) -> None:
         self.module = module
         self.paths = paths
         self.runtime = runtime
@@ -225,7 +245,9 @@ class Guard:
         self.poll = poll
 
     # arm --------------------------------------------------------------------
-    def arm(self, timeout, files, description, with_runtime, check_mode=False, start_within=0):
+    def arm(
+        self, timeout: int, files: Iterable[str], description: str | None, with_runtime: bool, check_mode: bool = False, start_within: int = 0
+    ) -> dict[str, Any]:
         check_seconds("timeout", timeout, 1)
         check_seconds("start_within", start_within, 0, " (0: count from the watcher's start)")
         state = read_state(self.paths.state)
@@ -235,7 +257,7 @@ class Guard:
                 "rolled back (at most %ss), or run the guard with action=rollback." % (self.paths.id, state.watcher.pid, state.armed_at, state.timeout),
                 id=self.paths.id,
             )
-        warnings = []
+        warnings: list[str] = []
         if state is not None:
             warnings.append("Replaced an earlier arming of guard %s (armed at %s) whose watcher never ran or is gone." % (self.paths.id, state.armed_at))
         saved = capture_files(files)
@@ -268,7 +290,9 @@ class Guard:
         }
 
     # the watcher ------------------------------------------------------------
-    def start_watcher(self, wait, spawn=spawn_detached, scope=None, systemd_dir=SYSTEMD_RUNS):
+    def start_watcher(
+        self, wait: float, spawn: Callable[[Callable[[], None]], int] = spawn_detached, scope: Scope | None = None, systemd_dir: str = SYSTEMD_RUNS
+    ) -> dict[str, Any]:
         """Start the armed guard's watcher detached on this host and wait (up to ``wait`` seconds) until it runs.
 
         ``spawn(work)`` starts ``work`` detached and returns its PID. Where systemd
@@ -280,7 +304,7 @@ class Guard:
         state = self._load("arm")
         unlink(self.paths.watcher_error)
         pid = spawn(self._watch_detached)
-        out = {"watcher": pid, "scope": None, "warnings": []}
+        out: dict[str, Any] = {"watcher": pid, "scope": None, "warnings": []}
         if scope is not None and os.path.isdir(systemd_dir):
             unit = scope_unit(self.paths, state.arming)
             problem = scope(pid, unit, "kvmhost.bridging guard %s: %s" % (self.paths.id, state.description))
@@ -319,7 +343,7 @@ class Guard:
             id=self.paths.id,
         )
 
-    def _watch_detached(self):
+    def _watch_detached(self) -> None:
         """The watcher's whole life in its detached process; what stops it early is kept for start_watcher's message."""
         try:
             self.watch(pid=os.getpid())
@@ -329,7 +353,7 @@ class Guard:
                 with open(self.paths.watcher_error, "w") as handle:
                     handle.write(text)
 
-    def _load(self, action):
+    def _load(self, action: str) -> GuardState:
         state = read_json(self.paths.state)
         if state is None:
             result = read_json(self.paths.result)
@@ -351,7 +375,7 @@ class Guard:
         return GuardState.from_json(state)
 
     # watch ------------------------------------------------------------------
-    def watch(self, pid=None, check_mode=False):
+    def watch(self, pid: int | None = None, check_mode: bool = False) -> dict[str, Any]:
         """Wait for the decision; without one by the deadline, claim ``rollback`` and restore.
 
         With ``start_within`` (set at arm), the countdown of ``timeout`` begins at the
@@ -359,7 +383,7 @@ class Guard:
         begins when the watcher starts.
         """
         state = self._load("watch")
-        if watcher_alive(state):
+        if state.watcher is not None and watcher_alive(state):
             raise ModuleError("Guard %s already has a watcher (PID %s)." % (self.paths.id, state.watcher.pid), id=self.paths.id)
         if check_mode:
             return {"changed": False, "confirmed": False, "rolled_back": False, "msg": "Check mode: not watching."}
@@ -404,7 +428,7 @@ class Guard:
         return self._await_result(state, decision)
 
     # start ------------------------------------------------------------------
-    def start(self, wait, check_mode=False):
+    def start(self, wait: float, check_mode: bool = False) -> dict[str, Any]:
         """Wait (up to ``wait`` seconds) until the watcher runs, then start its countdown."""
         state = self.status(wait)
         if check_mode:
@@ -434,7 +458,7 @@ class Guard:
             "remaining": round(go["at_boottime"] + (armed.timeout if armed is not None else 0) - self.clock(), 3),
         }
 
-    def _await_result(self, state, decision, limit=120.0):
+    def _await_result(self, state: GuardState, decision: Mapping[str, Any], limit: float = 120.0) -> dict[str, Any]:
         end = self.clock() + limit
         while self.clock() < end:
             result = read_json(self.paths.result)
@@ -446,7 +470,7 @@ class Guard:
         )
 
     # confirm ----------------------------------------------------------------
-    def confirm(self, wait, check_mode=False):
+    def confirm(self, wait: float, check_mode: bool = False) -> dict[str, Any]:
         if not os.path.exists(self.paths.state):
             last = read_json(self.paths.result)
             if last is not None and last.get("confirmed"):
@@ -466,7 +490,7 @@ class Guard:
                 rolled_back=True,
                 outcome=result,
             )
-        summary = {
+        summary: dict[str, Any] = {
             "changed": False,
             "confirmed": True,
             "id": self.paths.id,
@@ -488,7 +512,7 @@ class Guard:
         return summary
 
     # rollback ---------------------------------------------------------------
-    def rollback(self, reason, check_mode=False):
+    def rollback(self, reason: str | None, check_mode: bool = False) -> dict[str, Any]:
         state = self._load("rollback")
         if check_mode:
             return {"changed": True, "rolled_back": False, "msg": "Check mode: would roll back guard %s." % self.paths.id}
@@ -503,7 +527,7 @@ class Guard:
             return self._await_result(state, decision)
         return self._roll_back(state, decision)
 
-    def _deadline(self, state):
+    def _deadline(self, state: GuardState) -> float | None:
         """When the watcher rolls back: recorded by it, or known from the start signal; None before the countdown."""
         if state.watcher is not None and state.watcher.deadline_boottime:
             return state.watcher.deadline_boottime
@@ -511,7 +535,7 @@ class Guard:
         return go["at_boottime"] + state.timeout if go else None
 
     # status -----------------------------------------------------------------
-    def status(self, wait=0):
+    def status(self, wait: float = 0) -> dict[str, Any]:
         """What the guard knows, including the last outcome.
 
         While it is armed and its watcher has not started yet, or a decision has been
@@ -523,7 +547,7 @@ class Guard:
             self.sleep(self.poll)
             state = read_state(self.paths.state)
         result = read_json(self.paths.result)
-        out = {"changed": False, "id": self.paths.id, "armed": state is not None, "watching": False, "last": result}
+        out: dict[str, Any] = {"changed": False, "id": self.paths.id, "armed": state is not None, "watching": False, "last": result}
         if state is not None:
             out["watching"] = watcher_alive(state)
             out["description"] = state.description
@@ -535,8 +559,8 @@ class Guard:
         return out
 
     # outcomes ---------------------------------------------------------------
-    def _roll_back(self, state, decision):
-        errors = []
+    def _roll_back(self, state: GuardState, decision: Mapping[str, Any]) -> dict[str, Any]:
+        errors: list[str] = []
         runtime = None
         if state.runtime is not None:
             try:
@@ -560,8 +584,10 @@ class Guard:
             msg += " Some parts could not be restored: %s." % "; ".join(errors)
         return self._finish(state, decision, confirmed=False, rolled_back=True, msg=msg, restored_files=files, restored_runtime=runtime, errors=errors)
 
-    def _finish(self, state, decision, confirmed, rolled_back=False, waited=None, **extra):
-        result = {
+    def _finish(
+        self, state: GuardState, decision: Mapping[str, Any], confirmed: bool, rolled_back: bool = False, waited: float | None = None, **extra: Any
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = {
             "id": self.paths.id,
             "description": state.description,
             "confirmed": confirmed,
@@ -589,47 +615,62 @@ class Guard:
 # -- the runtime network state (glue over _kernel_snapshot and _kernel_apply) --
 
 
+def kernel_layers() -> tuple[ModuleType, ModuleType, ModuleType]:
+    """_kernel_snapshot, _kernel_apply and _dhcp_client, imported on first use.
+
+    Only a runtime snapshot (arm) and a restore need them; status and confirm
+    do not, and AnsiballZ compiles every imported file on each run. The
+    snapshot at arm imports all three, so the detached watcher has them
+    loaded before the module's AnsiballZ files are gone.
+    """
+    from ansible_collections.kvmhost.bridging.plugins.module_utils import _dhcp_client, _kernel_apply, _kernel_snapshot
+
+    return _kernel_snapshot, _kernel_apply, _dhcp_client
+
+
 class NetlinkRuntime(Runtime):
     """The runtime network state, read and restored over netlink with _kernel_apply's session and applier."""
 
-    def __init__(self, interfaces=(), session=None):
+    def __init__(self, interfaces: Iterable[str] | None = (), session: Callable[[], AbstractContextManager[Any]] | None = None) -> None:
         self.interfaces = tuple(validate_ifname(name, "interfaces") for name in interfaces or ())
-        self.session = session or _kernel_apply.iproute_session
+        self.session = session
 
-    def snapshot(self):
-        snapshot = _kernel_snapshot.read_snapshot()
-        clients = _dhcp_client.find_clients(list(snapshot.links))
-        return {"interfaces": list(self.interfaces), "snapshot": _kernel_snapshot.snapshot_to_json(snapshot), "dhcp_clients": [list(c.argv) for c in clients]}
+    def snapshot(self) -> dict[str, Any]:
+        ks, _ka, dc = kernel_layers()
+        snapshot = ks.read_snapshot()
+        clients = dc.find_clients(list(snapshot.links))
+        return {"interfaces": list(self.interfaces), "snapshot": ks.snapshot_to_json(snapshot), "dhcp_clients": [list(c.argv) for c in clients]}
 
-    def restore(self, snapshot):
+    def restore(self, snapshot: Mapping[str, Any]) -> dict[str, Any]:
         """Apply plan_restore(); go on after a failed step. Return the steps done; raise listing the ones that failed."""
-        wanted = _kernel_snapshot.snapshot_from_json(snapshot["snapshot"])
+        ks, ka, dc = kernel_layers()
+        wanted = ks.snapshot_from_json(snapshot["snapshot"])
         interfaces = snapshot.get("interfaces") or ()
-        done, failed = [], []
-        now = _kernel_snapshot.read_snapshot()
-        stops, starts = [], []
+        done: list[str] = []
+        failed: list[str] = []
+        now = ks.read_snapshot()
+        stops: list[Step] = []
+        starts: list[Step] = []
         if snapshot.get("dhcp_clients") is not None:  # a snapshot from before the guard covered the DHCP clients has none
-            names = _kernel_apply.restore_scope(wanted, now, interfaces)
-            stops, starts = _kernel_apply.plan_client_restore(snapshot["dhcp_clients"], _dhcp_client.find_clients(sorted(names)), names)
-        with self.session() as ipr:
-            applier = _kernel_apply.KernelApplier(ipr)
-            for step in stops + _kernel_apply.plan_restore(wanted, now, interfaces) + starts:
+            names = ka.restore_scope(wanted, now, interfaces)
+            stops, starts = ka.plan_client_restore(snapshot["dhcp_clients"], dc.find_clients(sorted(names)), names)
+        with (self.session or ka.iproute_session)() as ipr:
+            applier = ka.KernelApplier(ipr)
+            for step in stops + ka.plan_restore(wanted, now, interfaces) + starts:
                 try:
                     applier.run(step.op, step.args)
                     done.append(step.description)
                 except Exception as exc:  # restore the rest whatever failed
-                    failed.append("%s: %s" % (step.description, _kernel_apply.describe_error(exc)))
-            left = _kernel_snapshot.state_differences(
-                _kernel_snapshot.runtime_state(wanted, _kernel_apply.restore_scope(wanted, wanted, interfaces)),
-                _kernel_snapshot.runtime_state(_kernel_snapshot.read_snapshot(), _kernel_apply.restore_scope(wanted, wanted, interfaces)),
-            )
+                    failed.append("%s: %s" % (step.description, ka.describe_error(exc)))
+            scope = ka.restore_scope(wanted, wanted, interfaces)
+            left: list[str] = ks.state_differences(ks.runtime_state(wanted, scope), ks.runtime_state(ks.read_snapshot(), scope))
         if failed:
             raise RestoreError(done, failed, left)
         return {"steps": done, "differences": left}
 
 
 class RestoreError(Exception):
-    def __init__(self, done, failed, left):
+    def __init__(self, done: list[str], failed: list[str], left: list[str]) -> None:
         super().__init__("%s (done: %s)" % ("; ".join(failed), "; ".join(done) or "nothing"))
         self.done = done
         self.failed = failed

@@ -24,10 +24,13 @@ import re
 import stat
 import tempfile
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
-from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import atomic_write, read_bytes
+from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import atomic_write, read_bytes, remove_file
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 STATE_DIR = "/run/kvmhost-bridging"
 FORMAT = 1
@@ -41,23 +44,23 @@ CONFIRMED = "confirmed"
 ROLLBACK = "rollback"
 
 
-def boottime():
+def boottime() -> float:
     """Seconds since boot, counting suspend; the same clock for every process."""
     return time.clock_gettime(time.CLOCK_BOOTTIME)
 
 
-def wall_clock():
+def wall_clock() -> str:
     """Local time with its offset, for messages."""
     return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
-def check_id(guard_id):
-    if not ID_PATTERN.match(guard_id or ""):
+def check_id(guard_id: str | None) -> str:
+    if guard_id is None or not ID_PATTERN.match(guard_id):
         raise ModuleError("Invalid guard id %r: use 1 to 128 letters, digits, '_', '.' or '-', starting with a letter or digit." % (guard_id,))
     return guard_id
 
 
-def netns_scope():
+def netns_scope() -> str | None:
     """The network namespace this process runs in, as ``net<inode>``, or None where /proc cannot say.
 
     The runtime state a guard protects belongs to a network namespace, while
@@ -73,7 +76,7 @@ def netns_scope():
 class Paths:
     """The files of one guard id (in one network namespace) in the state directory."""
 
-    def __init__(self, state_dir, guard_id, scope=None):
+    def __init__(self, state_dir: str, guard_id: str, scope: str | None = None) -> None:
         check_id(guard_id)
         check_state_dir(state_dir)
         self.dir = state_dir
@@ -89,7 +92,7 @@ class Paths:
 # -- small file helpers -------------------------------------------------------
 
 
-def check_state_dir(path):
+def check_state_dir(path: str) -> None:
     """Refuse a state directory that another user owns or can write to.
 
     Whoever can create files there can plant a ``decision`` and decide the
@@ -116,14 +119,14 @@ def check_state_dir(path):
         )
 
 
-def check_seconds(name, value, low, note=""):
+def check_seconds(name: str, value: object, low: int, note: str = "") -> int:
     """Refuse a number of seconds outside ``low``..MAX_SECONDS (a day); the watcher counts them with floats."""
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_SECONDS:
         raise ModuleError("%s must be %d to %d seconds (a day)%s; got %s." % (name, low, MAX_SECONDS, note, value))
     return value
 
 
-def ensure_dir(path):
+def ensure_dir(path: str) -> None:
     try:
         os.makedirs(path, mode=0o700, exist_ok=True)
     except OSError as exc:
@@ -131,7 +134,7 @@ def ensure_dir(path):
     check_state_dir(path)
 
 
-def read_json(path):
+def read_json(path: str) -> Any:
     """The parsed JSON of ``path``, or None when it does not exist (or is being written)."""
     data = read_bytes(path)
     if data is None:
@@ -142,21 +145,17 @@ def read_json(path):
         return None
 
 
-def write_json(path, value):
+def write_json(path: str, value: Mapping[str, Any]) -> None:
     """Write JSON to ``path`` atomically with _fileio.atomic_write, mode 0600."""
     atomic_write(None, path, json.dumps(value, sort_keys=True).encode("utf-8"), new_mode=0o600)
 
 
-def unlink(path):
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        raise ModuleError("Cannot remove the guard's file %s: %s." % (path, exc.strerror)) from exc
+def unlink(path: str) -> None:
+    """Remove one of the guard's files; a missing one is fine."""
+    remove_file(None, path)
 
 
-def claim(paths, decision, by, reason=None):
+def claim(paths: Paths, decision: str, by: str, reason: str | None = None) -> tuple[bool, dict[str, Any]]:
     """Take the one decision of this arming; return (won, the decision record).
 
     The record is written to a temp file first and then hard-linked to the
@@ -181,7 +180,7 @@ def claim(paths, decision, by, reason=None):
         unlink(tmp)
 
 
-def pid_alive(pid):
+def pid_alive(pid: int | None) -> bool:
     """True while ``pid`` runs (a zombie counts as gone)."""
     if not pid:
         return False
@@ -193,7 +192,7 @@ def pid_alive(pid):
     return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
 
 
-def process_start(pid):
+def process_start(pid: int) -> int | None:
     """The start time of ``pid`` in clock ticks since boot (field 22 of its stat), or None."""
     try:
         with open("/proc/%d/stat" % int(pid)) as handle:

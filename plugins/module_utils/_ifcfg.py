@@ -14,10 +14,37 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._ifcfg_codec import KEY_RE, Line, display, parse, parse_lines, read_values, render_lines
 from ansible_collections.kvmhost.bridging.plugins.module_utils._names import normalize_mac, validate_ifname
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+# The public names. display and parse come from _ifcfg_codec and are listed so
+# that they stay exported (mypy's no_implicit_reexport): _doctor_read and
+# _nm_migrate read files through _ifcfg.parse and _ifcfg.display.
+__all__ = [
+    "TYPES",
+    "Change",
+    "Plan",
+    "Request",
+    "build_request",
+    "display",
+    "parse",
+    "plan",
+    "plan_remove",
+    "plan_rewrite",
+    "stale_port_keys",
+    "validate_address",
+    "validate_dns",
+    "validate_gateway",
+    "validate_key",
+    "validate_value",
+    "yes_no",
+]
 
 # ---------------------------------------------------------------------------
 # The rewrite plan
@@ -44,22 +71,18 @@ class Plan:
     after: str | None  # text or None (file removed)
     changes: list[Change]
     commented: list[str]  # original text of lines kept as #NM: comments
-    values: dict[str, str]  # {key: value} NetworkManager reads after the change
+    values: dict[str, str | None]  # {key: value} NetworkManager reads after the change (None: badly quoted)
 
     @property
-    def changed(self):
+    def changed(self) -> bool:
         return self.before != self.after
 
     @property
-    def changed_keys(self):
-        keys = []
-        for change in self.changes:
-            if change.key not in keys:
-                keys.append(change.key)
-        return keys
+    def changed_keys(self) -> list[str]:
+        return list(dict.fromkeys(change.key for change in self.changes))  # in order, once each
 
 
-def plan_rewrite(before, desired, purge=False):
+def plan_rewrite(before: str | None, desired: Mapping[str, str | None], purge: bool = False) -> Plan:
     """Plan the new content of a file.
 
     ``before``: the current content as text, or None when there is no file.
@@ -75,8 +98,8 @@ def plan_rewrite(before, desired, purge=False):
     file be rewritten, since bash may read the managed keys differently then.
     """
     lines = parse_lines(before) if before is not None else []
-    changes = []
-    removed = set()
+    changes: list[Change] = []
+    removed: set[int] = set()
     for key, value in desired.items():
         positions = [i for i, line in enumerate(lines) if line.key == key]
         if value is None:
@@ -108,7 +131,7 @@ def plan_rewrite(before, desired, purge=False):
     return Plan(before, after, changes, commented, read_values(kept))
 
 
-def plan_remove(before):
+def plan_remove(before: str | None) -> Plan:
     """Plan the removal of a file (state=absent)."""
     if before is None:
         return Plan(None, None, [], [], {})
@@ -298,11 +321,11 @@ _BRIDGING_KEY_RE = re.compile(r"[a-z_][a-z0-9_]*\Z")
 _BRIDGING_VALUE_RE = re.compile(r"[A-Za-z0-9_.:,+-]+\Z")
 
 
-def yes_no(flag):
+def yes_no(flag: object) -> str:
     return "yes" if flag else "no"
 
 
-def validate_key(key, where="settings"):
+def validate_key(key: object, where: str = "settings") -> str:
     if not isinstance(key, str) or not KEY_RE.match(key):
         raise ModuleError("%s: %r is not a valid key name; use letters, digits and _, not starting with a digit." % (where, key))
     if key in _SHELL_KEYS or key.startswith(_SHELL_KEY_PREFIXES):
@@ -313,7 +336,7 @@ def validate_key(key, where="settings"):
     return key
 
 
-def validate_value(value, where):
+def validate_value(value: str, where: str) -> str:
     if "\0" in value:
         raise ModuleError("%s: the value contains a NUL byte, which no ifcfg reader can represent." % where)
     try:
@@ -323,13 +346,13 @@ def validate_value(value, where):
     return value
 
 
-def _ifcfg_mac(mac, option):
+def _ifcfg_mac(mac: str, option: str) -> str:
     """A unicast MAC written as given: colons only, no surrounding space (the file keeps the user's text)."""
     normalize_mac(mac, option, separators=":", strip=False)
     return mac
 
 
-def validate_address(text):
+def validate_address(text: object) -> ipaddress.IPv4Interface:
     """An IPv4 host address with prefix length, like 198.18.5.10/24."""
     if isinstance(text, str) and ":" in text:
         raise ModuleError("addresses: %r is an IPv6 address; addresses takes IPv4 only. Set IPv6 with settings (IPV6INIT: true, IPV6ADDR: ...)." % (text,))
@@ -352,7 +375,7 @@ def validate_address(text):
     return iface
 
 
-def validate_gateway(text):
+def validate_gateway(text: str) -> ipaddress.IPv4Address:
     try:
         gateway = ipaddress.IPv4Address(text)
     except ValueError as exc:
@@ -362,14 +385,14 @@ def validate_gateway(text):
     return gateway
 
 
-def validate_dns(text):
+def validate_dns(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     try:
         return ipaddress.ip_address(text)
     except ValueError as exc:
         raise ModuleError("dns: %r is not an IP address: %s." % (text, exc)) from exc
 
 
-def _setting_text(key, value):
+def _setting_text(key: str, value: object) -> str:
     where = "settings.%s" % key
     if isinstance(value, bool):
         return yes_no(value)
@@ -380,8 +403,8 @@ def _setting_text(key, value):
     raise ModuleError("%s: give a string, number or boolean (or null to remove the key), not %s." % (where, type(value).__name__))
 
 
-def _bridging_opts_text(opts):
-    words = []
+def _bridging_opts_text(opts: Mapping[Any, Any]) -> str:
+    words: list[str] = []
     for key, value in opts.items():
         if not isinstance(key, str) or not _BRIDGING_KEY_RE.match(key):
             raise ModuleError("bridging_opts: %r is not a bridge option name (sysfs names like priority, hairpin_mode)." % (key,))
@@ -401,7 +424,14 @@ def _bridging_opts_text(opts):
 class Request:
     """The validated parameters: file path, desired keys, purge, managed key families, warnings."""
 
-    def __init__(self, path, desired, purge=False, families=(), warnings=()):
+    def __init__(
+        self,
+        path: str,
+        desired: dict[str, str | None],
+        purge: bool = False,
+        families: Iterable[re.Pattern[str]] = (),
+        warnings: Iterable[str] = (),
+    ) -> None:
         self.path = path
         self.desired = desired  # {key: value or None to remove}, in append order
         self.purge = purge
@@ -409,7 +439,7 @@ class Request:
         self.warnings = list(warnings)
 
 
-def build_request(params):
+def build_request(params: Mapping[str, Any]) -> Request:
     """Validate the module parameters and build the desired {key: value}.
 
     Raises ModuleError for the first problem; nothing has been read or written then.
@@ -422,7 +452,7 @@ def build_request(params):
     if params.get("state", "present") == "absent":
         return Request(path, {})
 
-    warnings = []
+    warnings: list[str] = []
     kind = params.get("type")
     settings = params.get("settings") or {}
     if kind is not None and kind not in TYPES:
@@ -435,7 +465,7 @@ def build_request(params):
     return Request(path, desired, bool(params.get("purge")), families, warnings)
 
 
-def _check_port(params, device, settings):
+def _check_port(params: Mapping[str, Any], device: str, settings: Mapping[Any, Any]) -> None:
     """A bridge port (``bridge`` set) names another device, is no bridge itself and carries no IP settings."""
     bridge = params.get("bridge")
     if bridge is None:
@@ -459,7 +489,7 @@ def _check_port(params, device, settings):
         )
 
 
-def _check_bridge_timers(params):
+def _check_bridge_timers(params: Mapping[str, Any]) -> None:
     """stp and delay belong to a bridge, and delay to the range the kernel holds."""
     kind, bridge, stp, delay = params.get("type"), params.get("bridge"), params.get("stp"), params.get("delay")
     bridge_only = [name for name, given in (("stp", stp is not None), ("delay", delay is not None)) if given]
@@ -472,7 +502,9 @@ def _check_bridge_timers(params):
             raise ModuleError("delay %d is out of range: with stp: true the kernel accepts a forward delay of 2 to 30 seconds." % delay)
 
 
-def _checked_addressing(params, settings, warnings):
+def _checked_addressing(
+    params: Mapping[str, Any], settings: Mapping[Any, Any], warnings: list[str]
+) -> tuple[list[ipaddress.IPv4Interface], ipaddress.IPv4Address | None, list[ipaddress.IPv4Address | ipaddress.IPv6Address]]:
     """(interfaces, gateway or None, DNS servers), validated; a gateway outside every subnet is a warning."""
     addresses, gateway, dns = params.get("addresses"), params.get("gateway"), params.get("dns")
     ifaces = [validate_address(text) for text in addresses] if addresses else []
@@ -488,9 +520,15 @@ def _checked_addressing(params, settings, warnings):
     return ifaces, gateway_ip, servers
 
 
-def _desired_keys(params, device, ifaces, gateway_ip, servers):
+def _desired_keys(
+    params: Mapping[str, Any],
+    device: str,
+    ifaces: Sequence[ipaddress.IPv4Interface],
+    gateway_ip: ipaddress.IPv4Address | None,
+    servers: Sequence[ipaddress.IPv4Address | ipaddress.IPv6Address],
+) -> dict[str, str | None]:
     """The keys the module's own options write."""
-    desired = {"DEVICE": device}
+    desired: dict[str, str | None] = {"DEVICE": device}
     for option, key, convert in (("type", "TYPE", TYPES.__getitem__), ("bridge", "BRIDGE", str), ("bootproto", "BOOTPROTO", str)):
         if params.get(option) is not None:
             desired[key] = convert(params[option])
@@ -522,10 +560,10 @@ def _desired_keys(params, device, ifaces, gateway_ip, servers):
     return desired
 
 
-def _add_settings(desired, params, settings):
+def _add_settings(desired: dict[str, str | None], params: Mapping[str, Any], settings: Mapping[Any, Any]) -> list[re.Pattern[str]]:
     """Add ``settings`` to ``desired``; return the key patterns the options own (their stale keys go)."""
     from_options = set(desired)
-    families = []
+    families: list[tuple[re.Pattern[str], str]] = []
     if params.get("addresses") is not None:
         families.append((_IP_FAMILY_RE, "addresses"))
     if params.get("dns") is not None:
@@ -541,14 +579,14 @@ def _add_settings(desired, params, settings):
     return [regex for regex, _option in families]
 
 
-def stale_port_keys(request, current_keys):
+def stale_port_keys(request: Request, current_keys: Iterable[str]) -> list[str]:
     """IP keys left in a bridge port's file, which initscripts ignores."""
     if "BRIDGE" not in request.desired or request.purge:
         return []
     return [key for key in current_keys if _PORT_FORBIDDEN_RE.match(key) and key not in request.desired]
 
 
-def plan(before, request):
+def plan(before: str | None, request: Request) -> tuple[Plan, list[str]]:
     """The planning step for state=present: clean up managed key families, then plan the rewrite.
 
     Returns (Plan, warnings).

@@ -23,9 +23,13 @@ without expanding or executing anything.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING, Any, overload
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._names import validate_ifname
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
 
 # ---------------------------------------------------------------------------
 # The value codec
@@ -73,20 +77,32 @@ _ANSI_WRITE = {
 }
 
 
-def _to_bytes(text):
+def _to_bytes(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
 
-def _to_text(data):
+def _to_text(data: bytes) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
-def display(text):
+@overload
+def display(text: str) -> str: ...
+
+
+@overload
+def display(text: None) -> None: ...
+
+
+@overload
+def display(text: str | None) -> str | None: ...
+
+
+def display(text: str | None) -> str | None:
     """Text for a task result: bytes that are not UTF-8 (kept as surrogates while editing) become U+FFFD."""
     return None if text is None else text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def _utf8_of_codepoint(code):
+def _utf8_of_codepoint(code: int) -> bytes:
     """Encode a code point as GLib's g_unichar_to_utf8() does.
 
     Unlike Python's codec this accepts any 32-bit value, with the original
@@ -101,14 +117,14 @@ def _utf8_of_codepoint(code):
         if code < limit:
             length, first = size, lead
             break
-    tail = []
+    tail: list[int] = []
     while len(tail) < length - 1:
         tail.append(0x80 | (code & 0x3F))
         code >>= 6
     return bytes([(first | code) & 0xFF, *reversed(tail)])
 
 
-def _looks_like_old_escape(raw):
+def _looks_like_old_escape(raw: bytes) -> bool:
     """True for a value written by old NetworkManager versions.
 
     Those put the whole value in double quotes and also escaped ' and ~ with a
@@ -134,7 +150,7 @@ def _looks_like_old_escape(raw):
     return False
 
 
-def _read_ansi_c(raw, i, out):
+def _read_ansi_c(raw: bytes, i: int, out: bytearray) -> int | None:
     """Read a $'...' body starting after $'; return the index after the closing quote, or None."""
     n = len(raw)
     while True:
@@ -184,7 +200,7 @@ def _read_ansi_c(raw, i, out):
             i += 1
 
 
-def unescape_bytes(raw, check_utf8=True):
+def unescape_bytes(raw: bytes, check_utf8: bool = True) -> bytes | None:
     """Parse the right-hand side of ``NAME=`` (bytes) like NetworkManager.
 
     A decoder: one loop over the bytes with the quoting state, kept whole,
@@ -256,9 +272,10 @@ def unescape_bytes(raw, check_utf8=True):
                 out.append(raw[i])
                 i += 1
         elif ch == ord("$") and i + 1 < n and raw[i + 1] == ord("'"):
-            i = _read_ansi_c(raw, i + 2, out)
-            if i is None:
+            after = _read_ansi_c(raw, i + 2, out)
+            if after is None:
                 return None
+            i = after
         elif ch in _UNQUOTED_META:
             return None
         else:
@@ -277,13 +294,13 @@ def unescape_bytes(raw, check_utf8=True):
     return result if nul < 0 else result[:nul]
 
 
-def unescape(raw, check_utf8=True):
+def unescape(raw: str, check_utf8: bool = True) -> str | None:
     """Text variant of :func:`unescape_bytes`; bytes that are not UTF-8 come back as surrogate escapes."""
     value = unescape_bytes(_to_bytes(raw), check_utf8)
     return None if value is None else _to_text(value)
 
 
-def _escape_ansi_c(data):
+def _escape_ansi_c(data: bytes) -> bytes:
     out = bytearray(b"$'")
     for ch in data:
         if ch in _ANSI_WRITE:
@@ -296,7 +313,7 @@ def _escape_ansi_c(data):
     return bytes(out)
 
 
-def escape_bytes(data):
+def escape_bytes(data: bytes) -> bytes:
     """Quote a value (bytes) with svEscape's rules; see :func:`escape`."""
     mangle = False
     quote = False
@@ -327,7 +344,7 @@ def escape_bytes(data):
     return bytes(out)
 
 
-def escape(value):
+def escape(value: str) -> str:
     """Quote a value for the right-hand side of ``NAME=``.
 
     1. a control character (< 0x20, or 0x7f) or bytes that are not UTF-8:
@@ -340,7 +357,7 @@ def escape(value):
     return _to_text(escape_bytes(_to_bytes(value)))
 
 
-def bash_safe(raw, value):
+def bash_safe(raw: str, value: str) -> bool:
     """True when ``raw`` is a quoting of ``value`` that bash reads as NetworkManager does.
 
     Accepted: the svEscape form, 'value' and "value" where those quotes need
@@ -373,14 +390,14 @@ class Line:
 
     __slots__ = ("key", "prefix", "raw", "text")
 
-    def __init__(self, text, key=None, prefix="", raw=None):
+    def __init__(self, text: str, key: str | None = None, prefix: str = "", raw: str | None = None) -> None:
         self.text = text  # the line as read, without its newline
         self.key = key
         self.prefix = prefix  # blanks before the key
         self.raw = raw  # the right-hand side, as written
 
     @classmethod
-    def parse(cls, text):
+    def parse(cls, text: str) -> Line:
         k = 0
         while k < len(text) and text[k] in _TEXT_SPACE:
             k += 1
@@ -393,16 +410,16 @@ class Line:
         return cls(text)
 
     @classmethod
-    def assignment(cls, key, value):
+    def assignment(cls, key: str, value: str) -> Line:
         raw = escape(value)
         return cls("%s=%s" % (key, raw), key=key, raw=raw)
 
     @property
-    def value(self):
+    def value(self) -> str | None:
         """The value as NetworkManager reads it; None when it is badly quoted."""
-        return unescape(self.raw) if self.key is not None else None
+        return unescape(self.raw) if self.key is not None and self.raw is not None else None
 
-    def render(self):
+    def render(self) -> list[str]:
         """The line(s) NetworkManager's writer would produce for this line.
 
         Comments, blank lines and valid assignments stay as they are. A line
@@ -421,7 +438,7 @@ class Line:
             return ["#NM: " + self.text]
         return [self.text]
 
-    def bash_reads_it(self):
+    def bash_reads_it(self) -> bool:
         """True when bash assigns this line's key the value NetworkManager reads, and runs nothing.
 
         bash takes only spaces and tabs as blanks before a name: behind
@@ -430,10 +447,10 @@ class Line:
         unquoted backtick or ``$(...)``, may run a command when initscripts
         sources the file.
         """
-        return self.key is not None and not self.prefix.strip(" \t") and self.value is not None and bash_safe(self.raw, self.value)
+        return self.key is not None and self.raw is not None and not self.prefix.strip(" \t") and self.value is not None and bash_safe(self.raw, self.value)
 
 
-def parse_lines(text):
+def parse_lines(text: str) -> list[Line]:
     """Split file content (text) into Lines, as NetworkManager does."""
     pieces = text.split("\n")
     if pieces and pieces[-1] == "":
@@ -441,16 +458,16 @@ def parse_lines(text):
     return [Line.parse(piece) for piece in pieces]
 
 
-def render_lines(lines):
-    out = []
+def render_lines(lines: Iterable[Line]) -> str:
+    out: list[str] = []
     for line in lines:
         out.extend(line.render())
     return "".join(piece + "\n" for piece in out)
 
 
-def read_values(lines):
+def read_values(lines: Iterable[Line]) -> dict[str, str | None]:
     """{key: value} as NetworkManager reads the lines: last occurrence wins, None if badly quoted."""
-    values = {}
+    values: dict[str, str | None] = {}
     for line in lines:
         if line.key is not None:
             values.pop(line.key, None)
@@ -458,14 +475,14 @@ def read_values(lines):
     return values
 
 
-def parse(data):
+def parse(data: bytes | str) -> dict[str, str | None]:
     """Parse file content (bytes or text) into {key: value}; see :func:`read_values`."""
     if isinstance(data, bytes):
         data = _to_text(data)
     return read_values(parse_lines(data))
 
 
-def read_files(config_dir, devices, reader):
+def read_files(config_dir: str, devices: Sequence[str], reader: Callable[[str], bytes | None]) -> dict[str, dict[str, Any]]:
     """What the ifcfg files of ``devices`` in ``config_dir`` say, as NetworkManager reads them.
 
     ``reader(path)`` returns the file's bytes or None when there is no file
@@ -477,7 +494,7 @@ def read_files(config_dir, devices, reader):
         raise ModuleError("config_dir must not contain a NUL byte.")
     for device in devices:
         validate_ifname(device, "devices")
-    found = {}
+    found: dict[str, dict[str, Any]] = {}
     for device in devices:
         path = config_dir.rstrip("/") + "/ifcfg-" + device
         data = reader(path)

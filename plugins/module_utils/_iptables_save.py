@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 
@@ -28,7 +29,7 @@ TABLE_BUILTINS = {
 }
 
 # Canonical name (as iptables-save prints it) -> the other spellings iptables accepts.
-REJECT_TYPES = {
+REJECT_TYPES: dict[str, dict[str, tuple[str, ...]]] = {
     "ipv4": {
         "icmp-net-unreachable": ("net-unreach",),
         "icmp-host-unreachable": ("host-unreach",),
@@ -80,19 +81,28 @@ NEUTRAL_MATCHES = ("comment",)
 
 _COUNTERS = re.compile(r"\[\d+:\d+\]\Z")
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Optional
+
+    # A generic option (-s, -p, -f ...): (option, negated, value or None for a flag).
+    GenericOption = tuple[str, bool, Optional[str]]
+    # A match (-m NAME or the protocol's implicit one) and its arguments.
+    Match = tuple[str, tuple[str, ...]]
+
 # --------------------------------------------------------------------------
 # Parsing
 # --------------------------------------------------------------------------
 
 
-def split_args(text):
+def split_args(text: str) -> list[str]:
     """Split one rule line into arguments the way iptables-restore does.
 
     Double quotes group words (``--comment "a b"``) and a backslash takes the
     next character literally (``\\"`` inside a quoted comment).
     """
-    tokens = []
-    current = []
+    tokens: list[str] = []
+    current: list[str] = []
     in_token = False
     quoted = False
     index = 0
@@ -122,7 +132,7 @@ def split_args(text):
     return tokens
 
 
-def resolve_reject_type(family, value):
+def resolve_reject_type(family: str, value: str) -> str | None:
     """The canonical name of a --reject-with value in ``family``, or None."""
     value = value.strip().lower()
     for canonical, aliases in REJECT_TYPES[family].items():
@@ -131,7 +141,7 @@ def resolve_reject_type(family, value):
     return None
 
 
-def _normalize_address(family, value):
+def _normalize_address(family: str, value: str) -> str:
     if "/" in value:
         return value
     return value + ("/32" if family == "ipv4" else "/128")
@@ -147,10 +157,11 @@ class Rule:
     --reject-with. The order of generic options and of matches does not count.
     """
 
-    generic: tuple = ()
-    matches: tuple = ()
+    generic: tuple[GenericOption, ...] = ()
+    matches: tuple[Match, ...] = ()
     target: str | None = None
-    target_args: tuple = ()
+    # The target's arguments; a REJECT rule's are (option, value or None) pairs (_reject_args).
+    target_args: tuple[str | tuple[str, str | None], ...] = ()
     goto: str | None = None
 
     def __post_init__(self) -> None:
@@ -159,24 +170,26 @@ class Rule:
         object.__setattr__(self, "matches", tuple(sorted(self.matches)))
         object.__setattr__(self, "target_args", tuple(self.target_args))
 
-    def _key(self) -> tuple:
+    def _key(self) -> tuple[object, ...]:
         return (self.generic, self.matches, self.target, self.target_args, self.goto)
 
     def __repr__(self) -> str:
         return "Rule(%r)" % (self._key(),)
 
     @property
-    def conditions(self):
+    def conditions(self) -> tuple[GenericOption | Match, ...]:
         """Generic options and matches that restrict the rule (comments do not)."""
         return self.generic + tuple(m for m in self.matches if m[0] not in NEUTRAL_MATCHES)
 
     @property
-    def reject_with(self):
+    def reject_with(self) -> str | None:
         if self.target != "REJECT":
             return None
-        return dict(self.target_args).get("--reject-with")
+        # parse_rule turns a REJECT rule's arguments into (option, value) pairs (_reject_args).
+        pairs = cast("tuple[tuple[str, str | None], ...]", self.target_args)
+        return dict(pairs).get("--reject-with")
 
-    def is_reject(self, reject_with):
+    def is_reject(self, reject_with: str) -> bool:
         """True for a REJECT rule that ``reject_with`` selects.
 
         ``any`` selects every REJECT rule; a type selects only the unconditional
@@ -190,24 +203,24 @@ class Rule:
             return True
         return not self.conditions and self.reject_with == reject_with
 
-    def is_accept_bridged(self):
+    def is_accept_bridged(self) -> bool:
         """True for ``-m physdev --physdev-is-bridged -j ACCEPT`` (comments allowed)."""
         return self.target == "ACCEPT" and not self.target_args and self.conditions == (("physdev", ("--physdev-is-bridged",)),)
 
 
-def parse_rule(tokens, family):
+def parse_rule(tokens: Sequence[str], family: str) -> Rule:
     """Parse the arguments after ``-A CHAIN`` into a Rule; ValueError if malformed.
 
     A decoder: one loop over the tokens with its state (the current match,
     a pending ``!``), kept whole so that it reads as iptables parses.
     """
-    generic = []
-    matches = []
-    target = None
-    target_args = []
-    goto = None
-    group = None  # the args list of the match (or target) that takes ``--options``
-    protocol = None
+    generic: list[GenericOption] = []
+    matches: list[tuple[str, list[str]]] = []
+    target: str | None = None
+    target_args: list[str] = []
+    goto: str | None = None
+    group: list[str] | None = None  # the args list of the match (or target) that takes ``--options``
+    protocol: str | None = None
     negate = False
     index = 0
     while index < len(tokens):
@@ -217,7 +230,7 @@ def parse_rule(tokens, family):
             index += 1
             continue
         if opt in GENERIC_WITH_VALUE or opt in GENERIC_FLAGS:
-            value = None
+            value: str | None = None
             if opt in GENERIC_WITH_VALUE:
                 index += 1
                 if index < len(tokens) and tokens[index] == "!":  # old style: -s ! 1.2.3.4
@@ -278,19 +291,20 @@ def parse_rule(tokens, family):
         raise ValueError("'!' at the end of the rule")
     if target is None and goto is None and not generic and not matches:
         raise ValueError("empty rule")
+    final_args: tuple[str | tuple[str, str | None], ...] = tuple(target_args)
     if target == "REJECT":
-        target_args = _reject_args(family, target_args)
+        final_args = _reject_args(family, target_args)
     return Rule(
-        generic=generic,
-        matches=[(name, tuple(args)) for name, args in matches],
+        generic=tuple(generic),
+        matches=tuple((name, tuple(args)) for name, args in matches),
         target=target,
-        target_args=target_args,
+        target_args=final_args,
         goto=goto,
     )
 
 
-def _reject_args(family, args):
-    options = {}
+def _reject_args(family: str, args: Sequence[str]) -> tuple[tuple[str, str | None], ...]:
+    options: dict[str, str | None] = {}
     index = 0
     while index < len(args):
         if args[index] == "--reject-with" and index + 1 < len(args):
@@ -308,7 +322,18 @@ class Line:
 
     __slots__ = ("chain", "index", "kind", "position", "raw", "rule", "spec", "table", "verb")
 
-    def __init__(self, index, raw, kind, table=None, chain=None, verb=None, spec=None, rule=None, position=None):
+    def __init__(
+        self,
+        index: int,
+        raw: str,
+        kind: str,
+        table: str | None = None,
+        chain: str | None = None,
+        verb: str | None = None,
+        spec: str | None = None,
+        rule: Rule | None = None,
+        position: int | None = None,
+    ) -> None:
         self.index = index
         self.raw = raw
         self.kind = kind
@@ -319,29 +344,42 @@ class Line:
         self.rule = rule
         self.position = position
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Line(%d, %r)" % (self.index, self.raw)
 
     @property
-    def text(self):
+    def text(self) -> str:
         """The rule as iptables-save would write it: ``-A CHAIN spec``."""
         return "-A %s %s" % (self.chain, self.spec)
+
+
+class RuleLine(Line):
+    """A ``-A`` / ``-I`` line: its chain, verb, spec and parsed rule are always there."""
+
+    __slots__ = ()
+    chain: str
+    verb: str
+    spec: str
+    rule: Rule
+
+    def __init__(self, index: int, raw: str, table: str, chain: str, verb: str, spec: str, rule: Rule, position: int | None = None) -> None:
+        super().__init__(index, raw, "rule", table=table, chain=chain, verb=verb, spec=spec, rule=rule, position=position)
 
 
 class Table:
     """A ``*table`` ... ``COMMIT`` block."""
 
-    def __init__(self, name, start):
+    def __init__(self, name: str, start: int) -> None:
         self.name = name
         self.start = start
-        self.commit = None
-        self.chains = {}  # name -> policy ("-" for user chains); declared in this block
-        self.rules = []  # Line objects of -A / -I rules, in file order
-        self.last_declaration = None
+        self.commit: int | None = None  # set by its COMMIT line (parse_save fails without one)
+        self.chains: dict[str, str] = {}  # name -> policy ("-" for user chains); declared in this block
+        self.rules: list[RuleLine] = []  # the -A / -I rules, in file order
+        self.last_declaration: int | None = None
 
-    def chain_rules(self, chain):
+    def chain_rules(self, chain: str) -> list[RuleLine]:
         """The chain's rules in their effective order (``-I`` lines inserted where they go)."""
-        ordered = []
+        ordered: list[RuleLine] = []
         for line in self.rules:
             if line.chain != chain:
                 continue
@@ -352,14 +390,14 @@ class Table:
                 ordered.insert(min(position - 1, len(ordered)), line)
         return ordered
 
-    def has_chain(self, chain):
+    def has_chain(self, chain: str) -> bool:
         return chain in self.chains or any(line.chain == chain for line in self.rules)
 
 
 class SaveDocument:
     """An iptables-save document (live output or a saved rules file), parsed."""
 
-    def __init__(self, family, lines, tables, newline_at_end=True):
+    def __init__(self, family: str, lines: list[Line], tables: dict[str, Table], newline_at_end: bool = True) -> None:
         self.family = family
         self.lines = lines
         self.tables = tables
@@ -369,7 +407,7 @@ class SaveDocument:
 _RULE_LINE = re.compile(r"^\s*(?:(\[\d+:\d+\])\s+)?(-A|--append|-I|--insert)\s+(\S+)(?:\s+(.*?))?\s*$")
 
 
-def parse_save(text, family, source):
+def parse_save(text: str, family: str, source: str) -> SaveDocument:
     """Parse iptables-save text; ModuleError names ``source`` and the line on malformed input.
 
     A decoder: one pass over the lines with the current table, kept whole.
@@ -378,17 +416,17 @@ def parse_save(text, family, source):
     newline_at_end = raw_lines[-1] == ""
     if newline_at_end:
         raw_lines.pop()
-    lines = []
-    tables = {}
-    current = None
+    lines: list[Line] = []
+    tables: dict[str, Table] = {}
+    current: Table | None = None
     for index, raw in enumerate(raw_lines):
         stripped = raw.strip().rstrip("\r")
         where = "%s line %d" % (source, index + 1)
         if not stripped:
-            lines.append(Line(index, raw, "blank", table=current and current.name))
+            lines.append(Line(index, raw, "blank", table=current.name if current is not None else None))
             continue
         if stripped.startswith("#"):
-            lines.append(Line(index, raw, "comment", table=current and current.name))
+            lines.append(Line(index, raw, "comment", table=current.name if current is not None else None))
             continue
         if stripped.startswith("*"):
             if current is not None:
@@ -422,7 +460,7 @@ def parse_save(text, family, source):
             verb = LONG_OPTIONS.get(match.group(2), match.group(2))
             chain = match.group(3)
             spec = match.group(4) or ""
-            position = None
+            position: int | None = None
             try:
                 tokens = split_args(spec)
                 if verb == "-I" and tokens and tokens[0].isdigit():
@@ -432,7 +470,7 @@ def parse_save(text, family, source):
                 rule = parse_rule(tokens, family)
             except ValueError as exc:
                 raise ModuleError("%s: cannot parse rule %r: %s." % (where, stripped, exc)) from exc
-            line = Line(index, raw, "rule", table=current.name, chain=chain, verb=verb, spec=spec, rule=rule, position=position)
+            line = RuleLine(index, raw, current.name, chain, verb, spec, rule, position=position)
             current.rules.append(line)
             lines.append(line)
             continue

@@ -19,7 +19,7 @@ import errno
 import os
 from collections.abc import Container, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils import _dhcp_client
 from ansible_collections.kvmhost.bridging.plugins.module_utils._bridge_plan import Plan, Step, route_needs_onlink
@@ -34,6 +34,11 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._kernel_snapshot 
     linkinfo_bridge,
 )
 from ansible_collections.kvmhost.bridging.plugins.module_utils._pyroute2_dep import iproute, netlink_error
+
+if TYPE_CHECKING:
+    from collections.abc import Collection, Sequence
+
+    from ansible_collections.kvmhost.bridging.plugins.module_utils._kernel_snapshot import Address, Link, Route
 
 TEST_FAIL_ENV = "KVMB_TEST_FAIL_AFTER_STEP"
 
@@ -58,7 +63,7 @@ class InjectedFailure(Exception):
 class ApplyError(Exception):
     """A step failed; the steps before it were undone. Carries what happened."""
 
-    def __init__(self, step_number, step, cause, done, restore_errors):
+    def __init__(self, step_number: int, step: Step | None, cause: BaseException, done: list[str], restore_errors: list[str]) -> None:
         super().__init__(str(cause))
         self.step_number = step_number
         self.step = step
@@ -107,17 +112,17 @@ class KernelApplier:
         "create_bridge": (errno.EEXIST,),
     }
 
-    def __init__(self, ipr, module=None):
+    def __init__(self, ipr: Any, module: Any = None) -> None:
         self.ipr = ipr
         self.module = module  # for the lease file a DHCP client takes along (atomic_write)
 
-    def index(self, name):
-        found = self.ipr.link_lookup(ifname=name)
+    def index(self, name: str | None) -> int:  # None (a nexthop without a device) finds no link: ModuleError
+        found: list[int] = self.ipr.link_lookup(ifname=name)
         if not found:
             raise ModuleError("%s does not exist (any more)." % name)
         return found[0]
 
-    def run(self, op, args, undoing=False):
+    def run(self, op: str, args: Mapping[str, Any], undoing: bool = False) -> None:
         try:
             getattr(self, "op_" + op)(**args)
         except netlink_error() as exc:
@@ -126,20 +131,28 @@ class KernelApplier:
             raise
 
     # -- ops ------------------------------------------------------------------
-    def op_create_bridge(self, name, mac=None, mtu=None, options=None):
-        request = {"ifname": name, "IFLA_LINKINFO": linkinfo_bridge(options or {})}
+    def op_create_bridge(self, name: str, mac: str | None = None, mtu: int | None = None, options: dict[str, int] | None = None) -> None:
+        request: dict[str, Any] = {"ifname": name, "IFLA_LINKINFO": linkinfo_bridge(options or {})}
         if mac:
             request["address"] = mac
         if mtu:
             request["mtu"] = mtu
         self.ipr.link("add", **request)
 
-    def op_delete_link(self, name):
+    def op_delete_link(self, name: str) -> None:
         found = self.ipr.link_lookup(ifname=name)
         if found:
             self.ipr.link("del", index=found[0])
 
-    def op_set_link(self, name, mac=None, mtu=None, up=None, master=None, options=None):
+    def op_set_link(
+        self,
+        name: str,
+        mac: str | None = None,
+        mtu: int | None = None,
+        up: bool | None = None,
+        master: str | None = None,
+        options: dict[str, int] | None = None,
+    ) -> None:
         index = self.index(name)
         if options:
             self.ipr.link("set", index=index, IFLA_LINKINFO=linkinfo_bridge(options))
@@ -152,13 +165,13 @@ class KernelApplier:
         if up is not None:
             self.ipr.link("set", index=index, flags=IFF_UP if up else 0, change=IFF_UP)
 
-    def _address_request(self, address):
-        request = {"index": self.index(address.dev), "family": address.family, "prefixlen": address.prefixlen, "address": address.address}
+    def _address_request(self, address: Address) -> dict[str, Any]:
+        request: dict[str, Any] = {"index": self.index(address.dev), "family": address.family, "prefixlen": address.prefixlen, "address": address.address}
         if address.local:
             request["local"] = address.local
         return request
 
-    def op_add_address(self, address):
+    def op_add_address(self, address: Address) -> None:
         request = self._address_request(address)
         if address.broadcast:
             request["broadcast"] = address.broadcast
@@ -180,11 +193,11 @@ class KernelApplier:
             request["IFA_RT_PRIORITY"] = address.rt_priority
         self.ipr.addr("add", **request)
 
-    def op_del_address(self, address):
+    def op_del_address(self, address: Address) -> None:
         self.ipr.addr("del", **self._address_request(address))
 
-    def _route_request(self, route):
-        request = {
+    def _route_request(self, route: Route) -> dict[str, Any]:
+        request: dict[str, Any] = {
             "family": route.family,
             "table": route.table,
             "dst_len": route.dst_len,
@@ -201,9 +214,9 @@ class KernelApplier:
         if route.flags:
             request["flags"] = route.flags
         if route.multipath:
-            hops = []
+            hops: list[dict[str, Any]] = []
             for nh in route.multipath:
-                hop = {"oif": self.index(nh.dev), "hops": nh.hops, "flags": nh.flags}
+                hop: dict[str, Any] = {"oif": self.index(nh.dev), "hops": nh.hops, "flags": nh.flags}
                 if nh.gateway:
                     hop["gateway"] = nh.gateway
                 hops.append(hop)
@@ -225,7 +238,7 @@ class KernelApplier:
             request["metrics"] = dict(route.metrics)
         return request
 
-    def op_replace_route(self, route, old=None):
+    def op_replace_route(self, route: Route, old: Route | None = None) -> None:
         self.ipr.route("replace", **self._route_request(route))
         if old is not None and old.key != route.key:
             self.op_delete_route(old)
@@ -235,13 +248,15 @@ class KernelApplier:
             with suppress(ModuleError):
                 self.op_delete_route(old)
 
-    def op_stop_dhcp_client(self, argv):
+    def op_stop_dhcp_client(self, argv: Sequence[str]) -> None:
         _dhcp_client.stop_client(argv)
 
-    def op_start_dhcp_client(self, argv, lease=None, old=None, new=None):
+    def op_start_dhcp_client(
+        self, argv: Sequence[str], lease: tuple[str | None, str | None] | None = None, old: str | None = None, new: str | None = None
+    ) -> None:
         _dhcp_client.start_client(argv, lease=lease, module=self.module, old=old, new=new)
 
-    def op_delete_route(self, route):
+    def op_delete_route(self, route: Route) -> None:
         try:
             self.ipr.route("del", **self._route_request(route))
         except netlink_error() as exc:
@@ -255,9 +270,9 @@ def apply_plan(applier: KernelApplier, plan: Plan, fail_after_step: int | None =
     Returns the descriptions of the steps applied. ``fail_after_step`` (the
     testing aid) raises InjectedFailure right after that step number.
     """
-    done = []
+    done: list[Step] = []
     number = 0
-    step = None
+    step: Step | None = None
     try:
         for number, step in enumerate(plan.steps, 1):
             applier.run(step.op, step.args)
@@ -265,7 +280,7 @@ def apply_plan(applier: KernelApplier, plan: Plan, fail_after_step: int | None =
             if fail_after_step is not None and number == fail_after_step:
                 raise InjectedFailure("failure injected after step %d by %s (a testing aid)" % (number, TEST_FAIL_ENV))
     except BaseException as exc:
-        restore_errors = []
+        restore_errors: list[str] = []
         for applied in reversed(done):
             for op, args in applied.undo:
                 try:
@@ -281,13 +296,13 @@ def apply_plan(applier: KernelApplier, plan: Plan, fail_after_step: int | None =
 # --------------------------------------------------------------------------
 # The guard's restore: Steps back to a saved snapshot
 # --------------------------------------------------------------------------
-def _restorable_addresses(snapshot, name):
+def _restorable_addresses(snapshot: Snapshot, name: str) -> dict[tuple[int, str, int], Address]:
     """The addresses of ``name`` that a restore manages: the user's, not the kernel's own."""
     return {(a.family, a.ip, a.prefixlen): a for a in snapshot.addresses_on(name) if is_migratable_address(a)}
 
 
-def _restorable_routes(snapshot, names):
-    routes = []
+def _restorable_routes(snapshot: Snapshot, names: Collection[str]) -> list[Route]:
+    routes: list[Route] = []
     for route in snapshot.routes:
         if is_movable_route(route, snapshot.addresses) and any(route.uses(name) for name in names) and route not in routes:
             routes.append(route)
@@ -325,9 +340,9 @@ def plan_restore(saved: Snapshot, now: Snapshot, interfaces: Iterable[str] = ())
     return steps
 
 
-def _restore_bridges(saved, now, names):
+def _restore_bridges(saved: Snapshot, now: Snapshot, names: Sequence[str]) -> list[Step]:
     """Delete the bridges that did not exist, then create again those that are gone."""
-    steps = []
+    steps: list[Step] = []
     for name in names:
         old, new = saved.link(name), now.link(name)
         if old is None and new is not None and new.kind == "bridge":
@@ -340,14 +355,13 @@ def _restore_bridges(saved, now, names):
     return steps
 
 
-def _link_changes(old, new):
+def _link_changes(old: Link, new: Link | None) -> dict[str, Any]:
     """What set_link must change to bring link ``new`` (None: created again) back to ``old``."""
-    recreated = new is None
-    changes = {}
-    master_differs = recreated or (old.master or None) != (new.master or None)
-    if master_differs and (old.master or not recreated):
+    changes: dict[str, Any] = {}
+    master_differs = new is None or (old.master or None) != (new.master or None)
+    if master_differs and (old.master or new is not None):
         changes["master"] = old.master or ""
-    if recreated:
+    if new is None:  # created again
         return changes
     if old.mtu and old.mtu != new.mtu:
         changes["mtu"] = old.mtu
@@ -360,12 +374,12 @@ def _link_changes(old, new):
     return changes
 
 
-def _restore_links(saved, now, names):
+def _restore_links(saved: Snapshot, now: Snapshot, names: Sequence[str]) -> list[Step]:
     """Masters, MTUs, MACs and bridge options, then the link states, of the links that were there."""
-    steps = []
+    steps: list[Step] = []
     for name in names:
         old, new = saved.link(name), now.link(name)
-        if new is None and old.kind != "bridge":
+        if old is None or (new is None and old.kind != "bridge"):  # old: plan_restore passes the links of saved
             continue
         changes = _link_changes(old, new)
         if changes:
@@ -373,14 +387,14 @@ def _restore_links(saved, now, names):
             steps.append(Step("set_link", "set %s %s" % (name, text), dict(changes, name=name)))
     for name in names:
         old, new = saved.link(name), now.link(name)
-        if new is None or old.up != new.up:
+        if old is not None and (new is None or old.up != new.up):
             steps.append(Step("set_link", "bring %s %s" % (name, "up" if old.up else "down"), {"name": name, "up": old.up}))
     return steps
 
 
-def _restore_addresses(saved, now, names):
+def _restore_addresses(saved: Snapshot, now: Snapshot, names: Sequence[str]) -> list[Step]:
     """The missing addresses back first, then the extra ones removed."""
-    steps = []
+    steps: list[Step] = []
     for name in names:
         before = _restorable_addresses(saved, name)
         after = _restorable_addresses(now, name) if now.link(name) is not None else {}
@@ -397,9 +411,9 @@ def _restore_addresses(saved, now, names):
     return steps
 
 
-def _restore_routes(saved, now, names, gone):
+def _restore_routes(saved: Snapshot, now: Snapshot, names: Collection[str], gone: Collection[str]) -> list[Step]:
     """The user's routes back (on-link ones before the gateways they reach), then the extra ones removed."""
-    steps = []
+    steps: list[Step] = []
     before_routes = _restorable_routes(saved, names)
     now_routes = [r for r in _restorable_routes(now, names) if not any(r.uses(name) for name in gone)]
     for route in sorted(before_routes, key=route_needs_onlink):  # on-link routes before the gateways they reach
@@ -412,7 +426,7 @@ def _restore_routes(saved, now, names, gone):
     return steps
 
 
-def plan_client_restore(saved: Iterable[Iterable[str]], now: Iterable[Any], names: Container[str]) -> tuple[list[Step], list[Step]]:
+def plan_client_restore(saved: Iterable[Sequence[str]], now: Iterable[_dhcp_client.DhcpClient], names: Container[str]) -> tuple[list[Step], list[Step]]:
     """(stops, starts): the Steps that bring the DHCP clients of ``names`` back to ``saved``.
 
     ``saved``: the command lines (lists) the snapshot found; ``now``: the

@@ -21,9 +21,12 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from socket import AF_INET, AF_INET6
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._rtnl import MessageSource
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 # --------------------------------------------------------------------------
 # Kernel constants (linux/if.h, if_addr.h, rtnetlink.h, if_bridge.h)
@@ -129,7 +132,7 @@ class Link:
     mtu: int = 1500
     up: bool = False  # administrative state (IFF_UP)
     loopback: bool = False
-    bridge: dict = field(default_factory=dict)  # bridge options (BRIDGE_OPTION_NAMES), netlink units
+    bridge: dict[str, int] = field(default_factory=dict)  # bridge options (BRIDGE_OPTION_NAMES), netlink units
 
 
 @dataclass(frozen=True)
@@ -151,19 +154,19 @@ class Address:
     rt_priority: int | None = None  # IFA_RT_PRIORITY: the metric of the prefix route the kernel makes for it
 
     @property
-    def ip(self):
+    def ip(self) -> str:
         """Our own address on the device (IFA_LOCAL for IPv4, IFA_ADDRESS for IPv6)."""
         return self.local or self.address
 
     @property
-    def cidr(self):
+    def cidr(self) -> str:
         text = "%s/%d" % (self.ip, self.prefixlen)
         if self.local and self.address and self.local != self.address:
             text = "%s peer %s/%d" % (self.local, self.address, self.prefixlen)
         return text
 
     @property
-    def key(self):
+    def key(self) -> tuple[int, str]:
         return (self.family, self.ip)
 
 
@@ -198,41 +201,41 @@ class Route:
     prefsrc: str | None = None
     pref: int | None = None
     flow: int | None = None
-    metrics: tuple = ()  # ((RTAX_NAME, value), ...)
-    multipath: tuple = ()  # (Nexthop, ...)
-    unsupported: tuple = ()  # names of attributes that cannot be copied
+    metrics: tuple[tuple[str, int | str], ...] = ()  # ((RTAX_NAME, value), ...): RTAX_CC_ALGO is a name, the others numbers
+    multipath: tuple[Nexthop, ...] = ()
+    unsupported: tuple[str, ...] = ()  # names of attributes that cannot be copied
 
     @property
-    def expires(self):
+    def expires(self) -> bool:
         """True for a route with a lifetime (the kernel's own from router advertisements)."""
         return "RTA_EXPIRES" in self.unsupported
 
     @property
-    def devices(self):
+    def devices(self) -> tuple[str | None, ...]:
         if self.multipath:
             return tuple(nh.dev for nh in self.multipath)
         return (self.dev,)
 
-    def uses(self, name):
+    def uses(self, name: str) -> bool:
         return name in self.devices
 
     @property
-    def key(self):
+    def key(self) -> tuple[int | str | None, ...]:
         """What the kernel tells routes apart by in a table (a replace swaps the route with this key)."""
         if self.family == AF_INET6:
             return (self.family, self.table, self.dst, self.dst_len, self.src, self.src_len, self.priority or 1024)
         return (self.family, self.table, self.dst, self.dst_len, self.tos, self.priority or 0)
 
-    def on(self, old, new):
+    def on(self, old: str, new: str) -> Route:
         """This route with device ``old`` replaced by ``new`` (also in the nexthops)."""
         if self.multipath:
             hops = tuple(replace(nh, dev=new) if nh.dev == old else nh for nh in self.multipath)
             return replace(self, multipath=hops)
         return replace(self, dev=new if self.dev == old else self.dev)
 
-    def describe(self):
+    def describe(self) -> str:
         """iproute2-like text, e.g. ``default via 198.18.0.1 dev eth0 proto boot``."""
-        words = []
+        words: list[str] = []
         if self.type != 1:
             words.append(ROUTE_TYPE_NAMES.get(self.type, "type %d" % self.type))
         words.append("%s/%d" % (self.dst, self.dst_len) if self.dst else "default")
@@ -265,32 +268,32 @@ class Route:
 class Snapshot:
     """Links, addresses and routes of one network namespace, read at one moment."""
 
-    def __init__(self, links=(), addresses=(), routes=()):
+    def __init__(self, links: Iterable[Link] = (), addresses: Iterable[Address] = (), routes: Iterable[Route] = ()) -> None:
         self.links = {link.name: link for link in links}
         self.addresses = list(addresses)
         self.routes = list(routes)
 
-    def link(self, name):
+    def link(self, name: str) -> Link | None:
         return self.links.get(name)
 
-    def addresses_on(self, name):
+    def addresses_on(self, name: str) -> list[Address]:
         return [a for a in self.addresses if a.dev == name]
 
-    def routes_using(self, name):
+    def routes_using(self, name: str) -> list[Route]:
         return [r for r in self.routes if r.uses(name)]
 
-    def ports_of(self, name):
+    def ports_of(self, name: str) -> list[str]:
         """Names of the links enslaved to ``name``, in ifindex order."""
         return [link.name for link in sorted(self.links.values(), key=lambda x: x.index) if link.master == name]
 
-    def copy(self):
+    def copy(self) -> Snapshot:
         return copy.deepcopy(self)
 
 
 # --------------------------------------------------------------------------
 # Reading the kernel: one session, one dump of each table
 # --------------------------------------------------------------------------
-def _nla(msg, name):
+def _nla(msg: Any, name: str) -> Any:
     """Attribute ``name`` of a pyroute2 message or nested attribute, or None."""
     if msg is None:
         return None
@@ -300,7 +303,7 @@ def _nla(msg, name):
         return None
 
 
-def _field(msg, name, default=0):
+def _field(msg: Any, name: str, default: Any = 0) -> Any:
     try:
         value = msg[name]
     except (KeyError, TypeError):
@@ -316,7 +319,7 @@ def links_from_messages(messages: Iterable[Any]) -> list[Link]:
     for msg in messages:
         info = _nla(msg, "IFLA_LINKINFO")
         kind = _nla(info, "IFLA_INFO_KIND") or ""
-        bridge = {}
+        bridge: dict[str, int] = {}
         if kind == "bridge":
             data = _nla(info, "IFLA_INFO_DATA")
             for name, nla, _how in BRIDGE_OPTIONS:
@@ -346,7 +349,7 @@ def links_from_messages(messages: Iterable[Any]) -> list[Link]:
     return links
 
 
-def _ifname(names, index):
+def _ifname(names: Mapping[int, str], index: int | None) -> str | None:
     return names.get(index, "if%d" % index) if index else None
 
 
@@ -369,7 +372,7 @@ def addresses_from_messages(messages: Iterable[Any], names: dict[int, str]) -> l
         local = _nla(msg, "IFA_LOCAL") if family == AF_INET else None
         addresses.append(
             Address(
-                dev=_ifname(names, _field(msg, "index")),
+                dev=cast(str, _ifname(names, _field(msg, "index"))),  # ifa_index 0 only in a malformed message; kept as it came
                 family=family,
                 address=cast(str, address or local),  # None only in a malformed message; kept as it came
                 prefixlen=_field(msg, "prefixlen"),
@@ -448,7 +451,7 @@ def read_snapshot(source: Any = None) -> Snapshot:
     links = links_from_messages(ipr.get_links())
     names = {link.index: link.name for link in links}
     addresses = addresses_from_messages(ipr.get_addr(), names)
-    routes = []
+    routes: list[Route] = []
     for family in (AF_INET, AF_INET6):
         routes.extend(routes_from_messages(ipr.get_routes(family=family), names))
     return Snapshot(links, addresses, routes)
@@ -475,8 +478,8 @@ def is_guest_port(link: Link) -> bool:
 
 def stacked_on(snapshot: Snapshot, link: Link, target: str) -> bool:
     """True if ``link`` is ``target`` or sits on it through a chain of lower devices (vlan, macvlan...)."""
-    seen = set()
-    current = link
+    seen: set[str] = set()
+    current: Link | None = link
     while current is not None and current.name not in seen:
         if current.name == target:
             return True
@@ -638,7 +641,7 @@ def runtime_state(snapshot: Snapshot, names: Iterable[str]) -> dict[str, dict[st
 
 def state_differences(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """Human-readable differences between two runtime_state() results."""
-    problems = []
+    problems: list[str] = []
     for name in sorted(set(before) | set(after)):
         old, new = before.get(name), after.get(name)
         if old == new:
@@ -666,7 +669,7 @@ def snapshot_to_json(snapshot: Snapshot) -> dict[str, Any]:
     }
 
 
-def _route_from_json(data):
+def _route_from_json(data: Mapping[str, Any]) -> Route:
     data = dict(data)
     data["multipath"] = tuple(Nexthop(**hop) for hop in data.get("multipath") or ())
     data["metrics"] = tuple(tuple(pair) for pair in data.get("metrics") or ())

@@ -25,6 +25,19 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import TypedDict
+
+    class IPConfig(TypedDict):
+        """What :func:`read_ip` reads from an [ipv4]/[ipv6] group."""
+
+        method: str
+        addresses: list[str]
+        gateway: str | None
+        dns: list[str]
 
 # ---------------------------------------------------------------------------
 # Values
@@ -38,7 +51,7 @@ class ValueError_(ValueError):
     """A value that GLib refuses to interpret (bad escape, backslash at the end, not UTF-8)."""
 
 
-def _utf8_ok(text):
+def _utf8_ok(text: str) -> bool:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -46,15 +59,27 @@ def _utf8_ok(text):
     return True
 
 
-def unescape(raw, as_list=False):
+@overload
+def unescape(raw: str, as_list: Literal[False] = ...) -> str: ...
+
+
+@overload
+def unescape(raw: str, as_list: Literal[True]) -> list[str]: ...
+
+
+@overload
+def unescape(raw: str, as_list: bool) -> str | list[str]: ...
+
+
+def unescape(raw: str, as_list: bool = False) -> str | list[str]:
     """Decode a raw value as ``g_key_file_get_string`` (or ``_get_string_list``) does.
 
     Raises ValueError_ where GLib reports "a value that cannot be interpreted".
     """
     if not _utf8_ok(raw):
         raise ValueError_("the value is not valid UTF-8")
-    items = []
-    out = []
+    items: list[str] = []
+    out: list[str] = []
     i = 0
     n = len(raw)
     while i < n:
@@ -84,9 +109,9 @@ def unescape(raw, as_list=False):
     return items
 
 
-def escape(value, separator=False):
+def escape(value: str, separator: bool = False) -> str:
     """Encode a string as ``g_key_file_set_string`` does (``separator``: a list item, ``;`` escaped)."""
-    out = []
+    out: list[str] = []
     leading = True
     for ch in value:
         if leading and ch in _LEADING:
@@ -102,7 +127,7 @@ def escape(value, separator=False):
     return "".join(out)
 
 
-def escape_list(items):
+def escape_list(items: Iterable[str]) -> str:
     """Encode a list as ``g_key_file_set_string_list`` does: every item followed by ``;``."""
     return "".join(escape(item, separator=True) + ";" for item in items)
 
@@ -113,11 +138,11 @@ def escape_list(items):
 _SPACE = " \t\n\v\f\r"  # g_ascii_isspace
 
 
-def _valid_group_name(name):
+def _valid_group_name(name: str) -> bool:
     return bool(name) and not any(ch in "[]" or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name)
 
 
-def _valid_key_name(key):
+def _valid_key_name(key: str) -> bool:
     """g_key_file_is_key_name: no = [ ], no leading/trailing space, optional [locale] suffix."""
     match = re.match(r"([^=\[\]]*)(\[[A-Za-z0-9_.@-]*\])?\Z", key)
     if not match or not match.group(1):
@@ -131,7 +156,7 @@ class Line:
 
     __slots__ = ("group", "key", "kind", "raw", "text")
 
-    def __init__(self, text, kind, group=None, key=None, raw=None):
+    def __init__(self, text: str, kind: str, group: str | None = None, key: str | None = None, raw: str | None = None) -> None:
         self.text = text
         self.kind = kind
         self.group = group  # the group a pair belongs to, or the group a header opens
@@ -139,27 +164,27 @@ class Line:
         self.raw = raw  # the raw value of a pair
 
     @classmethod
-    def pair(cls, group, key, raw):
+    def pair(cls, group: str, key: str, raw: str) -> Line:
         return cls("%s=%s" % (key, raw), "pair", group, key, raw)
 
 
 class KeyFile:
     """A keyfile as lines, with GKeyFile's reading; rewrites touch only what changes."""
 
-    def __init__(self, lines=None):
+    def __init__(self, lines: Iterable[Line] | None = None) -> None:
         self.lines = list(lines or [])
 
     # -- reading -----------------------------------------------------------
     @classmethod
-    def parse(cls, text):
+    def parse(cls, text: str) -> KeyFile:
         pieces = text.split("\n")
         terminated = len(pieces)  # pieces before this index ended with a newline
         if pieces and pieces[-1] == "":
             pieces.pop()
         else:
             terminated -= 1
-        lines = []
-        group = None
+        lines: list[Line] = []
+        group: str | None = None
         for index, piece in enumerate(pieces):
             # GLib drops the CR of a CRLF, not a CR at the very end of the data.
             text_line = piece[:-1] if piece.endswith("\r") and index < terminated else piece
@@ -195,47 +220,42 @@ class KeyFile:
         return cls(lines)
 
     @property
-    def errors(self):
+    def errors(self) -> list[str]:
         """Why GLib (and so NetworkManager) refuses to load the file; empty when it loads."""
         return ["line %d %r: %s" % (i + 1, line.text, line.key) for i, line in enumerate(self.lines) if line.kind == "invalid"]
 
-    def groups(self):
+    def groups(self) -> list[str]:
         """Group names in order of first appearance (duplicates merge)."""
-        seen = []
+        seen: list[str] = []
         for line in self.lines:
-            if line.kind == "group" and line.group not in seen:
+            if line.kind == "group" and line.group is not None and line.group not in seen:
                 seen.append(line.group)
         return seen
 
-    def raw_items(self, group):
+    def raw_items(self, group: str) -> dict[str, str]:
         """{key: raw} of a group; the last occurrence wins, ordered by first appearance.
 
         Translations (``key[locale]``) are left out: GLib drops them unless the
         locale is the reader's, and NetworkManager reads no translated keys.
         """
-        items = {}
+        items: dict[str, str] = {}
         for line in self.lines:
-            if line.kind == "pair" and line.group == group and "[" not in line.key:
+            # A pair always has its key and raw value (parse, Line.pair).
+            if line.kind == "pair" and line.group == group and line.key is not None and line.raw is not None and "[" not in line.key:
                 items[line.key] = line.raw
         return items
 
-    def has_group(self, group):
+    def has_group(self, group: str) -> bool:
         return any(line.kind == "group" and line.group == group for line in self.lines)
 
-    def raw(self, group, key):
+    def raw(self, group: str, key: str) -> str | None:
         return self.raw_items(group).get(key)
 
-    def get(self, group, key):
+    def get(self, group: str, key: str) -> str | None:
         """The value as a string, or None when absent or not interpretable."""
-        raw = self.raw(group, key)
-        if raw is None:
-            return None
-        try:
-            return unescape(raw)
-        except ValueError_:
-            return None
+        return _interpreted(self.raw(group, key))
 
-    def get_list(self, group, key):
+    def get_list(self, group: str, key: str) -> list[str] | None:
         raw = self.raw(group, key)
         if raw is None:
             return None
@@ -244,11 +264,11 @@ class KeyFile:
         except ValueError_:
             return None
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, dict[str, str | None]]:
         """{group: {key: value}}; a value GLib cannot interpret is None."""
-        result = {}
+        result: dict[str, dict[str, str | None]] = {}
         for group in self.groups():
-            values = {}
+            values: dict[str, str | None] = {}
             for key, raw in self.raw_items(group).items():
                 try:
                     values[key] = unescape(raw)
@@ -258,7 +278,7 @@ class KeyFile:
         return result
 
     # -- writing -----------------------------------------------------------
-    def set_raw(self, group, key, raw):
+    def set_raw(self, group: str, key: str, raw: str) -> None:
         """Set a key's raw value: its last occurrence changes in place, earlier ones go; else it is appended."""
         positions = [i for i, line in enumerate(self.lines) if line.kind == "pair" and line.group == group and line.key == key]
         if positions:
@@ -268,19 +288,19 @@ class KeyFile:
             return
         self._append(group, Line.pair(group, key, raw))
 
-    def set(self, group, key, value):
+    def set(self, group: str, key: str, value: str) -> None:
         self.set_raw(group, key, escape(value))
 
-    def set_list(self, group, key, items):
+    def set_list(self, group: str, key: str, items: Iterable[str]) -> None:
         self.set_raw(group, key, escape_list(items))
 
-    def ensure_group(self, group):
+    def ensure_group(self, group: str) -> None:
         if not self.has_group(group):
             if self.lines and self.lines[-1].text.strip() != "":
                 self.lines.append(Line("", "comment"))
             self.lines.append(Line("[%s]" % group, "group", group=group))
 
-    def _append(self, group, new_line):
+    def _append(self, group: str, new_line: Line) -> None:
         """After the last pair of the group's last block (its header when empty); a new group goes at the end."""
         if not self.has_group(group):
             self.ensure_group(group)
@@ -297,16 +317,16 @@ class KeyFile:
                 insert = i + 1
         self.lines.insert(insert, new_line)
 
-    def remove(self, group, key):
+    def remove(self, group: str, key: str) -> bool:
         """Remove every occurrence of a key; True when there was one."""
         keep = [line for line in self.lines if not (line.kind == "pair" and line.group == group and line.key == key)]
         removed = len(keep) != len(self.lines)
         self.lines = keep
         return removed
 
-    def remove_group(self, group):
+    def remove_group(self, group: str) -> bool:
         """Remove a group: its headers, its pairs and the comments inside its blocks."""
-        keep = []
+        keep: list[Line] = []
         inside = False
         for line in self.lines:
             if line.kind == "group":
@@ -319,11 +339,11 @@ class KeyFile:
         self.lines = keep
         return removed
 
-    def render(self):
+    def render(self) -> str:
         return "".join(line.text + "\n" for line in self.lines)
 
 
-def dumps(groups):
+def dumps(groups: Mapping[str, Mapping[str, str | list[str]]]) -> str:
     """A new keyfile from {group: {key: value}} (values: str, or list for a list), as NetworkManager lays it out."""
     keyfile = KeyFile()
     for group, values in groups.items():
@@ -359,17 +379,17 @@ SYSTEM_DIR = "/etc/NetworkManager/system-connections"
 SUFFIX = ".nmconnection"
 
 
-def setting_name(group):
+def setting_name(group: str) -> str:
     """The setting a [group] holds (``ethernet`` -> ``802-3-ethernet``)."""
     return _ALIAS_TO_SETTING.get(group, group)
 
 
-def short_type(kind):
+def short_type(kind: str) -> str:
     """The name used in this collection's options and results (``802-3-ethernet`` -> ``ethernet``)."""
     return SETTING_ALIASES.get(kind, kind)
 
 
-def ignored_name(name, in_etc=True):
+def ignored_name(name: str, in_etc: bool = True) -> str | None:
     """Why NetworkManager skips a file of this name in a profile directory, or None.
 
     nms-keyfile-utils.c: hidden files, backups (``~``), editor and mkstemp
@@ -389,7 +409,7 @@ def ignored_name(name, in_etc=True):
     return None
 
 
-def file_name_for(profile_id):
+def file_name_for(profile_id: str) -> str:
     """The file name NetworkManager itself gives a new profile: ``/`` -> ``_``, no leading ``.``, ``.nmconnection``."""
     name = profile_id.replace("/", "_")
     if name.startswith("."):
@@ -397,7 +417,7 @@ def file_name_for(profile_id):
     return name + SUFFIX
 
 
-def id_from_file_name(name):
+def id_from_file_name(name: str) -> str:
     """The id NetworkManager gives a profile without one: the file name without ``.nmconnection``."""
     return name[: -len(SUFFIX)] if name.endswith(SUFFIX) and len(name) > len(SUFFIX) else name
 
@@ -406,7 +426,7 @@ _BOOL_TRUE = ("true", "yes", "1", "on")
 _BOOL_FALSE = ("false", "no", "0", "off")
 
 
-def parse_bool(text, default=None):
+def parse_bool(text: str | None, default: bool | None = None) -> bool | None:
     if text is None:
         return default
     lowered = text.strip().lower()
@@ -417,7 +437,7 @@ def parse_bool(text, default=None):
     return default
 
 
-def parse_int(text, default=None):
+def parse_int(text: str | None, default: int | None = None) -> int | None:
     if text is None:
         return default
     try:
@@ -430,7 +450,7 @@ _MAC_HEX = re.compile(r"[0-9A-Fa-f]{2}(?:[:-][0-9A-Fa-f]{2}){5}\Z")
 CLONED_SPECIAL = ("preserve", "permanent", "random", "stable")
 
 
-def parse_mac(text, special=()):
+def parse_mac(text: str | None, special: tuple[str, ...] = ()) -> str | None:
     """A MAC as NetworkManager reads it (hex with ``:``, or the old list of decimal bytes), upper case; else None."""
     if text is None:
         return None
@@ -451,9 +471,9 @@ def parse_mac(text, special=()):
 _ADDRESS_KEY = re.compile(r"(address|addresses)([0-9]*)\Z")
 
 
-def _address_keys(values):
+def _address_keys(values: Iterable[str]) -> list[str]:
     """The address keys in NetworkManager's reading order: by number (none = 0), ``address`` before ``addresses``."""
-    keys = []
+    keys: list[tuple[int, int, str]] = []
     for key in values:
         match = _ADDRESS_KEY.match(key)
         if match:
@@ -462,7 +482,7 @@ def _address_keys(values):
     return [key for _number, _kind, key in sorted(keys)]
 
 
-def _parse_address(text, family):
+def _parse_address(text: str, family: int) -> tuple[str, str | None] | None:
     """(``addr/prefix``, gateway or None) from ``ADDR[/PREFIX][,GW]`` or the old ``ADDR;PREFIX;GW;``; None if invalid."""
     parts = re.split(r"[,;]", text.strip())
     while parts and parts[-1] == "":
@@ -471,6 +491,7 @@ def _parse_address(text, family):
         return None
     first = parts[0]
     rest = parts[1:]
+    prefix_text: str | None
     if "/" in first:
         addr_text, prefix_text = first.split("/", 1)
     elif rest and rest[0].isdigit():
@@ -492,7 +513,7 @@ def _parse_address(text, family):
         prefix = int(prefix_text)
     else:
         return None
-    gateway = None
+    gateway: str | None = None
     if rest and rest[0]:
         try:
             gw = ipaddress.ip_address(rest[0])
@@ -504,8 +525,8 @@ def _parse_address(text, family):
     return "%s/%d" % (addr, prefix), gateway
 
 
-def _scalar(raw_values, key):
-    raw = raw_values.get(key)
+def _interpreted(raw: str | None) -> str | None:
+    """A raw value unescaped, or None when absent or not interpretable."""
     if raw is None:
         return None
     try:
@@ -514,11 +535,15 @@ def _scalar(raw_values, key):
         return None
 
 
-def read_ip(raw_values, family):
+def _scalar(raw_values: Mapping[str, str], key: str) -> str | None:
+    return _interpreted(raw_values.get(key))
+
+
+def read_ip(raw_values: Mapping[str, str], family: int) -> IPConfig:
     """{method, addresses, gateway, dns} from an [ipv4]/[ipv6] group's {key: raw value}."""
     method = _scalar(raw_values, "method") or "auto"
-    addresses = []
-    legacy_gateway = None
+    addresses: list[str] = []
+    legacy_gateway: str | None = None
     for key in _address_keys(raw_values):
         text = _scalar(raw_values, key)
         parsed = _parse_address(text, family) if text is not None else None
@@ -540,7 +565,7 @@ def read_ip(raw_values, family):
         gateway = legacy_gateway
     if parse_bool(_scalar(raw_values, "never-default"), False):
         gateway = None  # NetworkManager's normalisation drops the gateway of a never-default profile
-    dns = []
+    dns: list[str] = []
     raw_dns = raw_values.get("dns")
     if raw_dns is not None:
         try:
@@ -557,7 +582,7 @@ def read_ip(raw_values, family):
     return {"method": method, "addresses": addresses, "gateway": gateway, "dns": dns}
 
 
-def decode(raw):
+def decode(raw: str) -> str | None:
     """A raw value for display: decoded as a string, else as the list GLib reads (``a\\;b;`` stays raw), else None."""
     try:
         return unescape(raw)
@@ -570,7 +595,7 @@ def decode(raw):
     return raw
 
 
-def read_profile(text, file_name, before_1_46=False):
+def read_profile(text: str, file_name: str, before_1_46: bool = False) -> dict[str, Any]:
     """What NetworkManager reads from a keyfile (text) named ``file_name``.
 
     Returns a dict: ``loads`` (False when GLib refuses the file), ``errors``,
@@ -586,10 +611,10 @@ def read_profile(text, file_name, before_1_46=False):
     return interpret(KeyFile.parse(text), file_name, before_1_46)
 
 
-def interpret(keyfile, file_name, before_1_46=False):
+def interpret(keyfile: KeyFile, file_name: str, before_1_46: bool = False) -> dict[str, Any]:
     """:func:`read_profile` for a parsed KeyFile."""
     errors = keyfile.errors
-    problems = []
+    problems: list[str] = []
     if errors:
         problems.append("NetworkManager cannot load this file (GLib refuses it): %s." % "; ".join(errors))
     raw_settings, settings = _decoded_settings(keyfile, problems)
@@ -600,7 +625,7 @@ def interpret(keyfile, file_name, before_1_46=False):
     cloned = ethernet.get("cloned-mac-address")
     if cloned is None and kind == "bridge":
         cloned = settings.get("bridge", {}).get("mac-address")
-    bridge = {}
+    bridge: dict[str, bool | int | None] = {}
     if kind == "bridge":
         values = settings.get("bridge", {})
         bridge = {
@@ -608,7 +633,7 @@ def interpret(keyfile, file_name, before_1_46=False):
             "forward_delay": parse_int(values.get("forward-delay"), 15),
         }
     port = bool(controller)
-    profile = {
+    profile: dict[str, Any] = {
         "loads": not errors,
         "errors": errors,
         "id": connection.get("id") or id_from_file_name(file_name),
@@ -634,14 +659,14 @@ def interpret(keyfile, file_name, before_1_46=False):
     return profile
 
 
-def _decoded_settings(keyfile, problems):
+def _decoded_settings(keyfile: KeyFile, problems: list[str]) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str | None]]]:
     """(raw values, decoded values) of each setting; a key NetworkManager cannot decode is a problem."""
     # The last group of a setting wins as a whole (nm_connection_add_setting replaces).
-    raw_settings = {}
-    settings = {}
+    raw_settings: dict[str, dict[str, str]] = {}
+    settings: dict[str, dict[str, str | None]] = {}
     for group in keyfile.groups():
         raw_settings[setting_name(group)] = raw_values = keyfile.raw_items(group)
-        values = {}
+        values: dict[str, str | None] = {}
         for key, raw in raw_values.items():
             values[key] = decode(raw)
             if values[key] is None:
@@ -653,7 +678,7 @@ def _decoded_settings(keyfile, problems):
     return raw_settings, settings
 
 
-def _profile_type(connection, settings):
+def _profile_type(connection: Mapping[str, str | None], settings: Mapping[str, Mapping[str, str | None]]) -> str | None:
     """The profile's type: [connection] type=, else the base setting it has."""
     kind = connection.get("type")
     if kind is not None:
@@ -665,7 +690,7 @@ def _profile_type(connection, settings):
     return kind
 
 
-def _interface_name(connection, settings):
+def _interface_name(connection: Mapping[str, str | None], settings: Mapping[str, Mapping[str, str | None]]) -> str | None:
     """[connection] interface-name=, else the legacy one of a bridge, bond, team or vlan setting."""
     interface = connection.get("interface-name")
     if not interface:
@@ -676,7 +701,9 @@ def _interface_name(connection, settings):
     return interface
 
 
-def _controller(connection, settings, before_1_46, problems):
+def _controller(
+    connection: Mapping[str, str | None], settings: Mapping[str, Mapping[str, str | None]], before_1_46: bool, problems: list[str]
+) -> tuple[str | None, str | None, list[str]]:
     """(controller, port type, controller keys set) as this NetworkManager reads them; mismatches are problems."""
     master = connection.get("master")
     controller_new = connection.get("controller")
@@ -706,5 +733,5 @@ def _controller(connection, settings, before_1_46, problems):
     return controller, port_type, controller_keys
 
 
-def short_group(name):
+def short_group(name: str) -> str:
     return SETTING_ALIASES.get(name, name)

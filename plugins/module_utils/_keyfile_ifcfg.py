@@ -23,9 +23,18 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
+from typing import TYPE_CHECKING, Any, cast
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils import _keyfile
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Union
+
+    # One keyfile group: {key: value}, a list value for a list key (dns). A
+    # runtime expression as far as pylint knows, so Union rather than |.
+    Group = dict[str, Union[str, list[str]]]
 
 # BRIDGING_OPTS names (sysfs) -> keyfile keys, as ifcfg-rh's reader maps them.
 BRIDGE_OPTS = {
@@ -76,7 +85,7 @@ _TRUE = ("yes", "true", "y", "t", "1")
 _FALSE = ("no", "false", "n", "f", "0")
 
 
-def _bool(value, default=None):
+def _bool(value: str | None, default: bool | None = None) -> bool | None:
     if value is None:
         return default
     lowered = value.strip().lower()
@@ -87,15 +96,15 @@ def _bool(value, default=None):
     return default
 
 
-def legacy_uuid(path):
+def legacy_uuid(path: str) -> str:
     """The uuid ifcfg-rh gives a file without UUID=: the MD5 of its full path, written as a uuid."""
     digest = hashlib.md5(path.encode("utf-8", "surrogateescape")).hexdigest()  # noqa: S324 - NetworkManager's own scheme
     return "%s-%s-%s-%s-%s" % (digest[:8], digest[8:12], digest[12:16], digest[16:20], digest[20:])
 
 
-def _ipv4_addresses(variables):
+def _ipv4_addresses(variables: Mapping[str, str]) -> list[str]:
     """[addr/prefix] from IPADDR/PREFIX/NETMASK and IPADDRn/PREFIXn/NETMASKn (n = 0..255, IPADDR before IPADDR0... as ifcfg-rh)."""
-    found = []
+    found: list[str] = []
     suffixes = [""] + [str(n) for n in range(256)]
     for suffix in suffixes:
         address = variables.get("IPADDR" + suffix)
@@ -118,8 +127,8 @@ def _ipv4_addresses(variables):
     return found
 
 
-def _dns(variables, family):
-    servers = []
+def _dns(variables: Mapping[str, str], family: int) -> list[str]:
+    servers: list[str] = []
     for n in range(1, 100):
         value = variables.get("DNS%d" % n)
         if value is None:
@@ -133,9 +142,9 @@ def _dns(variables, family):
     return servers
 
 
-def _bridging_opts(text, table, where):
-    values = {}
-    unknown = []
+def _bridging_opts(text: str | None, table: Mapping[str, tuple[str, str]], where: str) -> tuple[Group, list[str]]:
+    values: Group = {}
+    unknown: list[str] = []
     for word in (text or "").split():
         name, _sep, value = word.partition("=")
         if name not in table or value == "":
@@ -164,7 +173,7 @@ def _bridging_opts(text, table, where):
     return values, ["%s %s" % (where, word) for word in unknown]
 
 
-def convert(variables, path):
+def convert(variables: Mapping[str, str | None], path: str) -> dict[str, Any]:
     """The keyfile equivalent of one ifcfg file.
 
     ``variables``: {KEY: value} as the ifcfg reader returns them (None for a
@@ -175,14 +184,16 @@ def convert(variables, path):
     bridge, a bridge port or an ethernet NIC.
     """
     device, kind, controller = _identity(variables, path)
-    warnings = []
-    unconverted = []
+    # _identity refused every None value (a badly quoted one), so the rest are strings.
+    variables = cast("Mapping[str, str]", variables)
+    warnings: list[str] = []
+    unconverted: list[str] = []
     profile_id = variables.get("NAME") or "System %s" % device
     uuid = (variables.get("UUID") or "").strip().lower() or legacy_uuid(path)
     if not re.match(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z", uuid):
         raise ModuleError("%s: UUID=%s is not a uuid, and NetworkManager refuses the profile. Fix or remove UUID= first." % (path, uuid))
 
-    groups = {"connection": {"id": profile_id, "uuid": uuid, "type": kind, "interface-name": device}}
+    groups: dict[str, Group] = {"connection": {"id": profile_id, "uuid": uuid, "type": kind, "interface-name": device}}
     connection = groups["connection"]
     onboot = _bool(variables.get("ONBOOT"), True)
     if not onboot:
@@ -221,7 +232,7 @@ def convert(variables, path):
     }
 
 
-def _identity(variables, path):
+def _identity(variables: Mapping[str, str | None], path: str) -> tuple[str, str, str | None]:
     """(device, kind, controller) of the ifcfg file; ModuleError for what the migration does not convert."""
     bad = sorted(key for key, value in variables.items() if value is None)
     if bad:
@@ -246,9 +257,9 @@ def _identity(variables, path):
     return device, kind, controller
 
 
-def _ethernet(variables, path, unconverted):
+def _ethernet(variables: Mapping[str, str], path: str, unconverted: list[str]) -> Group:
     """The [ethernet] keys: the MAC, the cloned MAC and the MTU."""
-    ethernet = {}
+    ethernet: Group = {}
     if variables.get("HWADDR"):
         mac = _keyfile.parse_mac(variables["HWADDR"])
         if mac is None:
@@ -267,10 +278,10 @@ def _ethernet(variables, path, unconverted):
     return ethernet
 
 
-def _bridge_groups(groups, variables, kind, controller, unconverted):
+def _bridge_groups(groups: dict[str, Group], variables: Mapping[str, str], kind: str, controller: str | None, unconverted: list[str]) -> None:
     """The [bridge] group of a bridge, or the [bridge-port] group of a port."""
     if kind == "bridge":
-        bridge = {}
+        bridge: Group = {}
         stp = _bool(variables.get("STP"), False)  # ifcfg-rh: STP off unless STP=yes/on
         bridge["stp"] = "true" if stp else "false"
         if variables.get("DELAY"):
@@ -290,10 +301,10 @@ def _bridge_groups(groups, variables, kind, controller, unconverted):
         unconverted.append("BRIDGING_OPTS")
 
 
-def _ipv4(variables, path):
+def _ipv4(variables: Mapping[str, str], path: str) -> Group:
     bootproto = (variables.get("BOOTPROTO") or "none").strip().lower()
     addresses = _ipv4_addresses(variables)
-    ipv4 = {}
+    ipv4: Group = {}
     if bootproto in ("dhcp", "bootp"):
         ipv4["method"] = "auto"
     elif bootproto == "autoip":
@@ -319,12 +330,12 @@ def _ipv4(variables, path):
     return ipv4
 
 
-def _ipv6(variables, path):
+def _ipv6(variables: Mapping[str, str], path: str) -> Group:
     if _bool(variables.get("IPV6_DISABLED"), False):
         return {"method": "disabled"}
     if not _bool(variables.get("IPV6INIT"), False):
         return {"method": "ignore"}
-    addresses = []
+    addresses: list[str] = []
     for text in [variables.get("IPV6ADDR") or "", *(variables.get("IPV6ADDR_SECONDARIES") or "").split()]:
         if not text.strip():
             continue
@@ -333,7 +344,7 @@ def _ipv6(variables, path):
         except ValueError as exc:
             raise ModuleError("%s: %s is not an IPv6 address: %s." % (path, text, exc)) from exc
         addresses.append("%s/%d" % (iface.ip, iface.network.prefixlen))
-    ipv6 = {"method": "auto" if _bool(variables.get("IPV6_AUTOCONF"), not addresses) else ("manual" if addresses else "ignore")}
+    ipv6: Group = {"method": "auto" if _bool(variables.get("IPV6_AUTOCONF"), not addresses) else ("manual" if addresses else "ignore")}
     for index, address in enumerate(addresses, start=1):
         ipv6["address%d" % index] = address
     gateway = variables.get("IPV6_DEFAULTGW")
@@ -345,7 +356,7 @@ def _ipv6(variables, path):
     return ipv6
 
 
-def module_params(converted):
+def module_params(converted: Mapping[str, Any]) -> dict[str, Any]:
     """nm_keyfile parameters that write ``converted`` (a :func:`convert` result) through the module.
 
     The module then validates, adopts the NIC's existing keyfile profile, locks,
@@ -353,7 +364,7 @@ def module_params(converted):
     """
     groups = converted["groups"]
     connection = groups["connection"]
-    params = {
+    params: dict[str, Any] = {
         "name": connection["id"],
         "uuid": connection["uuid"],
         "type": connection["type"],
@@ -386,7 +397,7 @@ def module_params(converted):
         if family not in groups:
             continue
         values = dict(groups[family])
-        ip = {"method": values.pop("method")}
+        ip: dict[str, Any] = {"method": values.pop("method")}
         addresses = [values.pop(key) for key in sorted((k for k in list(values) if k.startswith("address")), key=lambda k: int(k[7:]))]
         if addresses:
             ip["addresses"] = addresses

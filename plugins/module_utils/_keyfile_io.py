@@ -15,6 +15,7 @@ import os
 import pwd
 import stat
 import uuid as uuid_lib
+from typing import TYPE_CHECKING, Any
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils import _keyfile, _keyfile_plan
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
@@ -28,18 +29,21 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import (
 )
 from ansible_collections.kvmhost.bridging.plugins.module_utils._ifcfg_codec import display
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
 MODE = 0o600
 _MAX_SIZE = 1 << 20
 
 
-def _owner_name(uid):
+def _owner_name(uid: int) -> str:
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
         return str(uid)
 
 
-def check_directory(config_dir):
+def check_directory(config_dir: str) -> None:
     """The profile directory must exist, be root's and not writable by group or others."""
     if "\0" in config_dir:
         raise ModuleError("config_dir must not contain a NUL byte.")
@@ -63,9 +67,9 @@ def check_directory(config_dir):
         )
 
 
-def file_problem(st):
+def file_problem(st: os.stat_result) -> str | None:
     """Why NetworkManager ignores a profile file with this stat, or None."""
-    problems = []
+    problems: list[str] = []
     if st.st_uid != 0:
         problems.append("owned by %s, not root" % _owner_name(st.st_uid))
     if stat.S_IMODE(st.st_mode) & 0o077:
@@ -75,7 +79,7 @@ def file_problem(st):
     return "NetworkManager ignores this file: %s. Fix it with chown root:root and chmod 0600." % "; ".join(problems)
 
 
-def read_directory(config_dir):
+def read_directory(config_dir: str) -> dict[str, tuple[str, os.stat_result]]:
     """{file name: (text, stat)} of the regular files in the profile directory (empty when it is missing)."""
     try:
         names = os.listdir(config_dir)
@@ -83,7 +87,7 @@ def read_directory(config_dir):
         return {}
     except OSError as exc:
         raise ModuleError("Cannot list %s: %s." % (config_dir, exc.strerror)) from exc
-    found = {}
+    found: dict[str, tuple[str, os.stat_result]] = {}
     for name in sorted(names):
         path = os.path.join(config_dir, name)
         try:
@@ -92,28 +96,28 @@ def read_directory(config_dir):
             continue
         if not stat.S_ISREG(st.st_mode) or st.st_size > _MAX_SIZE:
             continue
-        data = read_bytes(path)
+        data: bytes | None = read_bytes(path)
         if data is not None:
             found[name] = (data.decode("utf-8", "surrogateescape"), st)
     return found
 
 
-def nic_mac(interface):
+def nic_mac(interface: str | None) -> str | None:
     """The interface's current MAC from sysfs, or None."""
-    data = read_bytes("/sys/class/net/%s/address" % interface) if interface else None
+    data: bytes | None = read_bytes("/sys/class/net/%s/address" % interface) if interface else None
     return data.decode("ascii", "replace").strip().upper() if data else None
 
 
-def nm_running(module):
+def nm_running(module: Any) -> str | None:
     """Whether NetworkManager runs (nmcli answers), without starting it."""
-    nmcli = module.get_bin_path("nmcli")
+    nmcli: str | None = module.get_bin_path("nmcli")
     if not nmcli:
         return None
     rc, out, _err = module.run_command([nmcli, "-t", "-f", "RUNNING", "general"])
     return nmcli if rc == 0 and out.strip() == "running" else None
 
 
-def reload_profile(module, path):
+def reload_profile(module: Any, path: str) -> bool:
     """``nmcli connection load PATH`` (or ``reload`` when the file is gone); False when NetworkManager does not run."""
     nmcli = nm_running(module)
     if not nmcli:
@@ -128,11 +132,11 @@ def reload_profile(module, path):
     return True
 
 
-def _changes_out(changes):
+def _changes_out(changes: Iterable[_keyfile_plan.Change]) -> list[dict[str, str | None]]:
     return [dict(change.as_dict(), before=display(change.before), after=display(change.after)) for change in changes]
 
 
-def run_module(module):
+def run_module(module: Any) -> dict[str, Any]:
     """nm_keyfile: plan and write one profile."""
     params = module.params
     config_dir = params["config_dir"].rstrip("/") or "/"
@@ -149,7 +153,7 @@ def run_module(module):
         path = os.path.join(config_dir, plan.file_name)
         changes = list(plan.changes)
         st = entries[plan.file_name][1] if plan.file_name in entries else None
-        fix = []
+        fix: list[_keyfile_plan.Change] = []
         if st is not None:
             if st.st_uid != 0 or st.st_gid != 0:
                 fix.append(_keyfile_plan.Change("file", "owner", "set", "%d:%d" % (st.st_uid, st.st_gid), "0:0"))
@@ -165,7 +169,7 @@ def run_module(module):
                 make_private(path, MODE)
     if changed and params["reload"] and not module.check_mode:
         reloaded = reload_profile(module, path)
-    result = {
+    result: dict[str, Any] = {
         "changed": changed,
         "path": path,
         "id": plan.profile["id"],
@@ -191,7 +195,7 @@ def run_module(module):
     return result
 
 
-def _remove(module, config_dir):
+def _remove(module: Any, config_dir: str) -> dict[str, Any]:
     params = module.params
     _keyfile_plan.validate_name(params["name"])
     if not os.path.isdir(config_dir):
@@ -218,7 +222,7 @@ def _remove(module, config_dir):
             backup_file = remove_file(module, path, params["backup"])
     if changed and params["reload"] and not module.check_mode:
         reloaded = reload_profile(module, path)
-    changes = []
+    changes: list[_keyfile_plan.Change] = []
     if before is not None:
         keyfile = _keyfile.KeyFile.parse(before)
         for group in keyfile.groups():
@@ -228,7 +232,8 @@ def _remove(module, config_dir):
         "changed": changed,
         "path": path,
         "id": params["name"],
-        "uuid": _keyfile.read_profile(before, file_name)["uuid"] if before is not None else None,
+        # plan_remove gives both the file name and its text, or neither.
+        "uuid": _keyfile.read_profile(before, file_name)["uuid"] if before is not None and file_name is not None else None,
         "adopted": False,
         "other_profiles": [],
         "changed_keys": list(dict.fromkeys(change.label for change in changes)),
@@ -241,10 +246,10 @@ def _remove(module, config_dir):
     return result
 
 
-def public_profile(profile):
+def public_profile(profile: Mapping[str, Any]) -> dict[str, Any]:
     """A profile for task results: text that is not UTF-8 shown with U+FFFD."""
 
-    def clean(value):
+    def clean(value: object) -> Any:
         if isinstance(value, str):
             return display(value)
         if isinstance(value, dict):
@@ -253,10 +258,10 @@ def public_profile(profile):
             return [clean(item) for item in value]
         return value
 
-    return clean(profile)
+    return {clean(key): clean(item) for key, item in profile.items()}
 
 
-def read_info(config_dir, interfaces=None, ids=None):
+def read_info(config_dir: str, interfaces: Sequence[str] | None = None, ids: Sequence[str] | None = None) -> dict[str, Any]:
     """nm_keyfile_info: every profile in the directory (or those of the given interfaces/ids), with problems.
 
     Returns {profiles: [...], interfaces: {name: [ids]}, ports: {bridge: [ids]}}.
@@ -266,7 +271,7 @@ def read_info(config_dir, interfaces=None, ids=None):
     if "\0" in config_dir:
         raise ModuleError("config_dir must not contain a NUL byte.")
     entries = read_directory(config_dir)
-    profiles = []
+    profiles: list[dict[str, Any]] = []
     for name, (text, st) in entries.items():
         reason = _keyfile.ignored_name(name)
         if reason:
@@ -280,15 +285,16 @@ def read_info(config_dir, interfaces=None, ids=None):
         del profile["errors"]  # already in problems
         profiles.append(public_profile(profile))
 
-    def wanted(profile):
+    def wanted(profile: Mapping[str, Any]) -> bool:
         if interfaces is None and ids is None:
             return True
-        by_interface = bool(interfaces) and (profile["interface_name"] in interfaces or profile["controller"] in interfaces)
-        return by_interface or (bool(ids) and profile["id"] in ids)
+        # "x in ()" is False, so an empty list selects nothing as before.
+        by_interface = interfaces is not None and (profile["interface_name"] in interfaces or profile["controller"] in interfaces)
+        return by_interface or (ids is not None and profile["id"] in ids)
 
     selected = [profile for profile in profiles if wanted(profile)]
-    owners = {}
-    ports = {}
+    owners: dict[str, list[str]] = {}
+    ports: dict[str, list[str]] = {}
     for profile in profiles:
         if not profile["loaded"]:
             continue

@@ -16,18 +16,22 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from typing import TYPE_CHECKING, Any
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils import _keyfile
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._names import normalize_mac, validate_ifname
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
 
-def validate_device(name, option):
+
+def validate_device(name: object, option: str) -> str:
     """An interface name as the kernel takes it (the collection's one validator, _names)."""
     return validate_ifname(name, option)
 
 
-def validate_mac(mac, option):
+def validate_mac(mac: object, option: str) -> str:
     """A unicast MAC written with colons (the collection's one validator, _names)."""
     return normalize_mac(mac, option, separators=":", strip=False)
 
@@ -63,7 +67,7 @@ for _family in ("ipv4", "ipv6"):
 # Validation
 
 
-def validate_name(name):
+def validate_name(name: object) -> str:
     """A profile name that is its own file name and that NetworkManager does not skip."""
     if not isinstance(name, str) or not name.strip():
         raise ModuleError("name must not be empty.")
@@ -83,7 +87,7 @@ def validate_name(name):
     return name
 
 
-def validate_ip(text, family, option):
+def validate_ip(text: object, family: int, option: str) -> str:
     """An interface address with prefix length of the given family (4 or 6)."""
     label = "IPv4" if family == 4 else "IPv6"
     try:
@@ -104,7 +108,8 @@ def validate_ip(text, family, option):
     return "%s/%d" % (address, iface.network.prefixlen)
 
 
-def validate_host(text, family, option):
+def validate_host(text: Any, family: int, option: str) -> str:
+    """An IP address of the family (0: either); ``text`` is a raw parameter value, anything but a str is refused."""
     try:
         address = ipaddress.ip_address(text.strip())
     except (ValueError, AttributeError) as exc:
@@ -116,7 +121,7 @@ def validate_host(text, family, option):
     return str(address)
 
 
-def check_value(value, where):
+def check_value(value: str, where: str) -> str:
     """Refuse what no keyfile can hold: a NUL byte, a leading vertical tab or form feed (GLib strips them, no escape exists)."""
     if "\0" in value:
         raise ModuleError("%s: the value contains a NUL byte, which a keyfile cannot hold." % where)
@@ -125,7 +130,7 @@ def check_value(value, where):
     return value
 
 
-def _setting_raw(section, key, value):
+def _setting_raw(section: str, key: str, value: object) -> str:
     where = "settings.%s.%s" % (section, key)
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -151,7 +156,9 @@ def _setting_raw(section, key, value):
 class Request:
     """Validated parameters: the profile's name and the key operations to apply."""
 
-    def __init__(self, name, kind=None, interface=None, uuid=None, adopt=True, mac=None):
+    def __init__(
+        self, name: str, kind: str | None = None, interface: str | None = None, uuid: str | None = None, adopt: bool = True, mac: str | None = None
+    ) -> None:
         self.name = name
         self.kind = kind
         self.interface = interface
@@ -159,16 +166,16 @@ class Request:
         self.adopt = adopt
         self.mac = mac
         self.port = False
-        self.ops = []  # (section, key, raw or None); section names as NetworkManager writes them
-        self.remove_sections = []
-        self.owned = []  # (section, regex): keys of the family not set by ops are removed
-        self.warnings = []
+        self.ops: list[tuple[str, str, str | None]] = []  # (section, key, raw or None); section names as NetworkManager writes them
+        self.remove_sections: list[str] = []
+        self.owned: list[tuple[str, re.Pattern[str]]] = []  # (section, regex): keys of the family not set by ops are removed
+        self.warnings: list[str] = []
 
-    def set(self, section, key, raw):
+    def set(self, section: str, key: str, raw: str | None) -> None:
         self.ops.append((section, key, raw))
 
 
-def _ip_ops(request, family, params):
+def _ip_ops(request: Request, family: int, params: Mapping[str, Any] | None) -> None:
     section = "ipv%d" % family
     if params is None:
         return
@@ -201,7 +208,7 @@ def _ip_ops(request, family, params):
         request.set(section, "dns", _keyfile.escape_list(servers) if servers else None)
 
 
-def build_request(params):
+def build_request(params: Mapping[str, Any]) -> Request:
     """Validate the parameters of nm_keyfile (state=present) and build the key operations.
 
     Raises ModuleError for the first problem; nothing has been read or written then.
@@ -225,7 +232,7 @@ def build_request(params):
     return request
 
 
-def _check_port(params, kind, interface):
+def _check_port(params: Mapping[str, Any], kind: str, interface: str) -> bool:
     """Whether the profile is a bridge port (``controller``): an ethernet profile, of another device, without IP settings."""
     controller = params.get("controller")
     if controller is None:
@@ -245,7 +252,7 @@ def _check_port(params, kind, interface):
     return True
 
 
-def _check_bridge_timers(params, kind):
+def _check_bridge_timers(params: Mapping[str, Any], kind: str) -> None:
     """stp and forward_delay belong to a bridge, and forward_delay to what NetworkManager and the kernel accept."""
     stp = params.get("stp")
     forward_delay = params.get("forward_delay")
@@ -257,7 +264,7 @@ def _check_bridge_timers(params, kind):
         raise ModuleError("forward_delay 0 needs stp: false; with STP on, the kernel needs a forward delay of 2 to 30 seconds.")
 
 
-def _option_ops(request, params, kind, interface, mac):
+def _option_ops(request: Request, params: Mapping[str, Any], kind: str, interface: str, mac: str | None) -> None:
     """The key operations of the module's own options."""
     controller = params.get("controller")
     stp = params.get("stp")
@@ -291,7 +298,7 @@ def _option_ops(request, params, kind, interface, mac):
     _ip_ops(request, 6, params.get("ipv6"))
 
 
-def _settings_ops(request, params, kind):
+def _settings_ops(request: Request, params: Mapping[str, Any], kind: str) -> None:
     """The key operations of ``settings``; a key that an option writes, or that is set twice, is refused."""
     from_options = {(section, key) for section, key, _raw in request.ops}
     settings = params.get("settings") or {}
@@ -313,7 +320,7 @@ def _settings_ops(request, params, kind):
             request.set(section, key, None if value is None else _setting_raw(section, key, value))
 
 
-def _check_setting_key(request, section, key, value, from_options):
+def _check_setting_key(request: Request, section: str, key: object, value: object, from_options: set[tuple[str, str]]) -> None:
     if not isinstance(key, str) or not _KEY_RE.match(key):
         raise ModuleError("settings.%s: %r is not a key name (letters, digits, -, _ and .)." % (section, key))
     option = _OPTION_KEYS.get((section, key))
@@ -331,9 +338,9 @@ def _check_setting_key(request, section, key, value, from_options):
 # Finding the profile
 
 
-def _profiles(files, before_1_46=False):
+def _profiles(files: Mapping[str, str], before_1_46: bool = False) -> list[tuple[str, dict[str, Any]]]:
     """[(file name, profile)] of the files NetworkManager reads, in name order."""
-    found = []
+    found: list[tuple[str, dict[str, Any]]] = []
     for file_name in sorted(files):
         if _keyfile.ignored_name(file_name):
             continue
@@ -341,16 +348,17 @@ def _profiles(files, before_1_46=False):
     return found
 
 
-def _owns(profile, kind, interface, macs):
+def _owns(profile: Mapping[str, Any], kind: str | None, interface: str | None, macs: set[str]) -> bool:
     """Whether a profile of this type applies to the interface (by interface-name, or an ethernet one by its MAC)."""
     if profile["type"] != kind:
         return False
-    if profile["interface_name"] or kind != "ethernet":
-        return profile["interface_name"] == interface
+    interface_name: str | None = profile["interface_name"]
+    if interface_name or kind != "ethernet":
+        return interface_name == interface
     return bool(profile["mac_address"]) and profile["mac_address"] in macs
 
 
-def find_target(files, request, nic_mac=None):
+def find_target(files: Mapping[str, str], request: Request, nic_mac: str | None = None) -> tuple[str | None, bool, list[str]]:
     """(file name or None, adopted, other files of the interface) for the request.
 
     The profile whose id is the name wins. Else, with adopt, the one ethernet
@@ -392,23 +400,32 @@ def find_target(files, request, nic_mac=None):
 class Change:
     __slots__ = ("action", "after", "before", "key", "section")
 
-    def __init__(self, section, key, action, before=None, after=None):
+    def __init__(self, section: str, key: str | None, action: str, before: str | None = None, after: str | None = None) -> None:
         self.section = section
         self.key = key
         self.action = action
         self.before = before
         self.after = after
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, str | None]:
         return {"section": self.section, "key": self.key, "action": self.action, "before": self.before, "after": self.after}
 
     @property
-    def label(self):
+    def label(self) -> str:
         return self.section if self.key is None else "%s.%s" % (self.section, self.key)
 
 
 class Plan:
-    def __init__(self, file_name, before, after, changes, profile, adopted=False, others=()):
+    def __init__(
+        self,
+        file_name: str,
+        before: str | None,
+        after: str,
+        changes: list[Change],
+        profile: dict[str, Any],
+        adopted: bool = False,
+        others: Iterable[str] = (),
+    ) -> None:
         self.file_name = file_name
         self.before = before
         self.after = after
@@ -418,26 +435,22 @@ class Plan:
         self.others = list(others)
 
     @property
-    def changed(self):
+    def changed(self) -> bool:
         return self.before != self.after
 
     @property
-    def changed_keys(self):
-        keys = []
-        for change in self.changes:
-            if change.label not in keys:
-                keys.append(change.label)
-        return keys
+    def changed_keys(self) -> list[str]:
+        return list(dict.fromkeys(change.label for change in self.changes))  # in order, once each
 
 
-def _group_for(keyfile, section):
+def _group_for(keyfile: _keyfile.KeyFile, section: str) -> str:
     """The group that holds a setting in this file: an existing alias (``802-3-ethernet``) or the short name."""
     setting = _keyfile.setting_name(section)
     present = [group for group in keyfile.groups() if _keyfile.setting_name(group) == setting]
     return present[-1] if present else section
 
 
-def _same(section, key, raw_before, raw_after):
+def _same(section: str, key: str, raw_before: str | None, raw_after: str | None) -> bool:
     """Whether two raw values read the same in NetworkManager (so nothing needs rewriting)."""
     if raw_before == raw_after:
         return True
@@ -448,7 +461,7 @@ def _same(section, key, raw_before, raw_after):
     if before is None:
         return False
     if (section, key) == ("connection", "type"):
-        return _keyfile.setting_name(before) == _keyfile.setting_name(after)
+        return after is not None and _keyfile.setting_name(before) == _keyfile.setting_name(after)
     if key in ("mac-address", "cloned-mac-address"):
         special = _keyfile.CLONED_SPECIAL
         return _keyfile.parse_mac(before, special) is not None and _keyfile.parse_mac(before, special) == _keyfile.parse_mac(after, special)
@@ -457,7 +470,7 @@ def _same(section, key, raw_before, raw_after):
     return False
 
 
-def verify(profile, request):
+def verify(profile: Mapping[str, Any], request: Request) -> None:
     """NetworkManager's own checks on the result (it would refuse the profile otherwise)."""
     problems = list(profile["errors"])
     if profile["type"] != request.kind:
@@ -481,7 +494,7 @@ def verify(profile, request):
         )
 
 
-def plan(files, request, new_uuid, nic_mac=None):
+def plan(files: Mapping[str, str], request: Request, new_uuid: str, nic_mac: str | None = None) -> Plan:
     """Plan the profile's file.
 
     ``files``: {file name: text} of the profile directory. ``new_uuid``: the
@@ -498,9 +511,9 @@ def plan(files, request, new_uuid, nic_mac=None):
     if file_name is None:
         file_name = _keyfile.file_name_for(request.name)
     current = _keyfile.read_profile(before or "", file_name)
-    changes = []
+    changes: list[Change] = []
 
-    def apply(section, key, raw):
+    def apply(section: str, key: str, raw: str | None) -> None:
         group = _group_for(keyfile, section)
         old = keyfile.raw(group, key)
         if raw is None:
@@ -540,7 +553,7 @@ def plan(files, request, new_uuid, nic_mac=None):
     return Plan(file_name, before, after, changes, profile, adopted, others)
 
 
-def plan_remove(files, name):
+def plan_remove(files: Mapping[str, str], name: object) -> tuple[str | None, str | None]:
     """(file name or None, before text) of the profile named ``name``, for state=absent."""
     validate_name(name)
     matches = [file_name for file_name, profile in _profiles(files) if profile["id"] == name]

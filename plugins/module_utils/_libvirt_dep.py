@@ -13,8 +13,27 @@ only plans (and its unit tests) works on machines without libvirt.
 from __future__ import annotations
 
 import traceback
+from typing import Any
 
 from ansible.module_utils.basic import missing_required_lib
+
+# The public names; ``libvirt`` is re-exported (the libvirt-python module, or None without it).
+__all__ = [
+    "HAS_LIBVIRT",
+    "LIBVIRT_IMPORT_ERROR",
+    "VIR_DOMAIN_AFFECT_CONFIG",
+    "VIR_DOMAIN_AFFECT_LIVE",
+    "VIR_DOMAIN_XML_INACTIVE",
+    "VIR_DOMAIN_XML_SECURE",
+    "VIR_ERR_NO_DOMAIN",
+    "VIR_ERR_NO_INTERFACE",
+    "VIR_ERR_NO_NETWORK",
+    "VIR_ERR_NO_SUPPORT",
+    "LibvirtError",
+    "assert_libvirt",
+    "libvirt",
+    "silence_libvirt_stderr",
+]
 
 try:
     import libvirt
@@ -26,19 +45,22 @@ except ImportError:
     class _NoLibvirtError(Exception):
         """Placeholder so that except clauses still work without libvirt-python."""
 
-        def get_error_code(self):
+        def get_error_code(self) -> int:
             return 0
 
-    LibvirtError: type[Exception] = _NoLibvirtError
+    # Typed as the placeholder, which has the one method callers use besides str():
+    # libvirt-python has no type stubs, and libvirt.libvirtError has get_error_code() too.
+    LibvirtError: type[_NoLibvirtError] = _NoLibvirtError
 else:
     HAS_LIBVIRT = True
     LIBVIRT_IMPORT_ERROR = None
     LibvirtError = libvirt.libvirtError
 
 
-def _const(name, value):
+def _const(name: str, value: int) -> int:
     """A libvirt constant, or its documented value when libvirt-python is missing."""
-    return getattr(libvirt, name, value) if libvirt is not None else value
+    constant: int = getattr(libvirt, name, value) if libvirt is not None else value
+    return constant
 
 
 # virDomainXMLFlags, virDomainModificationImpact and virErrorNumber values
@@ -53,13 +75,13 @@ VIR_ERR_NO_NETWORK = _const("VIR_ERR_NO_NETWORK", 43)
 VIR_ERR_NO_INTERFACE = _const("VIR_ERR_NO_INTERFACE", 57)
 
 
-def silence_libvirt_stderr():
+def silence_libvirt_stderr() -> None:
     """Stop libvirt from printing every error on stderr; the exceptions carry them."""
     if libvirt is not None:
         libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
 
 
-def assert_libvirt(module):
+def assert_libvirt(module: Any) -> None:
     """Fail the module with an actionable message when libvirt-python is missing."""
     if not HAS_LIBVIRT:
         module.fail_json(

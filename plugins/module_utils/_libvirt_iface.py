@@ -1,21 +1,17 @@
 # Copyright: (c) 2026, kvmhost.bridging contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Bridge interfaces of libvirt domains: read, plan and apply.
+"""Bridge interfaces of libvirt domains: the libvirt side (read, apply).
 
-Two layers:
+A thin libvirt adapter over the pure part in ``_libvirt_xml`` (domain and
+network XML, the interface plan): ``open_connection``, ``lookup_domain``,
+``bridge_state``, ``mac_users``, ``domains_of``, ``tap_owners``,
+``networks_of``, ``read_domains`` and ``ensure_interface`` (read once, plan,
+apply unless check mode, read back). Config changes are made with defineXML of
+the edited persistent XML; live changes with attach/update/detachDeviceFlags.
 
-- Pure (no libvirt): MAC derivation (``derive_mac``; the rules are _names'), the domain
-  XML as an ElementTree (``DomainXML``), what a domain's interfaces are
-  (``interfaces_of``) and the plan (``plan_interface``), which edits copies of
-  the domain XML and returns the list of changes. Unit-tested without libvirt.
-- Thin libvirt adapter: ``open_connection``, ``lookup_domain``, ``bridge_state``,
-  ``mac_users``, ``domains_of``, ``tap_owners`` and ``ensure_interface`` (read once, plan, apply
-  unless check mode, read back). Config changes are made with defineXML of the
-  edited persistent XML; live changes with attach/update/detachDeviceFlags.
-
-Other modules and roles can reuse ``open_connection``, ``interfaces_of``,
-``domains_of`` (every domain's interfaces), ``tap_owners`` (which domain is
-behind each vnetN tap) and ``bridge_state``.
+Other modules and roles can reuse ``open_connection``, ``domains_of`` (every
+domain's interfaces), ``tap_owners`` (which domain is behind each vnetN tap),
+``networks_of`` and ``bridge_state``.
 
 PRIVATE: this module is internal to kvmhost.bridging; it is not part of the
 public API and may change without notice.
@@ -23,14 +19,9 @@ public API and may change without notice.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import ipaddress
 import os
 import re
-import xml.etree.ElementTree as ET
-from io import StringIO
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._libvirt_dep import (
@@ -45,358 +36,37 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._libvirt_dep impo
     libvirt,
     silence_libvirt_stderr,
 )
-from ansible_collections.kvmhost.bridging.plugins.module_utils._names import normalize_mac, validate_ifname
+from ansible_collections.kvmhost.bridging.plugins.module_utils._libvirt_xml import (
+    DomainXML,
+    element_text,
+    find_mac_conflicts,
+    interface_info,
+    interfaces_of,
+    network_info,
+    parse_xml,
+    plan_interface,
+    redact,
+    uri_is_local,
+)
 
-# QEMU/KVM's OUI: libvirt's own choice for generated guest MACs.
-MAC_PREFIX = "52:54:00"
-DEFAULT_MODEL = "virtio"
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+
+    from ansible_collections.kvmhost.bridging.plugins.module_utils._libvirt_xml import Change, Desired, InterfaceInfo
+
 SYSFS_NET = "/sys/class/net"
-# Device XML indentation, as libvirt formats domain XML (two spaces a level;
-# <domain> level 0, <devices> level 1, an <interface> level 2).
-_INDENT = "  "
-# libvirt's domain schema: <model type> is letters, digits, '-' and '_'.
-_MODEL_RE = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
-_MAC_HINT = "Or leave mac out to get one derived from the domain and the bridge."
-
-
-# ---------------------------------------------------------------------------
-# MAC addresses (the rules live in _names) and models
-
-
-def check_model(model):
-    """Return ``model`` when libvirt's schema accepts it as <model type>; raise ModuleError otherwise."""
-    if not isinstance(model, str) or not _MODEL_RE.match(model):
-        raise ModuleError(
-            "model %r is not a libvirt NIC model: use letters, digits, '-' and '_' only (at most 64), for example virtio, e1000e or rtl8139." % (model,)
-        )
-    return model
-
-
-def derive_mac(domain, bridge):
-    """52:54:00 and three octets of SHA-256("<domain>\\n<bridge>"): the same MAC on every run."""
-    digest = hashlib.sha256(("%s\n%s" % (domain, bridge)).encode("utf-8")).hexdigest()
-    return "%s:%s:%s:%s" % (MAC_PREFIX, digest[0:2], digest[2:4], digest[4:6])
-
-
-def uri_is_local(uri):
-    """True when the URI names a hypervisor on the host the module runs on (no host name in it)."""
-    return not urlsplit(uri or "").netloc
-
-
-# ---------------------------------------------------------------------------
-# Domain XML (xml.etree.ElementTree; never string edits)
-
-
-# The XML parsed here is libvirt's own output (XMLDesc) or this module's. The
-# standard library parser never fetches external entities, and expat >= 2.4.1
-# (every supported Python) limits entity expansion; defusedxml is not
-# available on managed hosts.
-
-
-def _register_namespaces(text):
-    """Keep the document's namespace prefixes (qemu:, metadata apps) when ElementTree writes it back."""
-    try:
-        for _event, (prefix, uri) in ET.iterparse(StringIO(text), events=("start-ns",)):  # noqa: S314
-            if prefix:
-                with contextlib.suppress(ValueError):  # prefixes like ns0 are ElementTree's own
-                    ET.register_namespace(prefix, uri)
-    except ET.ParseError:
-        pass  # reported by the real parse
-
-
-def _parse(text, what="domain XML"):
-    _register_namespaces(text)
-    try:
-        return ET.fromstring(text)  # noqa: S314
-    except ET.ParseError as exc:
-        raise ModuleError("libvirt returned %s that does not parse: %s" % (what, exc)) from None
-
-
-def _text(elem):
-    return ET.tostring(elem, encoding="unicode")
-
-
-def interface_info(elem):
-    """A plain dict of one <interface> element."""
-
-    def attr(path, name):
-        child = elem.find(path)
-        return child.get(name) if child is not None else None
-
-    kind = elem.get("type")
-    return {
-        "type": kind,
-        "mac": (attr("mac", "address") or "").lower() or None,
-        "bridge": attr("source", "bridge") if kind in ("bridge", "network") else None,
-        "network": attr("source", "network") if kind == "network" else None,
-        "model": attr("model", "type"),
-        "target": attr("target", "dev"),
-    }
-
-
-def interfaces_of(xml_text):
-    """Every <interface> of a domain XML as dicts (type, mac, bridge, network, model, target).
-
-    For type='network' the bridge is only known in live XML (libvirt adds it there).
-    """
-    root = _parse(xml_text)
-    return [interface_info(elem) for elem in root.findall("./devices/interface")]
-
-
-def insert_child(parent, index, child, level):
-    """Insert ``child`` into ``parent`` (at nesting ``level``) keeping libvirt's indentation."""
-    inner = "\n" + _INDENT * (level + 1)
-    children = list(parent)
-    if not children:
-        child.tail = parent.text if parent.text and not parent.text.strip() else "\n" + _INDENT * level
-        parent.text = inner
-    elif index >= len(children):
-        child.tail = children[-1].tail
-        children[-1].tail = inner
-    else:
-        child.tail = inner
-        if index == 0:
-            parent.text = inner
-        else:
-            children[index - 1].tail = inner
-    parent.insert(index, child)
-
-
-def remove_child(parent, child):
-    """Remove ``child`` from ``parent``; the closing tag keeps its indentation."""
-    children = list(parent)
-    index = children.index(child)
-    if index == len(children) - 1:
-        if index == 0:
-            parent.text = child.tail
-        else:
-            children[index - 1].tail = child.tail
-    parent.remove(child)
-
-
-class DomainXML:
-    """One domain definition (live or persistent) as an ElementTree, edited in place."""
-
-    def __init__(self, text):
-        self.original = text
-        self.root = _parse(text)
-        self.devices = self.root.find("devices")
-        if self.devices is None:
-            self.devices = ET.SubElement(self.root, "devices")
-
-    @property
-    def name(self):
-        return self.root.findtext("name")
-
-    def interfaces(self):
-        return self.devices.findall("interface")
-
-    def by_mac(self, mac):
-        for elem in self.interfaces():
-            if interface_info(elem)["mac"] == mac:
-                return elem
-        return None
-
-    def on_bridge(self, bridge, model=None):
-        """Interfaces of type bridge on ``bridge`` (with ``model``, when given), in document order."""
-        found = []
-        for elem in self.interfaces():
-            info = interface_info(elem)
-            if info["type"] == "bridge" and info["bridge"] == bridge and (model is None or info["model"] == model):
-                found.append(elem)
-        return found
-
-    def add(self, elem):
-        """Insert an interface after the last one (or at the end of <devices>), indented like libvirt."""
-        index = len(self.devices)
-        for pos, child in enumerate(self.devices):
-            if child.tag == "interface":
-                index = pos + 1
-        ET.indent(elem, space=_INDENT, level=2)
-        insert_child(self.devices, index, elem, level=1)
-
-    def remove(self, elem):
-        remove_child(self.devices, elem)
-
-    def to_string(self):
-        return _text(self.root)
-
-
-def new_interface(mac, bridge, model):
-    """<interface type='bridge'><mac/><source bridge/><model/></interface>."""
-    elem = ET.Element("interface", {"type": "bridge"})
-    ET.SubElement(elem, "mac", {"address": mac})
-    ET.SubElement(elem, "source", {"bridge": bridge})
-    ET.SubElement(elem, "model", {"type": model})
-    return elem
-
-
-def retarget_interface(elem, bridge, model):
-    """Make an existing interface type='bridge' on ``bridge`` (and ``model``, when given).
-
-    Everything else (target, alias, PCI address, driver, bandwidth, ...) stays.
-    Returns the names of the properties that changed.
-    """
-    changed = []
-    info = interface_info(elem)
-    if info["type"] != "bridge":
-        elem.set("type", "bridge")
-        changed.append("type")
-    source = elem.find("source")
-    if source is None:
-        mac = elem.find("mac")
-        source = ET.Element("source")
-        insert_child(elem, list(elem).index(mac) + 1 if mac is not None else 0, source, level=2)
-    if dict(source.attrib) != {"bridge": bridge}:
-        if info["bridge"] != bridge:
-            changed.append("bridge")
-        # A type='network' source (network, portgroup, portid) has no meaning on a bridge.
-        source.attrib.clear()
-        source.set("bridge", bridge)
-    if model is not None and info["model"] != model:
-        node = elem.find("model")
-        if node is None:
-            node = ET.Element("model")
-            insert_child(elem, len(elem), node, level=2)
-        node.attrib.clear()
-        node.set("type", model)
-        changed.append("model")
-    return changed
-
-
-def redact(xml_text):
-    """The XML as shown in diffs: same formatting in every mode, without passwords (graphics passwd)."""
-    root = _parse(xml_text)
-    for elem in root.iter():
-        if "passwd" in elem.attrib:
-            del elem.attrib["passwd"]
-    return _text(root) + "\n"
-
-
-# ---------------------------------------------------------------------------
-# The plan
-
-
-class Desired:
-    """What the task asks for; ``mac`` and ``model`` are None when not given."""
-
-    def __init__(self, domain, bridge, state="present", mac=None, model=None):
-        self.domain = domain
-        self.bridge = validate_ifname(bridge, "bridge")
-        self.state = state
-        self.mac = normalize_mac(mac, "mac", hint=_MAC_HINT) if mac else None
-        self.model = check_model(model) if model else None
-
-
-def choose_mac(desired, views):
-    """The MAC of the interface the task is about, and how it was chosen.
-
-    Given MAC > the derived MAC when an interface has it > an interface already
-    on the bridge (with the model, when given; the persistent view first) >
-    the derived MAC for a new interface.
-    """
-    if desired.mac:
-        return desired.mac, "given"
-    derived = derive_mac(desired.domain, desired.bridge)
-    for view in views.values():
-        if view.by_mac(derived) is not None:
-            return derived, "derived"
-    for view in views.values():
-        found = view.on_bridge(desired.bridge, desired.model)
-        if found:
-            return interface_info(found[0])["mac"], "found on the bridge"
-    return derived, "derived"
-
-
-class Change:
-    """One change to one view (``config`` or ``live``) of the domain."""
-
-    def __init__(self, view, action, before, after, element, properties=()):
-        self.view = view
-        self.action = action  # add, update, remove
-        self.before = before
-        self.after = after
-        self.element = element  # the device XML to hand to libvirt
-        self.properties = list(properties)
-
-    @property
-    def mac(self):
-        return (self.after or self.before)["mac"]
-
-    def brings_mac_to(self, bridge):
-        """True when, after this change, the MAC is on ``bridge`` and was not before."""
-        if self.action == "remove" or self.after["bridge"] != bridge:
-            return False
-        return self.before is None or self.before["bridge"] != bridge or self.before["mac"] != self.after["mac"]
-
-    def as_dict(self):
-        return {
-            "view": self.view,
-            "action": self.action,
-            "mac": self.mac,
-            "changed": self.properties,
-            "before": self.before,
-            "after": self.after,
-        }
-
-    def describe(self):
-        if self.action == "update":
-            return "%s: update interface %s (%s)" % (self.view, self.mac, ", ".join(self.properties))
-        return "%s: %s interface %s" % (self.view, self.action, self.mac)
-
-
-def plan_interface(desired, views):
-    """Edit the views (name -> DomainXML, edited in place) to the desired state.
-
-    Returns (mac, changes). ``mac`` is the interface the task is about (None
-    for state=absent without mac, which removes every match).
-    """
-    changes = []
-    if desired.state == "absent":
-        for name, view in views.items():
-            if desired.mac:
-                elem = view.by_mac(desired.mac)
-                info = interface_info(elem) if elem is not None else None
-                matches = [elem] if info and info["type"] == "bridge" and info["bridge"] == desired.bridge else []
-                if info and desired.model and info["model"] != desired.model:
-                    matches = []
-            else:
-                matches = view.on_bridge(desired.bridge, desired.model)
-            for elem in matches:
-                view.remove(elem)
-                changes.append(Change(name, "remove", interface_info(elem), None, elem))
-        return desired.mac, changes
-
-    mac, _how = choose_mac(desired, views)
-    for name, view in views.items():
-        elem = view.by_mac(mac)
-        if elem is None:
-            elem = new_interface(mac, desired.bridge, desired.model or DEFAULT_MODEL)
-            view.add(elem)
-            changes.append(Change(name, "add", None, interface_info(elem), elem))
-            continue
-        before = interface_info(elem)
-        properties = retarget_interface(elem, desired.bridge, desired.model)
-        if properties:
-            changes.append(Change(name, "update", before, interface_info(elem), elem, properties))
-    return mac, changes
-
-
-def find_mac_conflicts(mac, bridge, users):
-    """Who else has ``mac`` on ``bridge``: ``users`` is a list of (who, mac, bridge)."""
-    return sorted({who for who, user_mac, user_bridge in users if user_mac == mac and user_bridge == bridge})
 
 
 # ---------------------------------------------------------------------------
 # libvirt adapter
 
 
-def open_connection(uri):
+def open_connection(uri: str) -> Any:
     """A read-write libvirt connection; ModuleError saying what to check when libvirt is not reachable."""
     silence_libvirt_stderr()
     try:
         conn = libvirt.open(uri)
-        error = "no connection"
+        error: str | Exception = "no connection"
     except LibvirtError as exc:
         conn, error = None, exc
     if conn is None:
@@ -409,7 +79,7 @@ def open_connection(uri):
     return conn
 
 
-def lookup_domain(conn, name, uri):
+def lookup_domain(conn: Any, name: str, uri: str) -> Any:
     """The domain by name (or UUID); ModuleError listing the domains that exist."""
     try:
         return conn.lookupByName(name)
@@ -431,10 +101,10 @@ def lookup_domain(conn, name, uri):
     )
 
 
-def read_port_macs(bridge, sysfs=SYSFS_NET):
+def read_port_macs(bridge: str, sysfs: str = SYSFS_NET) -> dict[str, str]:
     """{port name: MAC} of the bridge's ports on this host (empty when there is no such bridge)."""
     brif = os.path.join(sysfs, bridge, "brif")
-    macs = {}
+    macs: dict[str, str] = {}
     try:
         ports = sorted(os.listdir(brif))
     except OSError:
@@ -448,7 +118,7 @@ def read_port_macs(bridge, sysfs=SYSFS_NET):
     return macs
 
 
-def bridge_state(bridge, sysfs=SYSFS_NET):
+def bridge_state(bridge: str, sysfs: str = SYSFS_NET) -> str | None:
     """'bridge', 'other' (a link that is not a bridge) or None (no such link) on this host."""
     base = os.path.join(sysfs, bridge)
     if os.path.isdir(os.path.join(base, "bridge")):
@@ -458,7 +128,7 @@ def bridge_state(bridge, sysfs=SYSFS_NET):
     return None
 
 
-def check_bridge(conn, uri, bridge, sysfs=SYSFS_NET):
+def check_bridge(conn: Any, uri: str, bridge: str, sysfs: str = SYSFS_NET) -> str | None:
     """ModuleError when the bridge does not exist on the hypervisor host.
 
     Local URIs (qemu:///system, qemu:///session, test:///...): the host the module
@@ -482,7 +152,7 @@ def check_bridge(conn, uri, bridge, sysfs=SYSFS_NET):
         )
     try:
         iface = conn.interfaceLookupByName(bridge)
-        kind = _parse(iface.XMLDesc(0), "interface XML").get("type")
+        kind = parse_xml(iface.XMLDesc(0), "interface XML").get("type")
     except LibvirtError as exc:
         if exc.get_error_code() == VIR_ERR_NO_INTERFACE:
             raise ModuleError("there is no bridge %s on the hypervisor host of %s; create it first or fix the name." % (bridge, uri), bridge=bridge) from None
@@ -492,7 +162,7 @@ def check_bridge(conn, uri, bridge, sysfs=SYSFS_NET):
     return None
 
 
-def _domain_xmls(dom):
+def _domain_xmls(dom: Any) -> list[str]:
     """The live XML (running domains) and the persistent XML (persistent domains) of a domain."""
     xmls = []
     if dom.isActive():
@@ -502,11 +172,11 @@ def _domain_xmls(dom):
     return xmls
 
 
-def _network_bridges(conn):
+def _network_bridges(conn: Any) -> Callable[[str | None], str | None]:
     """A function network name -> its bridge name (cached; None when unknown)."""
-    cache = {}
+    cache: dict[str | None, str | None] = {}
 
-    def bridge_of(network):
+    def bridge_of(network: str | None) -> str | None:
         if network not in cache:
             try:
                 cache[network] = conn.networkLookupByName(network).bridgeName()
@@ -517,7 +187,9 @@ def _network_bridges(conn):
     return bridge_of
 
 
-def mac_users(conn, skip_uuid=None, uri=None, bridge=None, sysfs=SYSFS_NET, skip_ports=()):
+def mac_users(
+    conn: Any, skip_uuid: str | None = None, uri: str | None = None, bridge: str | None = None, sysfs: str = SYSFS_NET, skip_ports: Collection[str] = ()
+) -> list[tuple[str, str, str]]:
     """Every (who, mac, bridge) of the other domains (live and persistent) and, for a local URI, of the ports of ``bridge``."""
     users = []
     bridge_of = _network_bridges(conn)
@@ -542,7 +214,7 @@ def mac_users(conn, skip_uuid=None, uri=None, bridge=None, sysfs=SYSFS_NET, skip
     return users
 
 
-def domains_of(conn):
+def domains_of(conn: Any) -> list[dict[str, Any]]:
     """Every domain with the interfaces of its running domain (view ``live``) and persistent definition (``config``).
 
     A list, sorted by name, of {domain, uuid, active, persistent, interfaces}; each interface is an
@@ -563,7 +235,7 @@ def domains_of(conn):
     return sorted(domains, key=lambda item: item["domain"])
 
 
-def taps_of(domains):
+def taps_of(domains: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, str | None]]:
     """{tap name: {domain, mac, bridge, model}} from the running domains' interfaces in ``domains_of``'s list."""
     owners = {}
     for item in domains:
@@ -573,56 +245,15 @@ def taps_of(domains):
     return owners
 
 
-def tap_owners(conn):
+def tap_owners(conn: Any) -> dict[str, dict[str, str | None]]:
     """{tap name: {domain, mac, bridge, model}} for every interface of every running domain."""
     return taps_of(domains_of(conn))
 
 
-BRIDGE_STATES = {"bridge": "bridge", "other": "not_a_bridge", None: "missing"}
+BRIDGE_STATES: dict[str | None, str] = {"bridge": "bridge", "other": "not_a_bridge", None: "missing"}
 
 
-def _ip_network(ip):
-    """The subnet of a network's <ip> element (prefix, netmask, or libvirt's default for the address), or None."""
-    address = ip.get("address")
-    if not address:
-        return None
-    try:
-        addr = ipaddress.ip_address(address)
-        if ip.get("prefix"):
-            size = ip.get("prefix")
-        elif ip.get("netmask"):
-            size = ip.get("netmask")
-        elif addr.version == 6:
-            size = "64"
-        else:  # libvirt's default: the address class
-            first = int(address.split(".", 1)[0])
-            size = "8" if first < 128 else "16" if first < 192 else "24"
-        return str(ipaddress.ip_interface("%s/%s" % (address, size)).network)
-    except ValueError:
-        return None
-
-
-def network_info(xml_text, active=None, autostart=None):
-    """{network, bridge, forward, subnets, active, autostart} of a libvirt <network> XML.
-
-    ``forward`` is libvirt's forward mode (``nat`` when <forward> has no mode, ``isolated`` without <forward>);
-    ``subnets`` the networks of its <ip> elements, in CIDR notation.
-    """
-    root = _parse(xml_text, "network XML")
-    forward = root.find("forward")
-    bridge = root.find("bridge")
-    subnets = [net for net in (_ip_network(ip) for ip in root.findall("ip")) if net]
-    return {
-        "network": (root.findtext("name") or "").strip() or None,
-        "bridge": bridge.get("name") if bridge is not None else None,
-        "forward": "isolated" if forward is None else forward.get("mode", "nat"),
-        "subnets": subnets,
-        "active": active,
-        "autostart": autostart,
-    }
-
-
-def networks_of(conn):
+def networks_of(conn: Any) -> list[dict[str, Any]]:
     """Every libvirt network (``network_info``), sorted by name; one that goes away while it is read is left out."""
     networks = []
     for net in conn.listAllNetworks(0):
@@ -633,7 +264,7 @@ def networks_of(conn):
     return sorted(networks, key=lambda item: item["network"] or "")
 
 
-def read_domains(uri, sysfs=SYSFS_NET):
+def read_domains(uri: str | None, sysfs: str = SYSFS_NET) -> dict[str, Any]:
     """What libvirt at ``uri`` says about its domains, or why it cannot say. Never raises, never fails a task.
 
     {uri, status, msg, domains, networks}: ``status`` is ``ok``, ``off`` (``uri`` is None: not looked up), ``missing``
@@ -642,7 +273,7 @@ def read_domains(uri, sysfs=SYSFS_NET):
     also gets ``bridge_state`` (``bridge``, ``not_a_bridge`` or ``missing`` on this host), else null.
     ``networks`` is ``networks_of``'s list (empty where the driver has no networks).
     """
-    result = {"uri": uri, "status": "ok", "msg": None, "domains": [], "networks": []}
+    result: dict[str, Any] = {"uri": uri, "status": "ok", "msg": None, "domains": [], "networks": []}
     if uri is None:
         return dict(result, status="off", msg="not looked up (libvirt: never)")
     if not HAS_LIBVIRT:
@@ -675,7 +306,7 @@ def read_domains(uri, sysfs=SYSFS_NET):
     return result
 
 
-def _read_views(dom, live, config):
+def _read_views(dom: Any, live: bool, config: bool) -> dict[str, tuple[str, str]]:
     """name -> (display XML text, XML to edit) for the views the task covers."""
     views = {}
     if config:
@@ -686,8 +317,8 @@ def _read_views(dom, live, config):
     return views
 
 
-def _apply_live(dom, uri, change):
-    device = _text(change.element)
+def _apply_live(dom: Any, uri: str, change: Change) -> None:
+    device = element_text(change.element)
     call = {"add": dom.attachDeviceFlags, "update": dom.updateDeviceFlags, "remove": dom.detachDeviceFlags}
     try:
         call[change.action](device, VIR_DOMAIN_AFFECT_LIVE)
@@ -700,7 +331,7 @@ def _apply_live(dom, uri, change):
         raise ModuleError("libvirt refused to %s interface %s of the running domain: %s" % (change.action, change.mac, exc)) from None
 
 
-def _current_interface(views_after, mac):
+def _current_interface(views_after: Mapping[str, DomainXML], mac: str | None) -> InterfaceInfo | None:
     """The interface as it is after the task: the persistent view first, then the live one."""
     for name in ("config", "live"):
         view = views_after.get(name)
@@ -711,7 +342,7 @@ def _current_interface(views_after, mac):
     return None
 
 
-def _refuse_mac_conflicts(conn, uri, dom, desired, mac, live_text, sysfs):
+def _refuse_mac_conflicts(conn: Any, uri: str, dom: Any, desired: Desired, mac: str | None, live_text: str | None, sysfs: str) -> None:
     """ModuleError when another domain, or a port of the bridge on this host, has ``mac`` on the bridge."""
     own_ports = {info["target"] for info in interfaces_of(live_text) if info["target"]} if live_text else set()
     users = mac_users(conn, skip_uuid=dom.UUIDString(), uri=uri, bridge=desired.bridge, sysfs=sysfs, skip_ports=own_ports)
@@ -725,7 +356,7 @@ def _refuse_mac_conflicts(conn, uri, dom, desired, mac, live_text, sysfs):
         )
 
 
-def _apply(conn, dom, uri, views, changes):
+def _apply(conn: Any, dom: Any, uri: str, views: Mapping[str, DomainXML], changes: Sequence[Change]) -> None:
     """Live changes first (the ones a hypervisor may refuse), then one defineXML of the edited persistent XML."""
     done = []
     try:
@@ -743,7 +374,7 @@ def _apply(conn, dom, uri, views, changes):
         raise ModuleError(exc.msg, changed=bool(done), done=done, **exc.result) from None
 
 
-def _pending_unplugs(live_text, changes):
+def _pending_unplugs(live_text: str, changes: Iterable[Change]) -> list[str]:
     """Warnings for live removals that the guest has not acknowledged yet."""
     left = {info["mac"] for info in interfaces_of(live_text)}
     return [
@@ -753,7 +384,9 @@ def _pending_unplugs(live_text, changes):
     ]
 
 
-def ensure_interface(conn, uri, desired, live=True, config=True, check_mode=False, sysfs=SYSFS_NET):
+def ensure_interface(
+    conn: Any, uri: str, desired: Desired, live: bool = True, config: bool = True, check_mode: bool = False, sysfs: str = SYSFS_NET
+) -> tuple[dict[str, Any], list[str]]:
     """Read the domain once, plan, apply unless check mode, read back. Returns (result, warnings)."""
     if not live and not config:
         raise ModuleError("live and config are both false: there is nothing to change; set at least one of them")

@@ -52,8 +52,15 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from typing import TYPE_CHECKING, Any, Optional
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
+
+if TYPE_CHECKING:
+    from collections.abc import Collection, Iterable, Mapping, Sequence
+
+    # A rule of ours, comparable whatever nft prints: (chain, iifname, oifname, saddr, daddr, verdict).
+    RuleKey = tuple[str, Any, Any, Optional[str], Optional[str], Optional[str]]
 
 COMMENT = "kvmhost.bridging libvirt_routing"
 FAMILY = "ip"
@@ -105,7 +112,7 @@ sys.exit(main())
 # --------------------------------------------------------------------------
 
 
-def configured_backend(conf_text):
+def configured_backend(conf_text: str | None) -> str | None:
     """``firewall_backend`` of libvirt's network.conf text (None when not set)."""
     for line in (conf_text or "").splitlines():
         m = re.match(r'^\s*firewall_backend\s*=\s*"([^"]*)"', line)
@@ -114,7 +121,7 @@ def configured_backend(conf_text):
     return None
 
 
-def choose_backend(wanted, conf_text, nft_table, iptables_chains):
+def choose_backend(wanted: str, conf_text: str | None, nft_table: bool, iptables_chains: bool) -> str:
     """The backend libvirt uses on the host: ``iptables`` or ``nftables``.
 
     ``wanted`` is the module's option (``auto`` or a backend); ``nft_table``
@@ -145,9 +152,9 @@ def choose_backend(wanted, conf_text, nft_table, iptables_chains):
 # --------------------------------------------------------------------------
 
 
-def rule_text(rule):
+def rule_text(rule: Mapping[str, Any]) -> str:
     """The nft rule body of a planned rule (_libvirt_routing.plan's rule dicts)."""
-    parts = []
+    parts: list[str] = []
     if rule["chain"] == "LIBVIRT_FWX":
         parts += ['iifname "%s"' % rule["in"], 'oifname "%s"' % rule["out"]]
     parts += [
@@ -160,20 +167,20 @@ def rule_text(rule):
     return " ".join(parts)
 
 
-def nft_chain(rule):
+def nft_chain(rule: Mapping[str, Any]) -> str:
     return FILTER_CHAIN if rule["chain"] == "LIBVIRT_FWX" else NAT_CHAIN
 
 
-def insert_statements(rules):
+def insert_statements(rules: Sequence[Mapping[str, Any]]) -> list[str]:
     """``insert rule`` lines that leave ``rules`` at the top of their chains, in their order."""
     return ["insert rule %s %s %s %s" % (FAMILY, TABLE, nft_chain(r), rule_text(r)) for r in reversed(rules)]
 
 
-def describe(rule):
+def describe(rule: Mapping[str, Any]) -> str:
     return "nft insert rule %s %s %s %s" % (FAMILY, TABLE, nft_chain(rule), rule_text(rule))
 
 
-def _prefix(right):
+def _prefix(right: Any) -> str:
     if isinstance(right, dict) and "prefix" in right:
         return "%s/%s" % (right["prefix"]["addr"], right["prefix"]["len"])
     if isinstance(right, str):
@@ -181,9 +188,9 @@ def _prefix(right):
     return json.dumps(right, sort_keys=True)
 
 
-def rule_key(chain, expr):
+def rule_key(chain: str, expr: Iterable[Mapping[str, Any]]) -> RuleKey:
     """A comparable form of a rule of ours: (chain, iifname, oifname, saddr, daddr, verdict)."""
-    found = {"iifname": None, "oifname": None, "saddr": None, "daddr": None, "verdict": None}
+    found: dict[str, Any] = {"iifname": None, "oifname": None, "saddr": None, "daddr": None, "verdict": None}
     for item in expr:
         match = item.get("match")
         if match:
@@ -198,7 +205,7 @@ def rule_key(chain, expr):
     return (chain, found["iifname"], found["oifname"], found["saddr"], found["daddr"], found["verdict"])
 
 
-def planned_key(rule):
+def planned_key(rule: Mapping[str, Any]) -> RuleKey:
     return (
         nft_chain(rule),
         rule["in"],
@@ -209,7 +216,7 @@ def planned_key(rule):
     )
 
 
-def table_rules(ruleset, family=FAMILY, table=TABLE):
+def table_rules(ruleset: Mapping[str, Any] | None, family: str = FAMILY, table: str = TABLE) -> list[dict[str, Any]]:
     """The rule dicts of ``family table`` in a parsed ``nft -j list`` document, in order."""
     return [
         item["rule"]
@@ -218,11 +225,11 @@ def table_rules(ruleset, family=FAMILY, table=TABLE):
     ]
 
 
-def has_table(ruleset, family=FAMILY, table=TABLE):
+def has_table(ruleset: Mapping[str, Any] | None, family: str = FAMILY, table: str = TABLE) -> bool:
     return any("table" in item and item["table"].get("family") == family and item["table"].get("name") == table for item in (ruleset or {}).get("nftables", []))
 
 
-def compare(ruleset, rules):
+def compare(ruleset: Mapping[str, Any] | None, rules: Sequence[Mapping[str, Any]]) -> tuple[bool, list[tuple[str, int, RuleKey]], list[str]]:
     """What to change so that ``rules`` (planned) are ours in libvirt's table.
 
     Returns (in_place, present, statements): ``present`` are our rules now, as
@@ -244,16 +251,16 @@ def compare(ruleset, rules):
     return False, present, statements + insert_statements(rules)
 
 
-def current_text(ruleset):
+def current_text(ruleset: Mapping[str, Any] | None) -> str:
     """Our rules now, one ``chain: body`` line each, for the diff."""
     return "".join("%s: %s\n" % (r["chain"], render(r.get("expr") or [], r.get("comment"))) for r in table_rules(ruleset) if r.get("comment") == COMMENT)
 
 
-def wanted_text(rules):
+def wanted_text(rules: Iterable[Mapping[str, Any]]) -> str:
     return "".join("%s: %s\n" % (nft_chain(r), rule_text(r)) for r in rules)
 
 
-def hook_text(planned_rules, network_names, python):
+def hook_text(planned_rules: Sequence[Mapping[str, Any]], network_names: Iterable[str], python: str) -> str:
     return HOOK_TEMPLATE % {
         "python": python,
         "networks": json.dumps(sorted(network_names)),
@@ -267,7 +274,7 @@ def hook_text(planned_rules, network_names, python):
 # --------------------------------------------------------------------------
 
 
-def _value(value):
+def _value(value: Any) -> str:
     if isinstance(value, dict):
         if "prefix" in value:
             return "%s/%s" % (value["prefix"]["addr"], value["prefix"]["len"])
@@ -290,7 +297,7 @@ def _value(value):
     return str(value)
 
 
-def render(expr, comment=None):
+def render(expr: Iterable[Mapping[str, Any]], comment: str | None = None) -> str:
     """An nft-like text of a rule's JSON expressions (close to ``nft list``)."""
     words = []
     for item in expr:
@@ -322,28 +329,29 @@ def render(expr, comment=None):
 # The doctor's walk through the forward hook (pure)
 # --------------------------------------------------------------------------
 
-TERMINAL = {"accept": "ACCEPT", "drop": "DROP", "reject": "REJECT"}
+TERMINAL: dict[str, str] = {"accept": "ACCEPT", "drop": "DROP", "reject": "REJECT"}
 
 
-def _iface(pattern, name):
+def _iface(pattern: str, name: str) -> bool:
     if pattern.endswith("*"):
         return name.startswith(pattern[:-1])
     return pattern == name
 
 
-def _address_in(right, address):
+def _address_in(right: Any, address: str) -> bool:
     if isinstance(right, dict) and "set" in right:
         return any(_address_in(v, address) for v in right["set"])
     if isinstance(right, dict) and "range" in right:
-        low, high = (ipaddress.ip_address(v) for v in right["range"])
-        return low <= ipaddress.ip_address(address) <= high
+        # The walk is over IPv4 packets (payload protocol ip), so a range here is of IPv4 addresses.
+        low, high = (ipaddress.IPv4Address(v) for v in right["range"])
+        return low <= ipaddress.IPv4Address(address) <= high
     try:
         return ipaddress.ip_address(address) in ipaddress.ip_network(_value(right), strict=False)
     except ValueError:
         return False
 
 
-def _values(right):
+def _values(right: Any) -> list[str]:
     if isinstance(right, dict) and "set" in right:
         return [str(v) for v in right["set"]]
     if isinstance(right, list):
@@ -351,7 +359,7 @@ def _values(right):
     return [str(right)]
 
 
-def _match(match, packet):
+def _match(match: Mapping[str, Any], packet: Mapping[str, str]) -> bool | None:
     """Whether a match of a rule holds for a new ICMP echo ``packet``; None when it cannot tell (not this packet)."""
     left, right, op = match.get("left") or {}, match.get("right"), match.get("op", "==")
     if "meta" in left:
@@ -376,7 +384,9 @@ def _match(match, packet):
     return None
 
 
-def _walk(chains, rules_of, chain, packet, depth=0):
+def _walk(
+    chains: Collection[str], rules_of: Mapping[str, Sequence[Mapping[str, Any]]], chain: str, packet: Mapping[str, str], depth: int = 0
+) -> tuple[str | None, str, str | None]:
     """(verdict word, chain, rule text) of ``packet`` in ``chain``; verdict None when the chain ends or returns."""
     if depth > 20:
         return None, chain, None
@@ -399,7 +409,7 @@ def _walk(chains, rules_of, chain, packet, depth=0):
     return None, chain, None
 
 
-def forward_verdict(ruleset, packet):
+def forward_verdict(ruleset: Mapping[str, Any] | None, packet: Mapping[str, str]) -> dict[str, Any]:
     """{verdict, chain, rule} of a new IPv4 packet through every filter base chain of the forward hook.
 
     Base chains (tables ``ip`` and ``inet``) run in priority order. An accept
@@ -407,7 +417,8 @@ def forward_verdict(ruleset, packet):
     final; a chain's end applies its policy.
     """
     items = (ruleset or {}).get("nftables", [])
-    chains, rules_of = {}, {}
+    chains: dict[tuple[str, str, str], dict[str, Any]] = {}
+    rules_of: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for item in items:
         if "chain" in item and item["chain"]["family"] in ("ip", "inet"):
             c = item["chain"]
@@ -418,7 +429,7 @@ def forward_verdict(ruleset, packet):
     bases = sorted(
         (c for c in chains.values() if c.get("hook") == "forward" and c.get("type") == "filter"), key=lambda c: (c.get("prio", 0), c["table"], c["name"])
     )
-    last = {"verdict": "ACCEPT", "chain": "forward", "rule": "no forward chain"}
+    last: dict[str, Any] = {"verdict": "ACCEPT", "chain": "forward", "rule": "no forward chain"}
     for base in bases:
         family, table = base["family"], base["table"]
         names = {name for f, t, name in chains if f == family and t == table}
@@ -434,7 +445,7 @@ def forward_verdict(ruleset, packet):
     return last
 
 
-def parse_ruleset(text):
+def parse_ruleset(text: str | None) -> dict[str, Any] | None:
     """``nft -j list ruleset`` output parsed; None for empty or unreadable text."""
     try:
         doc = json.loads(text) if text and text.strip() else None
@@ -451,18 +462,18 @@ def parse_ruleset(text):
 class Nft:
     """nft through an AnsibleModule's run_command."""
 
-    def __init__(self, module):
+    def __init__(self, module: Any) -> None:
         self.module = module
-        self.binary = module.get_bin_path("nft")
+        self.binary: str | None = module.get_bin_path("nft")
 
-    def ruleset(self):
+    def ruleset(self) -> dict[str, Any] | None:
         """The parsed ``nft -j list table ip libvirt_network`` (None when nft or the table is missing)."""
         if not self.binary:
             return None
         rc, out, _err = self.module.run_command([self.binary, "-j", "list", "table", FAMILY, TABLE])
         return parse_ruleset(out) if rc == 0 else None
 
-    def apply(self, statements):
+    def apply(self, statements: Iterable[str]) -> None:
         if not self.binary:
             raise ModuleError("nft is not installed; libvirt's nftables backend needs it (dnf install nftables).")
         text = "\n".join(statements) + "\n"

@@ -31,13 +31,22 @@ import json
 import os
 import shlex
 import xml.etree.ElementTree as ET
+from typing import TYPE_CHECKING, Any
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils import _libvirt_nft as lnft
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import atomic_write, read_bytes, remove_file, text_diff
-from ansible_collections.kvmhost.bridging.plugins.module_utils._firewall import parse_save
+from ansible_collections.kvmhost.bridging.plugins.module_utils._iptables_save import parse_save
 from ansible_collections.kvmhost.bridging.plugins.module_utils._libvirt_dep import LibvirtError
-from ansible_collections.kvmhost.bridging.plugins.module_utils._libvirt_iface import _parse as parse_xml
+from ansible_collections.kvmhost.bridging.plugins.module_utils._libvirt_xml import parse_xml
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+
+    from ansible_collections.kvmhost.bridging.plugins.module_utils._iptables_save import Rule, Table
+
+    # What _ensure_iptables and _ensure_nftables return: (changed, diff entry, apply function).
+    RulesPart = tuple[bool, dict[str, str], Callable[[], None]]
 
 COMMENT = "kvmhost.bridging libvirt_routing"
 HOOK_PATH = "/etc/libvirt/hooks/network.d/50-kvmhost-bridging-routing"
@@ -80,11 +89,11 @@ sys.exit(main())
 """
 
 
-def _ipv4_subnets(network):
+def _ipv4_subnets(network: Mapping[str, Any]) -> list[str]:
     return [s for s in network.get("subnets") or [] if ipaddress.ip_network(s).version == 4]
 
 
-def rule_args(rule):
+def rule_args(rule: Mapping[str, Any]) -> list[str]:
     """The iptables arguments of a planned rule (without table, verb and chain)."""
     args = ["-s", rule["source"], "-d", rule["destination"]]
     if rule["chain"] == "LIBVIRT_FWX":
@@ -92,11 +101,11 @@ def rule_args(rule):
     return [*args, "-m", "comment", "--comment", COMMENT, "-j", rule["target"]]
 
 
-def describe(rule):
+def describe(rule: Mapping[str, Any]) -> str:
     return "iptables -t %s -I %s 1 %s" % (rule["table"], rule["chain"], " ".join(rule_args(rule)))
 
 
-def choose_methods(names, default="rules", per_network=None):
+def choose_methods(names: Collection[str], default: str = "rules", per_network: Mapping[str, str] | None = None) -> dict[str, str]:
     """{network name: method}: ``per_network`` over ``default``; raises ModuleError for unknown methods or names."""
     per_network = dict(per_network or {})
     for name, method in [("(default)", default), *per_network.items()]:
@@ -108,7 +117,7 @@ def choose_methods(names, default="rules", per_network=None):
     return {name: per_network.get(name, default) for name in names}
 
 
-def plan(names, networks, methods=None):
+def plan(names: Iterable[str], networks: Iterable[Mapping[str, Any]], methods: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The rules that let ``names`` (libvirt network names) reach each other both ways.
 
     ``networks`` is _libvirt_iface.networks_of's list. ``methods`` maps a name to
@@ -132,7 +141,7 @@ def plan(names, networks, methods=None):
     return {"networks": summary, "rules": rules, "modes": modes}
 
 
-def _chosen_networks(names, networks):
+def _chosen_networks(names: Sequence[str], networks: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """The networks records of ``names``, in order; raises ModuleError for too few, unknown or unroutable networks."""
     if len(names) < 2:
         raise ModuleError("libvirt_routing needs at least two network names, got %s." % (names or "none"))
@@ -159,7 +168,7 @@ def _chosen_networks(names, networks):
     return chosen
 
 
-def _check_overlaps(chosen):
+def _check_overlaps(chosen: Sequence[Mapping[str, Any]]) -> None:
     """Raise ModuleError when two of the ``chosen`` networks have overlapping IPv4 subnets."""
     for i, first in enumerate(chosen):
         for second in chosen[i + 1 :]:
@@ -172,7 +181,7 @@ def _check_overlaps(chosen):
                         )
 
 
-def _plan_rules(chosen, methods, routed):
+def _plan_rules(chosen: Sequence[Mapping[str, Any]], methods: Mapping[str, str], routed: Collection[str]) -> list[dict[str, Any]]:
     """The iptables rules between each ordered pair of ``chosen`` networks that are not both ``routed``."""
     rules = []
     for src in chosen:
@@ -209,7 +218,7 @@ def _plan_rules(chosen, methods, routed):
     return rules
 
 
-def _summary_entry(net, picked, modes, all_routed):
+def _summary_entry(net: Mapping[str, Any], picked: str, modes: Mapping[str, str], all_routed: bool) -> dict[str, Any]:
     """What plan() does for one network (its ``networks`` entry); ``all_routed``: every chosen network is routed."""
     forward = net["forward"]
     if picked == "rules" and all_routed:
@@ -227,7 +236,7 @@ def _summary_entry(net, picked, modes, all_routed):
     return {"network": net["network"], "bridge": net["bridge"], "forward": forward, "subnets": _ipv4_subnets(net), "method_name": picked, "method": method}
 
 
-def with_forward_mode(xml_text, mode):
+def with_forward_mode(xml_text: str, mode: str) -> str | None:
     """A network's XML with ``<forward mode=mode/>`` (its ``<nat>`` dropped); None when it has that mode already."""
     root = parse_xml(xml_text, "network XML")
     forward = root.find("forward")
@@ -243,7 +252,7 @@ def with_forward_mode(xml_text, mode):
     return ET.tostring(root, encoding="unicode")
 
 
-def forward_mode_changes(conn, modes):
+def forward_mode_changes(conn: Any, modes: Mapping[str, str]) -> list[tuple[str, str, str]]:
     """[(name, before XML, after XML)] for ``modes`` ({name: mode}), read from libvirt's persistent definitions."""
     out = []
     for name in sorted(modes):
@@ -262,7 +271,7 @@ def forward_mode_changes(conn, modes):
     return out
 
 
-def apply_forward_modes(conn, changes):
+def apply_forward_modes(conn: Any, changes: Iterable[tuple[str, str, str]]) -> None:
     """net-define each changed definition and restart the network when it runs (libvirt applies a mode on start)."""
     for name, _before, after in changes:
         try:
@@ -277,7 +286,7 @@ def apply_forward_modes(conn, changes):
             ) from None
 
 
-def hook_text(planned, python):
+def hook_text(planned: Mapping[str, Any], python: str) -> str:
     """The hook script for ``planned`` (plan's result), run by ``python``."""
     rules = [[r["table"], r["chain"], rule_args(r)] for r in planned["rules"]]
     return HOOK_TEMPLATE % {
@@ -290,11 +299,11 @@ def hook_text(planned, python):
 class Iptables:
     """iptables through an AnsibleModule's run_command (argv lists)."""
 
-    def __init__(self, module):
+    def __init__(self, module: Any) -> None:
         self.module = module
-        self.binary = module.get_bin_path("iptables")
+        self.binary: str | None = module.get_bin_path("iptables")
 
-    def run(self, table, verb, chain, args=()):
+    def run(self, table: str, verb: str, chain: str, args: Iterable[str] = ()) -> tuple[int, str]:
         if not self.binary:
             raise ModuleError("iptables is not installed; libvirt_routing works with libvirt's iptables backend.")
         argv = [self.binary, "-w", "-t", table, verb, chain]
@@ -303,10 +312,10 @@ class Iptables:
         rc, _out, err = self.module.run_command(argv + list(args))
         return rc, err
 
-    def has_chains(self):
+    def has_chains(self) -> bool:
         return self.run("filter", "-S", "LIBVIRT_FWX")[0] == 0 and self.run("nat", "-S", "LIBVIRT_PRT")[0] == 0
 
-    def ours(self, table, chain):
+    def ours(self, table: str, chain: str) -> list[str]:
         """Our rules in ``chain`` as iptables -S argument lists (after the chain name)."""
         rc, out, _err = self.module.run_command([self.binary, "-w", "-t", table, "-S", chain])
         if rc != 0:
@@ -314,15 +323,16 @@ class Iptables:
         return [line for line in out.splitlines() if COMMENT in line and line.startswith("-A %s " % chain)]
 
 
-def _rule_line(rule):
+def _rule_line(rule: Mapping[str, Any]) -> str:
     """``rule`` as an iptables -S line (the order iptables prints may differ: compare with ``_key``)."""
     return "-A %s %s" % (rule["chain"], " ".join(shlex.quote(arg) for arg in rule_args(rule)))
 
 
-def _key(line):
+def _key(line: str) -> frozenset[tuple[str, ...]]:
     """An iptables -S line as a set of (option, values): the same rule, whatever the order of its options."""
     tokens = shlex.split(line)
-    options, current = [], None
+    options: list[list[str]] = []
+    current: list[str] | None = None
     for token in tokens:
         if token.startswith("-") and not token[1:].replace(".", "").replace("/", "").isdigit():
             current = [token]
@@ -332,17 +342,18 @@ def _key(line):
     return frozenset(tuple(option) for option in options)
 
 
-def _ensure_iptables(module, planned):
+def _ensure_iptables(module: Any, planned: Mapping[str, Any]) -> RulesPart:
     """(changed, diff entry, apply function) for the iptables backend."""
     ipt = Iptables(module)
     if planned["rules"] and not ipt.has_chains():
         raise ModuleError(
             "libvirt's iptables chains (LIBVIRT_FWX, nat LIBVIRT_PRT) are not there: start a libvirt network first. Nothing was changed.",
         )
-    wanted_lines = {}
+    wanted_lines: dict[tuple[str, str], list[tuple[str, Mapping[str, Any]]]] = {}
     for rule in planned["rules"]:
         wanted_lines.setdefault((rule["table"], rule["chain"]), []).append((_rule_line(rule), rule))
-    to_add, to_remove = [], []
+    to_add: list[Mapping[str, Any]] = []
+    to_remove: list[tuple[str, str, str]] = []
     before_rules = ""
     for table, chain in (("filter", "LIBVIRT_FWX"), ("nat", "LIBVIRT_PRT")):
         present = ipt.ours(table, chain) if ipt.binary else []
@@ -359,7 +370,7 @@ def _ensure_iptables(module, planned):
     after_rules = "".join("%s\n" % line for lines in wanted_lines.values() for line, _r in lines)
     diff = {"before_header": "iptables rules (runtime)", "after_header": "iptables rules (runtime)", "before": before_rules, "after": after_rules}
 
-    def apply():
+    def apply() -> None:
         for table, chain, line in to_remove:
             spec = line.split(" ", 2)[2]
             module.run_command([ipt.binary, "-w", "-t", table, "-D", chain, *shlex.split(spec)], check_rc=False)
@@ -371,7 +382,7 @@ def _ensure_iptables(module, planned):
     return bool(to_add or to_remove), diff, apply
 
 
-def _ensure_nftables(module, planned):
+def _ensure_nftables(module: Any, planned: Mapping[str, Any]) -> RulesPart:
     """(changed, diff entry, apply function) for libvirt's nftables backend (see _libvirt_nft)."""
     nft = lnft.Nft(module)
     ruleset = nft.ruleset()
@@ -389,30 +400,45 @@ def _ensure_nftables(module, planned):
     return not in_place, diff, lambda: nft.apply(statements)
 
 
-def ensure(module, names, uri, hook_path, python, networks, state="present", check_mode=False, backend="auto", methods=None, conn=None):
+def _pick_backend(module: Any, state: str, planned: Mapping[str, Any], backend: str) -> str:
+    """The firewall backend the rules go to: what the host runs for a removal, lnft.choose_backend when there are rules."""
+    nft_ruleset = lnft.Nft(module).ruleset()
+    if state == "absent":
+        return "nftables" if nft_ruleset is not None else "iptables"
+    if planned["rules"]:
+        ipt = Iptables(module)
+        iptables_chains = bool(ipt.binary) and ipt.has_chains()
+        conf = read_bytes(lnft.NETWORK_CONF)
+        return lnft.choose_backend(backend, conf.decode("utf-8", "replace") if conf else "", nft_ruleset is not None, iptables_chains)
+    return backend if backend != "auto" else ("nftables" if nft_ruleset is not None else "iptables")
+
+
+def ensure(
+    module: Any,
+    names: Iterable[str],
+    uri: str | None,
+    hook_path: str,
+    python: str,
+    networks: Iterable[Mapping[str, Any]],
+    state: str = "present",
+    check_mode: bool = False,
+    backend: str = "auto",
+    methods: Mapping[str, str] | None = None,
+    conn: Any = None,
+) -> dict[str, Any]:
     """Read (networks given), plan, compare and apply; the module's result.
 
     ``backend``: libvirt's firewall backend (``auto`` looks at the host).
     ``methods``: {name: rules|route|open}; ``conn`` the libvirt connection
     (needed when a forward mode changes).
     """
-    planned = plan(names, networks, methods) if state == "present" else {"networks": [], "rules": [], "modes": {}}
+    planned: dict[str, Any] = plan(names, networks, methods) if state == "present" else {"networks": [], "rules": [], "modes": {}}
     mode_changes = forward_mode_changes(conn, planned["modes"]) if planned["modes"] else []
-    nft_ruleset = lnft.Nft(module).ruleset()
-    ipt = Iptables(module)
-    iptables_chains = bool(ipt.binary) and ipt.has_chains()
-    if state == "absent":
-        picked = "nftables" if nft_ruleset is not None else "iptables"
-    elif planned["rules"]:
-        conf = read_bytes(lnft.NETWORK_CONF)
-        picked = lnft.choose_backend(backend, conf.decode("utf-8", "replace") if conf else "", nft_ruleset is not None, iptables_chains)
-    else:
-        picked = backend if backend != "auto" else ("nftables" if nft_ruleset is not None else "iptables")
-
+    picked = _pick_backend(module, state, planned, backend)
     rules_part = _ensure_nftables if picked == "nftables" else _ensure_iptables
     rules_changed, rules_diff, apply_rules = rules_part(module, planned)
     if picked == "nftables":
-        wanted_hook = lnft.hook_text(planned["rules"], [n["network"] for n in planned["networks"]], python)
+        wanted_hook: str | None = lnft.hook_text(planned["rules"], [n["network"] for n in planned["networks"]], python)
         described = [lnft.describe(r) for r in planned["rules"]]
     else:
         wanted_hook = hook_text(planned, python)
@@ -461,23 +487,25 @@ OUTSIDE_IFACE = "(LAN)"
 TERMINAL = ("ACCEPT", "DROP", "REJECT")
 
 
-def _iface_matches(pattern, name):
+def _iface_matches(pattern: str, name: str) -> bool:
     if pattern.endswith("+"):
         return name.startswith(pattern[:-1])
     return pattern == name
 
 
-def _address_matches(value, address):
+def _address_matches(value: str, address: str) -> bool:
     try:
         return ipaddress.ip_address(address) in ipaddress.ip_network(value, strict=False)
     except ValueError:
         return False
 
 
-def _rule_matches(rule, packet):
-    """Whether ``rule`` (a _firewall.Rule) matches a new ICMP echo ``packet``; unknown matches do not match."""
+def _rule_matches(rule: Rule, packet: Mapping[str, str]) -> bool:
+    """Whether ``rule`` (an _iptables_save.Rule) matches a new ICMP echo ``packet``; unknown matches do not match."""
     for opt, negate, value in rule.generic:
-        if opt in ("-i", "-o"):
+        if value is None:  # an option without a value (-f, fragments): not this packet
+            hit = False
+        elif opt in ("-i", "-o"):
             hit = _iface_matches(value, packet[opt])
         elif opt in ("-s", "-d"):
             hit = _address_matches(value, packet[opt])
@@ -491,9 +519,9 @@ def _rule_matches(rule, packet):
         if name == "comment":
             continue
         if name in ("conntrack", "state"):
-            args = list(args)
-            negate = "!" in args
-            states = [a for a in args if a not in ("!", "--ctstate", "--state")]
+            words = list(args)
+            negate = "!" in words
+            states = [a for a in words if a not in ("!", "--ctstate", "--state")]
             hit = any("NEW" in s.split(",") for s in states)
             if hit == negate:
                 return False
@@ -502,7 +530,7 @@ def _rule_matches(rule, packet):
     return True
 
 
-def _walk(table, chain, packet, depth=0):
+def _walk(table: Table, chain: str, packet: Mapping[str, str], depth: int = 0) -> tuple[str | None, str, str | None]:
     """(verdict, chain, rule text) of ``packet`` through ``chain``; (None, ...) when the chain returns."""
     if depth > 20:
         return None, chain, None
@@ -522,8 +550,8 @@ def _walk(table, chain, packet, depth=0):
     return None, chain, None
 
 
-def verdict(table, packet):
-    """{verdict, chain, rule} of a new packet through FORWARD of an iptables-save filter ``table`` (_firewall.Table)."""
+def verdict(table: Table, packet: Mapping[str, str]) -> dict[str, Any]:
+    """{verdict, chain, rule} of a new packet through FORWARD of an iptables-save filter ``table`` (_iptables_save.Table)."""
     result, chain, text = _walk(table, "FORWARD", packet)
     if result is None:
         policy = table.chains.get("FORWARD", "ACCEPT")
@@ -531,24 +559,24 @@ def verdict(table, packet):
     return {"verdict": result, "chain": chain, "rule": text}
 
 
-def _endpoint(net):
+def _endpoint(net: Mapping[str, Any] | None) -> dict[str, Any]:
     if net is None:
         return {"name": "the LAN", "iface": OUTSIDE_IFACE, "address": OUTSIDE_ADDRESS}
     subnet = ipaddress.ip_network(_ipv4_subnets(net)[0])
     return {"name": net["network"], "iface": net["bridge"], "address": str(next(subnet.hosts()) + 9), "net": net}
 
 
-def directions(networks, table, ruleset=None):
+def directions(networks: Iterable[Mapping[str, Any]], table: Table | None, ruleset: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Every direction between the L3 libvirt networks and between each and the LAN, with its verdict.
 
-    ``table`` is an iptables-save filter table (_firewall.Table) or None; ``ruleset`` a parsed ``nft -j list
+    ``table`` is an iptables-save filter table (_iptables_save.Table) or None; ``ruleset`` a parsed ``nft -j list
     ruleset`` (libvirt's nftables backend) or None. With both, a direction passes only when both let it through:
     iptables-nft's and libvirt's nftables chains are base chains of the same forward hook, so a drop or reject in
     either is final.
     """
     nets = [n for n in networks if n.get("active") and n.get("forward") in L3_MODES and n.get("bridge") and _ipv4_subnets(n)]
     ends = [_endpoint(n) for n in nets]
-    out = []
+    out: list[dict[str, Any]] = []
     for src in [*ends, _endpoint(None)]:
         for dst in [*ends, _endpoint(None)]:
             if src is dst or ("net" not in src and "net" not in dst):
@@ -559,12 +587,14 @@ def directions(networks, table, ruleset=None):
                 nft_found = lnft.forward_verdict(ruleset, {"in": src["iface"], "out": dst["iface"], "saddr": src["address"], "daddr": dst["address"]})
                 if found is None or nft_found["verdict"] != "ACCEPT":
                     found = nft_found
+            if found is None:
+                continue  # neither rule set given: no verdict (doctor_problems never asks so)
             found.update({"from": src["name"], "to": dst["name"], "from_net": src.get("net"), "to_net": dst.get("net")})
             out.append(found)
     return out
 
 
-def _fix(rejected, names):
+def _fix(rejected: Mapping[str, Any], names: Sequence[str]) -> str:
     dst = rejected["to_net"]
     playbook = "run playbooks/libvirt_routing.yml with libvirt_routing_networks=[%s]" % ", ".join(names)
     if dst is not None and dst["forward"] == "nat":
@@ -575,7 +605,7 @@ def _fix(rejected, names):
     return "%s, or accept the traffic in front of that rule." % playbook
 
 
-def doctor_problems(networks, save_text, nft_text=None):
+def doctor_problems(networks: Iterable[Mapping[str, Any]], save_text: str | None, nft_text: str | None = None) -> tuple[list[dict[str, str]], list[str]]:
     """(problems, report lines) of the doctor's libvirt_routing check.
 
     From ``iptables-save -t filter`` text (libvirt's iptables backend) and/or ``nft -j list ruleset`` text (its

@@ -27,6 +27,19 @@ import errno
 import os
 import socket
 import struct
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+    from typing import TypeVar, Union
+
+    # A received datagram (or a test's bytes) and a payload's (start, end) in it.
+    Buffer = Union[bytes, bytearray, memoryview]
+    Span = tuple[int, int]
+    # An attribute's kernel name and the function that decodes its payload.
+    Decoder = Callable[[Buffer, Span], Any]
+    Schema = Mapping[int, tuple[str, Decoder]]
+    T = TypeVar("T")
 
 NETLINK_ROUTE = 0
 NLMSG_ERROR, NLMSG_DONE = 2, 3
@@ -65,7 +78,7 @@ class RtnlError(OSError):
     """A dump the kernel refused or that could not be read."""
 
 
-def attributes(buf, start, end):
+def attributes(buf: Buffer, start: int, end: int) -> dict[int, Span]:
     """{attribute type: (payload start, payload end)} of the attributes in ``buf[start:end]``.
 
     A later attribute of the same type wins, as in the kernel's own parsers. A
@@ -74,9 +87,9 @@ def attributes(buf, start, end):
     return dict(attributes_in_order(buf, start, end))
 
 
-def attributes_in_order(buf, start, end):
+def attributes_in_order(buf: Buffer, start: int, end: int) -> list[tuple[int, Span]]:
     """(type, (payload start, payload end)) of every attribute in ``buf[start:end]``, in order, repeats kept."""
-    found = []
+    found: list[tuple[int, Span]] = []
     offset = start
     while offset + _NLATTR.size <= end:
         length, kind = _NLATTR.unpack_from(buf, offset)
@@ -87,34 +100,37 @@ def attributes_in_order(buf, start, end):
     return found
 
 
-def _string(buf, span):
+def _string(buf: Buffer, span: Span) -> str:
     return bytes(buf[span[0] : span[1]]).split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
-def _unsigned(buf, span):
+def _unsigned(buf: Buffer, span: Span) -> int | None:
     """A u8, u16 or u32 payload (the kernel sends the attribute's own width)."""
     size = span[1] - span[0]
+    value: int  # struct's "I", "H" and "B" unpack to int
     if size >= 4:
-        return _U32.unpack_from(buf, span[0])[0]
-    if size >= 2:
-        return _U16.unpack_from(buf, span[0])[0]
-    if size >= 1:
-        return _U8.unpack_from(buf, span[0])[0]
-    return None
+        value = _U32.unpack_from(buf, span[0])[0]
+    elif size >= 2:
+        value = _U16.unpack_from(buf, span[0])[0]
+    elif size >= 1:
+        value = _U8.unpack_from(buf, span[0])[0]
+    else:
+        return None
+    return value
 
 
-def _get(buf, attrs, kind, reader):
+def _get(buf: Buffer, attrs: Mapping[int, Span], kind: int, reader: Callable[[Buffer, Span], T]) -> T | None:
     span = attrs.get(kind)
     return None if span is None else reader(buf, span)
 
 
-def _hwaddr(buf, span):
+def _hwaddr(buf: Buffer, span: Span) -> str | None:
     raw = bytes(buf[span[0] : span[1]])
     return ":".join("%02x" % octet for octet in raw) if raw else None
 
 
-def _tun(buf, data):
-    def flag(kind):
+def _tun(buf: Buffer, data: Mapping[int, Span]) -> dict[str, Any]:
+    def flag(kind: int) -> bool:
         return bool(_get(buf, data, kind, _unsigned))
 
     return {
@@ -130,7 +146,7 @@ def _tun(buf, data):
     }
 
 
-def _bridge(buf, data):
+def _bridge(buf: Buffer, data: Mapping[int, Span]) -> dict[str, Any]:
     span = data.get(IFLA_BR_BRIDGE_ID)
     # struct ifla_bridge_id: two priority bytes, then the six-byte address.
     id_addr = _hwaddr(buf, (span[0] + 2, span[1])) if span is not None and span[1] - span[0] >= 8 else None
@@ -142,7 +158,7 @@ def _bridge(buf, data):
     }
 
 
-def link_from_message(buf, start, end):
+def link_from_message(buf: Buffer, start: int, end: int) -> dict[str, Any]:
     """The record of one RTM_NEWLINK message whose body (after the netlink header) is ``buf[start:end]``.
 
     Keys: index, name, kind, slave_kind, master (ifindex or None), mac, mtu,
@@ -152,7 +168,7 @@ def link_from_message(buf, start, end):
     _family, _type, index, flags, _change = _IFINFOMSG.unpack_from(buf, start)
     attrs = attributes(buf, start + _IFINFOMSG.size, end)
     operstate = _get(buf, attrs, IFLA_OPERSTATE, _unsigned)
-    rec = {
+    rec: dict[str, Any] = {
         "index": index,
         "name": _get(buf, attrs, IFLA_IFNAME, _string),
         "kind": None,
@@ -185,7 +201,7 @@ def link_from_message(buf, start, end):
     return rec
 
 
-def _ip(buf, span, family):
+def _ip(buf: Buffer, span: Span, family: int) -> str | None:
     raw = bytes(buf[span[0] : span[1]])
     try:
         return socket.inet_ntop(family, raw)
@@ -193,7 +209,7 @@ def _ip(buf, span, family):
         return None
 
 
-def address_from_message(buf, start, end):
+def address_from_message(buf: Buffer, start: int, end: int) -> dict[str, Any]:
     """The record of one RTM_NEWADDR message: index, family (ipv4/ipv6/number), address, prefixlen.
 
     For IPv4 the address is IFA_LOCAL (the interface's own address; IFA_ADDRESS
@@ -215,14 +231,14 @@ def address_from_message(buf, start, end):
     }
 
 
-def parse_dump(chunks, message_type, parse, seq):
+def parse_dump(chunks: Iterable[bytes], message_type: int, parse: Callable[[memoryview, int, int], T], seq: int) -> list[T]:
     """Records from the datagrams of one dump; stops at NLMSG_DONE.
 
     ``chunks`` yields received datagrams. Raises RtnlError for an error
     message, for an interrupted dump (NLM_F_DUMP_INTR: the table changed while
     it was read; the caller reads it again) and for a dump that ends early.
     """
-    records = []
+    records: list[T] = []
     for data in chunks:
         view = memoryview(data)
         offset = 0
@@ -251,7 +267,7 @@ def parse_dump(chunks, message_type, parse, seq):
     raise RtnlError(errno.EPIPE, "the netlink dump ended without NLMSG_DONE")
 
 
-def _receive(sock):
+def _receive(sock: socket.socket) -> Iterator[bytes]:
     while True:
         data = sock.recv(RECV_BUFFER)
         if not data:
@@ -259,7 +275,7 @@ def _receive(sock):
         yield data
 
 
-def _dump(request_type, body, message_type, parse, attempts=3):
+def _dump(request_type: int, body: bytes, message_type: int, parse: Callable[[memoryview, int, int], T], attempts: int = 3) -> list[T]:
     """One netlink dump of the current network namespace, retried if the kernel reports it interrupted."""
     for attempt in range(attempts):
         seq = attempt + 1
@@ -277,13 +293,13 @@ def _dump(request_type, body, message_type, parse, attempts=3):
     raise RtnlError(errno.EINTR, "the kernel's table kept changing during the dump")  # pragma: no cover
 
 
-def dump_links():
+def dump_links() -> list[dict[str, Any]]:
     """Every link of the current network namespace as a record (see link_from_message)."""
     body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + _NLATTR.pack(8, IFLA_EXT_MASK) + _U32.pack(RTEXT_FILTER_SKIP_STATS)
     return _dump(RTM_GETLINK, body, RTM_NEWLINK, link_from_message)
 
 
-def dump_addresses():
+def dump_addresses() -> list[dict[str, Any]]:
     """Every IPv4 and IPv6 address of the current network namespace as a record (see address_from_message)."""
     body = _IFADDRMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
     return _dump(RTM_GETADDR, body, RTM_NEWADDR, address_from_message)
@@ -299,37 +315,43 @@ def dump_addresses():
 # the planner reads; others are skipped.
 
 
-class Message(dict):
+if TYPE_CHECKING:
+    _MessageBase = dict[str, Any]
+else:  # the plain dict at run time: no typing generics in the class's MRO
+    _MessageBase = dict
+
+
+class Message(_MessageBase):
     """Header fields as dict items; attributes by their kernel names through get_attr()."""
 
-    def __init__(self, fields=None, attrs=None):
+    def __init__(self, fields: Mapping[str, Any] | None = None, attrs: dict[str, Any] | None = None) -> None:
         super().__init__(fields or {})
-        self.attrs = attrs or {}
+        self.attrs: dict[str, Any] = attrs or {}
 
-    def get_attr(self, name, default=None):
+    def get_attr(self, name: str, default: Any = None) -> Any:
         return self.attrs.get(name, default)
 
 
-def _signed(buf, span):
+def _signed(buf: Buffer, span: Span) -> int | None:
     return struct.unpack_from("=i", buf, span[0])[0] if span[1] - span[0] >= 4 else None
 
 
-def _present(buf, span):
+def _present(buf: Buffer, span: Span) -> bytes:
     """An attribute the planner only needs to know is there."""
     return bytes(buf[span[0] : span[1]])
 
 
-def _address_of(family):
-    def decode(buf, span):
+def _address_of(family: int) -> Callable[[Buffer, Span], str | None]:
+    def decode(buf: Buffer, span: Span) -> str | None:
         return _ip(buf, span, family)
 
     return decode
 
 
-def _struct(fmt, names):
+def _struct(fmt: str, names: Sequence[str]) -> Callable[[Buffer, Span], Message | None]:
     layout = struct.Struct(fmt)
 
-    def decode(buf, span):
+    def decode(buf: Buffer, span: Span) -> Message | None:
         if span[1] - span[0] < layout.size:
             return None
         return Message(dict(zip(names, layout.unpack_from(buf, span[0]))))
@@ -337,15 +359,15 @@ def _struct(fmt, names):
     return decode
 
 
-def _nested(schema):
-    def decode(buf, span):
+def _nested(schema: Schema) -> Callable[[Buffer, Span], Message]:
+    def decode(buf: Buffer, span: Span) -> Message:
         return Message(attrs=_named(buf, attributes(buf, *span), schema))
 
     return decode
 
 
-def _named(buf, attrs, schema):
-    named = {}
+def _named(buf: Buffer, attrs: Mapping[int, Span], schema: Schema) -> dict[str, Any]:
+    named: dict[str, Any] = {}
     for kind, span in attrs.items():
         entry = schema.get(kind)
         if entry is not None:
@@ -362,9 +384,9 @@ RTAX_NAMES = (
 RTAX_CC_ALGO = 16
 
 
-def _metrics(buf, span):
+def _metrics(buf: Buffer, span: Span) -> Message:
     """RTA_METRICS as pyroute2 shows it: a message whose "attrs" item lists (name, value) in the kernel's order."""
-    pairs = []
+    pairs: list[tuple[str | None, str | int | None]] = []
     for kind, inner in attributes_in_order(buf, *span):
         name = RTAX_NAMES[kind] if kind < len(RTAX_NAMES) else "RTAX_%d" % kind
         pairs.append((name, _string(buf, inner) if kind == RTAX_CC_ALGO else _unsigned(buf, inner)))
@@ -374,10 +396,10 @@ def _metrics(buf, span):
 _RTNEXTHOP = struct.Struct("=HBBi")  # struct rtnexthop: length, flags, hops, ifindex
 
 
-def _multipath(family):
+def _multipath(family: int) -> Callable[[Buffer, Span], list[Message]]:
     schema = {5: ("RTA_GATEWAY", _address_of(family))}
 
-    def decode(buf, span):
+    def decode(buf: Buffer, span: Span) -> list[Message]:
         hops = []
         offset, end = span
         while offset + _RTNEXTHOP.size <= end:
@@ -403,7 +425,7 @@ _BRIDGE_DATA = {
 }
 
 
-def _linkinfo(buf, span):
+def _linkinfo(buf: Buffer, span: Span) -> Message:
     info = attributes(buf, *span)
     named = _named(buf, info, {IFLA_INFO_KIND: ("IFLA_INFO_KIND", _string), IFLA_INFO_SLAVE_KIND: ("IFLA_INFO_SLAVE_KIND", _string)})
     if IFLA_INFO_DATA in info and named.get("IFLA_INFO_KIND") == "bridge":
@@ -423,7 +445,7 @@ _LINK_SCHEMA = {
 }
 
 
-def link_message(buf, start, end):
+def link_message(buf: Buffer, start: int, end: int) -> Message:
     family, kind, index, flags, change = _IFINFOMSG.unpack_from(buf, start)
     attrs = attributes(buf, start + _IFINFOMSG.size, end)
     return Message({"family": family, "ifi_type": kind, "index": index, "flags": flags, "change": change}, _named(buf, attrs, _LINK_SCHEMA))
@@ -432,7 +454,7 @@ def link_message(buf, start, end):
 _IFA_CACHEINFO = _struct("=IIII", ("ifa_preferred", "ifa_valid", "cstamp", "tstamp"))
 
 
-def address_message(buf, start, end):
+def address_message(buf: Buffer, start: int, end: int) -> Message:
     family, prefixlen, flags, scope, index = _IFADDRMSG.unpack_from(buf, start)
     ip = _address_of(family)
     schema = {
@@ -454,7 +476,7 @@ _RTA_CACHEINFO = _struct("=IIiIIIII", ("rta_clntref", "rta_lastuse", "rta_expire
 RTM_NEWROUTE, RTM_GETROUTE = 24, 26
 
 
-def route_message(buf, start, end):
+def route_message(buf: Buffer, start: int, end: int) -> Message:
     family, dst_len, src_len, tos, table, proto, scope, kind, flags = _RTMSG.unpack_from(buf, start)
     ip = _address_of(family)
     schema = {
@@ -486,14 +508,14 @@ class MessageSource:
     """The three dumps _kernel_snapshot.read_snapshot() asks for, answered from the wire without pyroute2."""
 
     @staticmethod
-    def get_links():
+    def get_links() -> list[Message]:
         return _dump(RTM_GETLINK, _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0), RTM_NEWLINK, link_message)
 
     @staticmethod
-    def get_addr():
+    def get_addr() -> list[Message]:
         return _dump(RTM_GETADDR, _IFADDRMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0), RTM_NEWADDR, address_message)
 
     @staticmethod
-    def get_routes(family):
+    def get_routes(family: int) -> list[Message]:
         # Every table: RTM_GETROUTE dumps all of them; the planner filters.
         return _dump(RTM_GETROUTE, _RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0), RTM_NEWROUTE, route_message)

@@ -21,6 +21,7 @@ import contextlib
 import fnmatch
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import (
@@ -29,6 +30,12 @@ from ansible_collections.kvmhost.bridging.plugins.module_utils._fileio import (
     read_bytes,
     text_diff,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Collection, Iterable, Mapping, Sequence
+
+    # sysctl.d path -> its assignments, in order
+    Parsed = dict[str, list["Assignment"]]
 
 KEY_IPV4 = "net.ipv4.ip_forward"
 KEY_IPV6 = "net.ipv6.conf.all.forwarding"
@@ -52,7 +59,7 @@ DISABLED_PREFIX = "# disabled by kvmhost.bridging.ip_forward: "
 # --------------------------------------------------------------------------
 
 
-def key_path(name):
+def key_path(name: str) -> str:
     """The /proc/sys relative path of a sysctl name written with dots or slashes.
 
     As systemd-sysctl reads it: when the first separator is a dot, dots and
@@ -68,12 +75,12 @@ def key_path(name):
     return name
 
 
-def key_name(path):
+def key_name(path: str) -> str:
     """The dotted name of a key path (the inverse of key_path)."""
     return path.translate(str.maketrans("/.", "./"))
 
 
-def same_value(left, right):
+def same_value(left: str | None, right: str | None) -> bool:
     """Compare sysctl values as the kernel would read them ("1" == " 1" == "01")."""
     if left is None or right is None:
         return left is right
@@ -84,9 +91,9 @@ def same_value(left, right):
         return left == right
 
 
-def desired_values(params):
+def desired_values(params: Mapping[str, Any]) -> dict[str, str]:
     """Dotted key -> "0"/"1" for every option that was given, in a stable order."""
-    desired = {}
+    desired: dict[str, str] = {}
     if params.get("ipv4") is not None:
         desired[KEY_IPV4] = "1" if params["ipv4"] else "0"
     if params.get("ipv6") is not None:
@@ -124,9 +131,9 @@ class Assignment:
         return "%s line %d (%s = %s)" % (self.path, self.index + 1, key_name(self.key), self.value)
 
 
-def parse_conf(path, text):
+def parse_conf(path: str, text: str | None) -> list[Assignment]:
     """The assignments of a sysctl.d file, in order."""
-    assignments = []
+    assignments: list[Assignment] = []
     for index, raw in enumerate((text or "").split("\n")):
         line = raw.strip()
         if not line or line[0] in "#;":
@@ -147,16 +154,18 @@ def parse_conf(path, text):
     return assignments
 
 
-def _is_glob(key):
+def _is_glob(key: str) -> bool:
     return any(char in key for char in "*?[")
 
 
-def config_order(listing, search_dirs=SEARCH_DIRS, sysctl_conf=SYSCTL_CONF, sysctl_conf_exists=True):
+def config_order(
+    listing: Mapping[str, Iterable[str]], search_dirs: Iterable[str] = SEARCH_DIRS, sysctl_conf: str = SYSCTL_CONF, sysctl_conf_exists: bool = True
+) -> list[str]:
     """The files systemd-sysctl applies, in order.
 
     ``listing`` maps each search directory to the file names in it.
     """
-    chosen = {}
+    chosen: dict[str, str] = {}
     for directory in search_dirs:
         for name in sorted(listing.get(directory, ())):
             if name.endswith(".conf") and not name.startswith(".") and name not in chosen:
@@ -167,7 +176,7 @@ def config_order(listing, search_dirs=SEARCH_DIRS, sysctl_conf=SYSCTL_CONF, sysc
     return order
 
 
-def boot_value(order, parsed, key):
+def boot_value(order: Iterable[str], parsed: Mapping[str, Sequence[Assignment]], key: str) -> tuple[str | None, Assignment | None]:
     """The (value, Assignment) a key gets at boot, or (None, None) when no file sets it.
 
     A later explicit assignment wins; globs apply only to keys that no file
@@ -190,7 +199,7 @@ def boot_value(order, parsed, key):
     return (winner.value, winner) if winner else (None, None)
 
 
-def render_drop_in(existing, desired):
+def render_drop_in(existing: str | None, desired: Mapping[str, str]) -> str:
     """Our drop-in's text with ``desired`` (dotted key -> value) set.
 
     Lines of the keys already there get the new value in place; missing keys
@@ -199,7 +208,7 @@ def render_drop_in(existing, desired):
     if existing is None or not existing.strip():
         return HEADER + "".join("%s = %s\n" % (key, value) for key, value in desired.items())
     wanted = {key_path(key): value for key, value in desired.items()}
-    seen = set()
+    seen: set[str] = set()
     lines = existing.split("\n")
     for index, raw in enumerate(lines):
         stripped = raw.strip()
@@ -223,7 +232,7 @@ def render_drop_in(existing, desired):
     return text
 
 
-def comment_out(text, indexes):
+def comment_out(text: str, indexes: Iterable[int]) -> str:
     """``text`` with the lines at ``indexes`` commented out (marked, so a reader knows why)."""
     lines = text.split("\n")
     for index in indexes:
@@ -240,7 +249,14 @@ def comment_out(text, indexes):
 class State:
     """What was read from the host: runtime values, the sysctl.d files and their contents."""
 
-    def __init__(self, runtime, listing, contents, realpaths=None, sysctl_conf_exists=True):
+    def __init__(
+        self,
+        runtime: dict[str, str | None],
+        listing: dict[str, list[str]],
+        contents: dict[str, str | None],
+        realpaths: dict[str, str] | None = None,
+        sysctl_conf_exists: bool = True,
+    ) -> None:
         self.runtime = runtime  # dotted key -> value, None when the sysctl does not exist
         self.listing = listing  # search dir -> file names
         self.contents = contents  # path -> text (None when missing)
@@ -248,7 +264,7 @@ class State:
         self.sysctl_conf_exists = sysctl_conf_exists
 
 
-def _order(state, contents, extra=None):
+def _order(state: State, contents: Mapping[str, str | None], extra: Iterable[str] | None = None) -> list[str]:
     listing = {d: list(names) for d, names in state.listing.items()}
     for path in extra or ():
         directory, name = os.path.split(path)
@@ -260,7 +276,7 @@ def _order(state, contents, extra=None):
     return config_order(listing, sysctl_conf_exists=conf)
 
 
-def fix_target(state, path):
+def fix_target(state: State, path: str) -> str:
     """Where the fixed copy of ``path`` goes.
 
     Files under /etc are edited in place (a symlink's target when that is in
@@ -275,21 +291,21 @@ def fix_target(state, path):
 
 
 class Plan:
-    def __init__(self):
-        self.runtime = {}  # dotted key -> {"before", "after"}
-        self.runtime_writes = []  # (dotted key, value)
-        self.persistent = {}  # dotted key -> {"before", "after", "source"}
-        self.overridden_by = {}  # dotted key -> path
-        self.fixed = []  # {"path", "written", "line", "text", "key"}
-        self.writes = {}  # path -> (before text or None, after text)
-        self.warnings = []
+    def __init__(self) -> None:
+        self.runtime: dict[str, dict[str, str | None]] = {}  # dotted key -> {"before", "after"}
+        self.runtime_writes: list[tuple[str, str]] = []  # (dotted key, value)
+        self.persistent: dict[str, dict[str, str | None]] = {}  # dotted key -> {"before", "after", "source"}
+        self.overridden_by: dict[str, str | None] = {}  # dotted key -> path
+        self.fixed: list[dict[str, str | int]] = []  # {"path", "written", "line", "text", "key"}
+        self.writes: dict[str, tuple[str | None, str]] = {}  # path -> (before text or None, after text)
+        self.warnings: list[str] = []
 
     @property
-    def changed(self):
+    def changed(self) -> bool:
         return bool(self.runtime_writes or self.writes)
 
 
-def plan(state, desired, sysctl_file, persist=True, fix_overrides=False):
+def plan(state: State, desired: Mapping[str, str], sysctl_file: str, persist: bool = True, fix_overrides: bool = False) -> Plan:
     """Plan runtime writes, the drop-in and override fixes; ModuleError when impossible."""
     result = Plan()
     _plan_runtime(result, state, desired)
@@ -300,7 +316,7 @@ def plan(state, desired, sysctl_file, persist=True, fix_overrides=False):
     if not persist:
         for key in desired:
             value, source = before[key]
-            result.persistent[key] = {"before": value, "after": value, "source": source and source.path}
+            result.persistent[key] = {"before": value, "after": value, "source": source.path if source is not None else None}
         return result
 
     contents = dict(state.contents)
@@ -318,7 +334,7 @@ def plan(state, desired, sysctl_file, persist=True, fix_overrides=False):
     return result
 
 
-def _plan_runtime(result, state, desired):
+def _plan_runtime(result: Plan, state: State, desired: Mapping[str, str]) -> None:
     """Runtime: the sysctl must exist to be set (a missing one may stay off)."""
     for key, value in desired.items():
         current = state.runtime.get(key)
@@ -334,7 +350,7 @@ def _plan_runtime(result, state, desired):
             result.runtime_writes.append((key, value))
 
 
-def _warn_unread(result, order, sysctl_file):
+def _warn_unread(result: Plan, order: Sequence[str], sysctl_file: str) -> None:
     """Warn when systemd-sysctl never reads the drop-in: masked, or outside its directories."""
     if sysctl_file in order:
         return
@@ -351,7 +367,16 @@ def _warn_unread(result, order, sysctl_file):
         )
 
 
-def _fix_overrides(result, state, order, contents, parsed, extra, desired, sysctl_file):
+def _fix_overrides(
+    result: Plan,
+    state: State,
+    order: list[str],
+    contents: dict[str, str | None],
+    parsed: Parsed,
+    extra: list[str],
+    desired: Mapping[str, str],
+    sysctl_file: str,
+) -> list[str]:
     """Comment out the later lines that override the drop-in (fix_overrides); return the new file order."""
     for _attempt in range(3):
         conflicts = _conflicts(order, parsed, desired, sysctl_file)
@@ -366,9 +391,11 @@ def _fix_overrides(result, state, order, contents, parsed, extra, desired, sysct
     return order
 
 
-def _override_edits(state, order, parsed, conflicts, desired, sysctl_file):
+def _override_edits(
+    state: State, order: list[str], parsed: Parsed, conflicts: Iterable[str], desired: Mapping[str, str], sysctl_file: str
+) -> dict[str, tuple[str, dict[int, Assignment]]]:
     """target path -> (source path, {line index: Assignment}) for the lines after the drop-in that set another value."""
-    edits = {}
+    edits: dict[str, tuple[str, dict[int, Assignment]]] = {}
     position = order.index(sysctl_file)
     for key in conflicts:
         for path in order[position + 1 :]:
@@ -379,11 +406,22 @@ def _override_edits(state, order, parsed, conflicts, desired, sysctl_file):
     return edits
 
 
-def _comment_out_edit(result, state, contents, parsed, extra, target, path, items):
+def _comment_out_edit(
+    result: Plan,
+    state: State,
+    contents: dict[str, str | None],
+    parsed: Parsed,
+    extra: list[str],
+    target: str,
+    path: str,
+    items: dict[int, Assignment],
+) -> None:
     """Comment out ``items`` of ``path`` into ``target``, in the plan and in the contents seen from now on."""
     in_place = target in (path, state.realpaths.get(path))
-    old_lines = contents[path].split("\n")
-    new = comment_out(contents[path], sorted(items))
+    # items came from parsed[path], which exists only for a path whose text was read or planned
+    text = cast(str, contents[path])
+    old_lines = text.split("\n")
+    new = comment_out(text, sorted(items))
     disk = state.contents[path] if in_place else state.contents.get(target)
     result.writes[target] = (result.writes[target][0] if target in result.writes else disk, new)
     for index, item in sorted(items.items()):
@@ -398,14 +436,21 @@ def _comment_out_edit(result, state, contents, parsed, extra, target, path, item
         extra.append(target)
 
 
-def _report_boot(result, order, parsed, desired, before, sysctl_file):
+def _report_boot(
+    result: Plan,
+    order: list[str],
+    parsed: Parsed,
+    desired: Mapping[str, str],
+    before: Mapping[str, tuple[str | None, Assignment | None]],
+    sysctl_file: str,
+) -> None:
     """The values at boot, before and after, and what still overrides the drop-in."""
     for key in desired:
         value, source = boot_value(order, parsed, key_path(key))
         result.persistent[key] = {
             "before": before[key][0],
             "after": value,
-            "source": source and source.path,
+            "source": source.path if source is not None else None,
         }
     masking = [p for p in order if os.path.basename(p) == os.path.basename(sysctl_file) and p != sysctl_file]
     for key, source in sorted(_conflicts(order, parsed, desired, sysctl_file).items()):
@@ -420,9 +465,9 @@ def _report_boot(result, order, parsed, desired, before, sysctl_file):
             )
 
 
-def _conflicts(order, parsed, desired, sysctl_file):
+def _conflicts(order: list[str], parsed: Parsed, desired: Mapping[str, str], sysctl_file: str) -> dict[str, Assignment | None]:
     """Dotted key -> the Assignment that wins at boot instead of ours (None: no file sets it)."""
-    conflicts = {}
+    conflicts: dict[str, Assignment | None] = {}
     for key, value in desired.items():
         boot, source = boot_value(order, parsed, key_path(key))
         if source is not None and source.path == sysctl_file:
@@ -432,7 +477,7 @@ def _conflicts(order, parsed, desired, sysctl_file):
     return conflicts
 
 
-def _absent_message(key):
+def _absent_message(key: str) -> str:
     if key.startswith("net.bridge."):
         return (
             "%s does not exist: the br_netfilter module is not loaded, so bridged traffic does not pass through"
@@ -449,11 +494,11 @@ def _absent_message(key):
 # --------------------------------------------------------------------------
 
 
-def proc_path(key, root=""):
+def proc_path(key: str, root: str = "") -> str:
     return root + os.path.join(PROC_SYS, key_path(key))
 
 
-def read_runtime(key, root=""):
+def read_runtime(key: str, root: str = "") -> str | None:
     try:
         with open(proc_path(key, root)) as handle:
             return handle.read().strip()
@@ -463,7 +508,7 @@ def read_runtime(key, root=""):
         raise ModuleError("Cannot read %s: %s." % (proc_path(key), exc.strerror)) from exc
 
 
-def write_runtime(key, value, root=""):
+def write_runtime(key: str, value: str, root: str = "") -> None:
     try:
         with open(proc_path(key, root), "w") as handle:
             handle.write(value + "\n")
@@ -474,17 +519,17 @@ def write_runtime(key, value, root=""):
         ) from exc
 
 
-def _read_text(path, root):
-    data = read_bytes(root + path)
+def _read_text(path: str, root: str) -> str | None:
+    data: bytes | None = read_bytes(root + path)
     return None if data is None else data.decode("utf-8", "surrogateescape")
 
 
-def gather(desired, sysctl_file, persist=True, root=""):
+def gather(desired: Iterable[str], sysctl_file: str, persist: bool = True, root: str = "") -> State:
     """Read the runtime values and every file systemd-sysctl would read."""
     runtime = {key: read_runtime(key, root) for key in desired}
-    listing = {}
-    contents = {}
-    realpaths = {}
+    listing: dict[str, list[str]] = {}
+    contents: dict[str, str | None] = {}
+    realpaths: dict[str, str] = {}
     for directory in SEARCH_DIRS:
         try:
             names = sorted(os.listdir(root + directory))
@@ -503,7 +548,7 @@ def gather(desired, sysctl_file, persist=True, root=""):
     return State(runtime, listing, contents, realpaths, sysctl_conf_exists=contents.get(SYSCTL_CONF) is not None)
 
 
-def normalize_sysctl_file(path):
+def normalize_sysctl_file(path: object) -> str:
     """``path`` without ``.``, ``..`` or doubled slashes; ModuleError for a name systemd-sysctl would not read.
 
     systemd-sysctl reads ``*.conf`` and skips hidden files, so a dot-file
@@ -523,9 +568,9 @@ def normalize_sysctl_file(path):
     return normal
 
 
-def _apply(module, result_plan, root, directories):
+def _apply(module: Any, result_plan: Plan, root: str, directories: Collection[str]) -> None:
     """Write the files first, then the runtime values; a failure says what was already changed."""
-    done = []
+    done: list[str] = []
     try:
         for path, (_before, after) in sorted(result_plan.writes.items()):
             if os.path.dirname(path) not in directories:
@@ -541,7 +586,7 @@ def _apply(module, result_plan, root, directories):
         raise ModuleError("%s Already changed: %s." % (exc.msg, ", ".join(done)), changed=True, **exc.result) from exc
 
 
-def _make_dirs(root, directories):
+def _make_dirs(root: str, directories: Iterable[str]) -> None:
     for directory in directories:
         if not os.path.isdir(root + directory):
             try:
@@ -550,7 +595,7 @@ def _make_dirs(root, directories):
                 raise ModuleError("Cannot create %s: %s. Nothing was changed." % (directory, exc.strerror)) from exc
 
 
-def run(module, root=""):
+def run(module: Any, root: str = "") -> dict[str, Any]:
     """The whole ip_forward task; returns the result dict (with ``warnings``)."""
     params = module.params
     if params["fix_overrides"] and not params["persist"]:
@@ -577,7 +622,7 @@ def run(module, root=""):
         else:
             _apply(module, result_plan, root, ())
 
-    result = {
+    result: dict[str, Any] = {
         "changed": result_plan.changed,
         "runtime": result_plan.runtime,
         "persistent": result_plan.persistent,
@@ -587,7 +632,7 @@ def run(module, root=""):
         "warnings": result_plan.warnings,
     }
     if module._diff:
-        diffs = []
+        diffs: list[dict[str, Any]] = []
         if result_plan.runtime_writes:
             diffs.append(
                 {

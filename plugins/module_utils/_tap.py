@@ -41,12 +41,20 @@ import re
 import socket
 import struct
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 from ansible_collections.kvmhost.bridging.plugins.module_utils._names import ifname_problem, mac_problem
 from ansible_collections.kvmhost.bridging.plugins.module_utils._pyroute2_dep import netlink_error
 from ansible_collections.kvmhost.bridging.plugins.module_utils._rtnl import RtnlError, dump_links
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from contextlib import AbstractContextManager
+
+    # tap name -> the processes that hold it ({pid, cmdline, guest}), as find_tap_holders returns them
+    Holders = Mapping[str, Sequence[Mapping[str, Any]]]
+    NetnsKey = tuple[int, int]  # (st_dev, st_ino) of a network namespace
 
 # Properties a user can declare, in the order they are shown.
 PROPS = ("bridge", "owner", "group", "multi_queue", "vnet_hdr", "mac", "mtu", "up")
@@ -74,7 +82,7 @@ IFF_VNET_HDR = 0x4000
 IFF_MULTI_QUEUE = 0x0100
 
 
-def _ioctl_numbers(machine):
+def _ioctl_numbers(machine: str) -> dict[str, int]:
     """The tun ioctl numbers; their direction bits differ between architectures."""
     write = 0x80000000 if machine.startswith(("ppc", "powerpc", "mips", "sparc", "alpha")) else 0x40000000
     iow_int = write | (4 << 16) | (ord("T") << 8)
@@ -99,7 +107,7 @@ _NO_UNIFIED_SYSCALLS = ("mips", "alpha", "ia64")
 # ---------------------------------------------------------------- validation
 
 
-def resolve_id(value, what):
+def resolve_id(value: object, what: str) -> tuple[int | None, str | None]:
     """Return ``(id, problem)`` for a user or group given as a name or a number."""
     if value is None:
         return None, None
@@ -120,7 +128,7 @@ def resolve_id(value, what):
         return None, "%s %r: no such %s on this host; create it first or give a numeric id" % (what, text, db)
 
 
-def build_desired(params):
+def build_desired(params: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Turn the module parameters into a list of desired taps.
 
     ``params`` holds the top-level options; ``params['taps']`` (a list of
@@ -137,12 +145,12 @@ def build_desired(params):
             raise ModuleError("mac cannot be set at the top level together with taps: every tap would get the same MAC. Set mac per entry of taps.")
         labels = ["taps[%d]: " % i for i in range(len(items))]
 
-    problems = []
-    desired = []
-    seen = {}
-    macs = {}
+    problems: list[str] = []
+    desired: list[dict[str, Any]] = []
+    seen: dict[str, str] = {}
+    macs: dict[str, str] = {}
     for label, item in zip(labels, items):
-        merged = {}
+        merged: dict[str, Any] = {}
         for key in ("name", "state", *PROPS):
             value = item.get(key)
             merged[key] = params.get(key) if value is None and key != "name" else value
@@ -160,7 +168,7 @@ def build_desired(params):
         if state not in ("present", "absent"):
             problems.append(where + "state must be present or absent, not %r" % state)
             continue
-        tap = {"name": name, "state": state}
+        tap: dict[str, Any] = {"name": name, "state": state}
         if state == "present":
             tap.update(_desired_props(merged, where, problems, macs))
         desired.append(tap)
@@ -169,8 +177,8 @@ def build_desired(params):
     return desired
 
 
-def _desired_props(merged, where, problems, macs):
-    out = {}
+def _desired_props(merged: Mapping[str, Any], where: str, problems: list[str], macs: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     bridge = merged["bridge"]
     if bridge not in (None, ""):
         problem = ifname_problem(bridge, "bridge name", ascii_only=True)
@@ -204,17 +212,17 @@ def _desired_props(merged, where, problems, macs):
 # ----------------------------------------------------------- the link dump
 
 
-def is_tap(rec):
+def is_tap(rec: Mapping[str, Any]) -> bool:
     return rec["kind"] == "tun" and rec["tun"] is not None and rec["tun"]["type"] == TUN_TYPE_TAP
 
 
-def is_held(rec):
+def is_held(rec: Mapping[str, Any]) -> bool:
     """Whether a process holds the tap: the kernel turns the carrier on while a queue is attached."""
     tun = rec["tun"] or {}
     return bool(rec["carrier"] or tun.get("num_queues") or tun.get("num_disabled_queues"))
 
 
-def describe_kind(rec):
+def describe_kind(rec: Mapping[str, Any]) -> str:
     kind = rec["kind"]
     if kind is None:
         return "a physical or kernel device"
@@ -225,7 +233,7 @@ def describe_kind(rec):
     return "a %s device" % kind
 
 
-def tap_view(rec, by_index):
+def tap_view(rec: Mapping[str, Any], by_index: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
     """The declared properties of an existing tap, as the task compares them."""
     master = by_index.get(rec["master"]) if rec["master"] else None
     tun = rec["tun"]
@@ -267,26 +275,28 @@ class Plan:
     blocked: list[tuple[str, list[str], dict[str, Any]]] = field(default_factory=list)  # (name, changed attach/rebuild keys, record)
 
     @property
-    def changed(self):
+    def changed(self) -> bool:
         return bool(self.steps)
 
-    def actions(self):
-        out = []
+    def actions(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
         for step in self.steps:
-            action = {"action": step.action, "name": step.name}
+            action: dict[str, Any] = {"action": step.action, "name": step.name}
+            # Proven by plan_taps: every step but a delete has ``after``, every step but a create ``before``.
+            before, after = cast("dict[str, Any]", step.before), cast("dict[str, Any]", step.after)
             if step.action in ("update", "recreate"):
-                action["changes"] = {k: {"before": step.before[k], "after": step.after[k]} for k in step.changes}
+                action["changes"] = {k: {"before": before[k], "after": after[k]} for k in step.changes}
             if step.action in ("create", "recreate"):
-                action["after"] = dict(step.after)
+                action["after"] = dict(after)
             if step.action == "delete":
-                action["before"] = dict(step.before)
+                action["before"] = dict(before)
                 action["held"] = step.held
             out.append(action)
         return out
 
-    def diff(self):
-        before = {}
-        after = {}
+    def diff(self) -> dict[str, Any]:
+        before: dict[str, dict[str, Any]] = {}
+        after: dict[str, dict[str, Any]] = {}
         for step in self.steps:
             if step.before is not None:
                 before[step.name] = step.before
@@ -305,7 +315,7 @@ def plan_taps(desired: list[dict[str, Any]], links: list[dict[str, Any]]) -> Pla
     by_name = {rec["name"]: rec for rec in links}
     by_index = {rec["index"]: rec for rec in links}
     plan = Plan()
-    problems = []
+    problems: list[str] = []
     for want in desired:
         name = want["name"]
         cur = by_name.get(name)
@@ -347,7 +357,7 @@ def _bridge_problem(name: str, bridge: str | None, by_name: dict[str, dict[str, 
 
 def _plan_create(plan: Plan, name: str, want: dict[str, Any]) -> None:
     """A tap that does not exist yet: created with the wanted properties and defaults for the rest."""
-    after = {}
+    after: dict[str, Any] = {}
     for key in PROPS:
         value = want[key]
         after[key] = CREATE_DEFAULTS.get(key) if value is None else value
@@ -379,9 +389,9 @@ def _plan_change(plan: Plan, name: str, want: dict[str, Any], cur: dict[str, Any
     plan.steps.append(TapStep(action, name, before, after, changes, cur["index"], netlink))
 
 
-def _fresh_netlink(after):
+def _fresh_netlink(after: Mapping[str, Any]) -> dict[str, Any]:
     """What a tap that has just been made needs over netlink to reach ``after``."""
-    netlink = {}
+    netlink: dict[str, Any] = {}
     if after["mac"] is not None:
         netlink["mac"] = after["mac"]
     if after["mtu"] != CREATE_DEFAULTS["mtu"]:
@@ -393,9 +403,9 @@ def _fresh_netlink(after):
     return netlink
 
 
-def blocked_message(blocked, holders):
+def blocked_message(blocked: Iterable[tuple[str, list[str], dict[str, Any]]], holders: Holders) -> str:
     """One message for every change that waits for a process to let go of its tap."""
-    parts = []
+    parts: list[str] = []
     for name, keys, _rec in blocked:
         owners = holders.get(name) or []
         who = ", ".join(describe_holder(h) for h in owners) if owners else "a process this host does not show (the tap's carrier is up)"
@@ -404,24 +414,24 @@ def blocked_message(blocked, holders):
     return "; ".join(parts) + ". Stop that process (shut the guest down) and run the task again, or leave those properties as they are."
 
 
-def describe_holder(holder):
+def describe_holder(holder: Mapping[str, Any]) -> str:
     text = "pid %d (%s)" % (holder["pid"], _shorten(holder["cmdline"] or "?", 80))
     if holder.get("guest"):
         text += " of guest %s" % holder["guest"]
     return text
 
 
-def _shorten(text, width):
+def _shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
 # ------------------------------------------------------------------- holders
 
 
-def _split_qemu_opts(value):
+def _split_qemu_opts(value: str) -> list[str]:
     """Split a QEMU option string on commas; ',,' stands for a literal comma."""
-    parts = []
-    current = []
+    parts: list[str] = []
+    current: list[str] = []
     i = 0
     while i < len(value):
         char = value[i]
@@ -439,7 +449,7 @@ def _split_qemu_opts(value):
     return parts
 
 
-def guest_name(argv):
+def guest_name(argv: Sequence[str]) -> str | None:
     """The guest name from a QEMU command line (``-name guest=web01,...`` or ``-name web01``), or None."""
     for i, arg in enumerate(argv):
         if arg in ("-name", "--name"):
@@ -460,7 +470,7 @@ def guest_name(argv):
     return None
 
 
-def _netns_key(path):
+def _netns_key(path: str) -> NetnsKey:
     st = os.stat(path)
     return (st.st_dev, st.st_ino)
 
@@ -468,11 +478,11 @@ def _netns_key(path):
 class _PidFd:
     """Duplicates another process's fd (pidfd_getfd, Linux >= 5.6) to ask the tap's netns."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.usable = hasattr(os, "pidfd_open") and not platform.machine().startswith(_NO_UNIFIED_SYSCALLS)
-        self._libc = None
+        self._libc: ctypes.CDLL | None = None
 
-    def tap_netns(self, pid, fd):
+    def tap_netns(self, pid: int, fd: int) -> NetnsKey | None:
         """The (dev, ino) of the netns of the tap behind ``pid``'s ``fd``, or None when it cannot tell."""
         if not self.usable:
             return None
@@ -501,7 +511,7 @@ class _PidFd:
                     os.close(one)
 
 
-def _read_iff(path):
+def _read_iff(path: str) -> str | None:
     try:
         with open(path) as handle:
             for line in handle:
@@ -512,7 +522,7 @@ def _read_iff(path):
     return None
 
 
-def _read_argv(pid, proc):
+def _read_argv(pid: int, proc: str) -> list[str]:
     try:
         with open(os.path.join(proc, str(pid), "cmdline"), "rb") as handle:
             raw = handle.read()
@@ -521,7 +531,12 @@ def _read_argv(pid, proc):
     return [part.decode("utf-8", "replace") for part in raw.split(b"\0") if part]
 
 
-def find_tap_holders(names=None, proc="/proc", netns_of=None, own_netns=None):
+def find_tap_holders(
+    names: Iterable[str] | None = None,
+    proc: str = "/proc",
+    netns_of: Callable[[int, int], NetnsKey | None] | None = None,
+    own_netns: NetnsKey | None = None,
+) -> dict[str, list[dict[str, Any]]]:
     """Map tap name -> holders, for taps of this network namespace.
 
     A holder is ``{pid, cmdline, guest}``; each process is listed once per
@@ -541,7 +556,7 @@ def find_tap_holders(names=None, proc="/proc", netns_of=None, own_netns=None):
     if netns_of is None:
         netns_of = _NetnsOf(proc)
     wanted = set(names) if names is not None else None
-    candidates = []
+    candidates: list[tuple[int, int, str]] = []
     try:
         entries = os.listdir(proc)
     except OSError:
@@ -554,18 +569,18 @@ def find_tap_holders(names=None, proc="/proc", netns_of=None, own_netns=None):
             fds = os.listdir(fddir)
         except OSError:
             continue
-        for fd in fds:
+        for fd_name in fds:
             try:
-                target = os.readlink(os.path.join(fddir, fd))
+                target = os.readlink(os.path.join(fddir, fd_name))
             except OSError:
                 continue
             if not target.startswith(TUN_DEVICE):
                 continue
-            iff = _read_iff(os.path.join(proc, entry, "fdinfo", fd))
+            iff = _read_iff(os.path.join(proc, entry, "fdinfo", fd_name))
             if iff and (wanted is None or iff in wanted):
-                candidates.append((int(entry), int(fd), iff))
-    found = {}
-    seen = set()
+                candidates.append((int(entry), int(fd_name), iff))
+    found: dict[str, list[dict[str, Any]]] = {}
+    seen: set[tuple[int, str]] = set()
     for pid, fd, iff in sorted(candidates):
         if (pid, iff) in seen:
             continue
@@ -581,11 +596,11 @@ def find_tap_holders(names=None, proc="/proc", netns_of=None, own_netns=None):
 class _NetnsOf:
     """The netns of the tap behind a process's fd: exact through pidfd_getfd, else the process's own netns."""
 
-    def __init__(self, proc):
+    def __init__(self, proc: str) -> None:
         self.proc = proc
         self.pidfd = _PidFd()
 
-    def __call__(self, pid, fd):
+    def __call__(self, pid: int, fd: int) -> NetnsKey | None:
         key = self.pidfd.tap_netns(pid, fd)
         if key is not None:
             return key
@@ -598,7 +613,7 @@ class _NetnsOf:
 # --------------------------------------------------------------------- apply
 
 
-def _tun_attach(name, flags_after, owner, group):
+def _tun_attach(name: str, flags_after: Mapping[str, Any], owner: int | None, group: int | None) -> str | None:
     """Create the tap ``name`` or attach to it, set owner/group, make it persistent; return its MAC."""
     flags = IFF_TAP | IFF_NO_PI
     if flags_after["vnet_hdr"]:
@@ -623,7 +638,7 @@ def _tun_attach(name, flags_after, owner, group):
         os.close(fd)
 
 
-def _free_group(links):
+def _free_group(links: Iterable[Mapping[str, Any]]) -> int:
     used = {rec["group"] for rec in links}
     group = DELETE_GROUP_BASE
     while group in used:
@@ -631,7 +646,7 @@ def _free_group(links):
     return group
 
 
-def delete_links(ip, indexes, links):
+def delete_links(ip: Any, indexes: Sequence[int], links: Iterable[Mapping[str, Any]]) -> None:
     """Delete links: one RTM_DELLINK for one link, one link group for many."""
     if len(indexes) == 1:
         ip.link("del", index=indexes[0])
@@ -642,33 +657,36 @@ def delete_links(ip, indexes, links):
     try:
         ip.link("del", group=group)
     except netlink_error() as exc:
-        if exc.code not in (errno.EOPNOTSUPP, errno.EINVAL):
+        if getattr(exc, "code", None) not in (errno.EOPNOTSUPP, errno.EINVAL):
             raise
         for index in indexes:  # a kernel without group deletion
             ip.link("del", index=index)
 
 
 class ApplyError(Exception):
-    def __init__(self, stage, name, exc):
+    def __init__(self, stage: str, name: str, exc: BaseException) -> None:
         super().__init__(str(exc))
         self.stage = stage
         self.name = name
         self.exc = exc
 
 
-def apply_plan(ip, plan, links):
+def apply_plan(ip: Any, plan: Plan, links: Sequence[Mapping[str, Any]]) -> None:
     """Apply ``plan`` with the IPRoute ``ip``; fill in what only the kernel knows (MACs of new taps)."""
     by_name = {rec["name"]: rec for rec in links}
     gone = [step for step in plan.steps if step.action in ("delete", "recreate")]
     if gone:
         try:
-            delete_links(ip, [step.index for step in gone], links)
+            # Proven by plan_taps: a deleted or re-created tap exists, so its step has its ifindex.
+            delete_links(ip, [cast(int, step.index) for step in gone], links)
         except (netlink_error(), OSError) as exc:
             raise ApplyError("delete", ", ".join(step.name for step in gone[:5]) + (", ..." if len(gone) > 5 else ""), exc) from exc
     after_by_name = {tap["name"]: tap for tap in plan.taps}
     for step in plan.steps:
         name = step.name
         after = step.after
+        if after is None:  # a deleted tap: nothing to create or attach
+            continue
         try:
             if step.action in ("create", "recreate"):
                 stage = "create"
@@ -682,7 +700,7 @@ def apply_plan(ip, plan, links):
         except OSError as exc:
             raise ApplyError(stage, name, exc) from exc
     for step in plan.steps:
-        request = {}
+        request: dict[str, Any] = {}
         for key, value in step.netlink.items():
             if key == "mac":
                 request["address"] = value
@@ -705,7 +723,13 @@ def apply_plan(ip, plan, links):
 # ------------------------------------------------------------------- the task
 
 
-def run(params, check_mode, ip_factory, dump=None, reader=dump_links):
+def run(
+    params: Mapping[str, Any],
+    check_mode: bool,
+    ip_factory: Callable[[], AbstractContextManager[Any]] | None,
+    dump: list[dict[str, Any]] | None = None,
+    reader: Callable[[], list[dict[str, Any]]] = dump_links,
+) -> dict[str, Any]:
     """Plan and (unless ``check_mode``) apply the tap task; return the result dict.
 
     The links are read by ``reader`` (the standard-library netlink dump; a
@@ -723,7 +747,9 @@ def run(params, check_mode, ip_factory, dump=None, reader=dump_links):
     return _finish(desired, links, check_mode, ip_factory)
 
 
-def _finish(desired, links, check_mode, ip_factory):
+def _finish(
+    desired: list[dict[str, Any]], links: list[dict[str, Any]], check_mode: bool, ip_factory: Callable[[], AbstractContextManager[Any]] | None
+) -> dict[str, Any]:
     plan = plan_taps(desired, links)
     if plan.blocked:
         holders = find_tap_holders([name for name, _keys, _rec in plan.blocked])
@@ -741,7 +767,7 @@ def _finish(desired, links, check_mode, ip_factory):
     return {"changed": plan.changed, "actions": plan.actions(), "diff": plan.diff(), "taps": plan.taps}
 
 
-def _explain(exc):
+def _explain(exc: BaseException) -> str:
     code = getattr(exc, "code", None) or getattr(exc, "errno", None)
     if code:
         return "%s (errno %d)" % (os.strerror(code), code)

@@ -331,13 +331,11 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._bridge_runtime import manage_bridge
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import run_and_exit
-from ansible_collections.kvmhost.bridging.plugins.module_utils._kernel_apply import fail_after_step_from_env
 from ansible_collections.kvmhost.bridging.plugins.module_utils._ssh_connection import connection_addresses
 
 
 def run(module):
-    fail_after = fail_after_step_from_env(os.environ)
-    return manage_bridge(module.params, check_mode=module.check_mode, fail_after_step=fail_after, connection=connection_addresses(), module=module)
+    return manage_bridge(module.params, check_mode=module.check_mode, connection=connection_addresses(), module=module, environ=os.environ)
 
 
 def main():

@@ -200,7 +200,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import run_and_exit
 from ansible_collections.kvmhost.bridging.plugins.module_utils._libvirt_dep import assert_libvirt
-from ansible_collections.kvmhost.bridging.plugins.module_utils._libvirt_iface import Desired, ensure_interface, open_connection
+from ansible_collections.kvmhost.bridging.plugins.module_utils._libvirt_iface import ensure_interface, open_connection
+from ansible_collections.kvmhost.bridging.plugins.module_utils._libvirt_xml import Desired
 
 
 def run(module):

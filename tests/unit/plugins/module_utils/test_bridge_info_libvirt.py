@@ -12,6 +12,7 @@ from test_tap import tap  # the hand-built dump records of the tap tests
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils import _bridge_info
 from ansible_collections.kvmhost.bridging.plugins.module_utils import _libvirt_iface as li
+from ansible_collections.kvmhost.bridging.plugins.module_utils import _libvirt_xml as lx
 
 libvirt = pytest.importorskip("libvirt")
 
@@ -223,7 +224,7 @@ def test_bridge_info_and_the_test_driver_together():
     ],
 )
 def test_network_info_reads_name_bridge_forward_mode_and_subnets(xml, expected):
-    found = li.network_info(xml, active=True, autostart=False)
+    found = lx.network_info(xml, active=True, autostart=False)
     assert (found["network"], found["bridge"], found["forward"], found["subnets"]) == expected
     assert (found["active"], found["autostart"]) == (True, False)
 
@@ -239,12 +240,12 @@ def test_add_domains_names_the_libvirt_network_behind_each_bridge():
     libvirt_info = dict(
         libvirt_ok(),
         networks=[
-            li.network_info(
+            lx.network_info(
                 "<network><name>natnet</name><forward mode='nat'/><bridge name='virbr0'/><ip address='198.18.122.1' prefix='24'/></network>",
                 active=True,
                 autostart=True,
             ),
-            li.network_info("<network><name>gone</name><forward mode='route'/><bridge name='virbr9'/></network>", active=False, autostart=False),
+            lx.network_info("<network><name>gone</name><forward mode='route'/><bridge name='virbr9'/></network>", active=False, autostart=False),
         ],
     )
     info = _bridge_info.add_domains(host_info(), libvirt_info)

@@ -15,6 +15,7 @@ import subprocess
 import pytest
 
 from ansible_collections.kvmhost.bridging.plugins.module_utils import _libvirt_iface as li
+from ansible_collections.kvmhost.bridging.plugins.module_utils import _libvirt_xml as lx
 from ansible_collections.kvmhost.bridging.plugins.module_utils._errors import ModuleError
 
 libvirt = pytest.importorskip("libvirt")
@@ -105,7 +106,7 @@ def assert_valid(tmp_path, xml_text):
 
 
 def run(conn, uri, sysfs, *args, live=True, config=True, check_mode=False, **kwargs):
-    return li.ensure_interface(conn, uri, li.Desired(*args, **kwargs), live=live, config=config, check_mode=check_mode, sysfs=sysfs)
+    return li.ensure_interface(conn, uri, lx.Desired(*args, **kwargs), live=live, config=config, check_mode=check_mode, sysfs=sysfs)
 
 
 def test_add_defines_the_interface_and_the_second_run_changes_nothing(conn, uri, sysfs, tmp_path):
@@ -113,7 +114,7 @@ def test_add_defines_the_interface_and_the_second_run_changes_nothing(conn, uri,
     assert warnings == []
     assert result["changed"] is True
     assert result["domain"] == {"name": "web01", "uuid": "3deda32b-04b6-47d0-b36a-b09037689f42", "active": False, "persistent": True}
-    ifaces = li.interfaces_of(config_xml(conn, "web01"))
+    ifaces = lx.interfaces_of(config_xml(conn, "web01"))
     assert [(i["mac"], i["bridge"], i["model"]) for i in ifaces] == [
         ("52:54:00:aa:00:02", "brold", "e1000"),
         ("52:54:00:12:34:56", "breth0", "virtio"),
@@ -137,18 +138,18 @@ def test_check_mode_plans_but_defines_nothing(conn, uri, sysfs):
     result, _warnings = run(conn, uri, sysfs, "web01", "breth0", check_mode=True)
     assert result["changed"] is True
     assert [c["action"] for c in result["changes"]] == ["add"]
-    assert result["interface"]["mac"] == li.derive_mac("web01", "breth0")
-    assert li.derive_mac("web01", "breth0") in result["diff"][0]["after"]
+    assert result["interface"]["mac"] == lx.derive_mac("web01", "breth0")
+    assert lx.derive_mac("web01", "breth0") in result["diff"][0]["after"]
     assert config_xml(conn, "web01") == before
 
 
 def test_derived_mac_then_model_change_updates_the_same_interface(conn, uri, sysfs, tmp_path):
     first, _w = run(conn, uri, sysfs, "web01", "breth0")
-    mac = li.derive_mac("web01", "breth0")
+    mac = lx.derive_mac("web01", "breth0")
     assert first["interface"]["mac"] == mac and first["interface"]["model"] == "virtio"
     second, _w = run(conn, uri, sysfs, "web01", "breth0", model="e1000e")
     assert [(c["action"], c["changed"]) for c in second["changes"]] == [("update", ["model"])]
-    ifaces = [i for i in li.interfaces_of(config_xml(conn, "web01")) if i["mac"] == mac]
+    ifaces = [i for i in lx.interfaces_of(config_xml(conn, "web01")) if i["mac"] == mac]
     assert [(i["bridge"], i["model"]) for i in ifaces] == [("breth0", "e1000e")]
     assert_valid(tmp_path, config_xml(conn, "web01"))
 
@@ -156,10 +157,10 @@ def test_derived_mac_then_model_change_updates_the_same_interface(conn, uri, sys
 def test_move_keeps_the_mac_and_absent_removes(conn, uri, sysfs, tmp_path):
     moved, _w = run(conn, uri, sysfs, "web01", "breth0", mac="52:54:00:aa:00:02")
     assert moved["changes"][0]["changed"] == ["bridge"]
-    assert [(i["mac"], i["bridge"], i["model"]) for i in li.interfaces_of(config_xml(conn, "web01"))] == [("52:54:00:aa:00:02", "breth0", "e1000")]
+    assert [(i["mac"], i["bridge"], i["model"]) for i in lx.interfaces_of(config_xml(conn, "web01"))] == [("52:54:00:aa:00:02", "breth0", "e1000")]
     gone, _w = run(conn, uri, sysfs, "web01", "breth0", state="absent")
     assert [c["action"] for c in gone["changes"]] == ["remove"] and gone["interface"] is None
-    assert li.interfaces_of(config_xml(conn, "web01")) == []
+    assert lx.interfaces_of(config_xml(conn, "web01")) == []
     assert_valid(tmp_path, config_xml(conn, "web01"))
     again, _w = run(conn, uri, sysfs, "web01", "breth0", state="absent")
     assert again["changed"] is False
@@ -194,7 +195,7 @@ def test_no_such_domain_names_the_domains_there(conn, uri, sysfs):
 
 def test_a_domain_can_be_named_by_uuid_and_the_mac_follows_its_name(conn, uri, sysfs):
     result, _w = run(conn, uri, sysfs, "3deda32b-04b6-47d0-b36a-b09037689f42", "breth0", check_mode=True)
-    assert result["interface"]["mac"] == li.derive_mac("web01", "breth0")
+    assert result["interface"]["mac"] == lx.derive_mac("web01", "breth0")
 
 
 @pytest.mark.parametrize(
@@ -217,7 +218,7 @@ def test_live_on_a_running_domain_of_the_test_driver_says_what_to_do(conn, uri, 
     assert err.value.result["changed"] is False
     result, _w = run(conn, uri, sysfs, "db01", "brold", live=False)
     assert [c["view"] for c in result["changes"]] == ["config"]
-    assert li.derive_mac("db01", "brold") in config_xml(conn, "db01")
+    assert lx.derive_mac("db01", "brold") in config_xml(conn, "db01")
 
 
 def test_a_transient_domain_has_no_config_to_change(conn, uri, sysfs):
@@ -267,13 +268,13 @@ class HotplugDomain:
 
     def _device(self, what, xml_text, flags):
         self.calls.append((what, xml_text, flags))
-        view = li.DomainXML(self.live)
-        info = li.interfaces_of("<domain><devices>%s</devices></domain>" % xml_text)[0]
+        view = lx.DomainXML(self.live)
+        info = lx.interfaces_of("<domain><devices>%s</devices></domain>" % xml_text)[0]
         old = view.by_mac(info["mac"])
         if old is not None:
             view.remove(old)
         if what != "detach":
-            view.add(li.DomainXML("<domain><devices>%s</devices></domain>" % xml_text).interfaces()[0])
+            view.add(lx.DomainXML("<domain><devices>%s</devices></domain>" % xml_text).interfaces()[0])
         self.live = view.to_string()
 
     def attachDeviceFlags(self, xml_text, flags):
@@ -331,7 +332,7 @@ def test_live_changes_use_the_device_api_and_config_changes_define(sysfs, kwargs
     dom = HotplugDomain(LIVE)
     conn = HotplugConn(dom)
     bridge = kwargs.pop("bridge", "breth0")
-    result, warnings = li.ensure_interface(conn, "qemu:///system", li.Desired("web01", bridge, **kwargs), sysfs=sysfs)
+    result, warnings = li.ensure_interface(conn, "qemu:///system", lx.Desired("web01", bridge, **kwargs), sysfs=sysfs)
     assert warnings == []
     assert [c["view"] for c in result["changes"]] == ["config", "live"]
     ((what, device, got_flags),) = dom.calls
@@ -342,7 +343,7 @@ def test_live_changes_use_the_device_api_and_config_changes_define(sysfs, kwargs
         # The whole live element goes to libvirt, so target and alias identify the NIC.
         assert '<target dev="vnet3" />' in device and '<alias name="net0" />' in device
         assert result["interface"]["tap"] == "vnet3"
-    again, _w = li.ensure_interface(conn, "qemu:///system", li.Desired("web01", bridge, **kwargs), sysfs=sysfs)
+    again, _w = li.ensure_interface(conn, "qemu:///system", lx.Desired("web01", bridge, **kwargs), sysfs=sysfs)
     assert again["changed"] is False and len(dom.calls) == 1
 
 
@@ -350,14 +351,14 @@ def test_a_live_detach_the_guest_has_not_acknowledged_warns(sysfs):
     dom = HotplugDomain(LIVE)
     dom.detachDeviceFlags = lambda xml_text, flags: dom.calls.append(("detach", xml_text, flags))
     conn = HotplugConn(dom)
-    _result, warnings = li.ensure_interface(conn, "qemu:///system", li.Desired("web01", "brold", state="absent"), sysfs=sysfs)
+    _result, warnings = li.ensure_interface(conn, "qemu:///system", lx.Desired("web01", "brold", state="absent"), sysfs=sysfs)
     assert len(warnings) == 1 and "has not released interface 52:54:00:aa:00:02" in warnings[0]
 
 
 def test_check_mode_touches_neither_view(sysfs):
     dom = HotplugDomain(LIVE)
     conn = HotplugConn(dom)
-    result, _w = li.ensure_interface(conn, "qemu:///system", li.Desired("web01", "breth0"), check_mode=True, sysfs=sysfs)
+    result, _w = li.ensure_interface(conn, "qemu:///system", lx.Desired("web01", "breth0"), check_mode=True, sysfs=sysfs)
     assert result["changed"] is True and len(result["diff"]) == 2
     assert dom.calls == [] and conn.defined == []
 

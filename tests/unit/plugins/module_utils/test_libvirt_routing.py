@@ -162,3 +162,8 @@ def test_a_drop_policy_and_negations_are_followed():
     problems, _lines = lr.doctor_problems([NATNET, RTNET], save)
     assert {p["subject"] for p in problems} == {"rtnet->natnet"}
     assert "'policy DROP' in chain FORWARD" in problems[0]["problem"]
+
+
+def test_directions_without_any_rule_set_give_no_verdict():
+    assert lr.directions([NATNET, RTNET], None, None) == []
+    assert [(d["from"], d["to"]) for d in lr.directions([NATNET, RTNET], None, {"nftables": []})][:2] == [("natnet", "rtnet"), ("natnet", "the LAN")]

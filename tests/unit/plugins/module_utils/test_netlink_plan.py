@@ -683,7 +683,7 @@ def fake_kernel(monkeypatch):
             return False
 
     monkeypatch.setattr(br, "read_snapshot", lambda source=None: state["snap"].copy())
-    monkeypatch.setattr(br, "KernelApplier", lambda ipr, module=None: SimApplier(state["snap"], state["fail"]))
+    monkeypatch.setattr(ka, "KernelApplier", lambda ipr, module=None: SimApplier(state["snap"], state["fail"]))
     monkeypatch.setattr(br._dhcp_client, "find_clients", lambda interfaces: [])  # no DHCP client runs on the fake ports
     state["session"] = Session
     return state
@@ -730,6 +730,15 @@ def test_manage_bridge_failure_reports_the_restore(fake_kernel):
     assert error.msg.startswith("Step 6 of %d failed (attach eth0 to breth0): failure injected after step 6" % NUMBER_OF_STEPS)
     assert "previous runtime state was restored (6 applied step(s) undone); nothing is changed" in error.msg
     assert error.result["restored"] is True and error.result["changed"] is False and error.result["failed_step"] == 6
+    assert fake_kernel["snap"].link("breth0") is None
+
+
+def test_manage_bridge_reads_the_testing_aid_from_environ(fake_kernel):
+    with pytest.raises(ModuleError) as exc:
+        br.manage_bridge(params(), session=fake_kernel["session"], environ={ka.TEST_FAIL_ENV: "6"})
+    assert exc.value.result["failed_step"] == 6 and exc.value.result["restored"] is True
+    with pytest.raises(ModuleError, match="is not a positive step number"):
+        br.manage_bridge(params(), session=fake_kernel["session"], environ={ka.TEST_FAIL_ENV: "x"})
     assert fake_kernel["snap"].link("breth0") is None
 
 
