@@ -73,7 +73,8 @@ def manage_bridge(
     clients = find_clients([*spec.ports, spec.name]) if spec.state == "present" else []
     plan = plan_bridge(before, spec, connection, clients)
     on_bridge = [c for c in clients if c.interface == spec.name]
-    on_bridge += [_dhcp_client.parse_client(step.args["argv"]) for step in plan.steps if step.op == "start_dhcp_client"]
+    started = (_dhcp_client.parse_client(step.args["argv"]) for step in plan.steps if step.op == "start_dhcp_client")
+    on_bridge += [c for c in started if c is not None]  # the plan starts only command lines parse_client read
     if spec.state == "present" and before.link(spec.name) is not None:
         watch.update(before.ports_of(spec.name))
     shown_ports = tuple(p for p in spec.ports if before.link(p) is not None)

@@ -74,7 +74,7 @@ def _keep_bridge_mac(converted_all: Sequence[dict[str, Any]], macs: Mapping[str,
 
 def plan(
     config_dir: str,
-    ifcfg: Mapping[str, Mapping[str, str]],
+    ifcfg: Mapping[str, Mapping[str, str | None]],
     keyfiles: Mapping[str, str],
     keyfile_dir: str,
     names: Collection[str] = (),
@@ -112,7 +112,7 @@ def plan(
     return items
 
 
-def _convert(path: str, variables: Mapping[str, str], names: Collection[str]) -> tuple[dict[str, Any], None] | tuple[None, str]:
+def _convert(path: str, variables: Mapping[str, str | None], names: Collection[str]) -> tuple[dict[str, Any], None] | tuple[None, str]:
     """(the converted profile of the ifcfg file ``path``, None) or (None, why it cannot be migrated)."""
     try:
         converted = _keyfile_ifcfg.convert(variables, path)
@@ -246,14 +246,14 @@ def check_backup_dir(backup_dir: str, config_dir: str) -> None:
 
 
 # -- read and apply ---------------------------------------------------------------------
-def _read_ifcfg(config_dir: str) -> tuple[dict[str, dict[str, str]], Raw, list[str]]:
+def _read_ifcfg(config_dir: str) -> tuple[dict[str, dict[str, str | None]], Raw, list[str]]:
     try:
         names = sorted(os.listdir(config_dir))
     except FileNotFoundError:
         return {}, {}, []
     except OSError as exc:
         raise ModuleError("Cannot list %s: %s." % (config_dir, exc.strerror)) from exc
-    variables: dict[str, dict[str, str]] = {}
+    variables: dict[str, dict[str, str | None]] = {}
     raw: Raw = {}
     for name in ifcfg_profiles(config_dir, lambda _d: names):
         path = os.path.join(config_dir, name)
