@@ -198,9 +198,7 @@ def plan(
     ipv6 = _ip(source, 6)
     if ipv6["method"] == "manual" and not ipv6["addresses"]:
         ipv6 = {"method": "ignore", "addresses": [], "gateway": "", "dns": []}
-    settings = {}
-    if source.get("ipv4.never-default") == "yes":
-        settings = {"ipv4": {"never-default": True}}
+    settings = {"ipv4": {"never-default": True}} if source.get("ipv4.never-default") == "yes" else {}
     bridge_name = bridge_profile["name"] if bridge_profile else bridge
     keyfiles = [
         {
@@ -221,10 +219,9 @@ def plan(
     what = "bridging %s into %s" % (nic, bridge)
     if bootproto != "inherit":
         source_text = "host_bridge_bootproto %s" % bootproto
-    elif source is bridge_details and bridge_profile is not None:  # the bridge's details only when it has a profile
-        source_text = "%s's profile %s" % (bridge, bridge_profile["name"])
-    else:
-        source_text = "%s's profile %s" % (nic, port["name"])
+    else:  # the bridge's details only when it has a profile
+        owner, profile = (bridge, bridge_profile) if source is bridge_details and bridge_profile is not None else (nic, port)
+        source_text = "%s's profile %s" % (owner, profile["name"])
     return {
         "keyfiles": keyfiles,
         "port_profile": port["name"],
