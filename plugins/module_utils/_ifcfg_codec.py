@@ -200,11 +200,78 @@ def _read_ansi_c(raw: bytes, i: int, out: bytearray) -> int | None:
             i += 1
 
 
+def _only_a_comment_follows(raw: bytes, i: int) -> bool:
+    """Whether the value may end at ``raw[i]`` (a blank or ';'): only blanks, at most one ';' and a '#' comment follow.
+
+    "LANG=C ls" is rejected: a command after the assignment.
+    """
+    n = len(raw)
+    semicolon = raw[i] == ord(";")
+    j = i + 1
+    while j < n:
+        if raw[j] in _SPACE:
+            j += 1
+        elif raw[j] == ord(";") and not semicolon:
+            semicolon = True
+            j += 1
+        else:
+            break
+    return j >= n or raw[j] == ord("#")
+
+
+def _read_double_quoted(raw: bytes, i: int, out: bytearray) -> int | None:
+    """Read a "..." body starting after the quote; return the index after the closing quote, or None.
+
+    Inside double quotes the backslash is dropped only before the bytes of
+    _ESCAPE_IN_DQ, as bash does; NetworkManager also drops it before a quote
+    and a tilde in files its old writer wrote (_looks_like_old_escape). A
+    dollar sign or a backquote would be an expansion: rejected.
+    """
+    n = len(raw)
+    old_escape = None
+    while True:
+        if i >= n:
+            return None
+        ch = raw[i]
+        if ch == ord('"'):
+            return i + 1
+        if ch in b"$`":
+            return None  # would be an expansion in bash
+        if ch == ord("\\"):
+            i += 1
+            if i >= n:
+                return None
+            nxt = raw[i]
+            if nxt in b"'~":
+                if old_escape is None:
+                    old_escape = _looks_like_old_escape(raw)
+                if not old_escape:
+                    out.append(ord("\\"))
+            elif nxt not in _ESCAPE_IN_DQ:  # before those the backslash is dropped
+                out.append(ord("\\"))
+        out.append(raw[i])
+        i += 1
+
+
+def _checked(value: bytes, check_utf8: bool) -> bytes | None:
+    """With ``check_utf8`` the value if it is UTF-8 without NUL, else None; without it the value up to a NUL."""
+    if check_utf8:
+        if b"\0" in value:
+            return None
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        return value
+    nul = value.find(b"\0")
+    return value if nul < 0 else value[:nul]
+
+
 def unescape_bytes(raw: bytes, check_utf8: bool = True) -> bytes | None:
     """Parse the right-hand side of ``NAME=`` (bytes) like NetworkManager.
 
-    A decoder: one loop over the bytes with the quoting state, kept whole,
-    like the reader in NetworkManager's shvar.c that it follows.
+    A decoder: one loop over the bytes, each quoted part read by its own
+    reader, like the reader in NetworkManager's shvar.c that it follows.
 
     Returns the value as bytes, or None when NetworkManager rejects it as
     badly quoted. With ``check_utf8`` (NetworkManager's normal reading) a
@@ -213,24 +280,11 @@ def unescape_bytes(raw: bytes, check_utf8: bool = True) -> bytes | None:
     """
     out = bytearray()
     n = len(raw)
-    i = 0
-    old_escape = None
-    while i < n:
+    i: int | None = 0
+    while i is not None and i < n:
         ch = raw[i]
         if ch in _SPACE or ch == ord(";"):
-            # The value ends here. What follows may only be whitespace, at
-            # most one ';' and a '#' comment; "LANG=C ls" is rejected.
-            semicolon = ch == ord(";")
-            j = i + 1
-            while j < n:
-                if raw[j] in _SPACE:
-                    j += 1
-                elif raw[j] == ord(";") and not semicolon:
-                    semicolon = True
-                    j += 1
-                else:
-                    break
-            if j < n and raw[j] != ord("#"):
+            if not _only_a_comment_follows(raw, i):
                 return None
             break
         if ch == ord("\\"):
@@ -245,53 +299,17 @@ def unescape_bytes(raw: bytes, check_utf8: bool = True) -> bytes | None:
             out += raw[i + 1 : end]
             i = end + 1
         elif ch == ord('"'):
-            i += 1
-            while True:
-                if i >= n:
-                    return None
-                ch = raw[i]
-                if ch == ord('"'):
-                    i += 1
-                    break
-                if ch in b"$`":
-                    return None  # would be an expansion in bash
-                if ch == ord("\\"):
-                    i += 1
-                    if i >= n:
-                        return None
-                    nxt = raw[i]
-                    if nxt in _ESCAPE_IN_DQ:
-                        pass  # the backslash is dropped
-                    elif nxt in b"'~":
-                        if old_escape is None:
-                            old_escape = _looks_like_old_escape(raw)
-                        if not old_escape:
-                            out.append(ord("\\"))
-                    else:
-                        out.append(ord("\\"))
-                out.append(raw[i])
-                i += 1
+            i = _read_double_quoted(raw, i + 1, out)
         elif ch == ord("$") and i + 1 < n and raw[i + 1] == ord("'"):
-            after = _read_ansi_c(raw, i + 2, out)
-            if after is None:
-                return None
-            i = after
+            i = _read_ansi_c(raw, i + 2, out)
         elif ch in _UNQUOTED_META:
             return None
         else:
             out.append(ch)
             i += 1
-    result = bytes(out)
-    if check_utf8:
-        if b"\0" in result:
-            return None
-        try:
-            result.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-        return result
-    nul = result.find(b"\0")
-    return result if nul < 0 else result[:nul]
+    if i is None:
+        return None  # a quoted part was not closed, or held what NetworkManager refuses
+    return _checked(bytes(out), check_utf8)
 
 
 def unescape(raw: str, check_utf8: bool = True) -> str | None:
