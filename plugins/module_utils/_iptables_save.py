@@ -211,96 +211,120 @@ class Rule:
 def parse_rule(tokens: Sequence[str], family: str) -> Rule:
     """Parse the arguments after ``-A CHAIN`` into a Rule; ValueError if malformed.
 
-    A decoder: one loop over the tokens with its state (the current match,
-    a pending ``!``), kept whole so that it reads as iptables parses.
+    One pass over the tokens, as iptables parses them: _RuleReader keeps the
+    state (the current match, a pending ``!``) and reads each kind of option.
     """
-    generic: list[GenericOption] = []
-    matches: list[tuple[str, list[str]]] = []
-    target: str | None = None
-    target_args: list[str] = []
-    goto: str | None = None
-    group: list[str] | None = None  # the args list of the match (or target) that takes ``--options``
-    protocol: str | None = None
-    negate = False
-    index = 0
-    while index < len(tokens):
-        opt = LONG_OPTIONS.get(tokens[index], tokens[index])
-        if opt == "!":
-            negate = True
-            index += 1
-            continue
-        if opt in GENERIC_WITH_VALUE or opt in GENERIC_FLAGS:
-            value: str | None = None
-            if opt in GENERIC_WITH_VALUE:
-                index += 1
-                if index < len(tokens) and tokens[index] == "!":  # old style: -s ! 1.2.3.4
-                    negate = True
-                    index += 1
-                if index >= len(tokens):
-                    raise ValueError("%s needs a value" % opt)
-                value = tokens[index]
-                if opt in ("-s", "-d"):
-                    value = _normalize_address(family, value)
-                elif opt == "-p":
-                    value = value.lower()
-                    protocol = value
-            if not (opt == "-p" and value in ("all", "0") and not negate):  # -p all is no condition
-                generic.append((opt, negate, value))
-            negate = False
-            group = None
-            index += 1
-            continue
-        if negate and not opt.startswith("--"):
-            raise ValueError("'!' before %s" % opt)
-        if opt == "-m":
-            if index + 1 >= len(tokens):
-                raise ValueError("-m needs a match name")
-            group = []
-            matches.append((tokens[index + 1].lower(), group))
-            index += 2
-            continue
-        if opt in ("-j", "-g"):
-            if index + 1 >= len(tokens):
-                raise ValueError("%s needs a name" % opt)
-            if target is not None or goto is not None:
-                raise ValueError("more than one target")
-            if opt == "-j":
-                target = tokens[index + 1]
-                group = target_args
+    return _RuleReader(tokens, family).read()
+
+
+class _RuleReader:
+    """parse_rule's state while it reads one rule's tokens."""
+
+    def __init__(self, tokens: Sequence[str], family: str) -> None:
+        self.tokens = tokens
+        self.family = family
+        self.generic: list[GenericOption] = []
+        self.matches: list[tuple[str, list[str]]] = []
+        self.target: str | None = None
+        self.target_args: list[str] = []
+        self.goto: str | None = None
+        self.group: list[str] | None = None  # the args list of the match (or target) that takes ``--options``
+        self.protocol: str | None = None
+        self.negate = False
+        self.index = 0
+
+    def read(self) -> Rule:
+        while self.index < len(self.tokens):
+            opt = LONG_OPTIONS.get(self.tokens[self.index], self.tokens[self.index])
+            if opt == "!":
+                self.negate = True
+                self.index += 1
+            elif opt in GENERIC_WITH_VALUE or opt in GENERIC_FLAGS:
+                self._generic(opt)
+            elif self.negate and not opt.startswith("--"):
+                raise ValueError("'!' before %s" % opt)
+            elif opt == "-m":
+                self._match()
+            elif opt in ("-j", "-g"):
+                self._jump(opt)
             else:
-                goto = tokens[index + 1]
-                group = None
-            index += 2
-            continue
-        if group is None and protocol and opt.startswith("--"):
+                self._option(opt)
+        if self.negate:
+            raise ValueError("'!' at the end of the rule")
+        if self.target is None and self.goto is None and not self.generic and not self.matches:
+            raise ValueError("empty rule")
+        final_args: tuple[str | tuple[str, str | None], ...] = tuple(self.target_args)
+        if self.target == "REJECT":
+            final_args = _reject_args(self.family, self.target_args)
+        return Rule(
+            generic=tuple(self.generic),
+            matches=tuple((name, tuple(args)) for name, args in self.matches),
+            target=self.target,
+            target_args=final_args,
+            goto=self.goto,
+        )
+
+    def _generic(self, opt: str) -> None:
+        """``-s``, ``-d``, ``-p``, ``-i``, ``-o`` (with a value) or a generic flag such as ``-f``."""
+        value: str | None = None
+        if opt in GENERIC_WITH_VALUE:
+            self.index += 1
+            if self.index < len(self.tokens) and self.tokens[self.index] == "!":  # old style: -s ! 1.2.3.4
+                self.negate = True
+                self.index += 1
+            if self.index >= len(self.tokens):
+                raise ValueError("%s needs a value" % opt)
+            value = self.tokens[self.index]
+            if opt in ("-s", "-d"):
+                value = _normalize_address(self.family, value)
+            elif opt == "-p":
+                value = value.lower()
+                self.protocol = value
+        if not (opt == "-p" and value in ("all", "0") and not self.negate):  # -p all is no condition
+            self.generic.append((opt, self.negate, value))
+        self.negate = False
+        self.group = None
+        self.index += 1
+
+    def _match(self) -> None:
+        """``-m NAME``: the ``--options`` that follow belong to this match."""
+        if self.index + 1 >= len(self.tokens):
+            raise ValueError("-m needs a match name")
+        self.group = []
+        self.matches.append((self.tokens[self.index + 1].lower(), self.group))
+        self.index += 2
+
+    def _jump(self, opt: str) -> None:
+        """``-j TARGET`` (its ``--options`` follow) or ``-g CHAIN``."""
+        if self.index + 1 >= len(self.tokens):
+            raise ValueError("%s needs a name" % opt)
+        if self.target is not None or self.goto is not None:
+            raise ValueError("more than one target")
+        if opt == "-j":
+            self.target = self.tokens[self.index + 1]
+            self.group = self.target_args
+        else:
+            self.goto = self.tokens[self.index + 1]
+            self.group = None
+        self.index += 2
+
+    def _option(self, opt: str) -> None:
+        """An option of the current match or target (a pending ``!`` goes with it)."""
+        if self.group is None and self.protocol and opt.startswith("--"):
             # ``-p tcp --dport 22``: iptables loads the protocol's match implicitly.
-            existing = [args for name, args in matches if name == protocol]
+            existing = [args for name, args in self.matches if name == self.protocol]
             if existing:
-                group = existing[0]
+                self.group = existing[0]
             else:
-                group = []
-                matches.append((protocol, group))
-        if group is None:
-            raise ValueError("unexpected %r" % tokens[index])
-        if negate:
-            group.append("!")
-            negate = False
-        group.append(tokens[index])
-        index += 1
-    if negate:
-        raise ValueError("'!' at the end of the rule")
-    if target is None and goto is None and not generic and not matches:
-        raise ValueError("empty rule")
-    final_args: tuple[str | tuple[str, str | None], ...] = tuple(target_args)
-    if target == "REJECT":
-        final_args = _reject_args(family, target_args)
-    return Rule(
-        generic=tuple(generic),
-        matches=tuple((name, tuple(args)) for name, args in matches),
-        target=target,
-        target_args=final_args,
-        goto=goto,
-    )
+                self.group = []
+                self.matches.append((self.protocol, self.group))
+        if self.group is None:
+            raise ValueError("unexpected %r" % self.tokens[self.index])
+        if self.negate:
+            self.group.append("!")
+            self.negate = False
+        self.group.append(self.tokens[self.index])
+        self.index += 1
 
 
 def _reject_args(family: str, args: Sequence[str]) -> tuple[tuple[str, str | None], ...]:
@@ -407,10 +431,41 @@ class SaveDocument:
 _RULE_LINE = re.compile(r"^\s*(?:(\[\d+:\d+\])\s+)?(-A|--append|-I|--insert)\s+(\S+)(?:\s+(.*?))?\s*$")
 
 
+def _start_table(stripped: str, index: int, current: Table | None, tables: dict[str, Table], where: str) -> Table:
+    """The Table a ``*name`` line opens, added to ``tables``; ModuleError if it cannot start here."""
+    if current is not None:
+        raise ModuleError("%s: table %s starts before table %s has its COMMIT." % (where, stripped, current.name))
+    name = stripped[1:].strip()
+    if name not in TABLE_BUILTINS:
+        raise ModuleError("%s: unknown table %r." % (where, name))
+    if name in tables:
+        raise ModuleError("%s: table %s appears twice." % (where, name))
+    tables[name] = Table(name, index)
+    return tables[name]
+
+
+def _rule_line(match: re.Match[str], index: int, raw: str, table: str, family: str, where: str) -> RuleLine:
+    """The RuleLine of an ``-A``/``-I`` line (``match`` of _RULE_LINE); ModuleError if its rule does not parse."""
+    verb = LONG_OPTIONS.get(match.group(2), match.group(2))
+    spec = match.group(4) or ""
+    position: int | None = None
+    try:
+        tokens = split_args(spec)
+        if verb == "-I" and tokens and tokens[0].isdigit():
+            position = int(tokens[0])
+            tokens = tokens[1:]
+            spec = spec.split(None, 1)[1] if len(spec.split(None, 1)) > 1 else ""
+        rule = parse_rule(tokens, family)
+    except ValueError as exc:
+        raise ModuleError("%s: cannot parse rule %r: %s." % (where, match.string.strip(), exc)) from exc
+    return RuleLine(index, raw, table, match.group(3), verb, spec, rule, position=position)
+
+
 def parse_save(text: str, family: str, source: str) -> SaveDocument:
     """Parse iptables-save text; ModuleError names ``source`` and the line on malformed input.
 
-    A decoder: one pass over the lines with the current table, kept whole.
+    One pass over the lines with the current table; a table's start and a
+    rule line are read by their own functions.
     """
     raw_lines = text.split("\n")
     newline_at_end = raw_lines[-1] == ""
@@ -429,16 +484,8 @@ def parse_save(text: str, family: str, source: str) -> SaveDocument:
             lines.append(Line(index, raw, "comment", table=current.name if current is not None else None))
             continue
         if stripped.startswith("*"):
-            if current is not None:
-                raise ModuleError("%s: table %s starts before table %s has its COMMIT." % (where, stripped, current.name))
-            name = stripped[1:].strip()
-            if name not in TABLE_BUILTINS:
-                raise ModuleError("%s: unknown table %r." % (where, name))
-            if name in tables:
-                raise ModuleError("%s: table %s appears twice." % (where, name))
-            current = Table(name, index)
-            tables[name] = current
-            lines.append(Line(index, raw, "table", table=name))
+            current = _start_table(stripped, index, current, tables, where)
+            lines.append(Line(index, raw, "table", table=current.name))
             continue
         if current is None:
             raise ModuleError("%s: %r is outside any *table ... COMMIT block." % (where, stripped))
@@ -457,20 +504,7 @@ def parse_save(text: str, family: str, source: str) -> SaveDocument:
             continue
         match = _RULE_LINE.match(stripped)
         if match:
-            verb = LONG_OPTIONS.get(match.group(2), match.group(2))
-            chain = match.group(3)
-            spec = match.group(4) or ""
-            position: int | None = None
-            try:
-                tokens = split_args(spec)
-                if verb == "-I" and tokens and tokens[0].isdigit():
-                    position = int(tokens[0])
-                    tokens = tokens[1:]
-                    spec = spec.split(None, 1)[1] if len(spec.split(None, 1)) > 1 else ""
-                rule = parse_rule(tokens, family)
-            except ValueError as exc:
-                raise ModuleError("%s: cannot parse rule %r: %s." % (where, stripped, exc)) from exc
-            line = RuleLine(index, raw, current.name, chain, verb, spec, rule, position=position)
+            line = _rule_line(match, index, raw, current.name, family, where)
             current.rules.append(line)
             lines.append(line)
             continue
