@@ -244,7 +244,10 @@ def remove_file(module: Any, path: str, backup: bool = False) -> str | None:
     except FileNotFoundError:
         pass
     except OSError as exc:
-        raise ModuleError("Cannot remove %s: %s." % (path, exc.strerror)) from exc
+        raise ModuleError(
+            "Cannot remove %s: %s. Make it removable (a directory in its place, a read-only file system or missing permissions), then run the task again."
+            % (path, exc.strerror)
+        ) from exc
     return backup_file
 
 

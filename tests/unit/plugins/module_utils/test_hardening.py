@@ -460,5 +460,5 @@ def test_networkmanager_names_go_through_the_one_validator(call):
 
 def test_guard_file_removal_failure_is_a_module_error(tmp_path):
     (tmp_path / "guard-g1.decision").mkdir()  # unlink(2) of a directory fails with EISDIR
-    with pytest.raises(ModuleError, match=r"Cannot remove .*guard-g1\.decision: Is a directory"):
+    with pytest.raises(ModuleError, match=r"Cannot remove .*guard-g1\.decision: Is a directory\. Make it removable"):
         _guard_state.unlink(str(tmp_path / "guard-g1.decision"))
